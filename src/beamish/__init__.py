@@ -1,0 +1,143 @@
+"""beamish: Erlang/Elixir's process model and OTP for Python.
+
+Millions of cheap isolated processes that talk only by messages, with links, monitors,
+supervisors and a Phoenix-compatible real-time web layer. This namespace re-exports the
+public core; the implementation lives in private modules.
+"""
+
+import contextlib
+
+from beamish._errors import (
+    BeamishError,
+    InvalidNameError,
+    InvalidTargetError,
+    MessageCopyError,
+    NameTakenError,
+    NoProcessError,
+    NoRuntimeError,
+    NotInProcessError,
+    NotRegisteredError,
+    ProcessExit,
+    SystemLimitError,
+)
+from beamish._runtime.api import (
+    as_process,
+    cancel_timer,
+    demonitor,
+    exit,
+    is_alive,
+    link,
+    make_ref,
+    monitor,
+    offload,
+    process_info,
+    processes,
+    read_timer,
+    register,
+    registered,
+    self,
+    send,
+    send_after,
+    spawn,
+    spawn_link,
+    spawn_monitor,
+    spawn_opt,
+    statistics,
+    trap_exit,
+    unlink,
+    unregister,
+    whereis,
+)
+from beamish._runtime.clock import Clock, RealClock
+from beamish._runtime.entry import new_event_loop, run
+from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
+from beamish._runtime.isolation import is_immutable, mark_immutable
+from beamish._runtime.messages import Crash, Down, Exit, is_clean_exit, is_shutdown
+from beamish._runtime.patterns import ANY
+from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.process import Actor
+from beamish._runtime.receive import receive, sleep
+from beamish._runtime.request import ReplyTo, Request, reply, request
+from beamish._runtime.runtime import Runtime
+from beamish._runtime.watchdog import LongSchedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANY",
+    "Actor",
+    "BeamishError",
+    "Clock",
+    "Crash",
+    "Down",
+    "Exit",
+    "InvalidNameError",
+    "InvalidTargetError",
+    "LongSchedule",
+    "MessageCopyError",
+    "NameTakenError",
+    "NoProcessError",
+    "NoRuntimeError",
+    "NotInProcessError",
+    "NotRegisteredError",
+    "Pid",
+    "ProcessExit",
+    "ProcessInfo",
+    "RealClock",
+    "Ref",
+    "ReplyTo",
+    "Request",
+    "Runtime",
+    "RuntimeStatistics",
+    "SystemLimitError",
+    "as_process",
+    "cancel_timer",
+    "demonitor",
+    "exit",
+    "is_alive",
+    "is_clean_exit",
+    "is_immutable",
+    "is_shutdown",
+    "link",
+    "make_ref",
+    "mark_immutable",
+    "monitor",
+    "new_event_loop",
+    "offload",
+    "process_info",
+    "processes",
+    "read_timer",
+    "receive",
+    "register",
+    "registered",
+    "reply",
+    "request",
+    "run",
+    "self",
+    "send",
+    "send_after",
+    "sleep",
+    "spawn",
+    "spawn_link",
+    "spawn_monitor",
+    "spawn_opt",
+    "statistics",
+    "trap_exit",
+    "unlink",
+    "unregister",
+    "whereis",
+]
+
+
+def _set_public_module() -> None:
+    # Tracebacks and reprs show the public path (beamish.Actor, not beamish._runtime...).
+    g = globals()
+    for name in __all__:
+        obj = g[name]
+        if getattr(obj, "__module__", "").startswith("beamish._"):
+            with contextlib.suppress(AttributeError, TypeError):
+                obj.__module__ = __name__
+
+
+_set_public_module()
+del _set_public_module

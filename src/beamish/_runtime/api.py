@@ -1,0 +1,356 @@
+"""The process API: the functions user code calls, re-exported by ``beamish``.
+
+Each finds the calling process (or, outside processes, the current runtime) and hands the
+work to it. ``send`` is the hot path and is written out in full here: one attribute read
+reaches the mailbox, one set lookup per item decides isolation, and the receiver is woken
+only if it is not already queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from beamish._errors import InvalidNameError, NoProcessError, ProcessExit
+from beamish._runtime import context as _context
+from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
+from beamish._runtime.isolation import ATOMIC, isolate
+from beamish._runtime.messages import Down, Exit
+from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.process import Process
+from beamish._runtime.runtime import AsProcess, Runtime
+
+__all__ = [
+    "as_process", "cancel_timer", "demonitor", "exit", "is_alive", "link", "make_ref",
+    "monitor", "offload", "process_info", "processes", "read_timer", "register", "registered",
+    "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor", "spawn_opt",
+    "statistics", "trap_exit", "unlink", "unregister", "whereis",
+]
+
+T = TypeVar("T")
+_ATOMIC = ATOMIC
+
+
+def _runtime_of(proc: Process | None) -> Runtime:
+    return proc.runtime if proc is not None else _context.current_runtime()
+
+
+def _require(what: str) -> Process:
+    return _context.require_process(what)
+
+
+def _check_pid(pid: Any, what: str) -> Pid:
+    if type(pid) is not Pid:
+        raise TypeError(f"{what} takes a Pid, got {pid!r} ({type(pid).__name__})")
+    return pid
+
+
+# -- identity -------------------------------------------------------------------------------
+
+
+def self() -> Pid:
+    """The pid of the calling process."""
+    return _require("self()").pid
+
+
+def make_ref() -> Ref:
+    """A new unique reference."""
+    return _runtime_of(_context.current_process()).make_ref()
+
+
+# -- spawning -------------------------------------------------------------------------------
+
+
+def spawn(target: Any, *args: Any) -> Pid:
+    """Start a process running ``target`` and return its pid at once.
+
+    ``target`` is an async function (the process runs ``await target(*args)`` and may
+    ``receive``), a plain function (run inside the process), or an ``Actor`` instance (a
+    callback-driven process; no arguments). The process ends when its function returns
+    (reason ``"normal"``), when it raises (``Crash(exc)``), or by an exit signal.
+    """
+    me = _context.current_process()
+    return _runtime_of(me).spawn(target, args, parent=me)
+
+
+def spawn_link(target: Any, *args: Any) -> Pid:
+    """``spawn`` and link the new process to the caller, atomically."""
+    me = _require("spawn_link()")
+    return me.runtime.spawn(target, args, parent=me, link=True)
+
+
+def spawn_monitor(target: Any, *args: Any) -> tuple[Pid, Ref]:
+    """``spawn`` and monitor the new process, atomically; returns ``(pid, ref)``."""
+    me = _require("spawn_monitor()")
+    pid = me.runtime.spawn(target, args, parent=me)
+    return pid, monitor(pid)
+
+
+def spawn_opt(
+    target: Any, args: tuple[Any, ...] = (), *, link: bool = False, name: str | None = None,
+    trap_exit: bool = False,
+) -> Pid:
+    """``spawn`` with options, applied before the process runs its first line.
+
+    ``link`` links it to the caller, ``name`` registers it (failing if the name is taken,
+    with no process left behind), ``trap_exit`` starts it trapping exits.
+    """
+    me = _context.current_process()
+    if link and me is None:
+        _require("spawn_opt(link=True)")
+    return _runtime_of(me).spawn(
+        target, tuple(args), parent=me, link=link, name=name, trap_exit=trap_exit
+    )
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def send(dest: Pid | str, message: Any) -> None:
+    """Send ``message`` to a pid or a registered name. Never blocks.
+
+    To a dead pid the message is dropped silently (as on the BEAM); to a name that nobody
+    holds it raises ``NotRegisteredError``. Messages from one sender to one receiver arrive
+    in the order sent. Mutable messages are copied (see the isolation policy).
+    """
+    if type(dest) is Pid:
+        proc = dest._proc
+        if proc is None:
+            return
+    else:
+        proc = _runtime_of(_context.current_process())._resolve_name(dest)
+    t = type(message)
+    if t not in _ATOMIC:
+        if t is tuple:
+            for item in message:
+                if type(item) not in _ATOMIC:
+                    message = isolate(message)
+                    break
+        else:
+            message = isolate(message)
+    mailbox = proc.mailbox
+    if mailbox is None:
+        mailbox = proc.mailbox = deque()
+    mailbox.append(message)
+    if proc.actor is not None:
+        if not proc.scheduled and not proc.busy:
+            proc.scheduled = True
+            proc.runtime.scheduler.enqueue(proc)
+    else:
+        waiter = proc.waiter
+        if waiter is not None:
+            proc.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+# -- exits, links, monitors -----------------------------------------------------------------
+
+
+def exit(pid: Pid, reason: Any) -> None:
+    """Send an exit signal with ``reason`` to ``pid``.
+
+    ``"kill"`` cannot be trapped: the target dies with ``"killed"``. Other reasons follow
+    the rules in the documentation: a process that traps exits gets ``Exit(sender, reason)``
+    instead; ``"normal"`` is ignored by a process that does not trap exits, unless it is the
+    caller itself. A dead ``pid`` is a no-op. If the signal ends the caller, ``exit``
+    raises ``ProcessExit`` in it.
+    """
+    _check_pid(pid, "exit()")
+    me = _context.current_process()
+    runtime = _runtime_of(me)
+    target = pid._proc
+    if target is None:
+        return
+    reason = isolate(reason)
+    if type(reason) is str and reason == "kill":
+        runtime._kill(target)
+    else:
+        runtime._exit_signal(
+            target, me.pid if me is not None else runtime.system_pid, reason, link=False
+        )
+    if me is not None and me.pid._proc is None:
+        raise ProcessExit(me.exit_reason)
+
+
+def link(pid: Pid) -> None:
+    """Link the caller and ``pid``: if either exits abnormally, the other gets the signal.
+
+    Linking twice makes one link; linking to oneself does nothing. Linking to a process
+    that is not alive sends the caller an exit signal ``"noproc"``: it dies with it, or
+    gets ``Exit(pid, "noproc")`` if it traps exits.
+    """
+    _check_pid(pid, "link()")
+    me = _require("link()")
+    runtime = me.runtime
+    if runtime._link(me, pid):
+        return
+    if me.trap_exit:
+        runtime._deliver(me, Exit(pid, "noproc"))
+        return
+    runtime._exit_process(me, "noproc")
+    raise ProcessExit("noproc")
+
+
+def unlink(pid: Pid) -> None:
+    """Remove the link between the caller and ``pid``; a no-op if there is none."""
+    _check_pid(pid, "unlink()")
+    me = _require("unlink()")
+    me.runtime._unlink(me, pid)
+
+
+def monitor(target: Pid | str) -> Ref:
+    """Watch ``target`` (a pid or a registered name); returns the monitor's ref.
+
+    When the target exits, the caller gets ``Down(ref, pid, reason)`` once. If it is not
+    alive, the ``Down`` arrives at once with reason ``"noproc"``. Each call makes an
+    independent monitor.
+    """
+    me = _require("monitor()")
+    runtime = me.runtime
+    ref = runtime.make_ref()
+    if type(target) is Pid:
+        proc = target._proc
+    elif type(target) is str:
+        proc = runtime._names.get(target)
+    else:
+        raise TypeError(
+            f"monitor() takes a Pid or a registered name (str), got {target!r}"
+        )
+    if proc is None:
+        runtime._deliver(me, Down(ref, target, "noproc"))
+    else:
+        runtime._watch(proc, ref, me)
+    return ref
+
+
+def demonitor(ref: Ref, *, flush: bool = False) -> bool:
+    """Remove a monitor; returns True if it was still active.
+
+    With ``flush=True`` a ``Down`` for it already in the mailbox is removed too.
+    """
+    if type(ref) is not Ref:
+        raise TypeError(f"demonitor() takes the Ref that monitor() returned, got {ref!r}")
+    me = _require("demonitor()")
+    active = False
+    if me.monitors:
+        target = me.monitors.pop(ref, None)
+        if target is not None:
+            active = me.runtime._unwatch(target, ref)
+    if flush and me.mailbox:
+        kept = [m for m in me.mailbox if not (type(m) is Down and m.ref == ref)]
+        if len(kept) != len(me.mailbox):
+            me.mailbox = deque(kept)
+    return active
+
+
+def trap_exit(enabled: bool = True) -> bool:
+    """Set whether the caller traps exits; returns the previous setting."""
+    me = _require("trap_exit()")
+    previous = me.trap_exit
+    me.trap_exit = bool(enabled)
+    return previous
+
+
+def is_alive(pid: Pid) -> bool:
+    """True if ``pid`` is a live local process."""
+    return _check_pid(pid, "is_alive()")._proc is not None
+
+
+# -- names ----------------------------------------------------------------------------------
+
+
+def register(name: str, pid: Pid | None = None) -> None:
+    """Register ``pid`` (default: the caller) under ``name``."""
+    if pid is None:
+        proc = _require("register() without a pid")
+    else:
+        _check_pid(pid, "register()")
+        found = pid._proc
+        if found is None:
+            if type(name) is not str:
+                raise InvalidNameError(f"a process name must be a str, got {name!r}")
+            raise NoProcessError(f"cannot register {name!r} for {pid!r}: it is not alive")
+        proc = found
+    proc.runtime._register(name, proc)
+
+
+def unregister(name: str) -> None:
+    """Remove the registration of ``name``; raises NotRegisteredError if nobody holds it."""
+    _runtime_of(_context.current_process())._unregister(name)
+
+
+def whereis(name: str) -> Pid | None:
+    """The pid registered under ``name``, or None."""
+    return _runtime_of(_context.current_process()).whereis(name)
+
+
+def registered() -> list[str]:
+    """The registered names."""
+    return _runtime_of(_context.current_process()).registered()
+
+
+# -- timers ---------------------------------------------------------------------------------
+
+
+def send_after(dest: Pid | str, message: Any, seconds: float) -> Ref:
+    """Send ``message`` to ``dest`` after ``seconds``; returns a timer ref.
+
+    A timer aimed at a pid is cancelled if that process exits first.
+    """
+    return _runtime_of(_context.current_process()).send_after(dest, message, seconds)
+
+
+def cancel_timer(ref: Ref) -> float | None:
+    """Cancel a timer: the seconds it had left, or None if it already fired or is unknown."""
+    return _runtime_of(_context.current_process()).cancel_timer(ref)
+
+
+def read_timer(ref: Ref) -> float | None:
+    """The seconds left on a timer, or None if it fired, was cancelled or is unknown."""
+    return _runtime_of(_context.current_process()).read_timer(ref)
+
+
+# -- introspection --------------------------------------------------------------------------
+
+
+def process_info(pid: Pid) -> ProcessInfo | None:
+    """A snapshot of a live process (see ``ProcessInfo``), or None if it is not alive."""
+    _check_pid(pid, "process_info()")
+    return _runtime_of(_context.current_process()).process_info(pid)
+
+
+def processes() -> list[Pid]:
+    """The pids of all live processes of the current runtime, oldest first."""
+    return _runtime_of(_context.current_process()).processes()
+
+
+def statistics() -> RuntimeStatistics:
+    """Counters of the current node (processes, exits, crashes, run queue, ...)."""
+    return _runtime_of(_context.current_process()).statistics()
+
+
+def as_process(*, name: str | None = None, trap_exit: bool = False) -> AsProcess:
+    """``async with as_process() as pid:`` runs the block as a process of the runtime."""
+    return _context.current_runtime().as_process(name=name, trap_exit=trap_exit)
+
+
+# -- fairness -------------------------------------------------------------------------------
+
+
+async def offload(fn: Callable[..., T], *args: Any, executor: Executor | None = None) -> T:
+    """Run blocking or CPU-bound ``fn(*args)`` in a worker thread; other processes go on.
+
+    The runtime keeps a thread pool for this. Pure-Python CPU work in a thread still takes
+    the GIL in turns with the loop, which keeps every process responsive but gains no
+    parallel speed; for that, pass a ``concurrent.futures.ProcessPoolExecutor`` as
+    ``executor``. A process killed while it waits leaves the work running to its end.
+    """
+    runtime = _runtime_of(_context.current_process())
+    pool = executor if executor is not None else runtime._offload_executor()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(pool, functools.partial(fn, *args))

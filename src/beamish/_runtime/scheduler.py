@@ -1,0 +1,165 @@
+"""The scheduler: runs actors' messages from one run queue.
+
+How it works. ``send`` appends the message to the actor's mailbox and, if the actor is not
+already queued, appends the actor to ``runq`` (and, if no tick is pending, asks the loop to
+call ``tick`` once). ``tick`` pops actors in turn and lets each handle up to ``reductions``
+messages, so a busy actor cannot starve the others; an actor with messages left goes to the
+back of the queue. One tick handles at most ``tick_budget`` messages and then gives the loop
+back (network I/O, timers and tasks run between ticks) by scheduling the next tick.
+
+A synchronous handler runs inline. A handler that returns an awaitable (an ``async def``
+handler) is finished in a task created in the process's context; the actor is ``busy`` and
+is not queued until that task is done. A handler that raises crashes its own process only.
+
+While it dispatches, the scheduler keeps the running process in ``current`` (for ``self()``
+and for the long-schedule watchdog) and is itself the value of the context variable, so no
+context switch is paid per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from beamish._errors import ProcessExit
+from beamish._runtime import context as _context
+from beamish._runtime.messages import Crash
+from beamish._runtime.process import INIT, Process
+
+if TYPE_CHECKING:
+    from beamish._runtime.runtime import Runtime
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    __slots__ = (
+        "_context",
+        "_loop",
+        "current",
+        "dispatched",
+        "pending",
+        "reductions",
+        "runq",
+        "runtime",
+        "tick_budget",
+    )
+
+    def __init__(
+        self, runtime: Runtime, loop: asyncio.AbstractEventLoop, *, reductions: int,
+        tick_budget: int,
+    ) -> None:
+        self.runtime = runtime
+        self._loop = loop
+        self.runq: deque[Process] = deque()
+        self.pending = False
+        self.current: Process | None = None
+        self.reductions = reductions
+        self.tick_budget = tick_budget
+        self.dispatched = 0
+        self._context = contextvars.Context()
+        self._context.run(_context.CURRENT.set, self)
+
+    def enqueue(self, proc: Process) -> None:
+        """Queue an actor that has messages (the caller has set ``proc.scheduled``)."""
+        self.runq.append(proc)
+        if not self.pending:
+            self.pending = True
+            self._loop.call_soon(self.tick, context=self._context)
+
+    def tick(self) -> None:
+        self.pending = False
+        runq = self.runq
+        budget = self.tick_budget
+        reductions = self.reductions
+        handled_total = 0
+        try:
+            while runq and budget > 0:
+                proc = runq.popleft()
+                actor = proc.actor
+                if actor is None or proc.busy:  # exited, or finishing an async handler
+                    proc.scheduled = False
+                    continue
+                self.current = proc
+                mailbox = proc.mailbox
+                handle = actor.handle
+                pid = proc.pid
+                n = 0
+                while mailbox and n < reductions:
+                    message = mailbox.popleft()
+                    n += 1
+                    try:
+                        result = actor.init() if message is INIT else handle(message)
+                    except ProcessExit as stop:
+                        self.runtime._exit_process(proc, stop.reason, from_inside=True)
+                        break
+                    except Exception as exc:
+                        self.runtime._exit_process(
+                            proc, Crash(exc), from_inside=True, uncaught=True
+                        )
+                        break
+                    if result is not None:
+                        self._start_async(proc, result)
+                        break
+                    if pid._proc is None:  # the handler ended its own process
+                        break
+                proc.handled += n
+                handled_total += n
+                budget -= n
+                if mailbox and pid._proc is not None and not proc.busy:
+                    runq.append(proc)
+                else:
+                    proc.scheduled = False
+        finally:
+            self.current = None
+            self.dispatched += handled_total
+        if runq and not self.pending:
+            self.pending = True
+            self._loop.call_soon(self.tick, context=self._context)
+
+    def _start_async(self, proc: Process, result: Any) -> None:
+        if not inspect.isawaitable(result):
+            self.runtime._exit_process(
+                proc,
+                Crash(TypeError(
+                    f"{type(proc.actor).__qualname__}.handle() returned {result!r}; an Actor "
+                    "handler must return None (or be an async def)"
+                )),
+                from_inside=True,
+                uncaught=True,
+            )
+            return
+        proc.busy = True
+        proc.task = self._loop.create_task(
+            _finish_handler(proc, result), name=f"beamish{proc.pid!r}",
+            context=proc.own_context(),
+        )
+
+
+async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:
+    """Runs an actor's async handler to its end, then lets the actor take messages again."""
+    runtime = proc.runtime
+    try:
+        await awaitable
+    except ProcessExit as stop:
+        runtime._exit_process(proc, stop.reason, from_inside=True)
+        return
+    except asyncio.CancelledError:
+        if proc.pid._proc is not None:  # cancelled from outside the runtime
+            runtime._exit_process(proc, "killed", from_inside=True)
+        return
+    except Exception as exc:
+        runtime._exit_process(proc, Crash(exc), from_inside=True, uncaught=True)
+        return
+    proc.task = None
+    proc.busy = False
+    if proc.pid._proc is not None and proc.mailbox and not proc.scheduled:
+        proc.scheduled = True
+        runtime.scheduler.enqueue(proc)
+
+
+_context.SCHEDULER_TYPE = Scheduler

@@ -1,0 +1,250 @@
+"""Exits, links and monitors: the signals between processes.
+
+How it works. A process exits through ``_exit_process``, which at once marks it dead (its
+pid no longer reaches it), releases its name and cancels its timers, and only then queues
+its *fan-out*: the down messages for its watchers and the exit signals for its links. The
+fan-out is drained in a loop, not by recursion, so a chain of ten thousand linked processes
+that fall one after another needs no deep stack; a process killed by the fan-out is marked
+dead at that moment and queued in turn. Because the whole fan-out runs before the call that
+started it returns, an exit is visible to the sender immediately, as on the BEAM where an
+exit signal is handled before ``is_process_alive`` answers.
+
+An exit signal, by the BEAM's truth table (``_exit_signal``):
+
+===========================  ==========================  ================================
+signal                       receiver traps exits        receiver does not
+===========================  ==========================  ================================
+``exit(pid, "kill")``        dies with ``"killed"``      dies with ``"killed"``
+``"normal"`` over a link     gets ``Exit(pid, "normal")``  ignores it
+``exit(pid, "normal")``      gets ``Exit(from, "normal")``  ignores it (unless pid is self)
+``exit(self(), "normal")``   gets ``Exit(self, "normal")``  dies with ``"normal"``
+any other reason             gets ``Exit(from, reason)``   dies with that reason
+===========================  ==========================  ================================
+
+A ``"kill"`` that arrives over a link (a linked process exited with reason ``"kill"``) is an
+ordinary reason: it can be trapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from beamish._runtime.instruments import Instruments
+from beamish._runtime.messages import Crash, Down, Exit
+from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.process import Process
+
+if TYPE_CHECKING:
+    from beamish._runtime.clock import TimerHandle
+    from beamish._runtime.scheduler import Scheduler
+
+__all__ = ["Signals"]
+
+_log = logging.getLogger("beamish.process")
+
+Watcher = Process | Callable[[Ref, Pid, Any], None]
+
+
+class Signals:
+    """The signal half of the Runtime (a mixin: it uses the Runtime's tables)."""
+
+    _procs: dict[int, Process]
+    _names: dict[str, Process]
+    _timers: dict[Ref, tuple[TimerHandle, Any, Any]]
+    _fanout: deque[Process]
+    _draining: bool
+    instruments: Instruments
+    scheduler: Scheduler
+    exited: int
+    crashed: int
+
+    # -- delivery -----------------------------------------------------------------------
+
+    def _deliver(self, proc: Process, message: Any) -> None:
+        """Put an already isolated message in a live process's mailbox and wake it."""
+        mailbox = proc.mailbox
+        if mailbox is None:
+            mailbox = proc.mailbox = deque()
+        mailbox.append(message)
+        if proc.actor is not None:
+            if not proc.scheduled and not proc.busy:
+                proc.scheduled = True
+                self.scheduler.enqueue(proc)
+        else:
+            waiter = proc.waiter
+            if waiter is not None:
+                proc.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # -- exits ----------------------------------------------------------------------------
+
+    def _exit_process(
+        self, proc: Process, reason: Any, *, from_inside: bool = False, uncaught: bool = False
+    ) -> None:
+        """End ``proc`` with ``reason`` (no-op if it already ended).
+
+        ``from_inside`` says the process's own code is ending it (its task is finishing and
+        must not be cancelled); ``uncaught`` that an exception escaped it, which is logged.
+        """
+        pid = proc.pid
+        if pid._proc is None:
+            return
+        pid._proc = None
+        proc.exit_reason = reason
+        del self._procs[pid.id]
+        if proc.name is not None:
+            self._names.pop(proc.name, None)
+        if proc.timers:
+            for ref in proc.timers:
+                entry = self._timers.pop(ref, None)
+                if entry is not None:
+                    entry[0].cancel()
+            proc.timers = None
+        self.exited += 1
+        if not from_inside:
+            task = proc.task
+            if task is not None and not task.done() and task is not asyncio.current_task():
+                task.cancel()
+        waiter = proc.waiter
+        if waiter is not None:
+            proc.waiter = None
+            if not waiter.done():
+                waiter.cancel()
+        if uncaught:
+            self.crashed += 1
+            _log_crash(proc, reason)
+            if self.instruments.crash:
+                self.instruments.emit(self.instruments.crash, pid, reason)
+        self._fanout.append(proc)
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        self._draining = True
+        try:
+            fanout = self._fanout
+            while fanout:
+                self._notify_exit(fanout.popleft())
+        finally:
+            self._draining = False
+
+    def _notify_exit(self, proc: Process) -> None:
+        pid = proc.pid
+        reason = proc.exit_reason
+        if proc.monitors:  # monitors this process held: the targets forget them
+            for ref, watched in proc.monitors.items():
+                t = watched._proc
+                if t is not None and t.watchers:
+                    t.watchers.pop(ref, None)
+            proc.monitors = None
+        if proc.watchers:  # monitors on this process: each fires once
+            watchers = proc.watchers
+            proc.watchers = None
+            for ref, watcher in watchers.items():
+                if type(watcher) is Process:
+                    if watcher.pid._proc is not None:
+                        if watcher.monitors:
+                            watcher.monitors.pop(ref, None)
+                        self._deliver(watcher, Down(ref, pid, reason))
+                else:
+                    try:
+                        watcher(ref, pid, reason)  # type: ignore[operator]
+                    except Exception:
+                        _log.exception("exit watcher %r of %r raised", watcher, pid)
+        if proc.links:
+            links = proc.links
+            proc.links = None
+            for other in links:
+                linked = other._proc
+                if linked is not None:
+                    if linked.links:
+                        linked.links.discard(pid)
+                    self._exit_signal(linked, pid, reason, link=True)
+        if self.instruments.exit:
+            self.instruments.emit(self.instruments.exit, pid, reason)
+        # Release what the record holds: a dead process keeps only its pid and reason.
+        proc.mailbox = None
+        proc.actor = None
+        proc.context = None
+        proc.task = None
+
+    def _exit_signal(self, target: Process, sender: Pid | None, reason: Any, *, link: bool) -> None:
+        """Deliver an exit signal with ``reason`` from ``sender`` to a live ``target``."""
+        if target.trap_exit:
+            self._deliver(target, Exit(sender, reason))
+            return
+        if type(reason) is str and reason == "normal":
+            if not link and sender is not None and sender == target.pid:
+                self._exit_process(target, "normal")
+            return
+        self._exit_process(target, reason)
+
+    def _kill(self, target: Process) -> None:
+        """The untrappable ``exit(pid, "kill")``."""
+        self._exit_process(target, "killed")
+
+    # -- links ----------------------------------------------------------------------------
+
+    def _link(self, me: Process, other: Pid) -> bool:
+        """Link ``me`` and ``other``; False if ``other`` is not alive (noproc)."""
+        if other == me.pid:
+            return True
+        target = other._proc
+        if target is None:
+            return False
+        if me.links is None:
+            me.links = set()
+        me.links.add(other)
+        if target.links is None:
+            target.links = set()
+        target.links.add(me.pid)
+        return True
+
+    def _unlink(self, me: Process, other: Pid) -> None:
+        if me.links:
+            me.links.discard(other)
+        target = other._proc
+        if target is not None and target.links:
+            target.links.discard(me.pid)
+
+    # -- monitors -------------------------------------------------------------------------
+
+    def _watch(self, target: Process, ref: Ref, watcher: Watcher) -> None:
+        """Register ``watcher`` to learn once of ``target``'s exit under ``ref``.
+
+        A watcher is a process (it gets a ``Down`` message) or a callback
+        ``(ref, pid, reason)`` run on the loop during the exit fan-out.
+        """
+        if target.watchers is None:
+            target.watchers = {}
+        target.watchers[ref] = watcher
+        if type(watcher) is Process:
+            if watcher.monitors is None:
+                watcher.monitors = {}
+            watcher.monitors[ref] = target.pid
+
+    def _unwatch(self, target_pid: Pid, ref: Ref) -> bool:
+        target = target_pid._proc
+        if target is not None and target.watchers:
+            return target.watchers.pop(ref, None) is not None
+        return False
+
+
+def _log_crash(proc: Process, reason: Any) -> None:
+    exc = reason.exception if type(reason) is Crash else None
+    name = f" ({proc.name})" if proc.name else ""
+    what = type(proc.actor).__qualname__ if proc.actor is not None else _describe(proc.initial)
+    _log.error(
+        "process %r%s running %s crashed: %s: %s",
+        proc.pid, name, what, type(exc).__name__, exc,
+        exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+    )
+
+
+def _describe(initial: Any) -> str:
+    return getattr(initial, "__qualname__", None) or repr(initial)
