@@ -111,7 +111,7 @@ class Runtime(Signals, Names, Timers):
         self._gc_saved: tuple[int, int, int] | None = None
         self._procs: dict[int, Process] = {}
         self._names: dict[str, Process] = {}
-        self._timers: dict[Ref, tuple[TimerHandle, Any, Any]] = {}
+        self._timers: dict[Ref, tuple[TimerHandle, Any, Any, float]] = {}
         self._fanout: deque[Process] = deque()
         self._draining = False
         self._ids = itertools.count(1)
@@ -191,7 +191,7 @@ class Runtime(Signals, Names, Timers):
         pending = [t for t in tasks if not t.done() and t is not asyncio.current_task()]
         if pending:
             await asyncio.wait(pending, timeout=1.0)
-        for handle, _, _ in self._timers.values():
+        for handle, *_ in self._timers.values():
             handle.cancel()
         self._timers.clear()
         if self._watchdog is not None:

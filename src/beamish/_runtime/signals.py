@@ -54,7 +54,7 @@ class Signals:
 
     _procs: dict[int, Process]
     _names: dict[str, Process]
-    _timers: dict[Ref, tuple[TimerHandle, Any, Any]]
+    _timers: dict[Ref, tuple[TimerHandle, Any, Any, float]]
     _fanout: deque[Process]
     _draining: bool
     instruments: Instruments

@@ -21,7 +21,7 @@ __all__ = ["Timers"]
 class Timers:
     """The timer table of the Runtime (a mixin)."""
 
-    _timers: dict[Ref, tuple[TimerHandle, Any, Any]]
+    _timers: dict[Ref, tuple[TimerHandle, Any, Any, float]]
     _names: dict[str, Process]
     clock: Clock
 
@@ -41,8 +41,9 @@ class Timers:
         if not isinstance(seconds, int | float) or seconds < 0:
             raise ValueError(f"send_after() needs a delay in seconds >= 0, got {seconds!r}")
         ref = self.make_ref()
+        deadline = self.clock.now() + seconds
         handle = self.clock.call_later(seconds, self._fire_timer, ref)
-        self._timers[ref] = (handle, dest, isolate(message))
+        self._timers[ref] = (handle, dest, isolate(message), deadline)
         if type(dest) is Pid:
             proc = dest._proc
             if proc is not None:
@@ -55,7 +56,7 @@ class Timers:
         entry = self._timers.pop(ref, None)
         if entry is None:
             return
-        _, dest, message = entry
+        _, dest, message, _ = entry
         proc = dest._proc if type(dest) is Pid else self._names.get(dest)
         if proc is not None and proc.pid._proc is not None:
             if proc.timers:
@@ -67,17 +68,17 @@ class Timers:
         entry = self._timers.pop(ref, None)
         if entry is None:
             return None
-        handle, dest, _ = entry
+        handle, dest, _, deadline = entry
         handle.cancel()
         if type(dest) is Pid:
             proc = dest._proc
             if proc is not None and proc.timers:
                 proc.timers.discard(ref)
-        return max(0.0, handle.when() - self.clock.now())
+        return max(0.0, deadline - self.clock.now())
 
     def read_timer(self, ref: Ref) -> float | None:
         """The seconds a timer has left, or None if it fired or was cancelled."""
         entry = self._timers.get(ref)
         if entry is None:
             return None
-        return max(0.0, entry[0].when() - self.clock.now())
+        return max(0.0, entry[3] - self.clock.now())

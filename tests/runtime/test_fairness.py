@@ -1,0 +1,122 @@
+"""Fairness: reductions, the long-schedule watchdog, offload."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+import beamish
+from beamish import Actor, LongSchedule, receive, send, spawn
+
+
+class Recorder(Actor):
+    def __init__(self, log, tag):
+        self.log = log
+        self.tag = tag
+
+    def handle(self, message):
+        self.log.append(self.tag)
+
+
+@pytest.mark.beamish(reductions=10)
+async def test_a_busy_actor_yields_after_its_reductions():
+    log: list[str] = []
+    busy = spawn(Recorder(log, "busy"))
+    other = spawn(Recorder(log, "other"))
+    for _ in range(100):
+        send(busy, "work")
+    send(other, "work")
+    await beamish.sleep(0.02)
+    assert log.index("other") <= 10  # other ran after at most one slice of busy
+    beamish.exit(busy, "kill")
+    beamish.exit(other, "kill")
+
+
+@pytest.mark.beamish(tick_budget=50)
+async def test_the_scheduler_yields_the_loop_between_ticks():
+    """Timers and tasks run while actors have thousands of messages queued."""
+    log: list[str] = []
+    busy = spawn(Recorder(log, "x"))
+    for _ in range(20_000):
+        send(busy, "work")
+    me = beamish.self()
+    beamish.send_after(me, "timer", 0)
+    await receive("timer", timeout=5)
+    assert len(log) < 20_000  # the timer fired before the backlog was done
+    beamish.exit(busy, "kill")
+
+
+@pytest.mark.beamish(long_schedule=0.05)
+async def test_the_watchdog_reports_a_step_that_held_the_loop(caplog):
+    caplog.set_level(logging.WARNING, logger="beamish.watchdog")
+    reports: list[LongSchedule] = []
+    runtime = beamish._runtime.context.current_runtime()
+    detach = runtime.instruments.attach("long_schedule", reports.append)
+
+    class Hog(Actor):
+        def handle(self, message):
+            spin_for(0.3)
+
+    hog = beamish.spawn_opt(Hog(), name="hog")
+    send(hog, "go")
+    deadline = time.monotonic() + 5
+    while not reports and time.monotonic() < deadline:
+        await beamish.sleep(0.05)
+    detach()
+    assert reports, "the watchdog reported nothing"
+    report = reports[0]
+    assert report.pid == hog and report.name == "hog"
+    assert "spin_for" in report.function
+    assert "in handle" in report.stack and "spin_for" in report.stack
+    assert 0.15 <= report.duration <= 2.0
+    assert "held the event loop" in caplog.text and "offload" in caplog.text
+    assert beamish.statistics().long_schedules >= 1
+    beamish.exit(hog, "kill")
+
+
+@pytest.mark.beamish(long_schedule=0.05)
+async def test_the_watchdog_names_a_task_shaped_process_too():
+    reports: list[LongSchedule] = []
+    runtime = beamish._runtime.context.current_runtime()
+    runtime.instruments.attach("long_schedule", reports.append)
+
+    async def hog():
+        await receive()
+        spin_for(0.3)
+
+    pid = spawn(hog)
+    send(pid, "go")
+    deadline = time.monotonic() + 5
+    while not reports and time.monotonic() < deadline:
+        await beamish.sleep(0.05)
+    assert reports and reports[0].pid == pid
+
+
+def spin_for(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_offload_keeps_other_processes_running():
+    log: list[str] = []
+    ticker_done = []
+
+    async def ticker():
+        for _ in range(5):
+            log.append("tick")
+            await beamish.sleep(0.01)
+        ticker_done.append(True)
+
+    spawn(ticker)
+    result = await beamish.offload(time.sleep, 0.2)
+    assert result is None
+    assert log.count("tick") == 5 and ticker_done
+
+
+async def test_offload_returns_the_result_and_raises_the_error():
+    assert await beamish.offload(sum, [1, 2, 3]) == 6
+    with pytest.raises(ZeroDivisionError):
+        await beamish.offload(lambda: 1 / 0)

@@ -1,0 +1,119 @@
+"""process_info, processes, statistics, instruments."""
+
+from __future__ import annotations
+
+import pytest
+
+import beamish
+from beamish import Actor, Down, receive, send, spawn
+
+
+class Quiet(Actor):
+    def handle(self, message):
+        pass
+
+
+async def waiting_body():
+    await receive("never")
+
+
+async def test_process_info_of_an_actor():
+    pid = beamish.spawn_opt(Quiet(), name="quiet")
+    send(pid, 1)
+    send(pid, 2)
+    info = beamish.process_info(pid)
+    assert info.status == "runnable" and info.message_queue_len == 2
+    await beamish.sleep(0)
+    info = beamish.process_info(pid)
+    assert info.pid == pid and info.name == "quiet" and info.kind == "actor"
+    assert info.status == "waiting" and info.message_queue_len == 0
+    assert info.messages_handled == 2
+    assert "Quiet" in info.initial_call and "Quiet.handle" in info.current_function
+    assert info.parent == beamish.self()
+    assert 100 < info.memory < 5000
+    beamish.exit(pid, "kill")
+
+
+async def test_process_info_of_a_task_shaped_process():
+    pid = spawn(waiting_body)
+    send(pid, "not matched")
+    await beamish.sleep(0.01)
+    info = beamish.process_info(pid)
+    assert info.kind == "task" and info.status == "waiting"
+    assert info.message_queue_len == 1
+    assert "receive" in info.current_function
+    assert "waiting_body" in info.initial_call
+    me = beamish.process_info(beamish.self())
+    assert me.status == "running"
+    beamish.exit(pid, "kill")
+
+
+async def test_process_info_of_a_dead_process_is_none():
+    pid, ref = beamish.spawn_monitor(lambda: None)
+    await receive(Down, timeout=1)
+    assert beamish.process_info(pid) is None
+
+
+async def test_processes_and_statistics():
+    before = beamish.statistics()
+    pids = [spawn(waiting_body) for _ in range(3)]
+    assert set(pids) <= set(beamish.processes())
+    stats = beamish.statistics()
+    assert stats.process_count == before.process_count + 3
+    assert stats.spawned == before.spawned + 3
+    assert stats.process_limit == 1_048_576 and stats.node == "nonode@nohost"
+    for pid in pids:
+        beamish.exit(pid, "kill")
+    assert beamish.statistics().exited == before.exited + 3
+
+
+async def test_instrument_hooks_see_spawn_exit_and_crash(runtime):
+    seen: list[tuple] = []
+    detach = [
+        runtime.instruments.attach("spawn", lambda pid: seen.append(("spawn", pid))),
+        runtime.instruments.attach("exit", lambda pid, r: seen.append(("exit", pid, r))),
+        runtime.instruments.attach("crash", lambda pid, r: seen.append(("crash", pid))),
+    ]
+
+    async def boom():
+        raise ValueError("x")
+
+    pid, ref = beamish.spawn_monitor(boom)
+    await receive(Down, timeout=1)
+    for d in detach:
+        d()
+    assert seen[0] == ("spawn", pid)
+    assert ("crash", pid) in seen
+    assert any(e[0] == "exit" and e[1] == pid and isinstance(e[2], beamish.Crash) for e in seen)
+
+
+async def test_instrument_hook_that_raises_is_detached(runtime, caplog):
+    calls = []
+
+    def bad(pid):
+        calls.append(pid)
+        raise RuntimeError("bad hook")
+
+    runtime.instruments.attach("spawn", bad)
+    spawn(lambda: None)
+    spawn(lambda: None)
+    assert len(calls) == 1
+    assert "has been detached" in caplog.text
+
+
+async def test_instruments_reject_unknown_events(runtime):
+    with pytest.raises(ValueError, match="unknown instrument event 'boot'"):
+        runtime.instruments.attach("boot", print)
+
+
+async def test_pid_and_ref_look_like_the_beam():
+    pid = beamish.self()
+    assert repr(pid) == f"<0.{pid.id}.0>"
+    assert hash(pid) == hash(pid) and pid == pid
+    assert pid.node == "nonode@nohost"
+    ref = beamish.make_ref()
+    assert repr(ref).startswith("#Ref<0.")
+    assert ref != beamish.make_ref()
+    other = spawn(waiting_body)
+    assert pid < other
+    beamish.exit(other, "kill")

@@ -1,0 +1,145 @@
+"""request/reply: the call primitive, with no late replies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import beamish
+from beamish import Actor, ProcessExit, ReplyTo, Request, receive, reply, request, spawn
+
+
+class Adder(Actor):
+    def handle(self, message):
+        match message:
+            case Request(reply_to, ("add", a, b)):
+                reply(reply_to, a + b)
+            case Request(reply_to, "crash"):
+                raise RuntimeError("adder crashed")
+            case Request(_, "ignore"):
+                pass
+
+
+async def test_request_to_an_actor():
+    pid = spawn(Adder())
+    assert await request(pid, ("add", 2, 3)) == 5
+    beamish.exit(pid, "kill")
+
+
+async def test_request_to_a_receive_loop_by_name():
+    async def server():
+        while True:
+            match await receive():
+                case Request(reply_to, "ping"):
+                    reply(reply_to, "pong")
+
+    pid = beamish.spawn_opt(server, name="server")
+    assert await request("server", "ping") == "pong"
+    beamish.exit(pid, "kill")
+
+
+async def test_request_deferred_reply_from_another_process():
+    class Deferring(Actor):
+        def handle(self, message):
+            match message:
+                case Request(reply_to, "later"):
+                    spawn(self.answer, reply_to)
+
+        @staticmethod
+        async def answer(reply_to: ReplyTo):
+            await beamish.sleep(0.01)
+            reply(reply_to, "deferred")
+
+    pid = spawn(Deferring())
+    assert await request(pid, "later") == "deferred"
+    beamish.exit(pid, "kill")
+
+
+async def test_request_timeout_keeps_server_and_drops_late_reply():
+    held: list[ReplyTo] = []
+
+    class Holder(Actor):
+        def handle(self, message):
+            match message:
+                case Request(reply_to, "hold"):
+                    held.append(reply_to)
+                case Request(reply_to, "ping"):
+                    reply(reply_to, "pong")
+
+    pid = spawn(Holder())
+    with pytest.raises(ProcessExit) as info:
+        await request(pid, "hold", timeout=0.02)
+    assert info.value.reason == "timeout"
+    assert held[0].active is False
+    reply(held[0], "too late")  # dropped
+    assert await request(pid, "ping") == "pong"
+    await beamish.sleep(0.01)
+    assert await receive(timeout=0, default=None) is None  # nothing landed in the mailbox
+    beamish.exit(pid, "kill")
+
+
+async def test_request_to_dead_pid_or_unknown_name_is_noproc():
+    pid, _ = beamish.spawn_monitor(lambda: None)
+    await receive(beamish.Down, timeout=1)
+    for dest in (pid, "nobody"):
+        with pytest.raises(ProcessExit) as info:
+            await request(dest, "x")
+        assert info.value.reason == "noproc"
+
+
+async def test_request_to_self_is_calling_self():
+    with pytest.raises(ProcessExit) as info:
+        await request(beamish.self(), "x")
+    assert info.value.reason == "calling_self"
+
+
+async def test_request_fails_with_the_reason_of_a_server_that_dies():
+    pid = spawn(Adder())
+    with pytest.raises(ProcessExit) as info:
+        await request(pid, "crash")
+    assert isinstance(info.value.reason, beamish.Crash)
+    assert str(info.value.reason.exception) == "adder crashed"
+
+    pid = spawn(Adder())
+
+    async def killer():
+        await beamish.sleep(0.01)
+        beamish.exit(pid, "stop it")
+
+    spawn(killer)
+    with pytest.raises(ProcessExit) as info:
+        await request(pid, "ignore")
+    assert info.value.reason == "stop it"
+
+
+async def test_request_from_an_actor_async_handler():
+    adder = spawn(Adder())
+    me = beamish.self()
+
+    class Asker(Actor):
+        async def handle(self, message):
+            beamish.send(me, ("sum", await request(adder, ("add", 1, message))))
+
+    asker = spawn(Asker())
+    beamish.send(asker, 41)
+    assert await receive(timeout=1) == ("sum", 42)
+    beamish.exit(adder, "kill")
+    beamish.exit(asker, "kill")
+
+
+def test_request_from_outside_any_process():
+    async def outer():
+        async with beamish.Runtime() as rt:
+            pid = rt.spawn(Adder())
+            return await request(pid, ("add", 20, 22))
+
+    assert asyncio.run(outer()) == 42
+
+
+async def test_request_cleans_up_its_watch_on_the_server():
+    pid = spawn(Adder())
+    for i in range(100):
+        await request(pid, ("add", i, i))
+    assert beamish.process_info(pid).monitored_by == ()
+    beamish.exit(pid, "kill")
