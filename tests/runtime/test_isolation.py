@@ -70,7 +70,7 @@ def test_isolate_keeps_shared_references_and_cycles():
 
 
 def test_isolate_refuses_what_cannot_be_copied():
-    with pytest.raises(MessageCopyError, match="cannot send a _thread.lock.*mark_immutable"):
+    with pytest.raises(MessageCopyError, match=r"cannot send a _thread\.lock.*mark_immutable"):
         isolate({"lock": threading.Lock()})
 
 
