@@ -46,6 +46,7 @@ from beamish._runtime.api import (
     trap_exit,
     unlink,
     unregister,
+    wait_exit,
     whereis,
 )
 from beamish._runtime.clock import Clock, RealClock
@@ -125,6 +126,7 @@ __all__ = [
     "trap_exit",
     "unlink",
     "unregister",
+    "wait_exit",
     "whereis",
 ]
 

@@ -109,3 +109,46 @@ async def test_process_info_lists_monitors_both_ways():
     assert beamish.process_info(pid).monitored_by == (beamish.self(),)
     beamish.exit(pid, "kill")
     await receive(Down, timeout=1)
+
+
+async def test_wait_exit_returns_the_reason():
+    pid = spawn(idle)
+    spawn(lambda: beamish.exit(pid, "bye"))
+    assert await beamish.wait_exit(pid, timeout=1) == "bye"
+    assert await beamish.wait_exit(pid) == "noproc"
+
+
+async def test_wait_exit_times_out_and_leaves_no_watch():
+    pid = spawn(idle)
+    with pytest.raises(TimeoutError, match="still alive"):
+        await beamish.wait_exit(pid, timeout=0.01)
+    assert beamish.process_info(pid).monitored_by == ()
+    beamish.exit(pid, "kill")
+
+
+async def test_wait_exit_works_in_an_actor_async_handler():
+    me = beamish.self()
+    target = spawn(idle)
+
+    class Waiter(beamish.Actor):
+        async def handle(self, message):
+            send(me, ("reason", await beamish.wait_exit(message)))
+
+    waiter = spawn(Waiter())
+    send(waiter, target)
+    await beamish.sleep(0.01)
+    beamish.exit(target, "done")
+    assert await receive(timeout=1) == ("reason", "done")
+    beamish.exit(waiter, "kill")
+
+
+async def test_exit_reasons_are_isolated():
+    reason = ["mutable"]
+
+    async def leaves():
+        raise beamish.ProcessExit(reason)
+
+    pid, ref = beamish.spawn_monitor(leaves)
+    down = await receive(Down, timeout=1)
+    reason.append("changed")
+    assert down.reason == ["mutable"]

@@ -58,7 +58,7 @@ async def test_spawn_actor_init_runs_inside_the_process_before_messages():
     me = beamish.self()
 
     class WithInit(Actor):
-        def init(self):
+        def started(self):
             send(me, ("init", beamish.self()))
 
         def handle(self, message):

@@ -28,7 +28,7 @@ __all__ = [
     "as_process", "cancel_timer", "demonitor", "exit", "is_alive", "link", "make_ref",
     "monitor", "offload", "process_info", "processes", "read_timer", "register", "registered",
     "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor", "spawn_opt",
-    "statistics", "trap_exit", "unlink", "unregister", "whereis",
+    "statistics", "trap_exit", "unlink", "unregister", "wait_exit", "whereis",
 ]
 
 T = TypeVar("T")
@@ -246,6 +246,41 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
         if len(kept) != len(me.mailbox):
             me.mailbox = deque(kept)
     return active
+
+
+async def wait_exit(pid: Pid, *, timeout: float | None = None) -> Any:
+    """Wait until ``pid`` exits and return its exit reason (``"noproc"`` if already dead).
+
+    A one-shot monitor that resolves a future instead of sending ``Down`` to the mailbox, so
+    it works from anywhere: a receive loop, an actor's async handler, code outside any
+    process. Raises ``TimeoutError`` if ``timeout`` seconds pass first.
+    """
+    _check_pid(pid, "wait_exit()")
+    target = pid._proc
+    if target is None:
+        return "noproc"
+    runtime = target.runtime
+    future: asyncio.Future[Any] = runtime._loop.create_future()
+
+    def exited(_ref: Ref, _pid: Pid, reason: Any) -> None:
+        if not future.done():
+            future.set_result(reason)
+
+    def expire() -> None:
+        if not future.done():
+            future.set_exception(
+                TimeoutError(f"wait_exit() timed out after {timeout}s: {pid!r} is still alive")
+            )
+
+    ref = runtime.make_ref()
+    runtime._watch(target, ref, exited)
+    handle = None if timeout is None else runtime.clock.call_later(timeout, expire)
+    try:
+        return await future
+    finally:
+        if handle is not None:
+            handle.cancel()
+        runtime._unwatch(pid, ref)
 
 
 def trap_exit(enabled: bool = True) -> bool:

@@ -52,7 +52,7 @@ class Actor:
 
     ``handle`` runs once per message, in arrival order, inside the process (so ``self()``
     is its pid). It may be ``async def``; the process then finishes it before it takes its
-    next message. ``init``, if defined, runs inside the process before the first message.
+    next message. ``started``, if defined, runs inside the process before the first message.
     An idle actor costs its record and its own attributes: no task and no coroutine.
 
     To stop, ``raise ProcessExit(reason)`` (``"normal"`` for a clean stop); an exception
@@ -65,9 +65,15 @@ class Actor:
 
     pid: Pid
 
-    def init(self) -> Awaitable[None] | None:
+    def started(self) -> Awaitable[None] | None:
         """Runs inside the process before the first message. Optional."""
         return None
+
+    def mailbox_size(self) -> int:
+        """How many messages wait in this actor's mailbox (0 once it has exited)."""
+        proc = self.pid._proc
+        mailbox = proc.mailbox if proc is not None else None
+        return len(mailbox) if mailbox else 0
 
     def handle(self, message: Any) -> Awaitable[None] | None:
         """Handle one message. Must be defined by the subclass."""
@@ -85,7 +91,7 @@ class _Init:
 
 
 INIT: Any = _Init()
-"""Placed first in a new actor's mailbox when the actor defines ``init``."""
+"""Placed first in a new actor's mailbox when the actor defines ``started``."""
 
 
 class Process:

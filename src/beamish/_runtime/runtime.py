@@ -246,7 +246,7 @@ class Runtime(Signals, Names, Timers):
         pid = proc.pid
         if actor is not None:
             actor.pid = pid
-            if type(actor).init is not Actor.init:
+            if type(actor).started is not Actor.started:
                 proc.mailbox = deque((INIT,))
                 proc.scheduled = True
                 self.scheduler.enqueue(proc)

@@ -93,7 +93,7 @@ class Scheduler:
                     message = mailbox.popleft()
                     n += 1
                     try:
-                        result = actor.init() if message is INIT else handle(message)
+                        result = actor.started() if message is INIT else handle(message)
                     except ProcessExit as stop:
                         self.runtime._exit_process(proc, stop.reason, from_inside=True)
                         break

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from beamish._runtime.instruments import Instruments
+from beamish._runtime.isolation import isolate
 from beamish._runtime.messages import Crash, Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Process
@@ -95,7 +96,7 @@ class Signals:
         if pid._proc is None:
             return
         pid._proc = None
-        proc.exit_reason = reason
+        proc.exit_reason = reason = isolate(reason)
         del self._procs[pid.id]
         if proc.name is not None:
             self._names.pop(proc.name, None)
