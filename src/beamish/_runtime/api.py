@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -26,8 +26,8 @@ from beamish._runtime.runtime import AsProcess, Runtime
 
 __all__ = [
     "as_process", "cancel_timer", "demonitor", "exit", "is_alive", "link", "make_ref",
-    "monitor", "offload", "process_info", "processes", "read_timer", "register", "registered",
-    "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor", "spawn_opt",
+    "monitor", "monotonic", "offload", "process_info", "processes", "read_timer", "register",
+    "registered", "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor", "spawn_opt",
     "statistics", "trap_exit", "unlink", "unregister", "wait_exit", "whereis",
 ]
 
@@ -55,6 +55,11 @@ def _check_pid(pid: Any, what: str) -> Pid:
 def self() -> Pid:
     """The pid of the calling process."""
     return _require("self()").pid
+
+
+def monotonic() -> float:
+    """The runtime clock's time in seconds (a virtual clock's in tests)."""
+    return _runtime_of(_context.current_process()).clock.now()
 
 
 def make_ref() -> Ref:
@@ -248,32 +253,45 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
     return active
 
 
-async def wait_exit(pid: Pid, *, timeout: float | None = None) -> Any:
+def wait_exit(pid: Pid, *, timeout: float | None = None) -> Awaitable[Any]:
     """Wait until ``pid`` exits and return its exit reason (``"noproc"`` if already dead).
 
     A one-shot monitor that resolves a future instead of sending ``Down`` to the mailbox, so
     it works from anywhere: a receive loop, an actor's async handler, code outside any
-    process. Raises ``TimeoutError`` if ``timeout`` seconds pass first.
+    process. The watch starts when ``wait_exit`` is called, so this cannot miss the exit::
+
+        exited = wait_exit(pid)
+        exit(pid, "shutdown")
+        reason = await exited
+
+    Raises ``TimeoutError`` if ``timeout`` seconds pass first.
     """
     _check_pid(pid, "wait_exit()")
     target = pid._proc
-    if target is None:
-        return "noproc"
-    runtime = target.runtime
+    runtime = target.runtime if target is not None else _context.current_runtime()
     future: asyncio.Future[Any] = runtime._loop.create_future()
+    if target is None:
+        future.set_result("noproc")
+        return future
 
     def exited(_ref: Ref, _pid: Pid, reason: Any) -> None:
         if not future.done():
             future.set_result(reason)
 
+    ref = runtime.make_ref()
+    runtime._watch(target, ref, exited)
+    return _await_exit(runtime, future, pid, ref, timeout)
+
+
+async def _await_exit(
+    runtime: Runtime, future: asyncio.Future[Any], pid: Pid, ref: Ref, timeout: float | None
+) -> Any:
     def expire() -> None:
         if not future.done():
             future.set_exception(
                 TimeoutError(f"wait_exit() timed out after {timeout}s: {pid!r} is still alive")
             )
 
-    ref = runtime.make_ref()
-    runtime._watch(target, ref, exited)
     handle = None if timeout is None else runtime.clock.call_later(timeout, expire)
     try:
         return await future

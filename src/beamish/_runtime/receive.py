@@ -3,8 +3,8 @@
 How it works. The mailbox is scanned in arrival order; the first message that matches is
 removed and returned, the others stay where they are, in order. If nothing matches, the
 process parks on a future that the next ``send`` to it resolves, and scans again from where
-it stopped (messages already skipped are not looked at twice). A timeout is a deadline on
-the runtime clock; a timer wakes the process when it passes.
+it stopped (messages already skipped are not looked at twice). A timeout is a timer on the
+runtime clock that marks the receive expired and wakes the process.
 
 A process that always finds a message waiting never suspends, so every 256 messages taken
 ``receive`` gives the loop one turn: a busy receive loop cannot starve the others.
@@ -26,7 +26,11 @@ __all__ = ["receive", "sleep"]
 _RAISE: Any = object()
 
 
-def _wake(proc: Process) -> None:
+def _expire(proc: Process, expired: list[bool]) -> None:
+    # The timer itself decides that the timeout passed: a loop may fire a timer a little
+    # before its clock reads the deadline, so comparing clocks after waking could park the
+    # process again with no timer left.
+    expired[0] = True
     waiter = proc.waiter
     if waiter is not None:
         proc.waiter = None
@@ -66,7 +70,7 @@ async def receive(*patterns: Any, timeout: float | None = None, default: Any = _
         mailbox = proc.mailbox = deque()
     matcher = compile_patterns(patterns) if patterns else None
     runtime = proc.runtime
-    deadline: float | None = None
+    expired: list[bool] | None = None
     handle = None
     scanned = 0
     try:
@@ -88,12 +92,12 @@ async def receive(*patterns: Any, timeout: float | None = None, default: Any = _
                 if found:
                     break
             if timeout is not None:
-                if deadline is None:
+                if expired is None:
                     if timeout <= 0:
                         return _timed_out(timeout, default, len(mailbox), patterns)
-                    deadline = runtime.clock.now() + timeout
-                    handle = runtime.clock.call_later(timeout, _wake, proc)
-                elif runtime.clock.now() >= deadline:
+                    expired = [False]
+                    handle = runtime.clock.call_later(timeout, _expire, proc, expired)
+                elif expired[0]:
                     return _timed_out(timeout, default, len(mailbox), patterns)
             waiter = proc.waiter = runtime._loop.create_future()
             try:

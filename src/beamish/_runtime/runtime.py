@@ -219,7 +219,8 @@ class Runtime(Signals, Names, Timers):
             self._watch(proc, self.make_ref(), gone)
         for proc in roots:
             if proc.pid._proc is not None:
-                self._exit_signal(proc, proc.parent or self.system_pid, "shutdown", link=True)
+                # on the parent's behalf; Exit(None, ...) when it has none
+                self._exit_signal(proc, proc.parent, "shutdown", link=True)
         if waiting:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done, max(deadline - self._loop.time(), 0))
