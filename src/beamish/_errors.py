@@ -7,6 +7,7 @@ name), so ``except TypeError`` works as expected::
 
     BaseException
     ├── ProcessExit                 the current process ends with ``reason`` (Elixir's exit/1)
+    │   └── CallError               a call to a server failed; the caller exits with the reason
     └── Exception
         └── BeamishError
             ├── NoRuntimeError          (RuntimeError)  no runtime runs in this context
@@ -17,7 +18,10 @@ name), so ``except TypeError`` works as expected::
             ├── NameTakenError          (ValueError)    a name or a process already registered
             ├── NoProcessError          (LookupError)   the process is not alive
             │   └── NotRegisteredError                  no process under that name
-            └── MessageCopyError        (TypeError)     a message that cannot be isolated
+            ├── MessageCopyError        (TypeError)     a message that cannot be isolated
+            ├── StartError              (RuntimeError)  a process could not be started
+            │   └── StartIgnored                        its init asked to be ignored
+            └── SupervisorError         (RuntimeError)  a supervisor refused an operation
 
 ``ProcessExit`` derives from ``BaseException`` on purpose: like ``asyncio.CancelledError``
 it is a control-flow signal, and a generic ``except Exception`` must not swallow it.
@@ -37,7 +41,11 @@ __all__ = [
     "NoRuntimeError",
     "NotInProcessError",
     "NotRegisteredError",
+    "CallError",
     "ProcessExit",
+    "StartError",
+    "StartIgnored",
+    "SupervisorError",
     "SystemLimitError",
 ]
 
@@ -106,3 +114,64 @@ class NotRegisteredError(NoProcessError):
 
 class MessageCopyError(BeamishError, TypeError):
     """A mutable message could not be copied for isolation."""
+
+
+class CallError(ProcessExit):
+    """A call to a server failed: the caller exits with ``(why, call)``, as in OTP.
+
+    ``why`` is ``"timeout"``, ``"noproc"``, ``"calling_self"`` or the reason the server
+    exited with; ``call`` names the call: ``("GenServer.call", server, request, timeout)``.
+    Uncaught, it ends the calling process with that reason (so its links learn of it);
+    catch it with ``except CallError`` to handle the failure.
+    """
+
+    def __init__(self, why: Any, call: tuple[Any, ...]) -> None:
+        super().__init__((why, call))
+        self.why = why
+        self.call = call
+
+    def __str__(self) -> str:
+        what, server, *rest = self.call
+        args = ", ".join(repr(a) for a in [server, *rest])
+        why = self.why
+        if why == "timeout":
+            text = f"no reply within {rest[-1]}s" if rest else "timed out"
+        elif why == "noproc":
+            text = "no process is alive under that name or pid"
+        elif why == "calling_self":
+            text = "a process cannot call itself (it would wait for its own reply forever)"
+        else:
+            text = f"the server exited with reason {why!r}"
+        return f"{what}({args}) failed: {text}"
+
+
+class StartError(BeamishError, RuntimeError):
+    """A process could not be started; ``reason`` is why, in OTP's terms.
+
+    Reasons: ``("already_started", pid)``, ``"timeout"`` (init did not finish in time),
+    ``("bad_return_value", value)``, a ``Crash`` from init, or the reason init gave with
+    ``Stop(reason)``. For supervisors: ``("shutdown", ("failed_to_start_child", id, r))``.
+    """
+
+    def __init__(self, reason: Any, message: str | None = None) -> None:
+        super().__init__(message or f"start failed: {reason!r}")
+        self.reason = reason
+
+
+class StartIgnored(StartError):
+    """init returned ``Ignore()``: nothing was started (supervisors keep the child spec)."""
+
+    def __init__(self) -> None:
+        super().__init__("ignore", "init returned Ignore(): no process was started")
+
+
+class SupervisorError(BeamishError, RuntimeError):
+    """A supervisor refused an operation; ``reason`` says why, in OTP's terms.
+
+    Reasons: ``"not_found"``, ``"running"``, ``"restarting"``, ``"already_present"``,
+    ``("already_started", pid)``, ``"max_children"``, ``("invalid_child_spec", spec)``.
+    """
+
+    def __init__(self, reason: Any, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,156 @@
+"""Child specifications: how a supervisor starts, restarts and stops a child.
+
+Anything startable answers ``child_spec(arg)``. A supervisor accepts, for each child:
+
+- a class with ``child_spec`` (``Worker``): ``Worker.child_spec(None)``;
+- a ``(class, arg)`` pair (``(Worker, 5)``): ``Worker.child_spec(5)``;
+- a ``ChildSpec``;
+- a mapping with ChildSpec's fields (``{"id": ..., "start": (fn, args)}``), as in Elixir.
+
+``Supervisor.child_spec(child, **overrides)`` applies overrides; unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from beamish._errors import SupervisorError
+
+__all__ = ["ChildSpec", "child_spec_options", "to_child_spec", "validate"]
+
+RESTARTS = ("permanent", "transient", "temporary")
+TYPES = ("worker", "supervisor")
+FIELDS = ("id", "start", "restart", "shutdown", "type", "modules")
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildSpec:
+    """How to start, restart and stop one child.
+
+    - ``id``: identifies the child within its supervisor (any hashable value);
+    - ``start``: ``(async_fn, args)``; ``await async_fn(*args)`` starts the child and
+      returns its pid (or ``(pid, info)``), raises ``StartError`` on failure and
+      ``StartIgnored`` to start nothing;
+    - ``restart``: ``"permanent"`` (always restarted), ``"transient"`` (restarted only after
+      an abnormal exit: not ``"normal"``, ``"shutdown"`` or ``("shutdown", x)``),
+      ``"temporary"`` (never restarted);
+    - ``shutdown``: seconds to wait after sending ``"shutdown"`` before killing,
+      ``"brutal_kill"`` (kill at once) or ``"infinity"``; default 5 s for a worker and
+      ``"infinity"`` for a supervisor;
+    - ``type``: ``"worker"`` or ``"supervisor"``;
+    - ``modules``: the modules or classes involved, for upgrades and introspection.
+    """
+
+    id: Any
+    start: tuple[Callable[..., Any], tuple[Any, ...]]
+    restart: str = "permanent"
+    shutdown: float | str | None = None
+    type: str = "worker"
+    modules: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.shutdown is None:
+            default = "infinity" if self.type == "supervisor" else 5.0
+            object.__setattr__(self, "shutdown", default)
+
+    def replace(self, **overrides: Any) -> ChildSpec:
+        """A copy with ``overrides`` applied; unknown keys raise TypeError."""
+        _check_keys(overrides, "ChildSpec.replace()")
+        if "type" in overrides and "shutdown" not in overrides and self.shutdown in (
+            5.0, "infinity"
+        ):
+            overrides["shutdown"] = None  # follow the new type's default
+        return validate(dataclasses.replace(self, **overrides))
+
+
+def _check_keys(options: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(options) - set(FIELDS))
+    if unknown:
+        raise TypeError(
+            f"{where} got unknown child spec key(s) {', '.join(map(repr, unknown))}; the keys "
+            f"are {', '.join(FIELDS)}"
+        )
+
+
+def child_spec_options(options: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Validate class-line options (``class W(GenServer, restart="temporary")``)."""
+    _check_keys(options, f"class {owner}")
+    return dict(options)
+
+
+def validate(spec: ChildSpec) -> ChildSpec:
+    """Raise SupervisorError for a spec a supervisor could not use."""
+    start = spec.start
+    if not (
+        type(start) is tuple and len(start) == 2 and callable(start[0])
+        and type(start[1]) in (tuple, list)
+    ):
+        raise SupervisorError(
+            ("invalid_mfa", start),
+            f"invalid child spec for {spec.id!r}: start must be (async_fn, args), got {start!r}",
+        )
+    if spec.restart not in RESTARTS:
+        raise SupervisorError(
+            ("invalid_restart_type", spec.restart),
+            f"invalid child spec for {spec.id!r}: restart must be one of "
+            f"{', '.join(RESTARTS)}, got {spec.restart!r}",
+        )
+    if spec.type not in TYPES:
+        raise SupervisorError(
+            ("invalid_child_type", spec.type),
+            f"invalid child spec for {spec.id!r}: type must be worker or supervisor, "
+            f"got {spec.type!r}",
+        )
+    shutdown = spec.shutdown
+    if not (
+        shutdown in ("brutal_kill", "infinity")
+        or (isinstance(shutdown, int | float) and not isinstance(shutdown, bool)
+            and shutdown >= 0)
+    ):
+        raise SupervisorError(
+            ("invalid_shutdown", shutdown),
+            f"invalid child spec for {spec.id!r}: shutdown must be seconds >= 0, "
+            f"'brutal_kill' or 'infinity', got {shutdown!r}",
+        )
+    try:
+        hash(spec.id)
+    except TypeError:
+        raise SupervisorError(
+            ("invalid_child_id", spec.id), f"a child id must be hashable, got {spec.id!r}"
+        ) from None
+    return spec
+
+
+def to_child_spec(child: Any) -> ChildSpec:
+    """Turn any accepted child form into a validated ChildSpec."""
+    if isinstance(child, ChildSpec):
+        return validate(child)
+    if isinstance(child, Mapping):
+        _check_keys(child, "a child spec mapping")
+        if "id" not in child or "start" not in child:
+            raise SupervisorError(
+                ("invalid_child_spec", dict(child)),
+                f"a child spec mapping needs at least id and start, got {dict(child)!r}",
+            )
+        start = child["start"]
+        if type(start) is tuple and len(start) == 2 and type(start[1]) is list:
+            start = (start[0], tuple(start[1]))
+        return validate(ChildSpec(**{**child, "start": start}))
+    if type(child) is tuple and len(child) == 2 and hasattr(child[0], "child_spec"):
+        return _from(child[0], child[1])
+    if hasattr(child, "child_spec") and isinstance(child, type):
+        return _from(child, None)
+    raise SupervisorError(
+        ("invalid_child_spec", child),
+        f"invalid child {child!r}: give a class with child_spec (Worker), a (class, arg) "
+        "pair, a ChildSpec, or a mapping with id and start",
+    )
+
+
+def _from(owner: Any, arg: Any) -> ChildSpec:
+    spec = owner.child_spec(arg)
+    if not isinstance(spec, ChildSpec):
+        spec = to_child_spec(spec)
+    return validate(spec)

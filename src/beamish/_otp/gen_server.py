@@ -1,0 +1,882 @@
+"""GenServer: a process that keeps state and serves calls, casts and messages.
+
+How it works. A GenServer is an ``Actor``: the instance the user's class defines is the
+process's body, and ``handle`` (below) dispatches each message to the user's callbacks:
+``Request`` (what ``call`` sends, through the kernel's ``request``) to ``handle_call``,
+``Cast`` to ``handle_cast``, anything else to ``handle_info``. The state is passed in and
+returned, as in OTP. A callback may be ``async def``: the dispatch then returns an awaitable
+that finishes the step, and the actor takes no other message meanwhile.
+
+Each step returns ``None`` when it finished synchronously, or an awaitable that finishes it;
+a ``Continue`` runs inside the same step, before any queued message. Ending the process is
+always ``raise ProcessExit(reason)`` after ``terminate`` ran, so the kernel never logs a
+GenServer twice: the GenServer logs its own crash report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, NoReturn
+
+from beamish._errors import (
+    CallError,
+    NameTakenError,
+    NotInProcessError,
+    NotRegisteredError,
+    ProcessExit,
+    StartError,
+    StartIgnored,
+)
+from beamish._otp import naming
+from beamish._otp.child_spec import ChildSpec, child_spec_options
+from beamish._runtime.api import (
+    cancel_timer,
+    exit,
+    is_alive,
+    send,
+    send_after,
+    spawn_opt,
+    unlink,
+)
+from beamish._runtime.api import self as _self
+from beamish._runtime.isolation import isolate, mark_immutable
+from beamish._runtime.messages import Crash, Exit, is_clean_exit
+from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.process import Actor
+from beamish._runtime.request import ReplyTo, Request, reply, request
+
+__all__ = [
+    "Cast",
+    "Continue",
+    "GenServer",
+    "Ignore",
+    "NoReply",
+    "Ok",
+    "Reply",
+    "Stop",
+]
+
+_log = logging.getLogger("beamish.gen_server")
+_NOTHING: Any = object()
+
+
+# -- what callbacks return -------------------------------------------------------------------
+
+
+class Continue:
+    """``Continue(term)``: run ``handle_continue(term, state)`` before the next message."""
+
+    __slots__ = ("term",)
+    __match_args__ = ("term",)
+
+    def __init__(self, term: Any) -> None:
+        self.term = term
+
+    def __repr__(self) -> str:
+        return f"Continue({self.term!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Continue and other.term == self.term
+
+
+class Ok:
+    """From ``init``: start with ``state``; ``after`` is a timeout (s) or a ``Continue``."""
+
+    __slots__ = ("after", "state")
+    __match_args__ = ("state", "after")
+
+    def __init__(self, state: Any, after: Any = None) -> None:
+        self.state = state
+        self.after = after
+
+    def __repr__(self) -> str:
+        return f"Ok({self.state!r}{'' if self.after is None else f', {self.after!r}'})"
+
+
+class Reply:
+    """From ``handle_call``: answer ``value`` and go on with ``state``."""
+
+    __slots__ = ("after", "state", "value")
+    __match_args__ = ("value", "state", "after")
+
+    def __init__(self, value: Any, state: Any, after: Any = None) -> None:
+        self.value = value
+        self.state = state
+        self.after = after
+
+    def __repr__(self) -> str:
+        return f"Reply({self.value!r}, {self.state!r})"
+
+
+class NoReply:
+    """Go on with ``state`` (from ``handle_call``: reply later with ``GenServer.reply``)."""
+
+    __slots__ = ("after", "state")
+    __match_args__ = ("state", "after")
+
+    def __init__(self, state: Any, after: Any = None) -> None:
+        self.state = state
+        self.after = after
+
+    def __repr__(self) -> str:
+        return f"NoReply({self.state!r})"
+
+
+class Stop:
+    """Stop with ``reason``: terminate runs, then the process exits with ``reason``.
+
+    From ``handle_call``, ``reply=`` answers the caller first. From ``init``, only the reason
+    is given (``Stop(reason)``): the start fails with it.
+    """
+
+    __slots__ = ("reason", "reply", "state")
+    __match_args__ = ("reason", "state")
+
+    def __init__(self, reason: Any, state: Any = _NOTHING, *, reply: Any = _NOTHING) -> None:
+        self.reason = reason
+        self.state = state
+        self.reply = reply
+
+    def __repr__(self) -> str:
+        return f"Stop({self.reason!r})"
+
+
+class Ignore:
+    """From ``init``: start nothing; ``start_link`` raises ``StartIgnored``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Ignore()"
+
+
+@mark_immutable
+class Cast:
+    """The message ``GenServer.cast`` sends (its request was isolated by ``cast``)."""
+
+    __slots__ = ("request",)
+    __match_args__ = ("request",)
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"Cast({self.request!r})"
+
+
+@mark_immutable
+class _Sys:
+    """A system request (get_state, suspend, stop, ...), handled even while suspended."""
+
+    __slots__ = ("args", "kind")
+
+    def __init__(self, kind: str, *args: Any) -> None:
+        self.kind = kind
+        self.args = args
+
+
+@mark_immutable
+class _IdleTimeout:
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+
+def _normalize(result: Any, allowed: str) -> Any:
+    """Map Elixir-style tuples onto the return classes; anything else is returned as is."""
+    if type(result) is not tuple or not result:
+        if result == "ignore" and "i" in allowed:
+            return Ignore()
+        return result
+    tag, *rest = result
+    after = _after_of(rest[-1]) if rest else None
+    if tag == "reply" and "r" in allowed and len(rest) in (2, 3):
+        return Reply(rest[0], rest[1], after if len(rest) == 3 else None)
+    if tag == "noreply" and "n" in allowed and len(rest) in (1, 2):
+        return NoReply(rest[0], after if len(rest) == 2 else None)
+    if tag == "ok" and "o" in allowed and len(rest) in (1, 2):
+        return Ok(rest[0], after if len(rest) == 2 else None)
+    if tag == "stop":
+        if "i" in allowed and len(rest) == 1:  # init: ("stop", reason)
+            return Stop(rest[0])
+        if len(rest) == 2:
+            return Stop(rest[0], rest[1])
+        if len(rest) == 3 and "r" in allowed:
+            return Stop(rest[0], rest[2], reply=rest[1])
+    return result
+
+
+def _after_of(value: Any) -> Any:
+    if type(value) is tuple and len(value) == 2 and value[0] == "continue":
+        return Continue(value[1])
+    return value
+
+
+# -- the behaviour -----------------------------------------------------------------------------
+
+
+class GenServer(Actor):
+    """A server process: state, calls, casts and messages, with OTP's semantics.
+
+    Subclass it and define the callbacks you need::
+
+        class Counter(GenServer):
+            def init(self, initial):
+                return Ok(initial)
+
+            def handle_cast(self, request, state):
+                match request:
+                    case "increment":
+                        return NoReply(state + 1)
+
+            def handle_call(self, request, from_, state):
+                match request:
+                    case "get":
+                        return Reply(state, state)
+
+        pid = await Counter.start_link(0, name="counter")
+        GenServer.cast("counter", "increment")
+        assert await GenServer.call("counter", "get") == 1
+
+    Callbacks and what they may return (each may be ``async def``):
+
+    - ``init(arg)``: ``Ok(state[, after])``, ``Ignore()`` or ``Stop(reason)``. Required.
+    - ``handle_call(request, from_, state)``: ``Reply(value, state[, after])``,
+      ``NoReply(state[, after])`` (reply later with ``GenServer.reply(from_, value)``) or
+      ``Stop(reason, state[, reply=value])``. Left out: the server crashes, naming the call.
+    - ``handle_cast(request, state)`` and ``handle_info(message, state)``:
+      ``NoReply(state[, after])`` or ``Stop(reason, state)``. ``handle_cast`` left out: the
+      server crashes; ``handle_info`` left out: the message is logged and ignored.
+    - ``handle_continue(term, state)``: as ``handle_cast``; runs after a ``Continue(term)``
+      before any other message.
+    - ``terminate(reason, state)``: runs when the server stops on purpose, crashes in a
+      callback, or (if it traps exits) gets an exit signal from its parent. Not on kill.
+    - ``code_change(old_vsn, state, extra)``: returns the new state (default: unchanged).
+
+    ``after`` is a timeout in seconds (``handle_info("timeout", state)`` runs if no message
+    arrives first) or ``Continue(term)``. Elixir-style tuples are accepted too:
+    ``("reply", value, state)``, ``("noreply", state)``, ``("ok", state)``,
+    ``("stop", reason, state)``, ``("continue", term)``.
+
+    Options for the child spec go on the class line, like ``use GenServer, restart: ...``::
+
+        class Worker(GenServer, restart="transient", shutdown=10): ...
+    """
+
+    __slots__ = (
+        "_boot",
+        "_deferred",
+        "_generation",
+        "_last",
+        "_name",
+        "_parent",
+        "_state",
+        "_suspended",
+        "_timer",
+        "_trace",
+    )
+
+    _boot: tuple[Any, asyncio.Future[Any], Pid | None, Any] | None
+    _parent: Pid | None
+    _name: Any
+    _state: Any
+    _timer: Ref | None
+    _generation: int
+    _suspended: bool
+    _deferred: deque[Any] | None
+    _last: Any
+    _trace: bool
+
+    child_spec_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__()
+        inherited = dict(getattr(cls, "child_spec_defaults", {}))
+        inherited.update(child_spec_options(options, cls.__qualname__))
+        cls.child_spec_defaults = inherited
+
+    # -- default callbacks ------------------------------------------------------------------
+
+    def init(self, arg: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__qualname__} must define init(self, arg) returning Ok(state)"
+        )
+
+    def handle_call(self, request: Any, from_: ReplyTo, state: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__qualname__} {self._who()} got the call {request!r} but defines no "
+            "handle_call(self, request, from_, state)"
+        )
+
+    def handle_cast(self, request: Any, state: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__qualname__} {self._who()} got the cast {request!r} but defines no "
+            "handle_cast(self, request, state)"
+        )
+
+    def handle_info(self, message: Any, state: Any) -> Any:
+        _log.warning(
+            "%s %s received an unexpected message in handle_info: %r",
+            type(self).__qualname__, self._who(), message,
+        )
+        return NoReply(state)
+
+    def handle_continue(self, term: Any, state: Any) -> Any:
+        raise NotImplementedError(
+            f"{type(self).__qualname__} {self._who()} returned Continue({term!r}) but defines "
+            "no handle_continue(self, term, state)"
+        )
+
+    def terminate(self, reason: Any, state: Any) -> Any:
+        return None
+
+    def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
+        return state
+
+    # -- client API -----------------------------------------------------------------------
+
+    @classmethod
+    async def start_link(
+        cls, arg: Any = None, *, name: Any = None, timeout: float | None = 5.0
+    ) -> Pid:
+        """Start a server linked to the caller; returns its pid once ``init`` has run.
+
+        Raises ``StartError`` (``("already_started", pid)`` if the name is taken,
+        ``"timeout"``, init's ``Stop`` reason, a ``Crash``) or ``StartIgnored``.
+        """
+        return await _start(cls, arg, name, timeout, link=True)
+
+    @classmethod
+    async def start(
+        cls, arg: Any = None, *, name: Any = None, timeout: float | None = 5.0
+    ) -> Pid:
+        """Like ``start_link``, without the link."""
+        return await _start(cls, arg, name, timeout, link=False)
+
+    @classmethod
+    def child_spec(cls, arg: Any = None) -> ChildSpec:
+        """How a supervisor starts this server: ``cls.start_link(arg)``, options applied."""
+        spec = ChildSpec(id=cls, start=(cls.start_link, (arg,)), modules=(cls,))
+        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
+
+    @staticmethod
+    async def call(server: Any, request_: Any, timeout: float | None = 5.0) -> Any:
+        """Send ``request_`` to ``server`` and wait for its reply (``timeout`` seconds).
+
+        On failure raises ``CallError`` with ``why`` ``"timeout"`` (the server keeps
+        running, and its late reply is dropped), ``"noproc"``, ``"calling_self"``, or the
+        reason the server exited with.
+        """
+        _check_timeout(timeout, "GenServer.call")
+        dest = server if type(server) is Pid or type(server) is str else naming.whereis(server)
+        try:
+            if dest is None:
+                raise ProcessExit("noproc")
+            return await request(dest, request_, timeout=timeout)
+        except ProcessExit as failure:
+            if type(failure) is CallError:
+                raise
+            raise CallError(
+                failure.reason, ("GenServer.call", server, request_, timeout)
+            ) from None
+
+    @staticmethod
+    def cast(server: Any, request_: Any) -> None:
+        """Send ``request_`` to ``server`` without waiting. Never fails, even to nobody."""
+        if type(server) is Pid or type(server) is str:
+            dest: Any = server
+        else:
+            try:
+                dest = naming.whereis(server)
+            except Exception:
+                return
+            if dest is None:
+                return
+        with contextlib.suppress(NotRegisteredError):
+            send(dest, Cast(isolate(request_)))
+
+    @staticmethod
+    def reply(from_: ReplyTo, value: Any) -> None:
+        """Answer a call, from any process; dropped if the caller stopped waiting."""
+        reply(from_, value)
+
+    @staticmethod
+    async def stop(server: Any, reason: Any = "normal", timeout: float | None = None) -> None:
+        """Stop ``server`` with ``reason`` and return once it has exited, terminate done.
+
+        Raises ``CallError`` with ``"noproc"`` if nobody is there, ``"calling_self"`` from
+        inside the server, ``"timeout"`` if it did not exit in time (it keeps running).
+        """
+        _check_timeout(timeout, "GenServer.stop")
+        call = ("GenServer.stop", server, reason, timeout)
+        dest = naming.whereis(server)
+        if dest is None:
+            raise CallError("noproc", call)
+        try:
+            await request(dest, _Sys("stop", reason), timeout=timeout)
+        except ProcessExit as exited:
+            if exited.reason == reason:
+                return
+            raise CallError(exited.reason, call) from None
+        raise CallError(("unexpected_reply", "stop"), call)  # pragma: no cover
+
+    @staticmethod
+    def whereis(server: Any) -> Pid | None:
+        """The pid of a server given by pid, name or via name; None if nobody is there."""
+        return naming.whereis(server)
+
+    # -- system functions (Erlang's sys): state, suspension, code change ------------------
+
+    @staticmethod
+    async def get_state(server: Any, timeout: float | None = 5.0) -> Any:
+        """The server's current state (for debugging and tests)."""
+        return await _sys_call(server, _Sys("get_state"), timeout)
+
+    @staticmethod
+    async def replace_state(
+        server: Any, fn: Callable[[Any], Any], timeout: float | None = 5.0
+    ) -> Any:
+        """Replace the state with ``fn(state)``; returns the new state."""
+        return await _sys_call(server, _Sys("replace_state", fn), timeout)
+
+    @staticmethod
+    async def get_status(server: Any, timeout: float | None = 5.0) -> dict[str, Any]:
+        """A status report: pid, name, module, parent, status, state, mailbox size."""
+        status: dict[str, Any] = await _sys_call(server, _Sys("get_status"), timeout)
+        return status
+
+    @staticmethod
+    async def suspend(server: Any, timeout: float | None = 5.0) -> None:
+        """Suspend: the server then handles only system requests until resumed."""
+        await _sys_call(server, _Sys("suspend"), timeout)
+
+    @staticmethod
+    async def resume(server: Any, timeout: float | None = 5.0) -> None:
+        """Resume a suspended server; messages that arrived meanwhile are handled in order."""
+        await _sys_call(server, _Sys("resume"), timeout)
+
+    @staticmethod
+    async def change_code(
+        server: Any, old_vsn: Any = None, extra: Any = None, timeout: float | None = 5.0
+    ) -> None:
+        """Run ``code_change(old_vsn, state, extra)`` in a suspended server.
+
+        On success the state is replaced by what it returns; if it raises, the error is
+        raised here, and the server keeps its old state and keeps running.
+        """
+        await _sys_call(server, _Sys("change_code", old_vsn, extra), timeout)
+
+    @staticmethod
+    async def trace(server: Any, enabled: bool = True, timeout: float | None = 5.0) -> None:
+        """Log every message the server handles, and what it returns (at DEBUG level)."""
+        await _sys_call(server, _Sys("trace", bool(enabled)), timeout)
+
+    # -- the process side -----------------------------------------------------------------
+
+    def _who(self) -> str:
+        pid = getattr(self, "pid", None)
+        name = getattr(self, "_name", None)
+        return f"{pid!r}" + (f" ({name!r})" if name is not None else "")
+
+    def started(self) -> Awaitable[None] | None:
+        assert self._boot is not None, "a GenServer is started with start_link or start"
+        arg, ack, parent, name = self._boot
+        self._boot = None
+        self._parent = parent
+        self._name = name
+        self._state = None
+        self._timer = None
+        self._generation = 0
+        self._suspended = False
+        self._deferred = None
+        self._last = None
+        self._trace = False
+        if type(name) is tuple:  # a via name: the process registers itself, as in OTP
+            registry, key = name[1], name[2]
+            if not registry.register_name(key, self.pid):
+                _ack(ack, ("error", ("already_started", registry.whereis_name(key))))
+                self._unlink_parent()
+                raise ProcessExit("normal")
+        try:
+            result = self.init(arg)
+        except ProcessExit as stop:
+            return self._init_failed(ack, stop.reason, None)
+        except Exception as exc:
+            return self._init_failed(ack, Crash(exc), exc)
+        if inspect.isawaitable(result):
+            return self._async_init(result, ack)
+        return self._init_result(result, ack)
+
+    async def _async_init(self, awaitable: Awaitable[Any], ack: asyncio.Future[Any]) -> None:
+        try:
+            result = await awaitable
+        except ProcessExit as stop:
+            self._init_failed(ack, stop.reason, None)
+        except Exception as exc:
+            self._init_failed(ack, Crash(exc), exc)
+        rest = self._init_result(result, ack)
+        if rest is not None:
+            await rest
+
+    def _init_result(self, result: Any, ack: asyncio.Future[Any]) -> Awaitable[None] | None:
+        result = _normalize(result, "oi")
+        kind = type(result)
+        if kind is Ok:
+            self._state = result.state
+            _ack(ack, ("ok",))
+            return self._after(result.after)
+        if kind is Ignore:
+            return self._init_failed(ack, "ignore", None)
+        if kind is Stop:
+            return self._init_failed(ack, result.reason, None)
+        return self._init_failed(ack, ("bad_return_value", result), None)
+
+    def _init_failed(
+        self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None
+    ) -> NoReturn:
+        if type(self._name) is tuple:
+            self._name[1].unregister_name(self._name[2])
+        self._unlink_parent()  # the starter learns through start_link's error, not a signal
+        if exc is not None:
+            _log.error(
+                "%s %s failed in init: %s", type(self).__qualname__, self._who(), reason,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        if reason == "ignore":
+            _ack(ack, ("ignore",))
+            raise ProcessExit("normal")
+        _ack(ack, ("error", reason))
+        raise ProcessExit(reason)
+
+    def _unlink_parent(self) -> None:
+        if self._parent is not None:
+            unlink(self._parent)
+
+    def handle(self, message: Any) -> Awaitable[None] | None:
+        if self._timer is not None:
+            cancel_timer(self._timer)
+            self._timer = None
+        kind = type(message)
+        if kind is Request:
+            payload = message.payload
+            if type(payload) is _Sys:
+                return self._system(message.reply_to, payload)
+            if self._suspended:
+                self._defer(message)
+                return None
+            self._last = message
+            if self._trace:
+                _log.debug("%s got call %r", self._who(), payload)
+            try:
+                result = self.handle_call(payload, message.reply_to, self._state)
+            except BaseException as exc:
+                return self._callback_failed(exc)
+            if inspect.isawaitable(result):
+                return self._finish_async(result, message.reply_to)
+            return self._apply(result, message.reply_to)
+        if self._suspended:
+            self._defer(message)
+            return None
+        self._last = message
+        if self._trace:
+            _log.debug("%s got %r", self._who(), message)
+        if kind is Cast:
+            callback: Callable[[Any, Any], Any] = self.handle_cast
+            payload = message.request
+        elif kind is _IdleTimeout:
+            if message.generation != self._generation:
+                return None  # a timeout that lost the race with a message
+            callback, payload = self.handle_info, "timeout"
+        elif kind is Exit and message.pid == self._parent:
+            return self._stop(message.reason)  # trapping: the parent asks us to go
+        else:
+            callback, payload = self.handle_info, message
+        try:
+            result = callback(payload, self._state)
+        except BaseException as exc:
+            return self._callback_failed(exc)
+        if inspect.isawaitable(result):
+            return self._finish_async(result, None)
+        return self._apply(result, None)
+
+    async def _finish_async(self, awaitable: Awaitable[Any], from_: ReplyTo | None) -> None:
+        try:
+            result = await awaitable
+        except BaseException as exc:
+            rest = self._callback_failed(exc)
+        else:
+            rest = self._apply(result, from_)
+        if rest is not None:
+            await rest
+
+    def _apply(self, result: Any, from_: ReplyTo | None) -> Awaitable[None] | None:
+        """Act on what a callback returned (``from_`` is set for handle_call)."""
+        kind = type(result)
+        if kind is NoReply:
+            self._state = result.state
+            return self._after(result.after)
+        if kind is Reply and from_ is not None:
+            reply(from_, result.value)
+            self._state = result.state
+            return self._after(result.after)
+        if kind is Stop and result.state is not _NOTHING:
+            if result.reply is not _NOTHING and from_ is not None:
+                reply(from_, result.reply)
+            self._state = result.state
+            return self._stop(result.reason)
+        if kind is tuple or kind is str:
+            normalized = _normalize(result, "rn" if from_ is not None else "n")
+            if normalized is not result:
+                return self._apply(normalized, from_)
+        return self._stop(("bad_return_value", result))
+
+    def _after(self, after: Any) -> Awaitable[None] | None:
+        if after is None:
+            return None
+        if type(after) is Continue:
+            return self._continue(after.term)
+        if isinstance(after, int | float) and not isinstance(after, bool):
+            if self.mailbox_size() == 0:  # a waiting message beats any timeout, even 0
+                self._generation += 1
+                self._timer = send_after(self.pid, _IdleTimeout(self._generation), after)
+            return None
+        if after == "hibernate":
+            return None
+        return self._stop(("bad_return_value", after))
+
+    def _continue(self, term: Any) -> Awaitable[None] | None:
+        try:
+            result = self.handle_continue(term, self._state)
+        except BaseException as exc:
+            return self._callback_failed(exc)
+        if inspect.isawaitable(result):
+            return self._finish_async(result, None)
+        return self._apply(result, None)
+
+    def _callback_failed(self, exc: BaseException) -> Awaitable[None] | None:
+        if isinstance(exc, ProcessExit):
+            if not is_alive(self.pid):  # killed by a signal it caused: no terminate
+                raise exc
+            return self._stop(exc.reason, exc)
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt, SystemExit, CancelledError
+        return self._stop(Crash(exc), exc)
+
+    def _stop(self, reason: Any, exc: BaseException | None = None) -> Awaitable[None] | None:
+        """Run terminate, report if abnormal, and exit with ``reason``."""
+        try:
+            result = self.terminate(reason, self._state)
+        except Exception as failure:
+            reason, exc = Crash(failure), failure
+        else:
+            if inspect.isawaitable(result):
+                return self._finish_terminate(result, reason, exc)
+        self._report(reason, exc)
+        raise ProcessExit(reason)
+
+    async def _finish_terminate(
+        self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None
+    ) -> None:
+        try:
+            await awaitable
+        except Exception as failure:
+            reason, exc = Crash(failure), failure
+        self._report(reason, exc)
+        raise ProcessExit(reason)
+
+    def _report(self, reason: Any, exc: BaseException | None) -> None:
+        if is_clean_exit(reason):
+            return
+        crash = exc if exc is not None and isinstance(exc, Exception) else None
+        _log.error(
+            "%s %s terminating\n** reason: %s\n** last message: %s\n** state: %s",
+            type(self).__qualname__, self._who(), _short(reason), _short(self._last),
+            _short(self._state),
+            exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
+        )
+
+    # -- system requests --------------------------------------------------------------------
+
+    def _defer(self, message: Any) -> None:
+        if self._deferred is None:
+            self._deferred = deque()
+        self._deferred.append(message)
+
+    def _system(self, from_: ReplyTo, request_: _Sys) -> Awaitable[None] | None:
+        kind, args = request_.kind, request_.args
+        if kind == "get_state":
+            reply(from_, self._state)
+        elif kind == "replace_state":
+            try:
+                self._state = args[0](self._state)
+            except Exception as exc:
+                reply(from_, _SysFailure(exc))
+                return None
+            reply(from_, self._state)
+        elif kind == "get_status":
+            reply(from_, {
+                "pid": self.pid, "name": self._name, "module": type(self),
+                "parent": self._parent, "status": "suspended" if self._suspended else "running",
+                "state": self._state, "message_queue_len": self.mailbox_size()
+                + (len(self._deferred) if self._deferred else 0),
+            })
+        elif kind == "suspend":
+            self._suspended = True
+            reply(from_, None)
+        elif kind == "resume":
+            self._suspended = False
+            reply(from_, None)
+            return self._drain()
+        elif kind == "change_code":
+            if not self._suspended:
+                reply(from_, _SysFailure(RuntimeError(
+                    "change_code needs a suspended server: call GenServer.suspend first"
+                )))
+                return None
+            try:
+                new_state = self.code_change(args[0], self._state, args[1])
+            except Exception as exc:
+                reply(from_, _SysFailure(exc))
+                return None
+            self._state = new_state
+            reply(from_, None)
+        elif kind == "trace":
+            self._trace = args[0]
+            reply(from_, None)
+        elif kind == "stop":
+            return self._stop(args[0])
+        return None
+
+    def _drain(self) -> Awaitable[None] | None:
+        deferred = self._deferred
+        while deferred and not self._suspended:
+            rest = self.handle(deferred.popleft())
+            if rest is not None:
+                return self._drain_after(rest)
+        return None
+
+    async def _drain_after(self, rest: Awaitable[None]) -> None:
+        await rest
+        more = self._drain()
+        if more is not None:
+            await more
+
+
+@mark_immutable
+class _SysFailure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _ack(ack: asyncio.Future[Any], value: tuple[Any, ...]) -> None:
+    if not ack.done():
+        ack.set_result(value)
+
+
+def _short(value: Any, limit: int = 500) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _check_timeout(timeout: Any, what: str) -> None:
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(
+            f"{what}: timeout must be a number of seconds >= 0 or None (wait forever), "
+            f"got {timeout!r}"
+        )
+
+
+async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
+    _check_timeout(timeout, f"GenServer.{request_.kind}")
+    dest = naming.whereis(server)
+    call = (f"GenServer.{request_.kind}", server, timeout)
+    if dest is None:
+        raise CallError("noproc", call)
+    try:
+        result = await request(dest, request_, timeout=timeout)
+    except ProcessExit as failure:
+        raise CallError(failure.reason, call) from None
+    if type(result) is _SysFailure:
+        raise result.error
+    return result
+
+
+async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | None,
+                 *, link: bool) -> Pid:
+    naming.check_name(name)
+    _check_timeout(timeout, f"{cls.__qualname__}.start_link")
+    try:
+        server = cls()
+    except TypeError as exc:
+        raise TypeError(
+            f"{cls.__qualname__}() could not be created with no arguments ({exc}); a "
+            "GenServer receives its argument in init(self, arg), not in __init__"
+        ) from exc
+    try:
+        parent: Pid | None = _self()
+    except NotInProcessError:
+        parent, link = None, False
+    loop = asyncio.get_running_loop()
+    ack: asyncio.Future[Any] = loop.create_future()
+    server._boot = (arg, ack, parent, name)
+    try:
+        pid = spawn_opt(server, link=link, name=name if type(name) is str else None)
+    except NameTakenError as taken:
+        raise StartError(
+            ("already_started", taken.holder),
+            f"cannot start {cls.__qualname__} as {name!r}: already started as {taken.holder!r}",
+        ) from None
+    try:
+        outcome = await _wait_ack(ack, timeout)
+    except TimeoutError:
+        if link:
+            unlink(pid)
+        exit(pid, "kill")
+        raise StartError(
+            "timeout", f"{cls.__qualname__}.init did not return within {timeout}s; killed it"
+        ) from None
+    except BaseException:
+        if link:
+            unlink(pid)
+        exit(pid, "kill")
+        raise
+    if outcome[0] == "ok":
+        return pid
+    if outcome[0] == "ignore":
+        raise StartIgnored()
+    reason = outcome[1]
+    if type(reason) is tuple and reason and reason[0] == "already_started":
+        raise StartError(
+            reason, f"cannot start {cls.__qualname__} as {name!r}: already started as "
+            f"{reason[1]!r}",
+        )
+    raise StartError(reason, f"{cls.__qualname__} failed to start: {_short(reason)}")
+
+
+async def _wait_ack(ack: asyncio.Future[Any], timeout: float | None) -> Any:
+    if timeout is None:
+        return await ack
+    from beamish._runtime.context import current_runtime
+
+    clock = current_runtime().clock
+
+    def expire() -> None:
+        if not ack.done():
+            ack.set_exception(TimeoutError())
+
+    handle = clock.call_later(timeout, expire)
+    try:
+        return await ack
+    finally:
+        handle.cancel()
+
