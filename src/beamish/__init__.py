@@ -25,6 +25,7 @@ from beamish._errors import (
     SystemLimitError,
 )
 from beamish._otp.child_spec import ChildSpec
+from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
 from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
 from beamish._runtime.api import (
@@ -85,6 +86,8 @@ __all__ = [
     "Continue",
     "Crash",
     "Down",
+    "DynamicFlags",
+    "DynamicSupervisor",
     "Exit",
     "GenServer",
     "Ignore",

@@ -131,3 +131,14 @@ def test_functions_pass_by_reference():
 
     assert isolate((f, print)) == (f, print)
     assert isolate([f])[0] is f
+
+
+def test_exceptions_pass_by_reference():
+    class Custom(Exception):
+        def __init__(self, code, message):
+            super().__init__(message)
+            self.code = code
+
+    error = Custom(7, "bad")
+    assert isolate(error) is error
+    assert isolate(("error", error))[1] is error

@@ -216,13 +216,14 @@ def test_spawn_without_runtime_raises_no_runtime():
         spawn(lambda: None)
 
 
-async def test_receive_in_an_actor_is_refused():
+async def test_receive_in_a_sync_actor_handler_is_refused():
     me = beamish.self()
 
     class Receiver(Actor):
-        async def handle(self, message):
+        def handle(self, message):
             try:
-                await receive(timeout=0)
+                coro = receive(timeout=0)
+                coro.send(None)
             except NotInProcessError as exc:
                 send(me, str(exc))
 
@@ -230,6 +231,32 @@ async def test_receive_in_an_actor_is_refused():
     send(pid, "go")
     assert "an Actor gets its messages through handle()" in await receive(timeout=1)
     beamish.exit(pid, "kill")
+
+
+async def test_receive_in_an_async_actor_handler_takes_selectively():
+    me = beamish.self()
+
+    class Asker(Actor):
+        async def handle(self, message):
+            match message:
+                case ("ask", who):
+                    send(who, ("question", beamish.self()))
+                    answer = await receive(("answer", beamish.ANY), timeout=1)
+                    send(me, ("got", answer))
+                case other:
+                    send(me, ("later", other))
+
+    async def answerer():
+        match await receive():
+            case ("question", asker):
+                send(asker, "unrelated")  # stays for handle(), after the answer
+                send(asker, ("answer", 42))
+
+    asker = spawn(Asker())
+    send(asker, ("ask", spawn(answerer)))
+    assert await receive(timeout=1) == ("got", ("answer", 42))
+    assert await receive(timeout=1) == ("later", "unrelated")
+    beamish.exit(asker, "kill")
 
 
 async def test_actor_without_handle_crashes_naming_the_message(caplog):

@@ -639,6 +639,8 @@ class GenServer(Actor):
     def _after(self, after: Any) -> Awaitable[None] | None:
         if after is None:
             return None
+        if type(after) is tuple:
+            after = _after_of(after)
         if type(after) is Continue:
             return self._continue(after.term)
         if isinstance(after, int | float) and not isinstance(after, bool):

@@ -142,9 +142,15 @@ def send(dest: Pid | str, message: Any) -> None:
         mailbox = proc.mailbox = deque()
     mailbox.append(message)
     if proc.actor is not None:
-        if not proc.scheduled and not proc.busy:
-            proc.scheduled = True
-            proc.runtime.scheduler.enqueue(proc)
+        if not proc.scheduled:
+            if not proc.busy:
+                proc.scheduled = True
+                proc.runtime.scheduler.enqueue(proc)
+            elif proc.waiter is not None:  # an async handler waits in receive()
+                waiter = proc.waiter
+                proc.waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
     else:
         waiter = proc.waiter
         if waiter is not None:

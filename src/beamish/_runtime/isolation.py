@@ -9,6 +9,8 @@ The policy, applied by ``send`` to every message:
   frozen dataclasses holding any of them. The copy keeps shared references and cycles.
   Other objects are copied with :func:`copy.deepcopy`; one that cannot be copied (a lock, a
   socket, a generator) is refused with :class:`MessageCopyError` naming its type.
+- Exceptions pass by reference: treat them as values, as Elixir treats its exception
+  structs (many cannot be copied anyway: their ``__init__`` differs from their args).
 - Functions, methods and partials pass by reference: what a closure captured is shared, as
   it is in the sender, so capture immutable values.
 - A class whose instances are safe to share (immutable by construction, or thread-safe on
@@ -80,7 +82,9 @@ def _kind(t: type) -> int:
         elif dataclasses.is_dataclass(t) and t.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             k = _FROZEN_DC
             _dc_fields[t] = tuple(f.name for f in dataclasses.fields(t))
-        elif issubclass(t, enum.Enum):
+        elif issubclass(t, enum.Enum | BaseException):
+            # enum members are singletons; exceptions are values (Elixir's are immutable
+            # structs) and many cannot be rebuilt from their args, so they are shared
             ATOMIC.add(t)
             k = 0
         else:

@@ -6,6 +6,10 @@ process parks on a future that the next ``send`` to it resolves, and scans again
 it stopped (messages already skipped are not looked at twice). A timeout is a timer on the
 runtime clock that marks the receive expired and wakes the process.
 
+An actor may call ``receive`` only from an ``async def`` handler: while the handler runs
+the scheduler hands it no messages, so the handler can take the ones it waits for (a
+task's reply, say) and leave the rest for ``handle``.
+
 A process that always finds a message waiting never suspends, so every 256 messages taken
 ``receive`` gives the loop one turn: a busy receive loop cannot starve the others.
 """
@@ -58,10 +62,12 @@ async def receive(*patterns: Any, timeout: float | None = None, default: Any = _
             "receive() can only be called inside a beamish process; run the code in one: "
             "beamish.spawn(fn), beamish.run(main), or `async with beamish.as_process():`"
         )
-    if proc.actor is not None:
+    if proc.actor is not None and not proc.busy:
         raise NotInProcessError(
-            f"receive() cannot be used in {type(proc.actor).__qualname__}: an Actor gets its "
-            "messages through handle(). Use spawn(async_fn) for a process with a receive loop."
+            f"receive() cannot be used in {type(proc.actor).__qualname__}.handle() when it is "
+            "a plain def: an Actor gets its messages through handle(). An async def handler "
+            "may receive selectively (as Erlang code may inside a gen_server callback); or use "
+            "spawn(async_fn) for a process with a receive loop."
         )
     if proc.pid._proc is None:
         raise ProcessExit(proc.exit_reason)

@@ -72,9 +72,15 @@ class Signals:
             mailbox = proc.mailbox = deque()
         mailbox.append(message)
         if proc.actor is not None:
-            if not proc.scheduled and not proc.busy:
-                proc.scheduled = True
-                self.scheduler.enqueue(proc)
+            if not proc.scheduled:
+                if not proc.busy:
+                    proc.scheduled = True
+                    self.scheduler.enqueue(proc)
+                elif proc.waiter is not None:  # an async handler waits in receive()
+                    waiter = proc.waiter
+                    proc.waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
         else:
             waiter = proc.waiter
             if waiter is not None:
