@@ -657,6 +657,6 @@ async def test_process_exit_raised_in_a_callback_stops_the_server_with_its_reaso
             raise ProcessExit(("custom", request))
 
     server = await Exits.start(None)
-    ref = beamish.monitor(server)
+    beamish.monitor(server)
     GenServer.cast(server, 1)
     assert (await receive(Down, timeout=1)).reason == ("custom", 1)

@@ -253,21 +253,22 @@ class _DynamicServer(GenServer):
 
     def handle_info(self, message: Any, state: Any) -> Any:
         if type(message) is Exit:
-            child = self.children.get(message.pid) if message.pid is not None else None
-            if child is None or child.restarting:
+            pid = message.pid
+            child = self.children.get(pid) if pid is not None else None
+            if pid is None or child is None or child.restarting:
                 return NoReply(state)
             reason = message.reason
             restart = should_restart(child.spec.restart, reason)
             if not is_clean_exit(reason):
                 _log.error(
                     "%s %s: child %r exited with reason %r; %s", self.label, self._who(),
-                    message.pid, reason,
+                    pid, reason,
                     "restarting it" if restart else f"not restarting it ({child.spec.restart})",
                 )
             if not restart:
-                del self.children[message.pid]
+                del self.children[pid]
                 return NoReply(state)
-            return self._restart(message.pid, state)
+            return self._restart(pid, state)
         if type(message) is _Retry:
             child = self.children.get(message.key)
             if child is None or not child.restarting:

@@ -146,11 +146,12 @@ def send(dest: Pid | str, message: Any) -> None:
             if not proc.busy:
                 proc.scheduled = True
                 proc.runtime.scheduler.enqueue(proc)
-            elif proc.waiter is not None:  # an async handler waits in receive()
-                waiter = proc.waiter
-                proc.waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+            else:  # busy: an async handler may wait in receive()
+                waiting = proc.waiter
+                if waiting is not None:
+                    proc.waiter = None
+                    if not waiting.done():
+                        waiting.set_result(None)
     else:
         waiter = proc.waiter
         if waiter is not None:

@@ -76,11 +76,12 @@ class Signals:
                 if not proc.busy:
                     proc.scheduled = True
                     self.scheduler.enqueue(proc)
-                elif proc.waiter is not None:  # an async handler waits in receive()
-                    waiter = proc.waiter
-                    proc.waiter = None
-                    if not waiter.done():
-                        waiter.set_result(None)
+                else:  # busy: an async handler may wait in receive()
+                    waiting = proc.waiter
+                    if waiting is not None:
+                        proc.waiter = None
+                        if not waiting.done():
+                            waiting.set_result(None)
         else:
             waiter = proc.waiter
             if waiter is not None:
