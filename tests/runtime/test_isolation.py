@@ -142,3 +142,17 @@ def test_exceptions_pass_by_reference():
     error = Custom(7, "bad")
     assert isolate(error) is error
     assert isolate(("error", error))[1] is error
+
+
+async def test_spawn_arguments_are_isolated_like_a_message():
+    me = beamish.self()
+    data = [1]
+
+    async def child(arg):
+        await beamish.receive("go")
+        send(me, arg)
+
+    pid = beamish.spawn(child, data)
+    data.append(2)
+    send(pid, "go")
+    assert await receive(timeout=1) == [1]

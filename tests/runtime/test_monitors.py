@@ -152,3 +152,30 @@ async def test_exit_reasons_are_isolated():
     down = await receive(Down, timeout=1)
     reason.append("changed")
     assert down.reason == ["mutable"]
+
+
+async def test_demonitor_flush_inside_an_actor_handler_keeps_later_messages():
+    """The flush edits the mailbox the scheduler is draining, in place."""
+    me = beamish.self()
+
+    class Flusher(beamish.Actor):
+        def handle(self, message):
+            match message:
+                case ("watch", target):
+                    self.ref = beamish.monitor(target)
+                case "flush":
+                    beamish.demonitor(self.ref, flush=True)
+                case other:
+                    send(me, ("got", other))
+
+    target = spawn(idle)
+    flusher = spawn(Flusher())
+    send(flusher, ("watch", target))
+    await beamish.sleep(0.01)
+    # queued in one go: "flush" runs while the Down and "after" wait behind it
+    send(flusher, "flush")
+    beamish.exit(target, "kill")
+    send(flusher, "after")
+    assert await receive(timeout=1) == ("got", "after")
+    assert await receive(timeout=0.05, default=None) is None  # the Down was flushed
+    beamish.exit(flusher, "kill")

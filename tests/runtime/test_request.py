@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import beamish
-from beamish import Actor, ProcessExit, ReplyTo, Request, receive, reply, request, spawn
+from beamish import Actor, CallError, ReplyTo, Request, receive, reply, request, spawn
 
 
 class Adder(Actor):
@@ -68,9 +68,10 @@ async def test_request_timeout_keeps_server_and_drops_late_reply():
                     reply(reply_to, "pong")
 
     pid = spawn(Holder())
-    with pytest.raises(ProcessExit) as info:
+    with pytest.raises(CallError) as info:
         await request(pid, "hold", timeout=0.02)
-    assert info.value.reason == "timeout"
+    assert info.value.why == "timeout"
+    assert info.value.reason == ("timeout", ("request", pid, "hold", 0.02))
     assert held[0].active is False
     reply(held[0], "too late")  # dropped
     assert await request(pid, "ping") == "pong"
@@ -83,23 +84,23 @@ async def test_request_to_dead_pid_or_unknown_name_is_noproc():
     pid, _ = beamish.spawn_monitor(lambda: None)
     await receive(beamish.Down, timeout=1)
     for dest in (pid, "nobody"):
-        with pytest.raises(ProcessExit) as info:
+        with pytest.raises(CallError) as info:
             await request(dest, "x")
-        assert info.value.reason == "noproc"
+        assert info.value.why == "noproc"
 
 
 async def test_request_to_self_is_calling_self():
-    with pytest.raises(ProcessExit) as info:
+    with pytest.raises(CallError) as info:
         await request(beamish.self(), "x")
-    assert info.value.reason == "calling_self"
+    assert info.value.why == "calling_self"
 
 
 async def test_request_fails_with_the_reason_of_a_server_that_dies():
     pid = spawn(Adder())
-    with pytest.raises(ProcessExit) as info:
+    with pytest.raises(CallError) as info:
         await request(pid, "crash")
-    assert isinstance(info.value.reason, beamish.Crash)
-    assert str(info.value.reason.exception) == "adder crashed"
+    assert isinstance(info.value.why, beamish.Crash)
+    assert str(info.value.why.exception) == "adder crashed"
 
     pid = spawn(Adder())
 
@@ -108,9 +109,9 @@ async def test_request_fails_with_the_reason_of_a_server_that_dies():
         beamish.exit(pid, "stop it")
 
     spawn(killer)
-    with pytest.raises(ProcessExit) as info:
+    with pytest.raises(CallError) as info:
         await request(pid, "ignore")
-    assert info.value.reason == "stop it"
+    assert info.value.why == "stop it"
 
 
 async def test_request_from_an_actor_async_handler():

@@ -188,6 +188,10 @@ class _IdleTimeout:
         self.generation = generation
 
 
+# What callbacks return when they are not async: checked before inspect.isawaitable.
+_RESULTS = frozenset({Reply, NoReply, Stop, Ok, tuple, str})
+
+
 def _normalize(result: Any, allowed: str) -> Any:
     """Map Elixir-style tuples onto the return classes; anything else is returned as is."""
     if type(result) is not tuple or not result:
@@ -366,25 +370,22 @@ class GenServer(Actor):
         return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
 
     @staticmethod
-    async def call(server: Any, request_: Any, timeout: float | None = 5.0) -> Any:
+    def call(server: Any, request_: Any, timeout: float | None = 5.0) -> Awaitable[Any]:
         """Send ``request_`` to ``server`` and wait for its reply (``timeout`` seconds).
 
         On failure raises ``CallError`` with ``why`` ``"timeout"`` (the server keeps
         running, and its late reply is dropped), ``"noproc"``, ``"calling_self"``, or the
-        reason the server exited with.
+        reason the server exited with. Use it as ``await GenServer.call(server, request)``.
         """
-        _check_timeout(timeout, "GenServer.call")
-        dest = server if type(server) is Pid or type(server) is str else naming.whereis(server)
-        try:
+        if type(timeout) is not float and timeout is not None or timeout < 0:  # type: ignore[operator]
+            _check_timeout(timeout, "GenServer.call")
+        if type(server) is Pid or type(server) is str:
+            dest: Any = server
+        else:
+            dest = naming.whereis(server)
             if dest is None:
-                raise ProcessExit("noproc")
-            return await request(dest, request_, timeout=timeout)
-        except ProcessExit as failure:
-            if type(failure) is CallError:
-                raise
-            raise CallError(
-                failure.reason, ("GenServer.call", server, request_, timeout)
-            ) from None
+                raise CallError("noproc", ("GenServer.call", server, request_, timeout))
+        return request(dest, request_, timeout=timeout, what="GenServer.call", server=server)
 
     @staticmethod
     def cast(server: Any, request_: Any) -> None:
@@ -420,10 +421,10 @@ class GenServer(Actor):
             raise CallError("noproc", call)
         try:
             await request(dest, _Sys("stop", reason), timeout=timeout)
-        except ProcessExit as exited:
-            if exited.reason == reason:
+        except CallError as exited:
+            if exited.why == reason:
                 return
-            raise CallError(exited.reason, call) from None
+            raise CallError(exited.why, call) from None
         raise CallError(("unexpected_reply", "stop"), call)  # pragma: no cover
 
     @staticmethod
@@ -577,7 +578,7 @@ class GenServer(Actor):
                 result = self.handle_call(payload, message.reply_to, self._state)
             except BaseException as exc:
                 return self._callback_failed(exc)
-            if inspect.isawaitable(result):
+            if type(result) not in _RESULTS and inspect.isawaitable(result):
                 return self._finish_async(result, message.reply_to)
             return self._apply(result, message.reply_to)
         if self._suspended:
@@ -601,7 +602,7 @@ class GenServer(Actor):
             result = callback(payload, self._state)
         except BaseException as exc:
             return self._callback_failed(exc)
-        if inspect.isawaitable(result):
+        if type(result) not in _RESULTS and inspect.isawaitable(result):
             return self._finish_async(result, None)
         return self._apply(result, None)
 
@@ -806,8 +807,8 @@ async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
         raise CallError("noproc", call)
     try:
         result = await request(dest, request_, timeout=timeout)
-    except ProcessExit as failure:
-        raise CallError(failure.reason, call) from None
+    except CallError as failure:
+        raise CallError(failure.why, call) from None
     if type(result) is _SysFailure:
         raise result.error
     return result

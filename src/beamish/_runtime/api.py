@@ -122,12 +122,12 @@ def send(dest: Pid | str, message: Any) -> None:
     holds it raises ``NotRegisteredError``. Messages from one sender to one receiver arrive
     in the order sent. Mutable messages are copied (see the isolation policy).
     """
-    if type(dest) is Pid:
-        proc = dest._proc
-        if proc is None:
-            return
-    else:
+    try:
+        proc = dest._proc  # type: ignore[union-attr]  # a Pid: one slot read, no lookup
+    except AttributeError:
         proc = _runtime_of(_context.current_process())._resolve_name(dest)
+    if proc is None:
+        return
     t = type(message)
     if t not in _ATOMIC:
         if t is tuple:
@@ -253,10 +253,13 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
         target = me.monitors.pop(ref, None)
         if target is not None:
             active = me.runtime._unwatch(target, ref)
-    if flush and me.mailbox:
-        kept = [m for m in me.mailbox if not (type(m) is Down and m.ref == ref)]
-        if len(kept) != len(me.mailbox):
-            me.mailbox = deque(kept)
+    mailbox = me.mailbox
+    if flush and mailbox:
+        kept = [m for m in mailbox if not (type(m) is Down and m.ref == ref)]
+        if len(kept) != len(mailbox):
+            # in place: the scheduler may be draining this very deque
+            mailbox.clear()
+            mailbox.extend(kept)
     return active
 
 

@@ -3,7 +3,8 @@
 ``await request(dest, payload)`` delivers ``Request(reply_to, payload)`` to ``dest`` and
 waits for ``reply(reply_to, value)``, from the receiver or from any process it hands
 ``reply_to`` to. While it waits, the caller watches ``dest``: if ``dest`` exits first the call
-fails with its exit reason. The failure reasons, raised as ``ProcessExit(reason)``:
+fails with its exit reason. Failures raise ``CallError(why, call)`` (a ``ProcessExit``, so an
+uncaught failure ends the caller with ``(why, call)``, as in OTP), where ``why`` is:
 
 - ``"noproc"``: ``dest`` is a dead pid or a name nobody holds;
 - ``"calling_self"``: a process asked itself (it would wait forever);
@@ -14,6 +15,9 @@ As with the BEAM's process aliases (EEP 53), once the caller stops waiting the `
 is dead: a late reply is dropped and never reaches the caller's mailbox. Replies resolve a
 future directly instead of passing through the caller's mailbox, which is why an actor's
 ``async`` handler can make calls too.
+
+The timeout costs no timer for a call answered within one loop turn: a cheap callback
+scheduled right after the request checks, and only then arms a timer for the time left.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from beamish._errors import ProcessExit
+from beamish._errors import CallError
 from beamish._runtime import context as _context
 from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.pid import Pid
 
 if TYPE_CHECKING:
+    from beamish._runtime.clock import TimerHandle
     from beamish._runtime.process import Process
+    from beamish._runtime.runtime import Runtime
 
 __all__ = ["ReplyTo", "Request", "reply", "request"]
 
@@ -38,11 +44,16 @@ class ReplyTo:
     ``reply_to.pid`` is the caller's pid (None if the caller is not a process).
     """
 
-    __slots__ = ("_future", "pid")
+    __slots__ = ("_future", "_runtime", "_started", "_timeout", "_timer", "pid")
+
+    _runtime: Runtime
+    _started: float
+    _timeout: float
 
     def __init__(self, pid: Pid | None, future: asyncio.Future[Any]) -> None:
         self.pid = pid
         self._future = future
+        self._timer: TimerHandle | None = None
 
     @property
     def active(self) -> bool:
@@ -55,11 +66,30 @@ class ReplyTo:
     def __call__(self, _ref: Any, _pid: Pid, reason: Any) -> None:
         # the watched destination exited before replying
         if not self._future.done():
-            self._future.set_exception(ProcessExit(reason))
+            self._future.set_exception(_Failed(reason))
+
+    def _arm(self) -> None:
+        # Runs one loop turn after the request was sent: most replies have come by then,
+        # and those calls never pay for a timer.
+        if self._future.done():
+            return
+        clock = self._runtime.clock
+        remaining = self._timeout - (clock.now() - self._started)
+        if remaining <= 0:
+            self._expire()
+        else:
+            self._timer = clock.call_later(remaining, self._expire)
 
     def _expire(self) -> None:
         if not self._future.done():
-            self._future.set_exception(ProcessExit("timeout"))
+            self._future.set_exception(_Failed("timeout"))
+
+
+class _Failed(Exception):
+    """Carries a failure reason from the watcher or the timer to the waiting caller."""
+
+    def __init__(self, why: Any) -> None:
+        self.why = why
 
 
 class Request:
@@ -88,11 +118,18 @@ def reply(reply_to: ReplyTo, value: Any) -> None:
     """Answer a request. Dropped silently if the caller stopped waiting."""
     future = reply_to._future
     if not future.done():
-        future.set_result(isolate(value))
+        future.set_result(value if type(value) in ATOMIC else isolate(value))
 
 
-async def request(dest: Pid | str, payload: Any, *, timeout: float | None = 5.0) -> Any:
-    """Send ``Request(reply_to, payload)`` to ``dest`` and return the reply."""
+async def request(
+    dest: Pid | str, payload: Any, *, timeout: float | None = 5.0, what: str = "request",
+    server: Any = None,
+) -> Any:
+    """Send ``Request(reply_to, payload)`` to ``dest`` and return the reply.
+
+    Raises ``CallError(why, (what, server, payload, timeout))`` on failure, where ``server``
+    is how the caller named the destination (``dest`` if not given).
+    """
     me = _context.current_process()
     runtime = me.runtime if me is not None else _context.current_runtime()
     if type(dest) is Pid:
@@ -101,23 +138,32 @@ async def request(dest: Pid | str, payload: Any, *, timeout: float | None = 5.0)
         target = runtime._names.get(dest)
     else:
         raise TypeError(f"request() needs a Pid or a registered name (str), got {dest!r}")
-    if target is None:
-        raise ProcessExit("noproc")
-    if target is me:
-        raise ProcessExit("calling_self")
+    if target is None or target is me:
+        why = "noproc" if target is None else "calling_self"
+        raise CallError(why, (what, dest if server is None else server, payload, timeout))
     future: asyncio.Future[Any] = runtime._loop.create_future()
     reply_to = ReplyTo(None if me is None else me.pid, future)
     watchers = target.watchers
     if watchers is None:
         watchers = target.watchers = {}
     watchers[reply_to] = reply_to  # type: ignore[index]
-    runtime._deliver(target, Request(reply_to, isolate(payload)))
-    handle = None if timeout is None else runtime.clock.call_later(timeout, reply_to._expire)
+    if type(payload) not in ATOMIC:
+        payload = isolate(payload)
+    runtime._deliver(target, Request(reply_to, payload))
+    if timeout is not None:
+        reply_to._runtime = runtime
+        reply_to._timeout = timeout
+        reply_to._started = runtime.clock.now()
+        runtime._loop.call_soon(reply_to._arm)
     try:
         return await future
+    except _Failed as failed:
+        raise CallError(
+            failed.why, (what, dest if server is None else server, payload, timeout)
+        ) from None
     finally:
-        if handle is not None:
-            handle.cancel()
+        if reply_to._timer is not None:
+            reply_to._timer.cancel()
         if not future.done():
             future.cancel()
         watchers = target.watchers

@@ -38,6 +38,7 @@ from beamish._errors import InvalidTargetError, ProcessExit, SystemLimitError
 from beamish._runtime import context as _context
 from beamish._runtime.clock import Clock, RealClock, TimerHandle
 from beamish._runtime.instruments import Instruments
+from beamish._runtime.isolation import isolate
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.introspection import process_info as _process_info
 from beamish._runtime.messages import Crash
@@ -243,6 +244,8 @@ class Runtime(Signals, Names, Timers):
     ) -> Pid:
         """Create a process running ``target``; see ``beamish.spawn``."""
         actor = _check_target(target, args)
+        if args:
+            args = isolate(args)  # the arguments are the new process's first message
         proc = self._new_process(target, actor, parent, link, name, trap_exit)
         pid = proc.pid
         if actor is not None:
