@@ -19,6 +19,7 @@ from beamish._errors import (
     NotInProcessError,
     NotRegisteredError,
     ProcessExit,
+    RegistryError,
     StartError,
     StartIgnored,
     SupervisorError,
@@ -27,10 +28,12 @@ from beamish._errors import (
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
 from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.registry import Registry
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
 from beamish._runtime.api import (
     as_process,
     cancel_timer,
+    current_runtime,
     demonitor,
     exit,
     is_alive,
@@ -107,6 +110,8 @@ __all__ = [
     "ProcessInfo",
     "RealClock",
     "Ref",
+    "Registry",
+    "RegistryError",
     "Reply",
     "ReplyTo",
     "Request",
@@ -121,6 +126,7 @@ __all__ = [
     "SystemLimitError",
     "as_process",
     "cancel_timer",
+    "current_runtime",
     "demonitor",
     "exit",
     "is_alive",

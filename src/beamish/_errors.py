@@ -19,9 +19,13 @@ name), so ``except TypeError`` works as expected::
             ├── NoProcessError          (LookupError)   the process is not alive
             │   └── NotRegisteredError                  no process under that name
             ├── MessageCopyError        (TypeError)     a message that cannot be isolated
+            ├── NotOwnerError           (ValueError)    a task queried by a process not its owner
             ├── StartError              (RuntimeError)  a process could not be started
             │   └── StartIgnored                        its init asked to be ignored
-            └── SupervisorError         (RuntimeError)  a supervisor refused an operation
+            ├── SupervisorError         (RuntimeError)  a supervisor refused an operation
+            ├── RegistryError           (RuntimeError)  a registry refused an operation
+            ├── ApplicationError        (RuntimeError)  the application controller refused
+            └── SettingsError           (ValueError)    environment variables that cannot be read
 
 ``ProcessExit`` derives from ``BaseException`` on purpose: like ``asyncio.CancelledError``
 it is a control-flow signal, and a generic ``except Exception`` must not swallow it.
@@ -40,9 +44,13 @@ __all__ = [
     "NoProcessError",
     "NoRuntimeError",
     "NotInProcessError",
+    "NotOwnerError",
     "NotRegisteredError",
     "CallError",
     "ProcessExit",
+    "RegistryError",
+    "ApplicationError",
+    "SettingsError",
     "StartError",
     "StartIgnored",
     "SupervisorError",
@@ -175,3 +183,58 @@ class SupervisorError(BeamishError, RuntimeError):
     def __init__(self, reason: Any, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class RegistryError(BeamishError, RuntimeError):
+    """A registry refused an operation; ``reason`` says why, in OTP's terms.
+
+    Reasons: ``("already_registered", pid)`` (a unique key is held by a live process),
+    ``("unknown_registry", name)`` (no registry runs under that name),
+    ``("not_supported", operation, kind)`` (``update_value`` or a via name on a duplicate
+    registry), ``("reentrant_lock", key)`` (the caller already holds that lock).
+    """
+
+    def __init__(self, reason: Any, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ApplicationError(BeamishError, RuntimeError):
+    """The application controller refused an operation; ``reason`` says why, in OTP's terms.
+
+    Reasons: ``("already_started", name)``, ``("not_started", name)`` (stopping an
+    application that does not run, or starting one whose dependency does not run),
+    ``("stopping", name)``, ``("circular_dependencies", names)``,
+    ``("invalid_application", value)``.
+    """
+
+    def __init__(self, reason: Any, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SettingsError(BeamishError, ValueError):
+    """Settings could not be read from the environment.
+
+    ``errors`` lists ``(variable, problem)`` pairs: every variable that is required but not
+    set, or that cannot be read as the type its setting declares.
+    """
+
+    def __init__(self, owner: str, errors: list[tuple[str, str]]) -> None:
+        lines = "\n".join(f"  {variable}: {problem}" for variable, problem in errors)
+        super().__init__(f"invalid settings for {owner} (from the environment):\n{lines}")
+        self.owner = owner
+        self.errors = tuple(errors)
+
+
+class NotOwnerError(BeamishError, ValueError):
+    """A task was awaited, yielded, shut down or ignored by a process that does not own it.
+
+    Only the process that started a task (its owner) receives its reply and its ``Down``;
+    ``task`` is the task and ``caller`` the process that asked.
+    """
+
+    def __init__(self, message: str, *, task: Any = None, caller: Any = None) -> None:
+        super().__init__(message)
+        self.task = task
+        self.caller = caller

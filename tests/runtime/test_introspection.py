@@ -117,3 +117,13 @@ async def test_pid_and_ref_look_like_the_beam():
     other = spawn(waiting_body)
     assert pid < other
     beamish.exit(other, "kill")
+
+
+async def test_process_info_shows_a_woken_task_as_runnable_until_it_runs():
+    pid = spawn(waiting_body)
+    await beamish.sleep(0.01)
+    assert beamish.process_info(pid).status == "waiting"
+    send(pid, "never")  # matches: its receive is now due to return
+    assert beamish.process_info(pid).status == "runnable"
+    await beamish.sleep(0.01)
+    assert beamish.process_info(pid) is None  # it ran and ended

@@ -75,3 +75,41 @@ def test_a_test_process_killed_by_a_link_fails(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*the test process exited with reason 'bad'*"])
+
+
+def test_virtual_clock_fixture_and_marker(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        import beamish
+        from beamish.testing import VirtualClock
+
+        async def test_fixture(virtual_clock, runtime):
+            assert runtime.clock is virtual_clock
+            await virtual_clock.advance(5)
+            assert beamish.monotonic() == 5
+
+        @pytest.mark.beamish(clock="virtual")
+        async def test_marker(runtime):
+            assert isinstance(runtime.clock, VirtualClock)
+
+        async def test_real_by_default(runtime):
+            assert not isinstance(runtime.clock, VirtualClock)
+
+        @pytest.mark.beamish(clock="real")
+        async def test_conflict(virtual_clock):
+            pass
+
+        @pytest.mark.beamish(clock="fake")
+        async def test_unknown_clock(runtime):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines([
+        "*test_conflict asks for virtual_clock but its beamish marker gives the runtime "
+        "another clock*",
+        "*test_unknown_clock: @pytest.mark.beamish(clock='fake') is not a clock; use "
+        "clock='virtual', clock='real', or a Clock instance*",
+    ])

@@ -377,7 +377,7 @@ class GenServer(Actor):
         running, and its late reply is dropped), ``"noproc"``, ``"calling_self"``, or the
         reason the server exited with. Use it as ``await GenServer.call(server, request)``.
         """
-        if type(timeout) is not float and timeout is not None or timeout < 0:  # type: ignore[operator]
+        if timeout is not None and (type(timeout) is not float or timeout < 0):
             _check_timeout(timeout, "GenServer.call")
         if type(server) is Pid or type(server) is str:
             dest: Any = server
@@ -500,8 +500,17 @@ class GenServer(Actor):
         self._trace = False
         if type(name) is tuple:  # a via name: the process registers itself, as in OTP
             registry, key = name[1], name[2]
-            if not registry.register_name(key, self.pid):
-                _ack(ack, ("error", ("already_started", registry.whereis_name(key))))
+            try:
+                registered = registry.register_name(key, self.pid)
+                holder = None if registered else registry.whereis_name(key)
+            except Exception as exc:  # the registry itself failed (not running, say)
+                _log.error("%s %s could not register %r: %r", type(self).__qualname__,
+                           self._who(), name, exc)
+                _ack(ack, ("error", Crash(exc)))
+                self._unlink_parent()
+                raise ProcessExit("normal") from None
+            if not registered:
+                _ack(ack, ("error", ("already_started", holder)))
                 self._unlink_parent()
                 raise ProcessExit("normal")
         try:

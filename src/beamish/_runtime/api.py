@@ -25,10 +25,11 @@ from beamish._runtime.process import Process
 from beamish._runtime.runtime import AsProcess, Runtime
 
 __all__ = [
-    "as_process", "cancel_timer", "demonitor", "exit", "is_alive", "link", "make_ref",
-    "monitor", "monotonic", "offload", "process_info", "processes", "read_timer", "register",
-    "registered", "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor", "spawn_opt",
-    "statistics", "trap_exit", "unlink", "unregister", "wait_exit", "whereis",
+    "as_process", "cancel_timer", "current_runtime", "demonitor", "exit", "is_alive", "link",
+    "make_ref", "monitor", "monotonic", "offload", "process_info", "processes", "read_timer",
+    "register", "registered", "self", "send", "send_after", "spawn", "spawn_link",
+    "spawn_monitor", "spawn_opt", "statistics", "trap_exit", "unlink", "unregister",
+    "wait_exit", "whereis",
 ]
 
 T = TypeVar("T")
@@ -55,6 +56,11 @@ def _check_pid(pid: Any, what: str) -> Pid:
 def self() -> Pid:
     """The pid of the calling process."""
     return _require("self()").pid
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the calling code (raises NoRuntimeError if there is none)."""
+    return _runtime_of(_context.current_process())
 
 
 def monotonic() -> float:

@@ -125,12 +125,10 @@ def process_info(runtime: Runtime, proc: Process) -> ProcessInfo:
         status = "running"
     elif proc.actor is not None:
         status = "runnable" if proc.scheduled else "waiting"
-    elif proc.waiter is not None or (
-        proc.task is not None and getattr(proc.task, "_fut_waiter", None) is not None
-    ):
+    elif proc.waiter is not None or _awaiting(proc.task):
         status = "waiting"
     else:
-        status = "runnable"
+        status = "runnable"  # woken, or never run yet: its task is due on the loop
     if proc.actor is not None:
         if proc.task is not None:
             current = _innermost(proc.task)
@@ -161,6 +159,14 @@ def process_info(runtime: Runtime, proc: Process) -> ProcessInfo:
         trap_exit=proc.trap_exit,
         parent=proc.parent,
     )
+
+
+def _awaiting(task: Any) -> bool:
+    """True if ``task`` is parked on a future that is not yet resolved."""
+    if task is None or task.done():
+        return False
+    waiter = getattr(task, "_fut_waiter", None)  # the future it awaits, while it awaits
+    return waiter is not None and not waiter.done()
 
 
 def _running_task() -> Any:

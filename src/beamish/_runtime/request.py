@@ -158,9 +158,9 @@ async def request(
     try:
         return await future
     except _Failed as failed:
-        raise CallError(
-            failed.why, (what, dest if server is None else server, payload, timeout)
-        ) from None
+        why = failed.why
+        failed.__traceback__ = None  # the future holds it: no cycle through this frame
+        raise CallError(why, (what, dest if server is None else server, payload, timeout)) from None
     finally:
         if reply_to._timer is not None:
             reply_to._timer.cancel()

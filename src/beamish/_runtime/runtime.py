@@ -38,9 +38,9 @@ from beamish._errors import InvalidTargetError, ProcessExit, SystemLimitError
 from beamish._runtime import context as _context
 from beamish._runtime.clock import Clock, RealClock, TimerHandle
 from beamish._runtime.instruments import Instruments
-from beamish._runtime.isolation import isolate
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.introspection import process_info as _process_info
+from beamish._runtime.isolation import isolate
 from beamish._runtime.messages import Crash
 from beamish._runtime.names import Names
 from beamish._runtime.pid import NodeId, Pid, Ref
@@ -122,6 +122,7 @@ class Runtime(Signals, Names, Timers):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._watchdog: Watchdog | None = None
         self._started_at = 0.0
+        self.extensions: dict[str, Any] = {}
         self.spawned = 0
         self.exited = 0
         self.crashed = 0
@@ -156,6 +157,10 @@ class Runtime(Signals, Names, Timers):
         self._state = "running"
         self._token = _context.CURRENT.set(self)
         return self
+
+    # ``extensions``: state that a layer above the kernel keeps per runtime (the registry's
+    # table index, PubSub's adapters...), under a key named after the layer, e.g.
+    # ``rt.extensions.setdefault("beamish.registry", {})``. The kernel never reads it.
 
     def bind(self) -> None:
         """Make this runtime current in the calling context (e.g. a server's own task)."""

@@ -3,21 +3,28 @@
 Each ``async def test_...`` gets a fresh event loop (uvloop where installed) and a fresh
 ``Runtime``, and its body runs as a process, so ``self()``, ``receive()``, links and monitors
 work in it directly. As in ExUnit, when the body returns the test process exits with
-``"shutdown"``, which stops the processes linked to it. Then the test fails if any process
+``"shutdown"``, which stops the processes linked to it; then the children it started with
+``start_supervised`` are stopped, in reverse start order. Then the test fails if any process
 of its runtime is still alive, or if asyncio tasks are still pending after the runtime
 stopped.
 
-The ``runtime`` fixture gives the test's runtime. Options go through a marker::
+Fixtures: ``runtime`` gives the test's runtime; ``virtual_clock`` gives its clock and makes
+it a ``VirtualClock``. Options go through a marker: every ``Runtime`` option, plus
+``allow_leftovers=True`` and ``clock="virtual"``::
 
     @pytest.mark.beamish(max_processes=10, long_schedule=None, allow_leftovers=True)
     async def test_limit(runtime): ...
+
+    async def test_idle_timeout(virtual_clock):
+        ...
+        await virtual_clock.advance(30)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,30 +32,66 @@ import pytest
 from beamish._errors import ProcessExit
 from beamish._runtime.entry import new_event_loop
 from beamish._runtime.runtime import Runtime
-from beamish.testing._leftovers import LeftoverError, check_leftovers, wait_until_idle
+from beamish.testing._clock import VirtualClock
+from beamish.testing._idle import wait_until_idle
+from beamish.testing._leftovers import LeftoverError, check_leftovers
+from beamish.testing._supervised import supervised_scope
 
-_OPTIONS_KEY = pytest.StashKey[dict[str, Any]]()
+_RUNTIME_KEY = pytest.StashKey[Runtime]()
+_SETTLE_TIMEOUT = 2.0  # real seconds to let the node settle before the leftover check
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "beamish(**options): Runtime options for an async test (and allow_leftovers=True)",
+        "beamish(**options): Runtime options for an async test, plus allow_leftovers=True "
+        "and clock='virtual'",
     )
 
 
-def _options(item: pytest.Item) -> dict[str, Any]:
+def _marker_options(item: pytest.Item) -> dict[str, Any]:
     marker = item.get_closest_marker("beamish")
-    options = dict(marker.kwargs) if marker is not None else {}
-    return options
+    return dict(marker.kwargs) if marker is not None else {}
+
+
+def _test_runtime(item: pytest.Item) -> Runtime:
+    """The runtime of one test, made once from its marker and fixtures."""
+    rt = item.stash.get(_RUNTIME_KEY, None)
+    if rt is not None:
+        return rt
+    options = _marker_options(item)
+    options.pop("allow_leftovers", None)
+    clock = options.get("clock")
+    wants_virtual = "virtual_clock" in getattr(item, "fixturenames", ())
+    if clock == "virtual" or (clock is None and wants_virtual):
+        options["clock"] = VirtualClock()
+    elif clock == "real":
+        del options["clock"]
+    elif isinstance(clock, str):
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.beamish(clock={clock!r}) is not a clock; use "
+            "clock='virtual', clock='real', or a Clock instance"
+        )
+    rt = item.stash[_RUNTIME_KEY] = Runtime(**options)
+    return rt
 
 
 @pytest.fixture
-def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+def runtime(request: pytest.FixtureRequest) -> Runtime:
     """The Runtime the async test runs in (created for the test, started by the plugin)."""
-    options = _options(request.node)
-    options.pop("allow_leftovers", None)
-    yield Runtime(**options)
+    return _test_runtime(request.node)
+
+
+@pytest.fixture
+def virtual_clock(request: pytest.FixtureRequest) -> VirtualClock:
+    """The test runtime's clock, a ``VirtualClock``: time moves when the test advances it."""
+    clock = _test_runtime(request.node).clock
+    if not isinstance(clock, VirtualClock):
+        raise pytest.UsageError(
+            f"{request.node.nodeid} asks for virtual_clock but its beamish marker gives the "
+            f"runtime another clock ({clock!r}); drop the marker's clock option"
+        )
+    return clock
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -58,13 +101,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     funcargs = pyfuncitem.funcargs
     kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    options = _options(pyfuncitem)
-    allow_leftovers = bool(options.pop("allow_leftovers", False))
-    rt = funcargs.get("runtime")
-    if not isinstance(rt, Runtime):
-        rt = Runtime(**options)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_run_test(rt, fn, kwargs, allow_leftovers))
+    allow_leftovers = bool(_marker_options(pyfuncitem).get("allow_leftovers", False))
+    rt = _test_runtime(pyfuncitem)
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(_run_test(rt, fn, kwargs, allow_leftovers))
+    finally:
+        del pyfuncitem.stash[_RUNTIME_KEY]
     return True
 
 
@@ -72,16 +115,18 @@ async def _run_test(rt: Runtime, fn: Any, kwargs: dict[str, Any], allow_leftover
     await rt.start()
     failure: BaseException | None = None
     try:
-        try:
-            async with rt.as_process():
-                await fn(**kwargs)
-                raise ProcessExit("shutdown")
-        except ProcessExit as stop:
-            if stop.reason != "shutdown":
-                raise AssertionError(
-                    f"the test process exited with reason {stop.reason!r}"
-                ) from stop
-        await wait_until_idle(rt)
+        async with supervised_scope():
+            try:
+                async with rt.as_process():
+                    await fn(**kwargs)
+                    raise ProcessExit("shutdown")
+            except ProcessExit as stop:
+                if stop.reason != "shutdown":
+                    raise AssertionError(
+                        f"the test process exited with reason {stop.reason!r}"
+                    ) from stop
+        with contextlib.suppress(TimeoutError):  # the leftover check names what is busy
+            await wait_until_idle(rt, timeout=_SETTLE_TIMEOUT)
         if not allow_leftovers:
             check_leftovers(rt)
     except BaseException as exc:
