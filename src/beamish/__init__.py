@@ -28,6 +28,7 @@ from beamish._errors import (
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
 from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.partition_supervisor import PartitionSupervisor
 from beamish._otp.registry import Registry
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
 from beamish._runtime.api import (
@@ -105,6 +106,7 @@ __all__ = [
     "NotInProcessError",
     "NotRegisteredError",
     "Ok",
+    "PartitionSupervisor",
     "Pid",
     "ProcessExit",
     "ProcessInfo",
