@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/python examples/seed/concurrency_example.py
+	$(BIN)/python examples/seed/counter.py
+	$(BIN)/python examples/seed/task_list.py
 	$(BIN)/python examples/processes_demo.py
 
 test: $(STAMP) lint typecheck unit

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import ClassVar
 
 import pytest
 
-PUBLIC = ["beamish", "beamish.testing"]
+PUBLIC = ["beamish", "beamish.cli", "beamish.testing"]
 
 
 @pytest.mark.parametrize("name", PUBLIC)
@@ -31,3 +32,23 @@ def test_public_objects_show_the_public_module():
     assert beamish.Actor.__module__ == "beamish"
     assert beamish.spawn.__module__ == "beamish"
     assert repr(beamish.Down).startswith("<class 'beamish.Down'>")
+
+
+def test_type_hints_of_user_subclasses_resolve():
+    """Public classes keep resolvable annotations after their module is set to beamish."""
+    import typing
+
+    import beamish
+
+    class MyServer(beamish.GenServer):
+        count: ClassVar[int] = 0
+
+    class MyApp(beamish.Application):
+        pass
+
+    class MyActor(beamish.Actor):
+        pass
+
+    for cls in (MyServer, MyActor):
+        assert "pid" in typing.get_type_hints(cls)
+    assert "dependencies" in typing.get_type_hints(MyApp)

@@ -8,6 +8,7 @@ public core; the implementation lives in private modules.
 import contextlib
 
 from beamish._errors import (
+    ApplicationError,
     BeamishError,
     CallError,
     InvalidNameError,
@@ -20,16 +21,28 @@ from beamish._errors import (
     NotRegisteredError,
     ProcessExit,
     RegistryError,
+    SettingsError,
     StartError,
     StartIgnored,
     SupervisorError,
     SystemLimitError,
+)
+from beamish._otp.application import (
+    Application,
+    ApplicationInfo,
+    StartType,
+    ensure_all_started,
+    start_application,
+    started_applications,
+    stop_all_applications,
+    stop_application,
 )
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
 from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
 from beamish._otp.partition_supervisor import PartitionSupervisor
 from beamish._otp.registry import Registry
+from beamish._otp.settings import Settings
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
 from beamish._runtime.api import (
     as_process,
@@ -80,6 +93,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "Actor",
+    "Application",
+    "ApplicationError",
+    "ApplicationInfo",
     "BeamishError",
     "CallError",
     "Cast",
@@ -119,8 +135,11 @@ __all__ = [
     "Request",
     "Runtime",
     "RuntimeStatistics",
+    "Settings",
+    "SettingsError",
     "StartError",
     "StartIgnored",
+    "StartType",
     "Stop",
     "Supervisor",
     "SupervisorError",
@@ -130,6 +149,7 @@ __all__ = [
     "cancel_timer",
     "current_runtime",
     "demonitor",
+    "ensure_all_started",
     "exit",
     "is_alive",
     "is_clean_exit",
@@ -159,7 +179,11 @@ __all__ = [
     "spawn_link",
     "spawn_monitor",
     "spawn_opt",
+    "start_application",
+    "started_applications",
     "statistics",
+    "stop_all_applications",
+    "stop_application",
     "trap_exit",
     "unlink",
     "unregister",
@@ -169,13 +193,28 @@ __all__ = [
 
 
 def _set_public_module() -> None:
-    # Tracebacks and reprs show the public path (beamish.Actor, not beamish._runtime...).
+    # Reprs and introspection show the public path (beamish.Actor, not beamish._runtime...).
+    # A class's own string annotations are resolved first, in the module that wrote them:
+    # typing.get_type_hints would otherwise look them up in this package and fail.
+    import inspect
+    import sys
+
     g = globals()
     for name in __all__:
         obj = g[name]
-        if getattr(obj, "__module__", "").startswith("beamish._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
+        module = getattr(obj, "__module__", "")
+        if not module.startswith("beamish._"):
+            continue
+        if isinstance(obj, type):
+            own = inspect.get_annotations(obj)
+            namespace = vars(sys.modules[module])
+            for key, value in own.items():
+                if isinstance(value, str):
+                    # a name imported only for type checking stays text
+                    with contextlib.suppress(Exception):
+                        obj.__annotations__[key] = eval(value, namespace, dict(vars(obj)))
+        with contextlib.suppress(AttributeError, TypeError):
+            obj.__module__ = __name__
 
 
 _set_public_module()

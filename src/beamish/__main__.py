@@ -1,0 +1,5 @@
+"""``python -m beamish``: the ``beamish`` command."""
+
+from beamish.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The node ``beamish run`` runs: a runtime, an application, signals and an exit code.
+
+How it works. ``run_node`` makes an event loop (uvloop when installed) and a ``Runtime``,
+starts the application controller and watches it, then starts the application and its
+dependencies as *permanent*: if one of them stops on its own, the controller stops the
+others and exits, and the node ends with ``CRASHED``. SIGTERM and SIGINT ask for a stop: the
+services stop, then every application, the most recently started first (each runs
+``prep_stop``, stops its tree in reverse order within the children's shutdown timeouts, and
+runs ``stop``), all within ``shutdown_timeout``. A second signal, or the timeout, cuts the
+stop short: what is left is killed.
+
+Services are the seam for what runs beside the applications once they are up (the web
+endpoint): started in order after the applications, stopped in reverse before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import functools
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from beamish._otp.application import (
+    Application,
+    ensure_all_started,
+    ensure_controller,
+    stop_all_applications,
+)
+from beamish._otp.application_controller import describe_reason
+from beamish._runtime.api import wait_exit
+from beamish._runtime.entry import new_event_loop
+from beamish._runtime.runtime import Runtime
+
+__all__ = ["ExitCode", "Service", "run_node"]
+
+_log = logging.getLogger("beamish.cli")
+
+
+class ExitCode(enum.IntEnum):
+    """What ``beamish run`` exits with."""
+
+    OK = 0  # stopped cleanly: by SIGTERM/SIGINT, or every application stopped normally
+    START_FAILED = 1  # the application or one of its dependencies failed to start
+    USAGE = 2  # bad arguments, or the application could not be imported
+    CRASHED = 3  # an application stopped on its own (e.g. its root supervisor gave up)
+    STOP_TIMEOUT = 4  # the stop was cut short (timeout or second signal); the rest was killed
+
+    @property
+    def meaning(self) -> str:
+        return {
+            0: "stopped cleanly",
+            1: "the application failed to start",
+            2: "usage error",
+            3: "an application stopped on its own",
+            4: "the stop was cut short and what was left was killed",
+        }[self.value]
+
+
+class Service(Protocol):
+    """Something the node runs beside its applications once they are up (the web endpoint)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def run_node(
+    app: Application, *, shutdown_timeout: float = 30.0, services: Sequence[Service] = ()
+) -> ExitCode:
+    """Run ``app`` until a signal or until it stops; returns the exit code."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(_Node(app, shutdown_timeout, services).run())
+
+
+class _Node:
+    def __init__(
+        self, app: Application, shutdown_timeout: float, services: Sequence[Service]
+    ) -> None:
+        self.app = app
+        self.shutdown_timeout = shutdown_timeout
+        self.services = list(services)
+        self.running: list[Service] = []
+        self.signals: asyncio.Queue[int] = asyncio.Queue()
+
+    async def run(self) -> ExitCode:
+        loop = asyncio.get_running_loop()
+        remove = _handle_signals(loop, self.signals.put_nowait)
+        try:
+            async with Runtime(shutdown_timeout=self.shutdown_timeout) as runtime:
+                code = await self._life(runtime, loop)
+        finally:
+            remove()
+        log = _log.info if code is ExitCode.OK else _log.error
+        log("exit code %d: %s", code.value, code.meaning)
+        return code
+
+    async def _life(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> ExitCode:
+        controller = await ensure_controller()
+        ended: asyncio.Future[Any] = asyncio.ensure_future(wait_exit(controller))
+        starting = asyncio.ensure_future(ensure_all_started(self.app, restart="permanent"))
+        signalled = asyncio.ensure_future(self.signals.get())
+        code = ExitCode.OK
+        try:
+            await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+            if not signalled.done():
+                code = await self._started(starting)
+                if code is ExitCode.OK:
+                    _log.info(
+                        "%r is running (pid %d); stop it with Ctrl-C or SIGTERM",
+                        self.app.name, os.getpid(),
+                    )
+                    await asyncio.wait({ended, signalled}, return_when=asyncio.FIRST_COMPLETED)
+                    if ended.done():
+                        code = _code_of(ended.result())
+            if signalled.done():
+                name = signal.Signals(signalled.result()).name
+                _log.info("received %s; stopping (within %gs)", name, self.shutdown_timeout)
+            return await self._stop(runtime, loop, starting, ended, code)
+        finally:
+            for task in (starting, signalled, ended):
+                task.cancel()
+            await asyncio.gather(starting, signalled, ended, return_exceptions=True)
+
+    async def _started(self, starting: asyncio.Future[Any]) -> ExitCode:
+        failure = starting.exception()
+        if failure is not None:
+            # the controller logged why; say what it means for the node
+            _log.error("could not start %r: %s", self.app.name, failure)
+            return ExitCode.START_FAILED
+        for service in self.services:
+            try:
+                await service.start()
+            except Exception:
+                _log.exception("the %s service failed to start", service.name)
+                return ExitCode.START_FAILED
+            self.running.append(service)
+        return ExitCode.OK
+
+    async def _stop(
+        self, runtime: Runtime, loop: asyncio.AbstractEventLoop, starting: asyncio.Future[Any],
+        ended: asyncio.Future[Any], code: ExitCode,
+    ) -> ExitCode:
+        deadline = loop.time() + self.shutdown_timeout
+        stopper = asyncio.ensure_future(self._stop_everything(starting, ended))
+        again = asyncio.ensure_future(self.signals.get())
+        try:
+            await asyncio.wait({stopper, again}, timeout=self.shutdown_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if stopper.done() and not again.done():
+                await asyncio.wait({ended, again}, timeout=max(deadline - loop.time(), 0),
+                                   return_when=asyncio.FIRST_COMPLETED)
+            if not ended.done():
+                why = (f"received {signal.Signals(again.result()).name} again" if again.done()
+                       else f"not stopped within {self.shutdown_timeout:g}s")
+                _log.error("%s: killing every process left", why)
+                await runtime.stop(timeout=0)
+                return code if code is ExitCode.CRASHED else ExitCode.STOP_TIMEOUT
+            # processes the applications left outside their trees
+            await runtime.stop(timeout=max(deadline - loop.time(), 0))
+            return code
+        finally:
+            for task in (stopper, again):
+                task.cancel()
+            await asyncio.gather(stopper, again, return_exceptions=True)
+
+    async def _stop_everything(
+        self, starting: asyncio.Future[Any], ended: asyncio.Future[Any]
+    ) -> None:
+        if not starting.done():  # a signal during the start: start nothing more
+            starting.cancel()
+            await asyncio.wait({starting})
+        for service in reversed(self.running):
+            try:
+                await service.stop()
+            except Exception:
+                _log.exception("the %s service failed to stop", service.name)
+        self.running.clear()
+        if not ended.done():
+            await stop_all_applications()
+
+
+def _code_of(reason: Any) -> ExitCode:
+    """The exit code for the way the application controller exited."""
+    if reason == "normal":
+        return ExitCode.OK
+    match reason:
+        case ("shutdown", ("application_terminated", name, why)):
+            if why == "normal":
+                _log.info("application %r stopped", name)
+                return ExitCode.OK
+            _log.error("application %r stopped on its own: %s", name, describe_reason(why))
+            return ExitCode.CRASHED
+    _log.error("the application controller exited with reason %r", reason)
+    return ExitCode.CRASHED
+
+
+def _handle_signals(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[int], None]
+) -> Callable[[], None]:
+    """Route SIGTERM and SIGINT to ``callback`` on the loop; returns the undo."""
+    undo: list[Callable[[], object]] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, callback, signum)
+            undo.append(functools.partial(loop.remove_signal_handler, signum))
+        except (NotImplementedError, RuntimeError):  # no loop signal handlers (Windows)
+            previous = signal.signal(
+                signum, lambda s, _frame: loop.call_soon_threadsafe(callback, s)
+            )
+            undo.append(functools.partial(signal.signal, signum, previous))
+
+    def remove() -> None:
+        for step in undo:
+            with contextlib.suppress(Exception):
+                step()
+
+    return remove

@@ -1,0 +1,253 @@
+"""The beamish command: real subprocesses running tests/cli/sample_app.py, stopped by signals."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from beamish.cli import ExitCode, main
+from beamish.cli._target import TargetError, load_application
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = "tests.cli.sample_app:Sample"
+RUNNING = "is running"  # the line `beamish run` logs once the application is up
+WAIT = 30  # seconds; only reached if something is broken
+
+
+class Node:
+    """`beamish run` in a subprocess, its stderr read line by line by a thread."""
+
+    def __init__(self, tmp_path: Path, mode: str = "ok", *args: str) -> None:
+        self.log_file = tmp_path / "events.log"
+        env = {**os.environ, "SAMPLE_LOG_FILE": str(self.log_file), "SAMPLE_MODE": mode}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "beamish.cli", "run", TARGET, *args],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, text: str) -> None:
+        """Block until stderr shows ``text`` (fails if the process ends first)."""
+        while True:
+            line = self.lines.get(timeout=WAIT)
+            if line is None:
+                raise AssertionError(f"exited before logging {text!r}:\n{self.stderr}")
+            self.seen.append(line)
+            if text in line:
+                return
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self) -> int:
+        code = self.proc.wait(timeout=WAIT)
+        self.reader.join(timeout=WAIT)
+        while (line := self.lines.get_nowait()) is not None:
+            self.seen.append(line)
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:  # a failed test must not leave a node running
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=WAIT)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.seen)
+
+    def events(self) -> list[str]:
+        return self.log_file.read_text().splitlines() if self.log_file.exists() else []
+
+
+STARTED = ["worker start dep", "worker start a", "worker start b", "worker start c"]
+STOPPED = [
+    "app prep_stop sample", "worker stop c", "worker stop b", "worker stop a",
+    "app stop sample", "worker stop dep", "app stop sample_dep",
+]
+
+
+@pytest.fixture
+def node(tmp_path):
+    nodes: list[Node] = []
+
+    def start(mode: str = "ok", *args: str) -> Node:
+        nodes.append(Node(tmp_path, mode, *args))
+        return nodes[-1]
+
+    yield start
+    for n in nodes:
+        n.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_run_stops_the_tree_in_reverse_order_on_a_signal_and_exits_0(node, signum):
+    n = node()
+    n.wait_for(RUNNING)
+    assert n.events() == STARTED
+    n.signal(signum)
+    assert n.finish() == ExitCode.OK == 0, n.stderr
+    assert n.events() == STARTED + STOPPED
+    assert f"received {signal.Signals(signum).name}; stopping" in n.stderr
+    assert "exit code 0: stopped cleanly" in n.stderr
+
+
+def test_run_a_signal_during_the_start_stops_what_started(node):
+    n = node("slow_start")
+    n.wait_for("sample: starting")
+    n.signal(signal.SIGTERM)
+    assert n.finish() == ExitCode.OK, n.stderr
+    assert n.events() == STARTED + STOPPED
+
+
+def test_run_exits_1_when_the_application_fails_to_start(node):
+    n = node("fail_start")
+    assert n.finish() == ExitCode.START_FAILED == 1, n.stderr
+    # the dependency it had started is stopped again; the half-started tree rolled back
+    assert n.events() == [
+        "worker start dep", "worker start a", "worker start b",
+        "worker stop b", "worker stop a", "worker stop dep", "app stop sample_dep",
+    ]
+    assert "application 'sample' failed to start: child 'c' failed to start: " \
+        "'no database'" in n.stderr
+
+
+def test_run_exits_1_when_settings_cannot_be_read(tmp_path):
+    env = {**os.environ, "SAMPLE_MODE": "sometimes"}
+    env.pop("SAMPLE_LOG_FILE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "beamish.cli", "run", TARGET], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=WAIT,
+    )
+    assert result.returncode == ExitCode.START_FAILED, result.stderr
+    assert "SAMPLE_LOG_FILE: required (a path) but not set" in result.stderr
+    assert "SAMPLE_MODE: expected one of 'ok', 'fail_start'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_exits_3_when_the_root_supervisor_gives_up_and_reports_say_why(node):
+    n = node("crash")
+    assert n.finish() == ExitCode.CRASHED == 3, n.stderr
+    assert n.events() == [
+        *STARTED,
+        "worker stop c", "worker stop b", "worker stop a",  # the supervisor gave up
+        "app prep_stop sample", "app stop sample", "worker stop dep", "app stop sample_dep",
+    ]
+    err = n.stderr
+    # supervisor reports: the child, its reason and the restart taken
+    assert "beamish.supervisor: Supervisor" in err
+    assert "child 'crasher'" in err and "exited with reason Crash(RuntimeError('boom'))" in err
+    assert "restarting it" in err
+    assert "reached its maximum restart intensity (3 restarts in 5.0s)" in err
+    # the crash report carries the traceback
+    assert "RuntimeError: boom" in err and "beamish.gen_server: Crasher" in err
+    assert "application 'sample' stopped on its own: 'shutdown'" in err
+    assert "exit code 3" in err
+
+
+def test_run_exits_4_when_the_stop_exceeds_the_shutdown_timeout(node):
+    n = node("stuck_stop", "--shutdown-timeout", "0.3")
+    n.wait_for(RUNNING)
+    n.signal(signal.SIGTERM)
+    assert n.finish() == ExitCode.STOP_TIMEOUT == 4, n.stderr
+    assert "not stopped within 0.3s: killing every process left" in n.stderr
+    assert n.events()[-4:] == [
+        "app prep_stop sample", "worker stop c", "worker stop b", "worker stop a",
+    ]
+
+
+def test_run_a_second_signal_cuts_the_stop_short(node):
+    n = node("stuck_stop")
+    n.wait_for(RUNNING)
+    n.signal(signal.SIGTERM)
+    n.wait_for("stopping")
+    n.signal(signal.SIGINT)
+    assert n.finish() == ExitCode.STOP_TIMEOUT, n.stderr
+    assert "received SIGINT again: killing every process left" in n.stderr
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("tests.cli.no_such_module:App", "there is no module named 'tests.cli.no_such_module'"),
+    ("tests.cli.sample_app:Nope", "has no attribute 'Nope' (the applications it defines: "
+                                  "Sample, SampleDep)"),
+    ("tests.cli.sample_app:NotAnApplication", "not an Application subclass or instance"),
+    ("tests.cli.sample_app", "defines several applications (Sample, SampleDep)"),
+    ("tests.cli.sample_app:", "expected MODULE:APP"),
+])
+def test_load_application_errors_say_what_is_wrong(target, message):
+    with pytest.raises(TargetError) as info:
+        load_application(target, str(ROOT))
+    assert message in info.value.message
+    assert info.value.exit_code == ExitCode.USAGE
+
+
+def test_load_application_takes_a_class_or_an_instance():
+    from tests.cli import sample_app
+
+    assert type(load_application(TARGET, str(ROOT))) is sample_app.Sample
+    assert load_application("tests.cli.sample_app:prebuilt", str(ROOT)) is sample_app.prebuilt
+    with pytest.raises(TargetError, match="not an Application subclass or instance"):
+        load_application("beamish._otp.application:Application", str(ROOT))
+
+
+def test_run_exits_2_for_a_target_that_cannot_be_imported():
+    result = subprocess.run(
+        [sys.executable, "-m", "beamish.cli", "run", "tests.cli.missing:App"], cwd=ROOT,
+        capture_output=True, text=True, timeout=WAIT,
+    )
+    assert result.returncode == ExitCode.USAGE == 2
+    assert "Error: cannot import 'tests.cli.missing'" in result.stderr
+
+
+def test_run_exits_2_for_bad_options():
+    result = CliRunner().invoke(main, ["run", TARGET, "--shutdown-timeout", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--shutdown-timeout'" in result.output
+
+
+def test_version_through_the_installed_script():
+    script = Path(sys.executable).parent / "beamish"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True,
+                            timeout=WAIT)
+    assert result.returncode == 0
+    assert result.stdout.strip().startswith("beamish 0.")
+
+
+def test_settings_command_lists_and_checks_the_variables(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["settings", TARGET], env={
+        "SAMPLE_LOG_FILE": str(tmp_path / "x"), "SAMPLE_MODE": None,
+    })
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["VARIABLE", "TYPE", "DEFAULT", "STATUS"]
+    assert lines[1].startswith("SAMPLE_LOG_FILE") and lines[1].endswith("set")
+    assert "(required)" in lines[1]
+    assert lines[2].startswith("SAMPLE_MODE") and lines[2].endswith("default")
+
+    bad = runner.invoke(main, ["settings", TARGET], env={
+        "SAMPLE_LOG_FILE": None, "SAMPLE_MODE": "loud",
+    })
+    assert bad.exit_code == ExitCode.START_FAILED
+    assert "required (a path) but not set" in bad.output
+    assert "expected one of 'ok', 'fail_start', 'crash', 'stuck_stop', 'slow_start', " \
+        "got 'loud'" in bad.output
