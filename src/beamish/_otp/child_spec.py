@@ -25,7 +25,7 @@ TYPES = ("worker", "supervisor")
 FIELDS = ("id", "start", "restart", "shutdown", "type", "modules")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChildSpec:
     """How to start, restart and stop one child.
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._runtime.pid import Pid
 from beamish._runtime.process import Process
+from beamish._runtime.signals import links_of
 
 if TYPE_CHECKING:
     from beamish._runtime.runtime import Runtime
@@ -98,7 +99,7 @@ def _memory(proc: Process) -> int:
     if proc.mailbox is not None:
         size += sys.getsizeof(proc.mailbox) + sum(sys.getsizeof(m) for m in proc.mailbox)
     for table in (proc.links, proc.monitors, proc.watchers, proc.timers):
-        if table is not None:
+        if table is not None and type(table) is not Pid:
             size += sys.getsizeof(table)
     if proc.actor is not None:
         size += sys.getsizeof(proc.actor)
@@ -150,7 +151,7 @@ def process_info(runtime: Runtime, proc: Process) -> ProcessInfo:
         memory=_memory(proc),
         current_function=current,
         initial_call=describe(proc.initial),
-        links=tuple(sorted(proc.links or ())),
+        links=tuple(sorted(links_of(proc))),
         monitors=tuple((proc.monitors or {}).values()),
         monitored_by=tuple(
             w.pid if type(w) is Process else getattr(w, "pid", w) for w in watchers.values()

@@ -129,7 +129,7 @@ class Process:
     scheduled: bool
     busy: bool
     trap_exit: bool
-    links: set[Pid] | None
+    links: Pid | set[Pid] | None  # one link is kept as the pid itself
     monitors: dict[Ref, Pid] | None
     watchers: dict[Ref, Process | Callable[[Ref, Pid, Any], None]] | None
     name: str | None

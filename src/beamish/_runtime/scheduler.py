@@ -89,11 +89,16 @@ class Scheduler:
                 handle = actor.handle
                 pid = proc.pid
                 n = 0
+                booted = False
                 while mailbox and n < reductions:
                     message = mailbox.popleft()
                     n += 1
                     try:
-                        result = actor.started() if message is INIT else handle(message)
+                        if message is INIT:
+                            booted = True
+                            result = actor.started()
+                        else:
+                            result = handle(message)
                     except ProcessExit as stop:
                         self.runtime._exit_process(proc, stop.reason, from_inside=True)
                         break
@@ -110,6 +115,8 @@ class Scheduler:
                 proc.handled += n
                 handled_total += n
                 budget -= n
+                if booted and not mailbox and proc.mailbox is mailbox:
+                    proc.mailbox = None  # the deque was only for INIT: an idle actor needs none
                 if mailbox and pid._proc is not None and not proc.busy:
                     runq.append(proc)
                 else:

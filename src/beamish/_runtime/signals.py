@@ -164,14 +164,14 @@ class Signals:
                         watcher(ref, pid, reason)  # type: ignore[operator]
                     except Exception:
                         _log.exception("exit watcher %r of %r raised", watcher, pid)
-        if proc.links:
+        if proc.links is not None:
             links = proc.links
             proc.links = None
-            for other in links:
+            others = (links,) if isinstance(links, Pid) else links
+            for other in others:
                 linked = other._proc
                 if linked is not None:
-                    if linked.links:
-                        linked.links.discard(pid)
+                    _drop_link(linked, pid)
                     self._exit_signal(linked, pid, reason, link=True)
         if self.instruments.exit:
             self.instruments.emit(self.instruments.exit, pid, reason)
@@ -205,20 +205,15 @@ class Signals:
         target = other._proc
         if target is None:
             return False
-        if me.links is None:
-            me.links = set()
-        me.links.add(other)
-        if target.links is None:
-            target.links = set()
-        target.links.add(me.pid)
+        _add_link(me, other)
+        _add_link(target, me.pid)
         return True
 
     def _unlink(self, me: Process, other: Pid) -> None:
-        if me.links:
-            me.links.discard(other)
+        _drop_link(me, other)
         target = other._proc
-        if target is not None and target.links:
-            target.links.discard(me.pid)
+        if target is not None:
+            _drop_link(target, me.pid)
 
     # -- monitors -------------------------------------------------------------------------
 
@@ -241,6 +236,42 @@ class Signals:
         if target is not None and target.watchers:
             return target.watchers.pop(ref, None) is not None
         return False
+
+
+# A process's links are None, one Pid, or a set of pids: most processes have at most one
+# link (to their parent or supervisor), and an empty set alone costs over 200 bytes.
+
+
+def _add_link(proc: Process, pid: Pid) -> None:
+    links = proc.links
+    if links is None:
+        proc.links = pid
+    elif type(links) is Pid:
+        if links != pid:
+            proc.links = {links, pid}
+    else:
+        links.add(pid)  # type: ignore[union-attr]
+
+
+def _drop_link(proc: Process, pid: Pid) -> None:
+    links = proc.links
+    if links is None:
+        return
+    if type(links) is Pid:
+        if links == pid:
+            proc.links = None
+    else:
+        links.discard(pid)  # type: ignore[union-attr]
+        if not links:
+            proc.links = None
+
+
+def links_of(proc: Process) -> tuple[Pid, ...]:
+    """The pids ``proc`` is linked to."""
+    links = proc.links
+    if links is None:
+        return ()
+    return (links,) if type(links) is Pid else tuple(links)  # type: ignore[arg-type]
 
 
 def _log_crash(proc: Process, reason: Any) -> None:
