@@ -18,6 +18,7 @@ from beamish._errors import (
     NoProcessError,
     NoRuntimeError,
     NotInProcessError,
+    NotOwnerError,
     NotRegisteredError,
     ProcessExit,
     RegistryError,
@@ -27,6 +28,7 @@ from beamish._errors import (
     SupervisorError,
     SystemLimitError,
 )
+from beamish._otp.agent import Agent
 from beamish._otp.application import (
     Application,
     ApplicationInfo,
@@ -44,6 +46,7 @@ from beamish._otp.partition_supervisor import PartitionSupervisor
 from beamish._otp.registry import Registry
 from beamish._otp.settings import Settings
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
+from beamish._otp.task import Task
 from beamish._runtime.api import (
     as_process,
     cancel_timer,
@@ -83,7 +86,7 @@ from beamish._runtime.messages import Crash, Down, Exit, is_clean_exit, is_shutd
 from beamish._runtime.patterns import ANY
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
-from beamish._runtime.receive import receive, sleep
+from beamish._runtime.receive import receive, receive_nowait, sleep
 from beamish._runtime.request import ReplyTo, Request, reply, request
 from beamish._runtime.runtime import Runtime
 from beamish._runtime.watchdog import LongSchedule
@@ -93,6 +96,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ANY",
     "Actor",
+    "Agent",
     "Application",
     "ApplicationError",
     "ApplicationInfo",
@@ -120,6 +124,7 @@ __all__ = [
     "NoReply",
     "NoRuntimeError",
     "NotInProcessError",
+    "NotOwnerError",
     "NotRegisteredError",
     "Ok",
     "PartitionSupervisor",
@@ -145,6 +150,7 @@ __all__ = [
     "SupervisorError",
     "SupervisorFlags",
     "SystemLimitError",
+    "Task",
     "as_process",
     "cancel_timer",
     "current_runtime",
@@ -166,6 +172,7 @@ __all__ = [
     "processes",
     "read_timer",
     "receive",
+    "receive_nowait",
     "register",
     "registered",
     "reply",

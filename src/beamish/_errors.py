@@ -149,7 +149,8 @@ class CallError(ProcessExit):
         elif why == "calling_self":
             text = "a process cannot call itself (it would wait for its own reply forever)"
         else:
-            text = f"the server exited with reason {why!r}"
+            exited = "the server" if what.startswith(("GenServer.", "Agent.")) else "the process"
+            text = f"{exited} exited with reason {why!r}"
         return f"{what}({args}) failed: {text}"
 
 

@@ -172,3 +172,29 @@ async def test_receive_busy_loop_yields_to_other_processes():
         if ticks and first_seen is None:
             first_seen = i
     assert first_seen is not None and first_seen < 1000
+
+
+async def test_receive_nowait_takes_a_waiting_match_or_returns_default():
+    me = beamish.self()
+    send(me, "a")
+    send(me, ("b", 1))
+    assert beamish.receive_nowait(("b", ANY)) == ("b", 1)
+    assert beamish.receive_nowait(int) is None
+    assert beamish.receive_nowait(int, default="none") == "none"
+    assert beamish.receive_nowait() == "a"
+    assert beamish.receive_nowait() is None
+
+
+async def test_receive_nowait_works_in_a_plain_actor_handler():
+    me = beamish.self()
+
+    class Poller(beamish.Actor):
+        def handle(self, message):
+            if message == "poll":
+                send(me, ("polled", beamish.receive_nowait("extra")))
+
+    pid = spawn(Poller())
+    send(pid, "poll")
+    send(pid, "extra")  # queued behind "poll": taken by the poll, never handled
+    assert await receive(timeout=1) == ("polled", "extra")
+    beamish.exit(pid, "kill")

@@ -25,7 +25,7 @@ from beamish._runtime import context as _context
 from beamish._runtime.patterns import compile_patterns
 from beamish._runtime.process import Process
 
-__all__ = ["receive", "sleep"]
+__all__ = ["receive", "receive_nowait", "sleep"]
 
 _RAISE: Any = object()
 
@@ -119,6 +119,33 @@ async def receive(*patterns: Any, timeout: float | None = None, default: Any = _
     if not proc.handled & 0xFF:
         await asyncio.sleep(0)
     return message
+
+
+def receive_nowait(*patterns: Any, default: Any = None) -> Any:
+    """Take the first message that matches ``patterns`` if one is waiting; never waits.
+
+    Returns ``default`` (None) when nothing matches. Unlike ``receive`` it may be used
+    in any process, an actor's plain ``def`` handler included, since it does not wait.
+    """
+    proc = _context.current_process()
+    if proc is None:
+        raise NotInProcessError(
+            "receive_nowait() can only be called inside a beamish process; run the code in "
+            "one: beamish.spawn(fn), beamish.run(main), or `async with beamish.as_process():`"
+        )
+    mailbox = proc.mailbox
+    if not mailbox:
+        return default
+    matcher = compile_patterns(patterns) if patterns else None
+    if matcher is None:
+        proc.handled += 1
+        return mailbox.popleft()
+    for index, message in enumerate(mailbox):
+        if matcher(message):
+            del mailbox[index]
+            proc.handled += 1
+            return message
+    return default
 
 
 def _timed_out(timeout: float, default: Any, pending: int, patterns: tuple[Any, ...]) -> Any:
