@@ -1,0 +1,330 @@
+"""OTP benchmarks: GenServer calls, restarts after a crash, and 100,000 supervised servers.
+
+Run ``.venv/bin/python bench/otp.py`` (``--quick`` for a scaled-down run, ``--markdown`` for
+the table as Markdown). Each measurement runs in a fresh subprocess; throughput and latency
+figures are the median of 3 runs. The peers, on the same workload in the same run:
+
+- **Pykka**: ``ActorRef.ask`` from the main thread to a ``ThreadingActor`` (one OS thread
+  per actor), the way Pykka is used for request/response;
+- **naive asyncio**: a request/response actor written by hand: one task, one
+  ``asyncio.Queue``, and a future per request for the reply.
+
+Targets (from the issue): >= 200,000 calls/s and >= 10x Pykka; restart p99 <= 1 ms; an idle
+supervised GenServer <= 1,500 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pykka
+
+import beamish
+from beamish import DynamicSupervisor, GenServer, NoReply, Ok, Reply, Supervisor
+
+Result = dict[str, float]
+
+# -- the servers ------------------------------------------------------------------------------
+
+
+class Echo(GenServer):
+    __slots__ = ()
+
+    def init(self, arg: Any) -> Ok:
+        return Ok(None)
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Reply:
+        return Reply(request, state)
+
+
+class Crashy(GenServer):
+    """Reports when its init ran; crashes on any cast."""
+
+    __slots__ = ()
+
+    def init(self, report: beamish.Pid) -> Ok:
+        beamish.send(report, ("up", beamish.self(), time.perf_counter()))
+        return Ok(report)
+
+    def handle_cast(self, request: Any, state: Any) -> NoReply:
+        raise beamish.ProcessExit("crash")
+
+
+class Idle(GenServer):
+    __slots__ = ()
+
+    def init(self, arg: Any) -> Ok:
+        return Ok(None)
+
+
+# -- beamish measurements ---------------------------------------------------------------------
+
+
+async def calls_main(n: int, callers: int) -> Result:
+    server = await Echo.start_link(None)
+
+    async def caller(count: int) -> None:
+        for i in range(count):
+            await GenServer.call(server, i)
+
+    started = time.perf_counter()
+    if callers == 1:
+        await caller(n)
+    else:
+        await asyncio.gather(*(caller(n // callers) for _ in range(callers)))
+    seconds = time.perf_counter() - started
+    await GenServer.stop(server)
+    return {"rate": n / seconds}
+
+
+async def restart_main(n: int) -> Result:
+    import logging
+
+    logging.getLogger("beamish").setLevel(logging.CRITICAL)  # n crash reports otherwise
+    me = beamish.self()
+    sup = await Supervisor.start_link([(Crashy, me)], max_restarts=n * 2, max_seconds=3600)
+    up = await beamish.receive(("up", beamish.ANY, beamish.ANY))
+    latencies = []
+    for _ in range(n):
+        crashed_at = time.perf_counter()
+        GenServer.cast(up[1], "crash")
+        up = await beamish.receive(("up", beamish.ANY, beamish.ANY), timeout=5)
+        latencies.append(up[2] - crashed_at)
+    await Supervisor.stop(sup)
+    latencies.sort()
+    return {
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[int(len(latencies) * 0.99)],
+        "max": latencies[-1],
+    }
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def supervised_main(n: int, traced: bool) -> Result:
+    sup = await DynamicSupervisor.start_link()
+    await DynamicSupervisor.start_child(sup, (Idle, None))  # warm up
+    if traced:
+        tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
+    started = time.perf_counter()
+    for _ in range(n):
+        await DynamicSupervisor.start_child(sup, (Idle, None))
+    seconds = time.perf_counter() - started
+    after = tracemalloc.get_traced_memory()[0] if traced else rss_bytes()
+    if traced:
+        tracemalloc.stop()
+    await DynamicSupervisor.stop(sup)
+    return {"seconds": seconds, "bytes_per_server": (after - before) / n}
+
+
+def run_beamish(main: Callable[..., Any], *args: Any) -> Result:
+    result: Result = beamish.run(main, *args, long_schedule=None)
+    return result
+
+
+# -- naive asyncio: a request/response actor written by hand -----------------------------------
+
+
+async def naive_calls_main(n: int, callers: int) -> Result:
+    inbox: asyncio.Queue[tuple[Any, asyncio.Future[Any]] | None] = asyncio.Queue()
+
+    async def server() -> None:
+        while True:
+            item = await inbox.get()
+            if item is None:
+                return
+            request, reply = item
+            reply.set_result(request)
+
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(server())
+
+    async def call(request: Any) -> Any:
+        reply: asyncio.Future[Any] = loop.create_future()
+        inbox.put_nowait((request, reply))
+        return await asyncio.wait_for(reply, 5.0)  # a call has a timeout, like GenServer's
+
+    async def caller(count: int) -> None:
+        for i in range(count):
+            await call(i)
+
+    started = time.perf_counter()
+    if callers == 1:
+        await caller(n)
+    else:
+        await asyncio.gather(*(caller(n // callers) for _ in range(callers)))
+    seconds = time.perf_counter() - started
+    inbox.put_nowait(None)
+    await task
+    return {"rate": n / seconds}
+
+
+def run_naive(n: int, callers: int) -> Result:
+    with asyncio.Runner(loop_factory=beamish.new_event_loop) as runner:
+        return runner.run(naive_calls_main(n, callers))
+
+
+# -- Pykka ----------------------------------------------------------------------------------
+
+
+class PykkaEcho(pykka.ThreadingActor):
+    def on_receive(self, message: Any) -> Any:
+        return message
+
+
+def pykka_calls(n: int, callers: int) -> Result:
+    ref = PykkaEcho.start()
+
+    def caller(count: int) -> None:
+        for i in range(count):
+            ref.ask(i, timeout=5.0)
+
+    started = time.perf_counter()
+    if callers == 1:
+        caller(n)
+    else:
+        threads = [threading.Thread(target=caller, args=(n // callers,)) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    seconds = time.perf_counter() - started
+    ref.stop()
+    return {"rate": n / seconds}
+
+
+# -- jobs, run each in a fresh subprocess ------------------------------------------------------
+
+JOBS: dict[str, Callable[..., Result]] = {
+    "calls-beamish": lambda n, callers: run_beamish(calls_main, n, callers),
+    "calls-asyncio": run_naive,
+    "calls-pykka": pykka_calls,
+    "restart": lambda n: run_beamish(restart_main, n),
+    "supervised": lambda n, traced: run_beamish(supervised_main, n, bool(traced)),
+}
+
+
+def run_job(name: str, **params: Any) -> Result:
+    command = [sys.executable, os.path.abspath(__file__), "--child",
+               json.dumps({"job": name, "params": params})]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} failed: {done.stderr.strip().splitlines()[-1:]}")
+    result: Result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def median_of(repeats: int, name: str, **params: Any) -> Result:
+    runs = []
+    for i in range(repeats):
+        print(f"  {name} {params} run {i + 1}/{repeats}", file=sys.stderr, flush=True)
+        runs.append(run_job(name, **params))
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def verdict(ok: bool, text: str) -> str:
+    return f"{text}: {'met' if ok else 'NOT met'}"
+
+
+def report(quick: bool, markdown: bool) -> str:
+    repeats = 1 if quick else 3
+    calls = 20_000 if quick else 200_000
+    pykka_calls_n = 5_000 if quick else 20_000
+    restarts = 200 if quick else 2_000
+    servers = 10_000 if quick else 100_000
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    for callers in (1, 100):
+        beam = median_of(repeats, "calls-beamish", n=calls, callers=callers)["rate"]
+        naive = median_of(repeats, "calls-asyncio", n=calls, callers=callers)["rate"]
+        pyk = median_of(repeats, "calls-pykka", n=pykka_calls_n, callers=min(callers, 10))["rate"]
+        label = "call round trips, 1 caller" if callers == 1 else (
+            "call round trips, 100 callers (Pykka: 10 threads)"
+        )
+        target = verdict(beam >= 200_000, ">= 200,000/s") if callers == 1 else ""
+        rows.append((label, "beamish GenServer.call", f"{calls:,} calls", f"{beam:,.0f}/s",
+                     "1.00x", target))
+        rows.append((label, "naive asyncio actor", f"{calls:,} calls", f"{naive:,.0f}/s",
+                     f"{naive / beam:.2f}x", ""))
+        rows.append((label, "Pykka ask", f"{pykka_calls_n:,} calls", f"{pyk:,.0f}/s",
+                     f"{pyk / beam:.3f}x",
+                     verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)")))
+    restart = median_of(repeats, "restart", n=restarts)
+    rows.append((
+        "crash to restart (one_for_one)", "beamish Supervisor", f"{restarts:,} crashes",
+        f"p50 {restart['p50'] * 1e6:.0f} us, p99 {restart['p99'] * 1e6:.0f} us, "
+        f"max {restart['max'] * 1e6:.0f} us", "",
+        verdict(restart["p99"] <= 0.001, "p99 <= 1 ms"),
+    ))
+    timed = median_of(repeats, "supervised", n=servers, traced=0)
+    traced = median_of(1, "supervised", n=servers, traced=1)
+    rows.append((
+        "GenServers under one DynamicSupervisor", "beamish", f"{servers:,} servers",
+        f"started in {timed['seconds']:.2f} s, {timed['bytes_per_server']:,.0f} bytes/server "
+        f"(RSS), {traced['bytes_per_server']:,.0f} (tracemalloc)", "",
+        verdict(max(timed["bytes_per_server"], traced["bytes_per_server"]) <= 1500,
+                "<= 1,500 bytes"),
+    ))
+    version = importlib.metadata.version
+    header = [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores",
+        f"Python {platform.python_version()}, uvloop {version('uvloop')}, "
+        f"pykka {version('pykka')}, beamish {version('beamish')}",
+        f"Each figure is {'one run' if repeats == 1 else 'the median of 3 runs'}, each run in a "
+        "fresh subprocess; ratios are per second, so scaled-down peers compare fairly",
+    ]
+    columns = ("workload", "implementation", "scale", "result", "vs beamish", "target")
+    if markdown:
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(lines)
+    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+           for r in [columns, *rows]]
+    return "\n".join(header) + "\n\n" + "\n".join(out)
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="OTP benchmarks (see the module docstring).")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        job = json.loads(args.child)
+        print(json.dumps(JOBS[job["job"]](**job["params"])), flush=True)
+        return
+    print(report(args.quick, args.markdown))
+
+
+if __name__ == "__main__":
+    main()
