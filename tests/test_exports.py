@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-PUBLIC = ["beamish", "beamish.cli", "beamish.testing"]
+PUBLIC = ["beamish", "beamish.cli", "beamish.pubsub", "beamish.testing", "beamish.web"]
 
 
 @pytest.mark.parametrize("name", PUBLIC)
