@@ -40,7 +40,7 @@ from beamish._runtime.clock import Clock, RealClock, TimerHandle
 from beamish._runtime.instruments import Instruments
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.introspection import process_info as _process_info
-from beamish._runtime.isolation import isolate
+from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.messages import Crash
 from beamish._runtime.names import Names
 from beamish._runtime.pid import NodeId, Pid, Ref
@@ -249,8 +249,11 @@ class Runtime(Signals, Names, Timers):
     ) -> Pid:
         """Create a process running ``target``; see ``beamish.spawn``."""
         actor = _check_target(target, args)
-        if args:
-            args = isolate(args)  # the arguments are the new process's first message
+        if args:  # the arguments are the new process's first message: isolate them
+            for arg in args:
+                if type(arg) not in ATOMIC:
+                    args = isolate(args)
+                    break
         proc = self._new_process(target, actor, parent, link, name, trap_exit)
         pid = proc.pid
         if actor is not None:
