@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,13 +17,26 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The stock phoenix JavaScript client, from the npm registry, exactly as package-lock.json says.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+# Debian's Chromium, for the end-to-end browser test (Playwright drives it; it cannot download
+# its own browser here). Installed when missing and apt is usable.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
+
+run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python examples/seed/concurrency_example.py
 	$(BIN)/python examples/seed/counter.py
 	$(BIN)/python examples/seed/task_list.py
 	$(BIN)/python examples/processes_demo.py
 
-test: $(STAMP) lint typecheck unit
+test: $(STAMP) $(NODE_STAMP) browser lint typecheck unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
@@ -37,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/runtime.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis
