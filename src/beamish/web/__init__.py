@@ -3,8 +3,9 @@
 import contextlib
 
 from beamish.web._messages import Broadcast
+from beamish.web._sse import EventStream, SSEEvent
 
-__all__ = ["Broadcast"]
+__all__ = ["Broadcast", "EventStream", "SSEEvent"]
 
 
 def _set_public_module() -> None:
