@@ -46,6 +46,8 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest
+	# the kernel again on the pure-Python send, the reference the C one must match
+	BEAMISH_PURE_PYTHON=1 $(BIN)/pytest -q -p no:randomly tests/runtime
 
 bench: $(STAMP)
 	$(BIN)/python bench/runtime.py

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -23,6 +24,7 @@ from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Process
 from beamish._runtime.runtime import AsProcess, Runtime
+from beamish._runtime.scheduler import Scheduler
 
 __all__ = [
     "as_process", "cancel_timer", "current_runtime", "demonitor", "exit", "is_alive", "link",
@@ -121,7 +123,7 @@ def spawn_opt(
 # -- messages -------------------------------------------------------------------------------
 
 
-def send(dest: Pid | str, message: Any) -> None:
+def _send_py(dest: Pid | str, message: Any) -> None:
     """Send ``message`` to a pid or a registered name. Never blocks.
 
     To a dead pid the message is dropped silently (as on the BEAM); to a name that nobody
@@ -164,6 +166,34 @@ def send(dest: Pid | str, message: Any) -> None:
             proc.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _request_tick(scheduler: Scheduler) -> None:
+    """For the C send: the scheduler has work and no tick pending (``pending`` is set)."""
+    scheduler._loop.call_soon(scheduler.tick, context=scheduler._context)
+
+
+def _fast_send() -> Callable[[Pid | str, Any], None] | None:
+    """The C send (``_speedups``), configured, if it was built and is not disabled."""
+    if os.environ.get("BEAMISH_PURE_PYTHON"):
+        return None
+    try:
+        from beamish._runtime import _speedups
+    except ImportError:
+        return None
+    _speedups.configure(Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick)
+    return _speedups.send
+
+
+send: Callable[[Pid | str, Any], None] = _fast_send() or _send_py
+"""Send ``message`` to a pid or a registered name. Never blocks.
+
+To a dead pid the message is dropped silently (as on the BEAM); to a name that nobody holds
+it raises ``NotRegisteredError``. Messages from one sender to one receiver arrive in the
+order sent. Mutable messages are copied (see the isolation policy). The C version
+(``_speedups``) and the Python one (``_send_py``, the reference) do the same; set
+``BEAMISH_PURE_PYTHON=1`` to use the Python one.
+"""
 
 
 # -- exits, links, monitors -----------------------------------------------------------------

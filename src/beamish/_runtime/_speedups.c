@@ -1,0 +1,265 @@
+/* beamish._runtime._speedups: the send hot path, in C.
+ *
+ * send() is the hottest function of the runtime: every message goes through it. This module
+ * does exactly what the pure-Python send in api.py does, for the common cases, without the
+ * interpreter's per-operation cost:
+ *
+ *   - the destination is a Pid: its process record is read from the Pid's _proc slot;
+ *   - isolation: a message whose type is in ATOMIC, or a tuple of such items, passes as it
+ *     is; anything else goes through isolation.isolate (the same policy, the same set);
+ *   - the message is appended to the process's mailbox (a collections.deque);
+ *   - an actor that is neither queued nor busy is queued on its scheduler's run queue, and
+ *     the scheduler is asked for a tick if none is pending.
+ *
+ * Every other case (a name as destination, no mailbox yet, a waiter to wake) is handed to
+ * the pure-Python send *before* anything is changed, so the two can never disagree on what
+ * was delivered. Slot offsets are read from the classes' member descriptors at configure()
+ * time, so this file knows no layout but what Python tells it.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+static PyObject *PidType = NULL;          /* beamish Pid class */
+static PyObject *ATOMIC = NULL;           /* isolation.ATOMIC (a set, shared with Python) */
+static PyObject *py_send = NULL;          /* the pure-Python send */
+static PyObject *py_isolate = NULL;       /* isolation.isolate */
+static PyObject *py_tick = NULL;          /* fn(scheduler): ask the loop for a tick */
+static PyObject *deque_append = NULL;     /* collections.deque.append */
+static PyObject *str_scheduler = NULL;    /* "scheduler" */
+
+static Py_ssize_t off_pid_proc, off_mailbox, off_actor, off_scheduled, off_busy, off_waiter,
+    off_runtime, off_runq, off_pending;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+static int
+slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
+{
+    PyObject *descr = PyObject_GetAttrString(cls, name);
+    if (descr == NULL) {
+        return -1;
+    }
+    if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not a __slots__ member", cls, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != T_OBJECT_EX && member->type != T_OBJECT) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not an object slot", cls, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    *out = member->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyObject *pid_type, *process_type, *scheduler_type, *atomic, *send, *isolate, *tick;
+    if (!PyArg_ParseTuple(args, "OOOO!OOO", &pid_type, &process_type, &scheduler_type,
+                          &PySet_Type, &atomic, &send, &isolate, &tick)) {
+        return NULL;
+    }
+    if (slot_offset(pid_type, "_proc", &off_pid_proc) < 0
+        || slot_offset(process_type, "mailbox", &off_mailbox) < 0
+        || slot_offset(process_type, "actor", &off_actor) < 0
+        || slot_offset(process_type, "scheduled", &off_scheduled) < 0
+        || slot_offset(process_type, "busy", &off_busy) < 0
+        || slot_offset(process_type, "waiter", &off_waiter) < 0
+        || slot_offset(process_type, "runtime", &off_runtime) < 0
+        || slot_offset(scheduler_type, "runq", &off_runq) < 0
+        || slot_offset(scheduler_type, "pending", &off_pending) < 0) {
+        return NULL;
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) {
+        return NULL;
+    }
+    PyObject *deque = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque == NULL) {
+        return NULL;
+    }
+    PyObject *append = PyObject_GetAttrString(deque, "append");
+    Py_DECREF(deque);
+    if (append == NULL) {
+        return NULL;
+    }
+    Py_XSETREF(deque_append, append);
+    Py_INCREF(pid_type);
+    Py_XSETREF(PidType, pid_type);
+    Py_INCREF(atomic);
+    Py_XSETREF(ATOMIC, atomic);
+    Py_INCREF(send);
+    Py_XSETREF(py_send, send);
+    Py_INCREF(isolate);
+    Py_XSETREF(py_isolate, isolate);
+    Py_INCREF(tick);
+    Py_XSETREF(py_tick, tick);
+    if (str_scheduler == NULL) {
+        str_scheduler = PyUnicode_InternFromString("scheduler");
+        if (str_scheduler == NULL) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+fallback(PyObject *dest, PyObject *message)
+{
+    PyObject *call_args[2] = {dest, message};
+    return PyObject_Vectorcall(py_send, call_args, 2, NULL);
+}
+
+/* 1: immutable as it is; 0: needs isolate(); -1: error */
+static int
+is_atomic(PyObject *message)
+{
+    int found = PySet_Contains(ATOMIC, (PyObject *)Py_TYPE(message));
+    if (found != 0) {
+        return found;
+    }
+    if (!PyTuple_CheckExact(message)) {
+        return 0;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(message);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        found = PySet_Contains(ATOMIC, (PyObject *)Py_TYPE(PyTuple_GET_ITEM(message, i)));
+        if (found != 1) {
+            return found;
+        }
+    }
+    return 1;
+}
+
+static void
+set_slot(PyObject *obj, Py_ssize_t off, PyObject *value)
+{
+    PyObject *old = SLOT(obj, off);
+    Py_INCREF(value);
+    SLOT(obj, off) = value;
+    Py_XDECREF(old);
+}
+
+static PyObject *
+send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || py_send == NULL) {
+        if (py_send == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "beamish._speedups is not configured");
+            return NULL;
+        }
+        return PyObject_Vectorcall(py_send, args, nargs, NULL);
+    }
+    PyObject *dest = args[0], *message = args[1];
+    if ((PyObject *)Py_TYPE(dest) != PidType) {
+        return fallback(dest, message);  /* a registered name, or a wrong type */
+    }
+    PyObject *proc = SLOT(dest, off_pid_proc);
+    if (proc == NULL || proc == Py_None) {
+        Py_RETURN_NONE;  /* a dead (or remote) pid: dropped, as on the BEAM */
+    }
+    PyObject *mailbox = SLOT(proc, off_mailbox);
+    PyObject *actor = SLOT(proc, off_actor);
+    if (mailbox == NULL || mailbox == Py_None
+        || (actor != NULL && actor != Py_None && SLOT(proc, off_busy) == Py_True)
+        || ((actor == NULL || actor == Py_None) && SLOT(proc, off_waiter) != Py_None)) {
+        return fallback(dest, message);  /* first message, or someone to wake */
+    }
+    Py_INCREF(proc);
+    int atomic = is_atomic(message);
+    if (atomic < 0) {
+        Py_DECREF(proc);
+        return NULL;
+    }
+    PyObject *isolated;
+    if (atomic) {
+        isolated = Py_NewRef(message);
+    }
+    else {
+        isolated = PyObject_CallOneArg(py_isolate, message);  /* may run user code */
+        if (isolated == NULL) {
+            Py_DECREF(proc);
+            return NULL;
+        }
+        mailbox = SLOT(proc, off_mailbox);  /* re-read: user code ran */
+        actor = SLOT(proc, off_actor);
+        if (mailbox == NULL || mailbox == Py_None || SLOT(dest, off_pid_proc) != proc
+            || (actor != NULL && actor != Py_None && SLOT(proc, off_busy) == Py_True)
+            || ((actor == NULL || actor == Py_None) && SLOT(proc, off_waiter) != Py_None)) {
+            Py_DECREF(proc);
+            Py_DECREF(isolated);
+            if (SLOT(dest, off_pid_proc) != proc) {
+                Py_RETURN_NONE;  /* it exited meanwhile */
+            }
+            return fallback(dest, message);
+        }
+    }
+    PyObject *append_args[2] = {mailbox, isolated};
+    PyObject *done = PyObject_Vectorcall(deque_append, append_args, 2, NULL);
+    Py_DECREF(isolated);
+    if (done == NULL) {
+        Py_DECREF(proc);
+        return NULL;
+    }
+    Py_DECREF(done);
+    if (actor != NULL && actor != Py_None && SLOT(proc, off_scheduled) != Py_True
+        && SLOT(proc, off_busy) != Py_True) {
+        /* queue the actor on its scheduler's run queue, ask for a tick if none is due */
+        set_slot(proc, off_scheduled, Py_True);
+        PyObject *scheduler = PyObject_GetAttr(SLOT(proc, off_runtime), str_scheduler);
+        if (scheduler == NULL) {
+            Py_DECREF(proc);
+            return NULL;
+        }
+        PyObject *runq_args[2] = {SLOT(scheduler, off_runq), proc};
+        done = PyObject_Vectorcall(deque_append, runq_args, 2, NULL);
+        if (done == NULL) {
+            Py_DECREF(scheduler);
+            Py_DECREF(proc);
+            return NULL;
+        }
+        Py_DECREF(done);
+        if (SLOT(scheduler, off_pending) != Py_True) {
+            set_slot(scheduler, off_pending, Py_True);
+            done = PyObject_CallOneArg(py_tick, scheduler);
+            if (done == NULL) {
+                Py_DECREF(scheduler);
+                Py_DECREF(proc);
+                return NULL;
+            }
+            Py_DECREF(done);
+        }
+        Py_DECREF(scheduler);
+    }
+    Py_DECREF(proc);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"send", (PyCFunction)(void (*)(void))send, METH_FASTCALL,
+     "send(dest, message)\n--\n\nSend message to a pid or a registered name; never blocks "
+     "(beamish's send, in C)."},
+    {"configure", configure, METH_VARARGS,
+     "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick)\n--\n\n"
+     "Read the slot layouts and the Python fallbacks (done once, at import)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "beamish._runtime._speedups",
+    "The send hot path of beamish, in C (optional: the pure-Python send is the reference).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModule_Create(&module);
+}
