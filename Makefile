@@ -34,6 +34,7 @@ run: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python examples/seed/concurrency_example.py
 	$(BIN)/python examples/seed/counter.py
 	$(BIN)/python examples/seed/task_list.py
+	$(BIN)/python examples/seed/task_list_persisted.py
 	$(BIN)/python examples/processes_demo.py
 
 test: $(STAMP) $(NODE_STAMP) browser lint typecheck unit

@@ -8,7 +8,9 @@ from typing import ClassVar
 
 import pytest
 
-PUBLIC = ["beamish", "beamish.cli", "beamish.pubsub", "beamish.testing", "beamish.web"]
+PUBLIC = [
+    "beamish", "beamish.cli", "beamish.data", "beamish.pubsub", "beamish.testing", "beamish.web",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC)

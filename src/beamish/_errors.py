@@ -25,7 +25,12 @@ name), so ``except TypeError`` works as expected::
             ├── SupervisorError         (RuntimeError)  a supervisor refused an operation
             ├── RegistryError           (RuntimeError)  a registry refused an operation
             ├── ApplicationError        (RuntimeError)  the application controller refused
-            └── SettingsError           (ValueError)    environment variables that cannot be read
+            ├── SettingsError           (ValueError)    environment variables that cannot be read
+            ├── PoolError               (RuntimeError)  a database pool could not serve the caller
+            │   ├── PoolTimeout         (TimeoutError)  no connection within the queue timeout
+            │   └── PoolOverloaded                      the waiting queue was full: shed at once
+            ├── ConnectionLost          (ConnectionError) the database connection died under a query
+            └── TransactionError        (RuntimeError)  a transaction used against its rules
 
 ``ProcessExit`` derives from ``BaseException`` on purpose: like ``asyncio.CancelledError``
 it is a control-flow signal, and a generic ``except Exception`` must not swallow it.
@@ -55,6 +60,11 @@ __all__ = [
     "StartIgnored",
     "SupervisorError",
     "SystemLimitError",
+    "ConnectionLost",
+    "PoolError",
+    "PoolOverloaded",
+    "PoolTimeout",
+    "TransactionError",
 ]
 
 
@@ -239,3 +249,108 @@ class NotOwnerError(BeamishError, ValueError):
         super().__init__(message)
         self.task = task
         self.caller = caller
+
+
+# -- the data layer (beamish.data) ----------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+class PoolError(BeamishError, RuntimeError):
+    """A database pool could not serve the caller; ``pool`` is its name.
+
+    Raised as such when no pool of that name runs, or when the pool stopped while the caller
+    waited for a connection; its subclasses say the pool was too busy.
+    """
+
+    def __init__(self, message: str, *, pool: str | None = None) -> None:
+        super().__init__(message)
+        self.pool = pool
+
+
+class PoolTimeout(PoolError, TimeoutError):
+    """No connection of the pool became free within the caller's queue timeout.
+
+    Carries what the pool looked like when the caller gave up: ``size`` connections, of
+    which ``connected`` were open and ``in_use`` checked out, ``waiting`` callers queued
+    (this one included), and the last error met while connecting, if any.
+    """
+
+    def __init__(
+        self, *, pool: str, size: int, waited: float, in_use: int, connected: int,
+        waiting: int, last_error: str | None = None,
+    ) -> None:
+        lines = [
+            f"no connection of pool {pool!r} (size {size}) became free within "
+            f"{_seconds(waited)}: {in_use} checked out, {connected} of {size} connected, "
+            f"{waiting} caller(s) waiting."
+        ]
+        if connected < size and last_error is not None:
+            lines.append(f"The last attempt to connect failed with: {last_error}.")
+        if connected == 0:
+            lines.append(
+                "No connection is open: check that the database server runs and accepts "
+                "the pool's connections; the pool keeps trying to connect, with backoff."
+            )
+        else:
+            lines.append(
+                "Connections are held too long or the pool is too small: keep transactions "
+                "and checkout blocks short, raise size=, or give callers a longer "
+                "queue_timeout=."
+            )
+        super().__init__(" ".join(lines), pool=pool)
+        self.size = size
+        self.waited = waited
+        self.in_use = in_use
+        self.connected = connected
+        self.waiting = waiting
+        self.last_error = last_error
+
+
+class PoolOverloaded(PoolError):
+    """The pool's waiting queue was full, so the caller was turned away at once.
+
+    Shedding load this way keeps an overloaded service answering (with errors) instead of
+    piling up callers that would all time out; ``max_waiting`` sets the queue's length.
+    """
+
+    def __init__(self, *, pool: str, size: int, waiting: int, max_waiting: int) -> None:
+        super().__init__(
+            f"pool {pool!r} is overloaded: all {size} connection(s) are in use and "
+            f"{waiting} caller(s) already wait (max_waiting={max_waiting}), so this caller "
+            "was turned away at once instead of queueing. Answer the request with an error "
+            "(e.g. HTTP 503) and let the client retry, or raise size= / max_waiting= if the "
+            "database can take more.",
+            pool=pool,
+        )
+        self.size = size
+        self.waiting = waiting
+        self.max_waiting = max_waiting
+
+
+class ConnectionLost(BeamishError, ConnectionError):
+    """The database connection died under a query: the server closed it, or it broke.
+
+    The statement may or may not have run; an open transaction was not committed. The
+    connection's process exits and its supervisor opens a new one, so retrying later (a
+    new transaction, from the start) is safe. ``__cause__`` is the driver's error.
+    """
+
+    def __init__(self, *, pool: str, reason: str) -> None:
+        super().__init__(
+            f"lost the connection of pool {pool!r}: {reason}. The statement may not have "
+            "run and no open transaction was committed; the pool replaces the connection, "
+            "so the operation can be retried from its start."
+        )
+        self.pool = pool
+        self.reason = reason
+
+
+class TransactionError(BeamishError, RuntimeError):
+    """A transaction or a checked-out connection was used against its rules.
+
+    For example: a nested block was cancelled (so the whole transaction was rolled back)
+    and the outer block went on, or a connection was used after its block ended.
+    """
