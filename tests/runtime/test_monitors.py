@@ -179,3 +179,33 @@ async def test_demonitor_flush_inside_an_actor_handler_keeps_later_messages():
     assert await receive(timeout=1) == ("got", "after")
     assert await receive(timeout=0.05, default=None) is None  # the Down was flushed
     beamish.exit(flusher, "kill")
+
+
+async def test_on_exit_calls_back_once_with_the_reason_and_can_be_cancelled():
+    seen = []
+    pid = spawn(idle)
+    beamish.on_exit(pid, seen.append)
+    cancel = beamish.on_exit(pid, lambda reason: seen.append(("cancelled?", reason)))
+    cancel()
+    beamish.exit(pid, "gone")
+    assert seen == ["gone"]
+    beamish.on_exit(pid, seen.append)  # already dead: at once
+    assert seen == ["gone", "noproc"]
+    with pytest.raises(TypeError, match="needs a callable"):
+        beamish.on_exit(beamish.self(), 42)
+
+
+async def test_actor_exited_hook_runs_on_every_exit_even_a_kill():
+    released = []
+
+    class Holder(beamish.Actor):
+        def handle(self, message):
+            pass
+
+        def exited(self, reason):
+            released.append(reason)
+
+    for reason in ("kill", "shutdown"):
+        pid = spawn(Holder())
+        beamish.exit(pid, reason)
+    assert released == ["killed", "shutdown"]

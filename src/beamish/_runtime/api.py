@@ -28,7 +28,8 @@ from beamish._runtime.scheduler import Scheduler
 
 __all__ = [
     "as_process", "cancel_timer", "current_runtime", "demonitor", "exit", "is_alive", "link",
-    "make_ref", "monitor", "monotonic", "offload", "process_info", "processes", "read_timer",
+    "make_ref", "monitor", "monotonic", "offload", "on_exit", "process_info", "processes",
+    "read_timer",
     "register", "registered", "self", "send", "send_after", "spawn", "spawn_link",
     "spawn_monitor", "spawn_opt", "statistics", "trap_exit", "unlink", "unregister",
     "wait_exit", "whereis",
@@ -345,6 +346,35 @@ async def _await_exit(
         if handle is not None:
             handle.cancel()
         runtime._unwatch(pid, ref)
+
+
+def on_exit(pid: Pid, callback: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``callback(reason)`` once, when ``pid`` exits; returns a function that cancels.
+
+    A monitor that calls instead of sending ``Down``: for code that is not a process, or
+    that must learn of an exit without a task waiting for it. The callback runs on the loop,
+    during the exit's fan-out: it must not block (schedule or send, do not await). If
+    ``pid`` is already dead it is called at once with ``"noproc"``.
+    """
+    _check_pid(pid, "on_exit()")
+    if not callable(callback):
+        raise TypeError(f"on_exit() needs a callable, got {callback!r}")
+    target = pid._proc
+    if target is None:
+        callback("noproc")
+        return _nothing
+    runtime = target.runtime
+    ref = runtime.make_ref()
+    runtime._watch(target, ref, lambda _ref, _pid, reason: callback(reason))
+
+    def cancel() -> None:
+        runtime._unwatch(pid, ref)
+
+    return cancel
+
+
+def _nothing() -> None:
+    return None
 
 
 def trap_exit(enabled: bool = True) -> bool:

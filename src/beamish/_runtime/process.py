@@ -69,6 +69,15 @@ class Actor:
         """Runs inside the process before the first message. Optional."""
         return None
 
+    def exited(self, reason: Any) -> None:
+        """Runs on the loop once the process has exited, whatever the reason (even a kill).
+
+        Optional. For releasing what the process holds outside beamish (a socket, a file)
+        when ``terminate``-style cleanup cannot be relied on. It must not block, and it
+        cannot stop or delay the exit; an exception in it is logged and ignored.
+        """
+        return None
+
     def mailbox_size(self) -> int:
         """How many messages wait in this actor's mailbox (0 once it has exited)."""
         proc = self.pid._proc

@@ -37,7 +37,7 @@ from beamish._runtime.instruments import Instruments
 from beamish._runtime.isolation import isolate
 from beamish._runtime.messages import Crash, Down, Exit
 from beamish._runtime.pid import Pid, Ref
-from beamish._runtime.process import Process
+from beamish._runtime.process import Actor, Process
 
 if TYPE_CHECKING:
     from beamish._runtime.clock import TimerHandle
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Signals"]
 
 _log = logging.getLogger("beamish.process")
+_ACTOR_EXITED = Actor.exited
 
 Watcher = Process | Callable[[Ref, Pid, Any], None]
 
@@ -175,6 +176,12 @@ class Signals:
                     self._exit_signal(linked, pid, reason, link=True)
         if self.instruments.exit:
             self.instruments.emit(self.instruments.exit, pid, reason)
+        actor = proc.actor
+        if actor is not None and type(actor).exited is not _ACTOR_EXITED:
+            try:
+                actor.exited(reason)
+            except Exception:
+                _log.exception("%s.exited() of %r raised", type(actor).__qualname__, pid)
         # Release what the record holds: a dead process keeps only its pid and reason.
         proc.mailbox = None
         proc.actor = None
