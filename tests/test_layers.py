@@ -10,6 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "beamish"
 # Lower number = lower layer. A module may import from its own layer or lower ones.
 LAYERS = {
     "beamish._errors": 0,
+    "beamish._public": 0,
     "beamish._runtime": 0,
     "beamish._otp": 1,
     "beamish.pubsub": 2,

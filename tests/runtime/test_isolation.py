@@ -156,3 +156,14 @@ async def test_spawn_arguments_are_isolated_like_a_message():
     data.append(2)
     send(pid, "go")
     assert await receive(timeout=1) == [1]
+
+
+def test_a_frozen_dataclass_holding_mutable_data_is_copied_field_by_field():
+    bag = Bag([1, [2]])
+    copied = isolate(bag)
+    assert copied == bag and copied is not bag and type(copied) is Bag
+    assert copied.items is not bag.items and copied.items[1] is not bag.items[1]
+    point_holder = (Point(1, 2), Bag([3]))
+    out = isolate(point_holder)
+    assert out[0] is point_holder[0]  # the immutable part is shared
+    assert out[1] is not point_holder[1]

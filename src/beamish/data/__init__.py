@@ -6,8 +6,6 @@ process; a small query API with parameters bound by the driver; ordered SQL migr
 telemetry hooks. See ``docs/guides/data.md``.
 """
 
-import contextlib
-
 from beamish._errors import (
     ConnectionLost,
     PoolError,
@@ -15,6 +13,7 @@ from beamish._errors import (
     PoolTimeout,
     TransactionError,
 )
+from beamish._public import publish
 from beamish.data._driver import Driver, DriverConnection, Row
 from beamish.data._lease import Connection
 from beamish.data._migrations import migrate, migration_files
@@ -44,14 +43,5 @@ __all__ = [
 ]
 
 
-def _set_public_module() -> None:
-    g = globals()
-    for name in __all__:
-        obj = g[name]
-        if getattr(obj, "__module__", "").startswith("beamish.data._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
-
-
-_set_public_module()
-del _set_public_module
+publish(globals(), __all__, __name__)
+del publish
