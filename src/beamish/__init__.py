@@ -5,8 +5,6 @@ supervisors and a Phoenix-compatible real-time web layer. This namespace re-expo
 public core; the implementation lives in private modules.
 """
 
-import contextlib
-
 from beamish._errors import (
     ApplicationError,
     BeamishError,
@@ -27,6 +25,7 @@ from beamish._errors import (
     StartIgnored,
     SupervisorError,
     SystemLimitError,
+    TrackerError,
 )
 from beamish._otp.agent import Agent
 from beamish._otp.application import (
@@ -47,6 +46,7 @@ from beamish._otp.registry import Registry
 from beamish._otp.settings import Settings
 from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
 from beamish._otp.task import Task
+from beamish._public import publish
 from beamish._runtime.api import (
     as_process,
     cancel_timer,
@@ -152,6 +152,7 @@ __all__ = [
     "SupervisorFlags",
     "SystemLimitError",
     "Task",
+    "TrackerError",
     "as_process",
     "cancel_timer",
     "current_runtime",
@@ -201,30 +202,5 @@ __all__ = [
 ]
 
 
-def _set_public_module() -> None:
-    # Reprs and introspection show the public path (beamish.Actor, not beamish._runtime...).
-    # A class's own string annotations are resolved first, in the module that wrote them:
-    # typing.get_type_hints would otherwise look them up in this package and fail.
-    import inspect
-    import sys
-
-    g = globals()
-    for name in __all__:
-        obj = g[name]
-        module = getattr(obj, "__module__", "")
-        if not module.startswith("beamish._"):
-            continue
-        if isinstance(obj, type):
-            own = inspect.get_annotations(obj)
-            namespace = vars(sys.modules[module])
-            for key, value in own.items():
-                if isinstance(value, str):
-                    # a name imported only for type checking stays text
-                    with contextlib.suppress(Exception):
-                        obj.__annotations__[key] = eval(value, namespace, dict(vars(obj)))
-        with contextlib.suppress(AttributeError, TypeError):
-            obj.__module__ = __name__
-
-
-_set_public_module()
-del _set_public_module
+publish(globals(), __all__, __name__)
+del publish

@@ -24,6 +24,7 @@ name), so ``except TypeError`` works as expected::
             │   └── StartIgnored                        its init asked to be ignored
             ├── SupervisorError         (RuntimeError)  a supervisor refused an operation
             ├── RegistryError           (RuntimeError)  a registry refused an operation
+            ├── TrackerError            (RuntimeError)  a presence tracker refused an operation
             ├── ApplicationError        (RuntimeError)  the application controller refused
             ├── SettingsError           (ValueError)    environment variables that cannot be read
             ├── PoolError               (RuntimeError)  a database pool could not serve the caller
@@ -354,3 +355,16 @@ class TransactionError(BeamishError, RuntimeError):
     For example: a nested block was cancelled (so the whole transaction was rolled back)
     and the outer block went on, or a connection was used after its block ended.
     """
+
+
+class TrackerError(BeamishError, RuntimeError):
+    """A tracker refused an operation; ``reason`` says why, in Phoenix's terms.
+
+    Reasons: ``("already_tracked", pid, topic, key)`` (track it once; ``update`` changes its
+    meta), ``"nopresence"`` (``update`` of a presence that is not tracked),
+    ``("unknown_tracker", name)`` (no tracker runs under that name).
+    """
+
+    def __init__(self, reason: Any, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -23,9 +23,21 @@ def main() -> None:
     """beamish: Erlang/Elixir's process model and OTP for Python."""
 
 
-def services_for(app: Application) -> list[Service]:
-    """What runs beside ``app`` once it is up. The web layer adds its endpoint here."""
-    return []
+def services_for(
+    app: Application, *, host: str = "127.0.0.1", port: int = 4000,
+    graceful_timeout: float = 10.0, access_log: bool = False,
+) -> list[Service]:
+    """What runs beside ``app`` once it is up: its web endpoint, if it has one."""
+    from beamish.web._serve import EndpointServer, find_endpoint
+
+    try:
+        endpoint = find_endpoint(app)
+    except (LookupError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if endpoint is None:
+        return []
+    return [EndpointServer(endpoint, host=host, port=port, graceful_timeout=graceful_timeout,
+                   access_log=access_log)]
 
 
 @main.command(context_settings=_CONTEXT)
@@ -45,12 +57,29 @@ def services_for(app: Application) -> list[Service]:
     "--app-dir", default=".", show_default=True, type=click.Path(file_okay=False),
     help="The directory to import MODULE from.",
 )
-def run(target: str, shutdown_timeout: float, log_level: str, app_dir: str) -> None:
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, envvar="BEAMISH_HOST",
+    help="The address the web endpoint listens on (if the application has one).",
+)
+@click.option(
+    "--port", default=4000, show_default=True, type=click.IntRange(0, 65535),
+    envvar="BEAMISH_PORT", help="The port the web endpoint listens on (0: any free port).",
+)
+@click.option(
+    "--access-log/--no-access-log", default=False, show_default=True,
+    help="Log one line per HTTP request (uvicorn's access log).",
+)
+def run(
+    target: str, shutdown_timeout: float, log_level: str, app_dir: str, host: str, port: int,
+    access_log: bool,
+) -> None:
     """Run an application until SIGTERM or Ctrl-C.
 
     MODULE:APP names an Application subclass or instance (MODULE alone works when it
     defines exactly one). Its dependencies start first; on SIGTERM or SIGINT everything
-    stops in reverse order, within --shutdown-timeout.
+    stops in reverse order, within --shutdown-timeout. If the application has a web
+    endpoint (an `endpoint` attribute, or an Endpoint(application=APP) in MODULE), it is
+    served with uvicorn on --host and --port.
 
     \b
     Exit codes:
@@ -62,7 +91,9 @@ def run(target: str, shutdown_timeout: float, log_level: str, app_dir: str) -> N
     """
     configure_logging(log_level)
     app = load_application(target, app_dir)
-    code = run_node(app, shutdown_timeout=shutdown_timeout, services=services_for(app))
+    services = services_for(app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,
+                            access_log=access_log)
+    code = run_node(app, shutdown_timeout=shutdown_timeout, services=services)
     raise SystemExit(int(code))
 
 

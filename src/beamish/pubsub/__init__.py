@@ -1,21 +1,12 @@
 """beamish.pubsub: publish/subscribe by topic, on a partitioned Registry plus an adapter."""
 
-import contextlib
-
+from beamish._public import publish
 from beamish.pubsub._adapter import Adapter, LocalAdapter
 from beamish.pubsub._pubsub import Dispatcher, PubSub
+from beamish.pubsub._tracker import Tracker, TrackerError
 
-__all__ = ["Adapter", "Dispatcher", "LocalAdapter", "PubSub"]
-
-
-def _set_public_module() -> None:
-    g = globals()
-    for name in __all__:
-        obj = g[name]
-        if getattr(obj, "__module__", "").startswith("beamish.pubsub._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
+__all__ = ["Adapter", "Dispatcher", "LocalAdapter", "PubSub", "Tracker", "TrackerError"]
 
 
-_set_public_module()
-del _set_public_module
+publish(globals(), __all__, __name__)
+del publish

@@ -8,13 +8,40 @@ and fails a test that leaves processes or asyncio tasks behind. The helpers:
   do not wait): ExUnit's mailbox assertions, with the mailbox shown on failure;
 - ``start_supervised``/``stop_supervised``: servers that live as long as the test;
 - ``VirtualClock``: time that moves when the test says (the ``virtual_clock`` fixture);
-- ``wait_until_idle``: wait until every process has handled what was sent to it.
+- ``wait_until_idle``: wait until every process has handled what was sent to it;
+- channel helpers (``channel_socket``, ``connect``, ``join``, ``subscribe_and_join``,
+  ``push``, ``leave``, ``close``, ``assert_push``, ``assert_reply``, ``assert_broadcast``
+  and their ``refute_`` twins): Phoenix.ChannelTest, in-process, no network;
+- ``ASGIClient``: HTTP and WebSocket requests to an ASGI app (an endpoint), in-process,
+  with its lifespan.
 
 See ``docs/guides/testing.md``.
 """
 
-import contextlib
-
+from beamish._public import publish
+from beamish.testing._asgi_client import (
+    ASGIClient,
+    WebSocketDisconnected,
+    WebSocketRejected,
+    WebSocketSession,
+)
+from beamish.testing._channel_case import (
+    JoinError,
+    assert_broadcast,
+    assert_push,
+    assert_reply,
+    broadcast_from,
+    channel_socket,
+    close,
+    connect,
+    join,
+    leave,
+    push,
+    refute_broadcast,
+    refute_push,
+    refute_reply,
+    subscribe_and_join,
+)
 from beamish.testing._clock import VirtualClock, VirtualTimer
 from beamish.testing._idle import wait_until_idle
 from beamish.testing._leftovers import LeftoverError, check_leftovers
@@ -27,30 +54,39 @@ from beamish.testing._receive import (
 from beamish.testing._supervised import start_supervised, stop_supervised, supervised_scope
 
 __all__ = [
+    "ASGIClient",
+    "JoinError",
     "LeftoverError",
     "VirtualClock",
     "VirtualTimer",
+    "WebSocketDisconnected",
+    "WebSocketRejected",
+    "WebSocketSession",
+    "assert_broadcast",
+    "assert_push",
     "assert_receive",
     "assert_received",
+    "assert_reply",
+    "broadcast_from",
+    "channel_socket",
     "check_leftovers",
+    "close",
+    "connect",
+    "join",
+    "leave",
+    "push",
+    "refute_broadcast",
+    "refute_push",
     "refute_receive",
     "refute_received",
+    "refute_reply",
     "start_supervised",
     "stop_supervised",
+    "subscribe_and_join",
     "supervised_scope",
     "wait_until_idle",
 ]
 
 
-def _set_public_module() -> None:
-    # Tracebacks and reprs show the public path (beamish.testing.VirtualClock).
-    g = globals()
-    for name in __all__:
-        obj = g[name]
-        if getattr(obj, "__module__", "").startswith("beamish.testing._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
-
-
-_set_public_module()
-del _set_public_module
+publish(globals(), __all__, __name__)
+del publish

@@ -1,21 +1,50 @@
 """beamish.web: the real-time web layer (ASGI endpoint, router, Channels, Presence, SSE)."""
 
-import contextlib
-
+from beamish._public import publish
+from beamish.web._channel import Channel, ChannelError, SocketRef
+from beamish.web._endpoint import Endpoint
+from beamish.web._fastlane import broadcast, broadcast_from, local_broadcast
 from beamish.web._messages import Broadcast
+from beamish.web._presence import Presence
+from beamish.web._request import request_id
+from beamish.web._router import Router, RouteScope
+from beamish.web._routing import RouteError
+from beamish.web._serializer import Message, Serializer, SerializerError, V2JSONSerializer
+from beamish.web._serve import EndpointServer
+from beamish.web._socket import Socket, SocketOptions, SocketState
 from beamish.web._sse import EventStream, SSEEvent
+from beamish.web._token import Token, TokenError
+from beamish.web._transport import serve_socket
 
-__all__ = ["Broadcast", "EventStream", "SSEEvent"]
+__all__ = [
+    "Broadcast",
+    "Channel",
+    "ChannelError",
+    "Endpoint",
+    "EndpointServer",
+    "EventStream",
+    "Message",
+    "Presence",
+    "RouteError",
+    "RouteScope",
+    "Router",
+    "SSEEvent",
+    "Serializer",
+    "SerializerError",
+    "Socket",
+    "SocketOptions",
+    "SocketRef",
+    "SocketState",
+    "Token",
+    "TokenError",
+    "V2JSONSerializer",
+    "broadcast",
+    "broadcast_from",
+    "local_broadcast",
+    "request_id",
+    "serve_socket",
+]
 
 
-def _set_public_module() -> None:
-    g = globals()
-    for name in __all__:
-        obj = g[name]
-        if getattr(obj, "__module__", "").startswith("beamish.web._"):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
-
-
-_set_public_module()
-del _set_public_module
+publish(globals(), __all__, __name__)
+del publish

@@ -1,0 +1,223 @@
+"""The channel server: the hidden process behind each joined topic of a socket.
+
+How it works. A transport starts one ``ChannelServer`` (a GenServer, so calls, casts,
+``get_state`` and tracing work on it) per ``phx_join``, with the transport as its parent,
+given ``(channel_class, socket, payload[, direct_write])``.
+``init`` traps exits, monitors the transport and runs the channel's ``join``. On success it
+subscribes to the topic with ``Fastlane`` metadata (broadcasts then go straight to the
+transport) and pushes the join's ``phx_reply`` itself, before anything else it sends; on
+``("error", reply)`` it pushes the error reply and ignores the start, so no process remains.
+A join that raises or returns something else is logged, and the transport answers
+``{"reason": "join crashed"}``.
+
+The GenServer's state is the channel's ``SocketState``. The server routes:
+
+- ``Message`` (a client frame the transport forwarded): ``phx_leave`` answers ok and stops
+  with ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
+  here and pushed to the transport;
+- ``Broadcast``: ``handle_out`` if the event is intercepted, else pushed as it is;
+- the transport's ``Down``: stop with ``("shutdown", "closed")`` (or the transport's reason
+  if it was not a clean one);
+- calls, casts and any other message: the channel's ``handle_call``, ``handle_cast`` and
+  ``handle_info``.
+
+Stopping: ``terminate`` runs the channel's ``terminate``; after a clean stop it tells the
+transport with ``SocketClose``, which writes ``phx_close``. After a crash (or a kill) it
+says nothing: the transport's monitor fires and the client gets ``phx_error``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from beamish._otp.gen_server import GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._runtime.api import monitor, send, trap_exit
+from beamish._runtime.messages import Down, is_clean_exit
+from beamish._runtime.request import ReplyTo
+from beamish.pubsub import PubSub
+from beamish.web._channel import Channel, ChannelError, reply_parts
+from beamish.web._fastlane import Fastlane
+from beamish.web._messages import Broadcast
+from beamish.web._serializer import Message
+from beamish.web._socket import SocketState
+from beamish.web._wire import Push, SocketClose
+
+__all__ = ["JOIN_CRASHED", "ChannelServer"]
+
+_log = logging.getLogger("beamish.channel")
+_NO_REPLY = inspect.signature(Stop).parameters["reply"].default
+JOIN_CRASHED = {"reason": "join crashed"}
+_CLOSED = ("shutdown", "closed")
+_LEFT = ("shutdown", "left")
+
+
+class ChannelServer(GenServer):
+    """One joined channel's process. Started by a transport (or the test helpers) with
+    ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
+
+    __slots__ = ("_channel", "_intercepts", "_transport_ref", "_writer")
+
+    # -- joining ------------------------------------------------------------------------------
+
+    def init(self, arg: Any) -> Any:
+        channel_cls, socket, payload, *writer = arg
+        self._writer = writer[0] if writer else None
+        trap_exit(True)
+        socket = socket.replace(channel_pid=self.pid, channel=channel_cls)
+        self._channel: Channel = channel_cls()
+        self._intercepts: frozenset[str] = frozenset(channel_cls.intercept)
+        self._transport_ref = monitor(socket.transport_pid)
+        try:
+            result = self._channel.join(socket.topic, payload, socket)
+        except Exception as exc:
+            return self._join_crashed(socket, exc)
+        if inspect.isawaitable(result):
+            return self._join_async(result, socket)
+        return self._joined(result, socket)
+
+    async def _join_async(self, awaitable: Awaitable[Any], socket: SocketState) -> Any:
+        try:
+            result = await awaitable
+        except Exception as exc:
+            return self._join_crashed(socket, exc)
+        return self._joined(result, socket)
+
+    def _join_crashed(self, socket: SocketState, exc: Exception) -> Stop:
+        _log.error(
+            "%s crashed joining %r: %s: %s", _name(socket), socket.topic, type(exc).__name__,
+            exc, exc_info=(type(exc), exc, exc.__traceback__),
+        )
+        return Stop(("join_crashed", socket.topic))
+
+    def _joined(self, result: Any, socket: SocketState) -> Any:
+        reply: Any = {}
+        match result:
+            case Ok(SocketState() as joined, None) | ("ok", SocketState() as joined):
+                pass
+            case ("ok", dict() as reply, SocketState() as joined):
+                pass
+            case ("error", dict() as reply):
+                _reply(socket, socket.ref, "error", reply)
+                return Ignore()
+            case _:
+                _log.error(
+                    "%s.join(%r, ...) returned %r; it must return Ok(socket), ('ok', socket), "
+                    "('ok', reply, socket) or ('error', reply), with a dict reply",
+                    _name(socket), socket.topic, result,
+                )
+                return Stop(("join_crashed", socket.topic))
+        joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
+        PubSub.subscribe(
+            joined.pubsub, joined.topic,  # type: ignore[arg-type]
+            Fastlane(
+                joined.transport_pid, joined.serializer, self._intercepts,  # type: ignore[arg-type]
+                self._writer,
+            ),
+        )
+        self._writer = None  # the subscription holds it
+        _reply(joined, socket.ref, "ok", reply)
+        return Ok(joined)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def handle_info(self, message: Any, socket: SocketState) -> Any:
+        kind = type(message)
+        if kind is Message:
+            return self._handle_in(message, socket)
+        if kind is Broadcast:
+            if message.event in self._intercepts:
+                return self._channel.handle_out(message.event, message.payload, socket)
+            Channel.push(socket, message.event, message.payload)
+            return NoReply(socket)
+        if kind is Down and message.ref == self._transport_ref:
+            reason = message.reason
+            return Stop(_CLOSED if reason == "normal" else reason, socket)
+        return self._channel.handle_info(message, socket)
+
+    def handle_call(self, request: Any, from_: ReplyTo, socket: SocketState) -> Any:
+        return self._channel.handle_call(request, from_, socket)
+
+    def handle_cast(self, request: Any, socket: SocketState) -> Any:
+        return self._channel.handle_cast(request, socket)
+
+    def _handle_in(self, message: Message, socket: SocketState) -> Any:
+        if message.join_ref != socket.join_ref and message.join_ref is not None:
+            return NoReply(socket)  # for an earlier join of this topic: outdated
+        if message.event == "phx_leave":
+            _reply(socket, message.ref, "ok", {})
+            return Stop(_LEFT, socket)
+        result = self._channel.handle_in(
+            message.event, message.payload, socket.replace(ref=message.ref)
+        )
+        if inspect.isawaitable(result):
+            return self._finish_in(result, message.ref)
+        return self._in_result(result, message.ref)
+
+    async def _finish_in(self, awaitable: Awaitable[Any], ref: str | None) -> Any:
+        return self._in_result(await awaitable, ref)
+
+    def _in_result(self, result: Any, ref: str | None) -> Any:
+        match result:
+            case NoReply(SocketState() as socket, after):
+                return NoReply(socket.replace(ref=None), after)
+            case ("noreply", SocketState() as socket):
+                return NoReply(socket.replace(ref=None))
+            case Reply(answer, SocketState() as socket, after):
+                status, payload = reply_parts(answer)
+                _reply(socket, ref, status, payload)
+                return NoReply(socket.replace(ref=None), after)
+            case ("reply", answer, SocketState() as socket):
+                status, payload = reply_parts(answer)
+                _reply(socket, ref, status, payload)
+                return NoReply(socket.replace(ref=None))
+            case Stop(reason, SocketState() as socket):
+                if result.reply is not _NO_REPLY:
+                    status, payload = reply_parts(result.reply)
+                    _reply(socket, ref, status, payload)
+                return Stop(reason, socket.replace(ref=None))
+            case ("stop", reason, SocketState() as socket):
+                return Stop(reason, socket.replace(ref=None))
+            case ("stop", reason, answer, SocketState() as socket):
+                status, payload = reply_parts(answer)
+                _reply(socket, ref, status, payload)
+                return Stop(reason, socket.replace(ref=None))
+        raise ChannelError(
+            f"handle_in must return NoReply(socket), Reply(reply, socket), Stop(reason, "
+            f"socket[, reply=reply]) or the tuples ('noreply', socket), ('reply', reply, "
+            f"socket), ('stop', reason[, reply], socket); got {result!r}"
+        )
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def terminate(self, reason: Any, socket: SocketState) -> Any:
+        result = self._channel.terminate(reason, socket)
+        if inspect.isawaitable(result):
+            return self._terminated_async(result, reason, socket)
+        _closed(reason, socket)
+        return None
+
+    async def _terminated_async(
+        self, awaitable: Awaitable[Any], reason: Any, socket: SocketState
+    ) -> None:
+        await awaitable
+        _closed(reason, socket)
+
+
+def _closed(reason: Any, socket: SocketState) -> None:
+    if is_clean_exit(reason) and socket.joined and socket.transport_pid is not None:
+        send(socket.transport_pid, SocketClose(
+            socket.channel_pid, socket.topic, socket.join_ref  # type: ignore[arg-type]
+        ))
+
+
+def _reply(socket: SocketState, ref: str | None, status: str, payload: Any) -> None:
+    send(socket.transport_pid, Push(socket.serializer.encode_reply(  # type: ignore[arg-type]
+        socket.join_ref, ref, socket.topic, status, payload  # type: ignore[arg-type]
+    )))
+
+
+def _name(socket: SocketState) -> str:
+    return socket.channel.__qualname__ if socket.channel is not None else "channel"

@@ -1,0 +1,604 @@
+"""The WebSocket transport: one process per connection, speaking the Phoenix V2 protocol.
+
+How it works. ``serve_socket`` is the ASGI handler of a socket's WebSocket path. Its task
+only reads: it takes each ``websocket.receive`` from the server and sends the frame to the
+connection's process, a ``SocketTransport`` actor (an idle connection costs the actor, no
+task of its own). The actor does everything else:
+
+- **Connecting.** It runs the Socket's ``connect`` (and ``id``) inside the process, then
+  accepts the handshake, or refuses it (the server answers 403). A socket with an ``id``
+  subscribes to that topic, so a ``"disconnect"`` broadcast there closes it.
+- **Reading.** It decodes each frame: heartbeats on topic ``phoenix`` are answered at once;
+  ``phx_join`` starts a channel server (and waits for its join, as Phoenix's transport does);
+  any other event goes to the topic's channel, or is answered ``"unmatched topic"``.
+- **Writing.** Channels send it ``Push`` frames. It writes each through the ASGI ``send``
+  without waiting (``write_now``). When a write has to wait, the frames behind it queue in
+  the process, and past ``max_queue_bytes`` the client is closed with 1013: a client that
+  cannot keep up is dropped, not allowed to eat memory. Fastlane broadcasts are written by
+  the broadcasting process itself, through the transport's ``fastlane_write``, when nothing is
+  queued here (no write waiting, an empty mailbox): the frame then overtakes nothing, and
+  the transport is not woken for it. Otherwise they arrive as a ``Push`` like the others.
+- **Watching.** It monitors its channels: a channel that stops cleanly says so first
+  (``SocketClose``, the client gets ``phx_close``); one that crashes or is killed gives
+  ``phx_error``. Channels monitor it in turn and stop when it goes.
+- **Closing.** No frame for ``timeout`` seconds: a normal close (1000). A frame larger than
+  ``max_frame_size``: 1009. A frame that is not the protocol: 1007. The runtime stopping:
+  1001, so clients reconnect. Its own crash: 1011.
+
+Close codes: 1000 idle timeout or ``disconnect``; 1001 server going away; 1007 malformed
+frame; 1009 frame too big; 1011 internal error; 1013 outbound queue full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
+
+from beamish._errors import ProcessExit, StartError, StartIgnored
+from beamish._otp.gen_server import Ok
+from beamish._runtime.api import (
+    current_runtime,
+    demonitor,
+    exit,
+    is_alive,
+    monitor,
+    send,
+    send_after,
+    spawn_opt,
+    wait_exit,
+)
+from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.messages import Down, Exit
+from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.process import Actor
+from beamish._runtime.receive import receive_nowait
+from beamish.pubsub import PubSub
+from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
+from beamish.web._messages import Broadcast
+from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerError
+from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
+from beamish.web._wire import Push, SocketClose
+from beamish.web._writer import write_now
+
+__all__ = ["SocketTransport", "serve_socket"]
+
+_log = logging.getLogger("beamish.socket")
+
+_INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops reading
+_DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
+_BEARER = "base64url.bearer.phx."
+
+
+@mark_immutable
+class _In:
+    __slots__ = ("data",)
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+
+
+@mark_immutable
+class _Closed:
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+@mark_immutable
+class _TooBig:
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+@mark_immutable
+class _Drained:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+@mark_immutable
+class _IdleCheck:
+    __slots__ = ()
+
+
+_IDLE = _IdleCheck()
+_DONE = _Drained(None)
+
+
+async def serve_socket(
+    socket_cls: type[Socket],
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    pubsub: str,
+    connect_info: Mapping[str, Any] | None = None,
+    options: SocketOptions | None = None,
+) -> None:
+    """Serve one WebSocket connection of ``socket_cls`` (the ASGI handler of its path).
+
+    ``pubsub`` names the PubSub its channels broadcast on. ``connect_info`` is merged into
+    what ``Socket.connect`` receives (an endpoint adds its session, say). ``options``
+    replaces the socket class's options. Call it for a ``"websocket"`` scope, from a task in
+    which a beamish runtime is current; it returns when the connection and its process are
+    gone. Its process is spawned with no parent: the runtime's shutdown closes it (1001).
+    """
+    if scope.get("type") != "websocket":
+        raise TypeError(f"serve_socket() serves a websocket scope, got {scope.get('type')!r}")
+    if not (isinstance(socket_cls, type) and issubclass(socket_cls, Socket)):
+        raise TypeError(f"serve_socket() needs a Socket subclass, got {socket_cls!r}")
+    runtime = current_runtime()
+    runtime.bind()  # this task reads for the connection; it is not a process itself
+    if (await receive())["type"] != "websocket.connect":
+        return
+    params = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    vsn = params.get("vsn", "2.0.0")
+    if not vsn.startswith("2."):
+        _log.error(
+            "%s: the client asked for protocol version %r; this server speaks 2.x (the "
+            "phoenix JavaScript client sends vsn=2.0.0)", socket_cls.__qualname__, vsn,
+        )
+        await send({"type": "websocket.close"})
+        return
+    opts = options if options is not None else socket_cls.options
+    info = _connect_info(scope)
+    if connect_info:
+        info.update(connect_info)
+    transport = SocketTransport(socket_cls, opts, pubsub, params, info, V2_JSON, send, scope)
+    pid = spawn_opt(transport, trap_exit=True)
+    limit = opts.max_frame_size
+    try:
+        while True:
+            event = await receive()
+            kind = event["type"]
+            if kind == "websocket.receive":
+                data = event.get("text")
+                if data is None:
+                    data = event.get("bytes")
+                    if data is None:
+                        continue
+                    size = len(data)
+                else:
+                    size = len(data)
+                    if size * 4 > limit:  # a str is at most 4 bytes a character
+                        size = len(data.encode())
+                if not is_alive(pid):  # killed: nobody will close the connection but us
+                    with contextlib.suppress(Exception):
+                        await send({"type": "websocket.close", "code": 1011})
+                    continue
+                send_to(pid, _TooBig(size) if size > limit else _In(data))
+                while transport.mailbox_size() > _INBOX_LIMIT and is_alive(pid):
+                    await asyncio.sleep(0.005)  # the process is behind: stop reading a while
+            elif kind == "websocket.disconnect":
+                break
+    finally:
+        send_to(pid, _Closed(0))
+    try:
+        await wait_exit(pid, timeout=_DUPLICATE_JOIN_WAIT)
+    except TimeoutError:
+        exit(pid, "kill")
+
+
+send_to = send
+"""The process API's ``send`` (``serve_socket``'s own ``send`` is the ASGI one)."""
+
+
+class SocketTransport(Actor):
+    """The process of one WebSocket connection (see the module docstring)."""
+
+    __slots__ = (
+        "_asgi_send",
+        "_by_pid",
+        "_channels",
+        "_clock",
+        "_closing",
+        "_connect_info",
+        "_last_in",
+        "_options",
+        "_outbox",
+        "_params",
+        "_pending",
+        "_pubsub",
+        "_queued",
+        "_scope",
+        "_serializer",
+        "_socket",
+        "_socket_cls",
+    )
+
+    def __init__(
+        self, socket_cls: type[Socket], options: SocketOptions, pubsub: str,
+        params: dict[str, str], connect_info: dict[str, Any], serializer: Serializer,
+        asgi_send: Send, scope: Scope,
+    ) -> None:
+        self._socket_cls = socket_cls
+        self._options = options
+        self._pubsub = pubsub
+        self._params: dict[str, str] | None = params
+        self._connect_info: dict[str, Any] | None = connect_info
+        self._serializer = serializer
+        self._asgi_send = asgi_send
+        self._scope: Scope | None = scope
+        self._socket: SocketState | None = None
+        self._channels: dict[str, tuple[Pid, str | None, Ref]] = {}
+        self._by_pid: dict[Pid, str] = {}
+        self._pending: asyncio.Task[None] | None = None
+        self._outbox: deque[str | bytes] | None = None
+        self._queued = 0
+        self._closing = False
+        self._last_in = 0.0
+        self._clock: Any = None
+
+    # -- connecting ---------------------------------------------------------------------------
+
+    def started(self) -> Awaitable[None] | None:
+        self._clock = current_runtime().clock
+        self._last_in = self._clock.now()
+        socket = SocketState(
+            pubsub=self._pubsub, handler=self._socket_cls, serializer=self._serializer,
+            transport_pid=self.pid,
+        )
+        handler = self._socket_cls()
+        params, info = self._params or {}, self._connect_info or {}
+        self._params = self._connect_info = None
+        try:
+            result = handler.connect(params, socket, info)
+        except Exception as exc:
+            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
+        if inspect.isawaitable(result):
+            return self._connect_async(handler, result)
+        self._connected(handler, result)
+        return None
+
+    async def _connect_async(self, handler: Socket, awaitable: Awaitable[Any]) -> None:
+        try:
+            result = await awaitable
+        except Exception as exc:
+            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
+        self._connected(handler, result)
+
+    def _connected(self, handler: Socket, result: Any) -> None:
+        match result:
+            case Ok(SocketState() as socket, None) | ("ok", SocketState() as socket):
+                pass
+            case None | "error" | ("error", _):
+                self._refuse(None, None)
+            case _:
+                self._refuse(
+                    f"connect returned {result!r}; it must return Ok(socket) or ('ok', socket) "
+                    "to accept, 'error' or ('error', reason) to refuse", None,
+                )
+        try:
+            socket_id = handler.id(socket)
+        except Exception as exc:
+            self._refuse(f"id raised {type(exc).__name__}: {exc}", exc)
+        if socket_id is not None and type(socket_id) is not str:
+            self._refuse(f"id returned {socket_id!r}; it must return a str or None", None)
+        self._socket = socket.replace(id=socket_id, transport_pid=self.pid)
+        accept: dict[str, Any] = {"type": "websocket.accept"}
+        requested = (self._scope or {}).get("subprotocols") or ()
+        self._scope = None
+        if "phoenix" in requested:
+            accept["subprotocol"] = "phoenix"
+        self._send_message(accept)
+        if socket_id is not None:
+            PubSub.subscribe(self._pubsub, socket_id)
+        send_after(self.pid, _IDLE, self._options.timeout)
+
+    def _refuse(self, problem: str | None, exc: BaseException | None) -> NoReturn:
+        if problem is not None:
+            _log.error(
+                "%s refused a connection: %s", self._socket_cls.__qualname__, problem,
+                exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+            )
+        self._closing = True
+        with contextlib.suppress(Exception):
+            write_now(self._asgi_send, {"type": "websocket.close"})  # 403 before the handshake
+        raise ProcessExit("normal")
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def handle(self, message: Any) -> Awaitable[None] | None:
+        try:
+            kind = type(message)
+            if kind is Push:
+                self._write(message.data)
+            elif kind is _In:
+                return self._incoming(message.data)
+            elif kind is SocketClose:
+                self._channel_closed(message)
+            elif kind is Down:
+                self._channel_down(message)
+            elif kind is _Drained:
+                self._drained(message.error)
+            elif kind is _IdleCheck:
+                self._idle_check()
+            elif kind is _Closed:
+                raise ProcessExit("normal")
+            elif kind is _TooBig:
+                _log.warning(
+                    "%s: closing a connection that sent a frame of %d bytes (the limit is %d)",
+                    self._socket_cls.__qualname__, message.size, self._options.max_frame_size,
+                )
+                self._close(1009, "frame too big")
+                raise ProcessExit("normal")
+            elif kind is Broadcast:
+                if message.event == "disconnect":
+                    self._close(1000, "")
+                    raise ProcessExit(("shutdown", "disconnected"))
+            elif kind is Exit and message.reason != "normal":
+                self._close(1001, "going away")
+                raise ProcessExit(message.reason)
+            return None
+        except ProcessExit:
+            raise
+        except Exception:
+            self._close(1011, "internal error")
+            raise
+
+    def _incoming(self, data: str | bytes) -> Awaitable[None] | None:
+        if self._closing:
+            return None
+        self._last_in = self._clock.now()
+        try:
+            message = self._serializer.decode(data)
+        except SerializerError as exc:
+            _log.warning("%s: closing a connection that sent a malformed frame: %s",
+                         self._socket_cls.__qualname__, exc)
+            self._close(1007, "malformed message")
+            raise ProcessExit("normal") from None
+        topic = message.topic
+        entry = self._channels.get(topic)
+        event = message.event
+        if event == "heartbeat" and topic == "phoenix":
+            self._write(self._serializer.encode_reply(None, message.ref, topic, "ok", {}))
+        elif event == "phx_join":
+            return self._join(message, entry)
+        elif entry is None:
+            self._unmatched(message)
+        elif message.join_ref is None or message.join_ref == entry[1]:
+            send(entry[0], message)
+        # else: a message for an earlier join of the topic, which the client raced: dropped
+        return None
+
+    # -- joining and leaving -------------------------------------------------------------------
+
+    def _join(
+        self, message: Message, entry: tuple[Pid, str | None, Ref] | None
+    ) -> Awaitable[None] | None:
+        if entry is not None:
+            return self._guard(self._rejoin(message, entry))
+        channel_cls = match_route(self._socket_cls.channels, message.topic)
+        if channel_cls is None:
+            self._unmatched(message)
+            return None
+        join_ref = message.join_ref or message.ref
+        if len(self._channels) >= self._options.max_channels:
+            self._write(self._serializer.encode_reply(
+                join_ref, message.ref, message.topic, "error",
+                {"reason": "too many channels joined"},
+            ))
+            return None
+        return self._guard(self._start_channel(message, channel_cls, join_ref))
+
+    async def _start_channel(self, message: Message, channel_cls: Any, join_ref: Any) -> None:
+        assert self._socket is not None
+        socket = self._socket.replace(
+            topic=message.topic, channel=channel_cls, join_ref=join_ref, ref=message.ref
+        )
+        try:
+            pid = await ChannelServer.start(
+                (channel_cls, socket, message.payload, self.fastlane_write), timeout=None
+            )
+        except StartIgnored:
+            return  # the join said ("error", reply): the channel wrote the reply
+        except StartError:
+            self._write(self._serializer.encode_reply(
+                join_ref, message.ref, message.topic, "error", JOIN_CRASHED
+            ))
+            return
+        self._channels[message.topic] = (pid, join_ref, monitor(pid))
+        self._by_pid[pid] = message.topic
+
+    async def _rejoin(self, message: Message, entry: tuple[Pid, str | None, Ref]) -> None:
+        old, old_join_ref, _ = entry
+        self._forget(message.topic)
+        exited = wait_exit(old, timeout=_DUPLICATE_JOIN_WAIT)
+        exit(old, ("shutdown", "duplicate_join"))
+        try:
+            await exited
+        except TimeoutError:
+            exit(old, "kill")
+        receive_nowait(lambda m: type(m) is SocketClose and m.pid == old)
+        self._write(self._serializer.encode(
+            old_join_ref, old_join_ref, message.topic, "phx_close", {}
+        ))
+        rest = self._join(message, None)
+        if rest is not None:
+            await rest
+
+    async def _guard(self, awaitable: Awaitable[None]) -> None:
+        try:
+            await awaitable
+        except ProcessExit:
+            raise
+        except Exception:
+            self._close(1011, "internal error")
+            raise
+
+    def _unmatched(self, message: Message) -> None:
+        _log.warning("%s: ignoring unmatched topic %r", self._socket_cls.__qualname__,
+                     message.topic)
+        self._write(self._serializer.encode_reply(
+            None, message.ref, message.topic, "error", {"reason": "unmatched topic"}
+        ))
+
+    def _forget(self, topic: str) -> tuple[Pid, str | None, Ref] | None:
+        entry = self._channels.pop(topic, None)
+        if entry is not None:
+            del self._by_pid[entry[0]]
+            demonitor(entry[2], flush=True)
+        return entry
+
+    def _channel_closed(self, message: SocketClose) -> None:
+        if self._by_pid.get(message.pid) != message.topic:
+            return
+        entry = self._forget(message.topic)
+        assert entry is not None
+        self._write(self._serializer.encode(
+            entry[1], entry[1], message.topic, "phx_close", {}
+        ))
+
+    def _channel_down(self, message: Down) -> None:
+        topic = self._by_pid.get(message.pid)
+        if topic is None or self._channels[topic][2] != message.ref:
+            return
+        _, join_ref, _ = self._channels.pop(topic)
+        del self._by_pid[message.pid]
+        self._write(self._serializer.encode(
+            join_ref, join_ref, topic, "phx_error", {"reason": "channel_crash"}
+        ))
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def _idle_check(self) -> None:
+        if self._closing:
+            return
+        timeout = self._options.timeout
+        quiet = self._clock.now() - self._last_in
+        if quiet >= timeout:
+            self._close(1000, "")
+            raise ProcessExit("normal")
+        send_after(self.pid, _IDLE, timeout - quiet)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _write(self, data: str | bytes) -> None:
+        if self._closing:
+            return
+        if self._pending is None:
+            if type(data) is str:
+                self._send_message({"type": "websocket.send", "text": data})
+            else:
+                self._send_message({"type": "websocket.send", "bytes": data})
+            return
+        outbox = self._outbox
+        if outbox is None:
+            outbox = self._outbox = deque()
+        outbox.append(data)
+        self._queued += len(data)
+        if self._queued > self._options.max_queue_bytes:
+            _log.warning(
+                "%s: closing a connection that does not read fast enough: %d bytes waiting "
+                "to be written (the limit is %d)", self._socket_cls.__qualname__,
+                self._queued, self._options.max_queue_bytes,
+            )
+            self._close(1013, "outbound queue full")
+            raise ProcessExit(("shutdown", "outbound_queue_full"))
+
+    def _send_message(self, message: dict[str, Any]) -> None:
+        try:
+            pending = write_now(self._asgi_send, message)
+        except Exception as exc:  # the client is gone (uvicorn: ClientDisconnected)
+            self._closing = True
+            _log.debug("%s: write failed, the connection is gone: %r",
+                       self._socket_cls.__qualname__, exc)
+            raise ProcessExit("normal") from None
+        if pending is not None:
+            self._pending = pending
+            pending.add_done_callback(self._write_done)
+
+    def fastlane_write(self, data: str | bytes) -> bool:
+        """Write a broadcast frame now, from the broadcasting process, if nothing is queued
+        ahead of it here; False if it must be sent as a ``Push``. Never raises into the
+        broadcaster: a failed write is reported to this process, which then ends."""
+        if self._pending is not None or self._closing or self.mailbox_size():
+            return False
+        if type(data) is str:
+            message: dict[str, Any] = {"type": "websocket.send", "text": data}
+        else:
+            message = {"type": "websocket.send", "bytes": data}
+        try:
+            pending = write_now(self._asgi_send, message)
+        except Exception as exc:  # the client is gone
+            self._closing = True
+            send(self.pid, _Drained(exc))
+            return True
+        if pending is not None:
+            self._pending = pending
+            pending.add_done_callback(self._write_done)
+        return True
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        # A loop callback, outside the process: tell the process, as a message.
+        error = None if task.cancelled() else task.exception()
+        send(self.pid, _DONE if error is None else _Drained(error))
+
+    def _drained(self, error: BaseException | None) -> None:
+        self._pending = None
+        if error is not None:
+            self._closing = True
+            raise ProcessExit("normal")
+        outbox = self._outbox
+        while outbox and self._pending is None and not self._closing:
+            data = outbox.popleft()
+            self._queued -= len(data)
+            self._write(data)
+        if not outbox:
+            self._outbox = None
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._outbox = None
+        with contextlib.suppress(Exception):
+            write_now(self._asgi_send, {"type": "websocket.close", "code": code,
+                                        "reason": reason})
+
+
+def _connect_info(scope: Scope) -> dict[str, Any]:
+    """What a Socket's ``connect`` learns of the request (Phoenix's ``connect_info``)."""
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope.get("headers") or ()
+    ]
+    client = scope.get("client") or (None, None)
+    server = scope.get("server") or (None, None)
+    host = next((v for k, v in headers if k == "host"), None)
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    info: dict[str, Any] = {
+        "peer_data": {"address": client[0], "port": client[1], "ssl_cert": None},
+        "uri": {
+            "scheme": scheme,
+            "host": host.rsplit(":", 1)[0] if host else server[0],
+            "port": server[1],
+            "path": scope.get("path", ""),
+            "query": scope.get("query_string", b"").decode("latin-1"),
+        },
+        "x_headers": [(k, v) for k, v in headers if k.startswith("x-")],
+        "user_agent": next((v for k, v in headers if k == "user-agent"), None),
+        "headers": headers,
+    }
+    for protocol in scope.get("subprotocols") or ():
+        if protocol.startswith(_BEARER):
+            token = protocol[len(_BEARER):]
+            with contextlib.suppress(ValueError):
+                info["auth_token"] = base64.urlsafe_b64decode(
+                    token + "=" * (-len(token) % 4)
+                ).decode()
+    return info

@@ -1,0 +1,49 @@
+"""The messages a socket's transport process takes from channels and broadcasts.
+
+- ``Push(data)``: an encoded frame to write as it is (``str``: a text frame, ``bytes``: a
+  binary one). Channels send one per push and reply; a fastlane broadcast sends the same
+  ``Push`` object to every transport it reaches, so a broadcast is encoded once.
+- ``SocketClose(pid, topic, join_ref)``: a channel stopping on purpose (a leave, a ``Stop``
+  with a clean reason) tells its transport, which forgets it and writes ``phx_close``.
+
+Both are immutable and pass between processes by reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.pid import Pid
+
+__all__ = ["Push", "SocketClose"]
+
+
+@mark_immutable
+class Push:
+    """An encoded frame for a transport to write."""
+
+    __slots__ = ("data",)
+    __match_args__ = ("data",)
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"Push({self.data!r})"
+
+
+@mark_immutable
+class SocketClose:
+    """A channel's clean stop: the transport writes ``phx_close`` for ``join_ref``."""
+
+    __slots__ = ("join_ref", "pid", "topic")
+    __match_args__ = ("pid", "topic", "join_ref")
+
+    def __init__(self, pid: Pid, topic: str, join_ref: str | None) -> None:
+        self.pid = pid
+        self.topic = topic
+        self.join_ref = join_ref
+
+    def __repr__(self) -> str:
+        return f"SocketClose({self.pid!r}, {self.topic!r}, {self.join_ref!r})"

@@ -1,0 +1,322 @@
+"""Channels through the in-process test helpers (OTP-SEMANTICS section 13)."""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import pytest
+
+import beamish
+from beamish import Down, GenServer, NoReply, Ok, Reply, Stop, send, spawn
+from beamish.pubsub import PubSub
+from beamish.testing import (
+    JoinError,
+    assert_broadcast,
+    assert_push,
+    assert_receive,
+    assert_reply,
+    channel_socket,
+    close,
+    connect,
+    join,
+    leave,
+    push,
+    refute_push,
+    refute_reply,
+    start_supervised,
+    subscribe_and_join,
+)
+from beamish.web import Broadcast, Channel, ChannelError, Socket, SocketState, broadcast
+
+
+def report(message):
+    """Send ``message`` to the process registered as "test", if it is still there."""
+    test = beamish.whereis("test")
+    if test is not None:
+        send(test, message)
+
+
+class Room(Channel):
+    intercept = ("new_msg", "stop")
+
+    def join(self, topic, payload, socket):
+        match payload:
+            case {"refuse": reason}:
+                return ("error", {"reason": reason})
+            case {"crash": True}:
+                raise RuntimeError("cannot join")
+            case {"bad_return": True}:
+                return "whatever"
+            case {"welcome": text}:
+                return ("ok", {"welcome": text}, socket.assign(joined_as=text))
+        return Ok(socket)
+
+    def handle_in(self, event, payload, socket):
+        match event:
+            case "reply_map":
+                return Reply(("ok", {"resp": payload["x"]}), socket)
+            case "reply_ok":
+                return ("reply", "ok", socket)
+            case "reply_error":
+                return Reply(("error", {"why": "no"}), socket)
+            case "noreply":
+                return NoReply(socket)
+            case "async_reply":
+                ref = self.socket_ref(socket)
+                spawn(lambda: Channel.reply(ref, ("ok", {"async_resp": payload["x"]})))
+                return NoReply(socket)
+            case "async_ok":
+                ref = self.socket_ref(socket)
+                spawn(lambda: Channel.reply(ref, "ok"))
+                return NoReply(socket)
+            case "stop":
+                return Stop(payload["reason"], socket)
+            case "stop_shutdown_x":
+                return Stop(("shutdown", "x"), socket)
+            case "stop_with_reply":
+                return ("stop", "shutdown", ("ok", {"resp": "bye"}), socket)
+            case "boom":
+                raise RuntimeError("boom")
+            case "bad_reply":
+                return Reply(42, socket)
+            case "broadcast":
+                self.broadcast(socket, payload["event"], payload["payload"])
+                return NoReply(socket)
+        return NoReply(socket)
+
+    def handle_out(self, event, payload, socket):
+        if event == "stop":
+            return Stop("shutdown", socket)
+        self.push(socket, event, {**payload, "transport": socket.transport})
+        return NoReply(socket)
+
+    def handle_info(self, message, socket):
+        match message:
+            case "push":
+                self.push(socket, "info_push", {"n": 1})
+                return NoReply(socket)
+            case "broadcast":
+                self.broadcast(socket, "info_broadcast", {"n": 2})
+                return NoReply(socket)
+            case ("stop", reason):
+                return Stop(reason, socket)
+        return super().handle_info(message, socket)
+
+    def handle_call(self, request, from_, socket):
+        if request == "ping":
+            return Reply("pong", socket)
+        return Reply(("assigns", socket.assigns), socket)
+
+    def handle_cast(self, request, socket):
+        match request:
+            case ("ping", ref, pid):
+                send(pid, (ref, "pong"))
+        return NoReply(socket)
+
+    def terminate(self, reason, socket):
+        report(("terminate", socket.topic, reason))
+
+
+class UserSocket(Socket):
+    channels: ClassVar = {"room:*": Room}
+
+    def connect(self, params, socket, connect_info):
+        if params.get("reject"):
+            return "error"
+        return Ok(socket.assign(user_id=params.get("user_id")))
+
+    def id(self, socket):
+        user = socket.assigns["user_id"]
+        return f"user_sockets:{user}" if user else None
+
+
+async def joined(topic="room:lobby", payload=None):
+    beamish.register("test")
+    await start_supervised((PubSub, {"name": "ps"}))
+    socket = channel_socket(UserSocket, pubsub="ps")
+    return await subscribe_and_join(socket, topic, payload)
+
+
+async def test_channel_connect_runs_the_socket_callbacks():
+    await start_supervised((PubSub, {"name": "ps"}))
+    socket = await connect(UserSocket, {"user_id": "7"}, pubsub="ps")
+    assert socket.assigns == {"user_id": "7"} and socket.id == "user_sockets:7"
+    assert await connect(UserSocket, {"reject": "1"}, pubsub="ps") is None
+
+
+async def test_channel_join_replies_and_assigns():
+    reply, socket = await joined(payload={"welcome": "hi"})
+    assert reply == {"welcome": "hi"}
+    assert socket.joined and socket.topic == "room:lobby"
+    assert await GenServer.call(socket.channel_pid, "assigns") == ("assigns", {"joined_as": "hi"})
+    state = await GenServer.get_state(socket.channel_pid)
+    assert isinstance(state, SocketState)
+    assert (state.topic, state.channel_pid, state.pubsub, state.joined) == (
+        "room:lobby", socket.channel_pid, "ps", True
+    )
+
+
+async def test_channel_join_refused_157():
+    beamish.register("test")
+    await start_supervised((PubSub, {"name": "ps"}))
+    socket = channel_socket(UserSocket, pubsub="ps")
+    with pytest.raises(JoinError) as refused:
+        await join(socket, "room:lobby", {"refuse": "mybad"})
+    assert refused.value.reply == {"reason": "mybad"}
+    assert PubSub.subscribers("ps", "room:lobby") == []  # no channel remains
+
+
+async def test_channel_join_crash_158(caplog):
+    beamish.register("test")
+    await start_supervised((PubSub, {"name": "ps"}))
+    socket = channel_socket(UserSocket, pubsub="ps")
+    for payload in ({"crash": True}, {"bad_return": True}):
+        with pytest.raises(JoinError) as crashed:
+            await join(socket, "room:lobby", payload)
+        assert crashed.value.reply == {"reason": "join crashed"}
+    assert "Room crashed joining 'room:lobby'" in caplog.text
+    assert "Room.join('room:lobby', ...) returned 'whatever'" in caplog.text
+
+
+async def test_channel_handle_in_replies_160():
+    _, socket = await joined()
+    ref = push(socket, "reply_map", {"x": 1})
+    assert await assert_reply(ref, "ok", {"resp": 1}) == {"resp": 1}
+    ref = push(socket, "reply_ok")
+    assert await assert_reply(ref, "ok") == {}
+    ref = push(socket, "reply_error")
+    await assert_reply(ref, "error", {"why": "no"})
+    ref = push(socket, "noreply")
+    await refute_reply(ref, timeout=0.05)
+    await refute_reply(ref, "error", timeout=0)
+
+
+async def test_channel_intercepted_outgoing_events_163():
+    _, socket = await joined()
+    broadcast("ps", "room:lobby", "new_msg", {"body": "hi"})
+    assert await assert_push("new_msg") == {"body": "hi", "transport": "websocket"}
+    await assert_broadcast("new_msg", {"body": "hi"})
+
+    broadcast("ps", "room:lobby", "default", {"body": "as is"})
+    assert await assert_push("default") == {"body": "as is"}  # no handle_out ran
+
+    ref = beamish.monitor(socket.channel_pid)
+    broadcast("ps", "room:lobby", "stop", {})
+    assert await assert_receive(Down) == Down(ref, socket.channel_pid, "shutdown")
+    await assert_receive(("terminate", "room:lobby", "shutdown"))
+
+
+async def test_channel_async_replies_164():
+    _, socket = await joined()
+    ref = push(socket, "async_reply", {"x": 5})
+    await assert_reply(ref, "ok", {"async_resp": 5})
+    ref = push(socket, "async_ok")
+    assert await assert_reply(ref, "ok") == {}
+
+    with pytest.raises(ChannelError, match="handle_in"):
+        Channel.socket_ref(socket)  # no client message being handled
+    with pytest.raises(ChannelError, match="joined socket"):
+        Channel.socket_ref(channel_socket(UserSocket, pubsub="ps"))
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        (("stop", "normal"), "normal"),
+        (("stop", "shutdown"), "shutdown"),
+        (("stop_shutdown_x", None), ("shutdown", "x")),
+        (("info", "shutdown"), "shutdown"),
+    ],
+)
+async def test_channel_graceful_stop_166(how, reason):
+    _, socket = await joined()
+    ref = beamish.monitor(socket.channel_pid)
+    match how:
+        case ("info", r):
+            send(socket.channel_pid, ("stop", r))
+        case (event, r):
+            push(socket, event, {"reason": r})
+    await assert_receive(("terminate", "room:lobby", reason))
+    assert await assert_receive(Down) == Down(ref, socket.channel_pid, reason)
+
+
+async def test_channel_stop_with_reply_166():
+    _, socket = await joined()
+    ref = push(socket, "stop_with_reply")
+    await assert_reply(ref, "ok", {"resp": "bye"})
+    await assert_receive(("terminate", "room:lobby", "shutdown"))
+
+
+async def test_channel_crash_166(caplog):
+    _, socket = await joined()
+    ref = beamish.monitor(socket.channel_pid)
+    push(socket, "boom")
+    down = await assert_receive(Down)
+    assert isinstance(down.reason, beamish.Crash) and str(down.reason.exception) == "boom"
+    await assert_receive(("terminate", "room:lobby", down.reason))  # terminate still ran
+    assert down.ref == ref
+    assert "boom" in caplog.text
+
+
+async def test_channel_bad_reply_crashes_with_a_message(caplog):
+    _, socket = await joined()
+    beamish.monitor(socket.channel_pid)
+    push(socket, "bad_reply")
+    down = await assert_receive(Down)
+    assert isinstance(down.reason.exception, ChannelError)
+    assert "a channel reply is 'ok', 'error'" in str(down.reason.exception)
+
+
+async def test_channel_leave_and_close():
+    _, socket = await joined()
+    ref = leave(socket)
+    await assert_reply(ref, "ok")
+    await assert_receive(("terminate", "room:lobby", ("shutdown", "left")))
+
+    _, socket = await join(socket, "room:other")
+    close(socket)
+    await assert_receive(("terminate", "room:other", ("shutdown", "closed")))
+
+
+async def test_channels_are_ordinary_server_processes_175(caplog):
+    _, socket = await joined()
+    pid = socket.channel_pid
+    assert await GenServer.call(pid, "ping") == "pong"
+    ref = beamish.make_ref()
+    GenServer.cast(pid, ("ping", ref, beamish.self()))
+    await assert_receive((ref, "pong"))
+    send(pid, "push")
+    assert await assert_push("info_push") == {"n": 1}
+    send(pid, "broadcast")
+    await assert_broadcast("info_broadcast", {"n": 2})
+    await assert_push("info_broadcast", {"n": 2})  # fastlane: the client got it too
+    with caplog.at_level(logging.WARNING, logger="beamish.channel"):
+        send(pid, "unexpected")
+        ref = push(socket, "reply_ok")
+        await assert_reply(ref, "ok")
+    assert "received an unexpected message in handle_info: 'unexpected'" in caplog.text
+
+
+async def test_channel_push_before_join_is_refused():
+    socket = channel_socket(UserSocket, pubsub="ps")
+    with pytest.raises(ChannelError, match="before join"):
+        Channel.push(socket, "x", {})
+
+
+async def test_channel_plain_broadcast_reaches_the_client():
+    """Presence's path: a Broadcast through PubSub's default dispatcher."""
+    _, socket = await joined()
+    PubSub.broadcast("ps", "room:lobby", Broadcast("room:lobby", "presence_diff", {"joins": {}}))
+    assert await assert_push("presence_diff") == {"joins": {}}
+    PubSub.broadcast("ps", "room:lobby", Broadcast("room:lobby", "new_msg", {"body": "x"}))
+    assert await assert_push("new_msg") == {"body": "x", "transport": "websocket"}
+
+
+async def test_channel_assert_push_failure_shows_the_mailbox():
+    _, socket = await joined()
+    send(beamish.self(), "something else")
+    with pytest.raises(AssertionError, match=r"(?s)assert_push\('nothing', ANY\) failed.*"
+                                             r"something else"):
+        await assert_push("nothing", timeout=0.01)
+    await refute_push("nothing", timeout=0)

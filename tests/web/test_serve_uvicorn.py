@@ -1,0 +1,152 @@
+"""The endpoint over a real uvicorn server (httptools, websockets-sansio), in the test's loop.
+
+The server is the one ``beamish run`` uses (``beamish.web._serve.EndpointServer``), on a
+free port, with the endpoint's lifespan; httpx and websockets are the clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import beamish
+from beamish import ANY
+from beamish.testing import assert_receive
+from beamish.web import EndpointServer
+from tests.web.endpoint_app import WATCHER, make_endpoint
+
+
+@contextlib.asynccontextmanager
+async def serving(**options):
+    """An endpoint over the test routes, served by uvicorn on a free port."""
+    server = EndpointServer(make_endpoint(**options), port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            yield server, client
+    finally:
+        await server.stop()
+
+
+async def test_uvicorn_each_request_is_a_distinct_process_on_one_connection():
+    async with serving() as (server, client):
+        pids = [(await client.get("/pid")).text for _ in range(5)]
+        assert len(set(pids)) == 5
+        assert all(p.startswith("<0.") for p in pids)
+
+
+async def test_uvicorn_crash_gives_500_while_concurrent_requests_succeed(caplog):
+    async with serving() as (server, client):
+        slow = [client.get("/sleep/0.2") for _ in range(10)]
+        crashes = [client.get("/crash") for _ in range(5)]
+        responses = await asyncio.gather(*slow, *crashes)
+    assert [r.status_code for r in responses] == [200] * 10 + [500] * 5
+    ids = {r.headers["x-request-id"] for r in responses[10:]}
+    assert len(ids) == 5
+    for r in responses[10:]:
+        assert f"request id: {r.headers['x-request-id']}" in r.text
+    reports = [r for r in caplog.records if r.name == "beamish.web" and r.levelname == "ERROR"]
+    assert {r.request_id for r in reports} == ids  # one report per crash, none from uvicorn
+    uvicorn_errors = [r for r in caplog.records
+                      if r.name.startswith("uvicorn") and r.levelname == "ERROR"]
+    assert not uvicorn_errors
+
+
+async def test_uvicorn_deadline_gives_504_and_stops_the_process():
+    beamish.register(WATCHER)
+    async with serving(tick=0.02) as (server, client):
+        started = time.monotonic()
+        response = await client.get("/hang")  # timeout=0.3 on the route
+        assert response.status_code == 504
+        assert 0.3 <= time.monotonic() - started < 2
+        _, pid = await assert_receive(("hanging", ANY))
+        await assert_receive(("stopped", pid))
+        assert (await client.get("/")).status_code == 200  # the connection still works
+
+
+async def test_uvicorn_client_disconnect_stops_a_long_request():
+    beamish.register(WATCHER)
+    async with serving(tick=0.02, watch_disconnect_after=0.1) as (server, client):
+        async with httpx.AsyncClient(base_url=server.url) as leaving:
+            pending = asyncio.ensure_future(leaving.get("/wait"))
+            _, pid = await assert_receive(("waiting", ANY), timeout=2)
+            pending.cancel()  # the client gives up: httpx closes the connection
+            with contextlib.suppress(asyncio.CancelledError):
+                await pending
+        await assert_receive(("stopped", pid), timeout=2)
+        assert not beamish.is_alive(pid)
+
+
+async def test_uvicorn_static_files_mount_url_for_and_405():
+    async with serving() as (server, client):
+        static = await client.get("/static/hello.txt")
+        assert static.status_code == 200 and static.text == "hello, static\n"
+        legacy = {(await client.get("/legacy/hello")).text for _ in range(3)}
+        assert len(legacy) == 3 and all(p.startswith("starlette in <0.") for p in legacy)
+        user = (await client.get("/users/42")).json()
+        assert user == {"id": 42, "self": f"{server.url}/users/7"}
+        not_allowed = await client.post("/users/42")
+        assert not_allowed.status_code == 405
+        assert not_allowed.headers["allow"] == "GET, HEAD"
+
+
+async def test_uvicorn_max_connections_answers_503_at_once():
+    async with serving(max_connections=2) as (server, client):
+        busy = [asyncio.ensure_future(client.get("/sleep/0.5")) for _ in range(2)]
+        while server.endpoint.connections() < 2:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        refused = await client.get("/")
+        assert refused.status_code == 503
+        assert time.monotonic() - started < 0.5
+        assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
+
+
+async def test_uvicorn_websocket_origin_check():
+    async with serving() as (server, client):
+        url = server.url.replace("http", "ws") + "/ws/echo"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, origin="https://evil.example"):
+                pass
+        assert refused.value.response.status_code == 403
+        async with connect(url, origin=server.url) as ws:
+            assert (await ws.recv()).startswith("hello from <0.")
+            await ws.send("ping")
+            assert await ws.recv() == "ping"
+
+
+async def test_uvicorn_websocket_frame_limit_is_uvicorns_too():
+    async with serving(max_frame_size=1000) as (server, client):
+        url = server.url.replace("http", "ws") + "/ws/echo"
+        async with connect(url) as ws:
+            await ws.recv()
+            await ws.send("x" * 2000)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_uvicorn_websocket_connections_count_towards_the_limit():
+    async with serving(max_connections=1) as (server, client):
+        url = server.url.replace("http", "ws") + "/ws/echo"
+        async with connect(url) as ws:
+            await ws.recv()
+            assert (await client.get("/")).status_code == 503
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url):
+                    pass
+            assert refused.value.response.status_code == 503
+
+
+async def test_uvicorn_port_taken_fails_the_start_and_stops_the_endpoint():
+    async with serving() as (server, client):
+        taken = EndpointServer(make_endpoint(), port=server.port)
+        with pytest.raises(RuntimeError, match="could not serve"):
+            await taken.start()
+        assert not taken.endpoint.running
