@@ -465,6 +465,8 @@ class AsProcess:
     while inside the block, the block is cancelled and ``ProcessExit(reason)`` leaves it.
     """
 
+    __slots__ = ("_name", "_proc", "_runtime", "_token", "_trap_exit")
+
     def __init__(self, runtime: Runtime, name: str | None, trap_exit: bool) -> None:
         self._runtime = runtime
         self._name = name

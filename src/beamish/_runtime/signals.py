@@ -104,7 +104,9 @@ class Signals:
         if pid._proc is None:
             return
         pid._proc = None
-        proc.exit_reason = reason = isolate(reason)
+        if type(reason) is not str:
+            reason = isolate(reason)
+        proc.exit_reason = reason
         del self._procs[pid.id]
         if proc.name is not None:
             self._names.pop(proc.name, None)
@@ -129,6 +131,14 @@ class Signals:
             _log_crash(proc, reason)
             if self.instruments.crash:
                 self.instruments.emit(self.instruments.crash, pid, reason)
+        if (
+            proc.links is None and not proc.watchers and not proc.monitors
+            and not self.instruments.exit
+            and (proc.actor is None or type(proc.actor).exited is _ACTOR_EXITED)
+        ):
+            # nobody to tell: most short-lived processes (a request, a task) end here
+            proc.mailbox = proc.actor = proc.context = proc.task = None
+            return
         self._fanout.append(proc)
         if not self._draining:
             self._drain()
