@@ -516,3 +516,17 @@ async def test_transport_ignores_messages_for_an_earlier_join(caplog):
             fresh = await client.push("room:lobby", "ping", join_ref=join_ref)
             await client.expect(ref=fresh)
             assert not [f for f in client.unread if f[1] == stale]
+
+
+async def test_transport_killed_closes_the_connection_at_once_with_1011():
+    async with serving() as url, connected(url) as client:
+        await client.join("room:a")
+        await client.expect(topic="room:a", event="phx_reply")
+        transport = next(
+            pid for pid in beamish.processes()
+            if "SocketTransport" in beamish.process_info(pid).initial_call
+        )
+        started = time.monotonic()
+        beamish.exit(transport, "kill")
+        assert await client.closed() == 1011  # no frame from the client was needed
+        assert time.monotonic() - started < 1.0

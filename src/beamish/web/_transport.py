@@ -561,6 +561,11 @@ class SocketTransport(Actor):
         if not outbox:
             self._outbox = None
 
+    def exited(self, reason: Any) -> None:
+        # Runs on every exit, a kill included: a connection whose process is gone is closed
+        # at once (1011), so its reader returns instead of waiting for the client's next frame.
+        self._close(1011, "internal error")
+
     def _close(self, code: int, reason: str) -> None:
         if self._closing:
             return
