@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from beamish._errors import CallError, InvalidTargetError
-from beamish._otp.child_spec import ChildSpec, child_spec_options
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
 from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
@@ -23,7 +23,7 @@ from beamish._runtime.request import ReplyTo
 __all__ = ["Agent"]
 
 
-class Agent:
+class Agent(ChildSpecOptions):
     """A value in a process of its own, shared by reading and updating it with functions.
 
     ::
@@ -46,13 +46,6 @@ class Agent:
     line (``class Cache(Agent, restart="transient")``).
     """
 
-    child_spec_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init_subclass__(cls, **options: Any) -> None:
-        super().__init_subclass__()
-        inherited = dict(getattr(cls, "child_spec_defaults", {}))
-        inherited.update(child_spec_options(options, cls.__qualname__))
-        cls.child_spec_defaults = inherited
 
     @staticmethod
     async def start_link(
@@ -86,7 +79,7 @@ class Agent:
             _check_function(fn, "Agent.child_spec")
             return ChildSpec(id=Agent, start=(Agent.start_link, (fn, *args)), modules=(Agent,))
         spec = ChildSpec(id=cls, start=(cls.start_link, (arg,)), modules=(cls,))
-        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
+        return cls.with_defaults(spec)
 
     @staticmethod
     async def get(

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from beamish._errors import SupervisorError
 
-__all__ = ["ChildSpec", "child_spec_options", "to_child_spec", "validate"]
+__all__ = ["ChildSpec", "ChildSpecOptions", "child_spec_options", "to_child_spec", "validate"]
 
 RESTARTS = ("permanent", "transient", "temporary")
 TYPES = ("worker", "supervisor")
@@ -72,6 +72,31 @@ def _check_keys(options: Mapping[str, Any], where: str) -> None:
             f"{where} got unknown child spec key(s) {', '.join(map(repr, unknown))}; the keys "
             f"are {', '.join(FIELDS)}"
         )
+
+
+class ChildSpecOptions:
+    """Child spec options on the class line, like ``use GenServer, restart: :transient``::
+
+        class Worker(GenServer, restart="transient", shutdown=10): ...
+
+    They are checked when the class is defined and kept, merged with those a parent class
+    gave, in ``child_spec_defaults``; ``with_defaults`` applies them to a spec.
+    """
+
+    __slots__ = ()
+
+    child_spec_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__()
+        inherited = dict(getattr(cls, "child_spec_defaults", {}))
+        inherited.update(child_spec_options(options, cls.__qualname__))
+        cls.child_spec_defaults = inherited
+
+    @classmethod
+    def with_defaults(cls, spec: ChildSpec) -> ChildSpec:
+        """``spec`` with the class-line options applied."""
+        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
 
 
 def child_spec_options(options: Mapping[str, Any], owner: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from beamish._errors import StartError, SupervisorError
-from beamish._otp.child_spec import ChildSpec, child_spec_options, to_child_spec
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, to_child_spec
 from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._otp.strategy import Intensity, should_restart
 from beamish._otp.supervisor import (
@@ -76,7 +76,7 @@ def _dynamic_init(
     return DynamicFlags(strategy, max_restarts, max_seconds, max_children, tuple(extra_arguments))
 
 
-class DynamicSupervisor:
+class DynamicSupervisor(ChildSpecOptions):
     """A supervisor whose children are started on demand, one for one.
 
     ::
@@ -92,13 +92,6 @@ class DynamicSupervisor:
     """
 
     init: ClassVar[Any] = staticmethod(_dynamic_init)
-    child_spec_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init_subclass__(cls, **options: Any) -> None:
-        super().__init_subclass__()
-        inherited = dict(getattr(cls, "child_spec_defaults", {}))
-        inherited.update(child_spec_options(options, cls.__qualname__))
-        cls.child_spec_defaults = inherited
 
     @classmethod
     async def start_link(cls, arg: Any = None, *, name: Any = None, **flags: Any) -> Pid:
@@ -114,7 +107,7 @@ class DynamicSupervisor:
         spec = ChildSpec(
             id=cls, start=(cls.start_link, (arg,)), type="supervisor", modules=(cls,)
         )
-        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
+        return cls.with_defaults(spec)
 
     @staticmethod
     async def start_child(sup: Any, child: Any) -> Any:

@@ -21,7 +21,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 from beamish._errors import (
     CallError,
@@ -33,7 +33,7 @@ from beamish._errors import (
     StartIgnored,
 )
 from beamish._otp import naming
-from beamish._otp.child_spec import ChildSpec, child_spec_options
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
 from beamish._runtime.api import (
     cancel_timer,
     exit,
@@ -225,7 +225,7 @@ def _after_of(value: Any) -> Any:
 # -- the behaviour -----------------------------------------------------------------------------
 
 
-class GenServer(Actor):
+class GenServer(Actor, ChildSpecOptions):
     """A server process: state, calls, casts and messages, with OTP's semantics.
 
     Subclass it and define the callbacks you need::
@@ -297,13 +297,6 @@ class GenServer(Actor):
     _last: Any
     _trace: bool
 
-    child_spec_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init_subclass__(cls, **options: Any) -> None:
-        super().__init_subclass__()
-        inherited = dict(getattr(cls, "child_spec_defaults", {}))
-        inherited.update(child_spec_options(options, cls.__qualname__))
-        cls.child_spec_defaults = inherited
 
     # -- default callbacks ------------------------------------------------------------------
 
@@ -367,7 +360,7 @@ class GenServer(Actor):
     def child_spec(cls, arg: Any = None) -> ChildSpec:
         """How a supervisor starts this server: ``cls.start_link(arg)``, options applied."""
         spec = ChildSpec(id=cls, start=(cls.start_link, (arg,)), modules=(cls,))
-        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
+        return cls.with_defaults(spec)
 
     @staticmethod
     def call(server: Any, request_: Any, timeout: float | None = 5.0) -> Awaitable[Any]:

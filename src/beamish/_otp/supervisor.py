@@ -23,7 +23,7 @@ from beamish._errors import (
     StartIgnored,
     SupervisorError,
 )
-from beamish._otp.child_spec import ChildSpec, child_spec_options, to_child_spec
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, to_child_spec
 from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._otp.strategy import STRATEGIES, Intensity, affected, should_restart
 from beamish._runtime.api import exit, monotonic, send, trap_exit, wait_exit
@@ -164,7 +164,7 @@ async def terminate_child_process(pid: Pid, shutdown: float | str) -> Any:
 # -- the user-facing side ----------------------------------------------------------------------
 
 
-class Supervisor:
+class Supervisor(ChildSpecOptions):
     """Starts children, restarts them when they fail, and stops them in order.
 
     With a list of children::
@@ -192,13 +192,6 @@ class Supervisor:
 
     # ``Supervisor.init(children, ...)`` builds the flags; subclasses override ``init(arg)``.
     init: ClassVar[Any] = staticmethod(_supervisor_init)
-    child_spec_defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init_subclass__(cls, **options: Any) -> None:
-        super().__init_subclass__()
-        inherited = dict(getattr(cls, "child_spec_defaults", {}))
-        inherited.update(child_spec_options(options, cls.__qualname__))
-        cls.child_spec_defaults = inherited
 
     @classmethod
     async def start_link(
@@ -228,7 +221,7 @@ class Supervisor:
         spec = ChildSpec(
             id=cls, start=(cls.start_link, (arg,)), type="supervisor", modules=(cls,)
         )
-        return spec.replace(**cls.child_spec_defaults) if cls.child_spec_defaults else spec
+        return cls.with_defaults(spec)
 
     # -- client functions (they work on any supervisor, by pid or name) -----------------
 
