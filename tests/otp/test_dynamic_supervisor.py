@@ -273,3 +273,26 @@ async def test_dynamic_supervisor_as_a_module_under_a_supervisor():
     await DynamicSupervisor.start_child(rooms.pid, worker())
     with pytest.raises(SupervisorError):
         await DynamicSupervisor.start_child(rooms.pid, worker())
+
+
+async def test_dynamic_supervisor_with_options_as_a_child():
+    """Elixir's {DynamicSupervisor, name: ..., max_children: ...}."""
+    await beamish.Supervisor.start_link([
+        (DynamicSupervisor, {"name": "rooms", "max_children": 1}),
+        (DynamicSupervisor, {"name": "other"}),
+    ])
+    await DynamicSupervisor.start_child("rooms", worker())
+    with pytest.raises(SupervisorError) as info:
+        await DynamicSupervisor.start_child("rooms", worker())
+    assert info.value.reason == "max_children"
+    assert DynamicSupervisor.child_spec({"name": "rooms"}).id == ("DynamicSupervisor", "rooms")
+
+
+async def test_start_errors_name_the_public_supervisor_not_its_hidden_server():
+    async def refuses():
+        raise StartError("nope")
+
+    with pytest.raises(StartError) as info:
+        await beamish.Supervisor.start_link([ChildSpec(id="bad", start=(refuses, ()))])
+    assert "_SupervisorServer" not in str(info.value)
+    assert str(info.value).startswith("Supervisor failed to start")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -91,7 +91,7 @@ class DynamicSupervisor(ChildSpecOptions):
     children concurrently.
     """
 
-    init: ClassVar[Any] = staticmethod(_dynamic_init)
+    init: ClassVar[Callable[..., DynamicFlags]] = staticmethod(_dynamic_init)
 
     @classmethod
     async def start_link(cls, arg: Any = None, *, name: Any = None, **flags: Any) -> Pid:
@@ -104,9 +104,22 @@ class DynamicSupervisor(ChildSpecOptions):
 
     @classmethod
     def child_spec(cls, arg: Any = None) -> ChildSpec:
-        spec = ChildSpec(
-            id=cls, start=(cls.start_link, (arg,)), type="supervisor", modules=(cls,)
-        )
+        """As a child: a subclass with its ``init`` argument, or ``DynamicSupervisor`` itself
+        with its options, as Elixir's ``{DynamicSupervisor, name: ..., max_children: ...}``::
+
+            (DynamicSupervisor, {"name": "rooms", "max_children": 10_000})
+        """
+        if cls is DynamicSupervisor and isinstance(arg, Mapping):
+            options = dict(arg)
+            name = options.get("name")
+            spec = ChildSpec(
+                id=cls if name is None else ("DynamicSupervisor", name),
+                start=(_start_with_options, (options,)), type="supervisor", modules=(cls,),
+            )
+        else:
+            spec = ChildSpec(
+                id=cls, start=(cls.start_link, (arg,)), type="supervisor", modules=(cls,)
+            )
         return cls.with_defaults(spec)
 
     @staticmethod
@@ -144,6 +157,12 @@ class DynamicSupervisor(ChildSpecOptions):
         await GenServer.stop(sup, reason, timeout)
 
 
+async def _start_with_options(options: dict[str, Any]) -> Pid:
+    options = dict(options)
+    name = options.pop("name", None)
+    return await DynamicSupervisor.start_link(name=name, **options)
+
+
 def _init_arg(cls: type[DynamicSupervisor], arg: Any, flags: dict[str, Any]) -> tuple[Any, ...]:
     if cls is DynamicSupervisor:
         if arg is not None:
@@ -178,6 +197,8 @@ class _DynChild:
 
 class _DynamicServer(GenServer):
     """The dynamic supervisor process (hidden)."""
+
+    display_name = "DynamicSupervisor"
 
     __slots__ = ("children", "extra", "intensity", "label", "max_children")
 

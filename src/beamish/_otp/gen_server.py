@@ -21,7 +21,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from beamish._errors import (
     CallError,
@@ -297,36 +297,38 @@ class GenServer(Actor, ChildSpecOptions):
     _last: Any
     _trace: bool
 
+    display_name: ClassVar[str | None] = None
+    """How errors and crash reports name this server (default: its class's name)."""
 
     # -- default callbacks ------------------------------------------------------------------
 
     def init(self, arg: Any) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} must define init(self, arg) returning Ok(state)"
+            f"{_display(type(self))} must define init(self, arg) returning Ok(state)"
         )
 
     def handle_call(self, request: Any, from_: ReplyTo, state: Any) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} {self._who()} got the call {request!r} but defines no "
+            f"{_display(type(self))} {self._who()} got the call {request!r} but defines no "
             "handle_call(self, request, from_, state)"
         )
 
     def handle_cast(self, request: Any, state: Any) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} {self._who()} got the cast {request!r} but defines no "
+            f"{_display(type(self))} {self._who()} got the cast {request!r} but defines no "
             "handle_cast(self, request, state)"
         )
 
     def handle_info(self, message: Any, state: Any) -> Any:
         _log.warning(
             "%s %s received an unexpected message in handle_info: %r",
-            type(self).__qualname__, self._who(), message,
+            _display(type(self)), self._who(), message,
         )
         return NoReply(state)
 
     def handle_continue(self, term: Any, state: Any) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} {self._who()} returned Continue({term!r}) but defines "
+            f"{_display(type(self))} {self._who()} returned Continue({term!r}) but defines "
             "no handle_continue(self, term, state)"
         )
 
@@ -497,7 +499,7 @@ class GenServer(Actor, ChildSpecOptions):
                 registered = registry.register_name(key, self.pid)
                 holder = None if registered else registry.whereis_name(key)
             except Exception as exc:  # the registry itself failed (not running, say)
-                _log.error("%s %s could not register %r: %r", type(self).__qualname__,
+                _log.error("%s %s could not register %r: %r", _display(type(self)),
                            self._who(), name, exc)
                 _ack(ack, ("error", Crash(exc)))
                 self._unlink_parent()
@@ -548,7 +550,7 @@ class GenServer(Actor, ChildSpecOptions):
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
         if exc is not None:
             _log.error(
-                "%s %s failed in init: %s", type(self).__qualname__, self._who(), reason,
+                "%s %s failed in init: %s", _display(type(self)), self._who(), reason,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
         if reason == "ignore":
@@ -701,7 +703,7 @@ class GenServer(Actor, ChildSpecOptions):
         crash = exc if exc is not None and isinstance(exc, Exception) else None
         _log.error(
             "%s %s terminating\n** reason: %s\n** last message: %s\n** state: %s",
-            type(self).__qualname__, self._who(), _short(reason), _short(self._last),
+            _display(type(self)), self._who(), _short(reason), _short(self._last),
             _short(self._state),
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
@@ -779,6 +781,12 @@ class _SysFailure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _display(cls: type[GenServer]) -> str:
+    """How errors name a server class (a hidden one, by the public name it serves)."""
+    name: str = getattr(cls, "display_name", None) or cls.__qualname__
+    return name
 
 
 def _ack(ack: asyncio.Future[Any], value: tuple[Any, ...]) -> None:
@@ -865,7 +873,7 @@ async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | Non
             reason, f"cannot start {cls.__qualname__} as {name!r}: already started as "
             f"{reason[1]!r}",
         )
-    raise StartError(reason, f"{cls.__qualname__} failed to start: {_short(reason)}")
+    raise StartError(reason, f"{_display(cls)} failed to start: {_short(reason)}")
 
 
 async def _wait_ack(ack: asyncio.Future[Any], timeout: float | None) -> Any:

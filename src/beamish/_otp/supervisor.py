@@ -13,7 +13,7 @@ answering calls meanwhile; every attempt counts against the restart intensity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -191,7 +191,7 @@ class Supervisor(ChildSpecOptions):
     """
 
     # ``Supervisor.init(children, ...)`` builds the flags; subclasses override ``init(arg)``.
-    init: ClassVar[Any] = staticmethod(_supervisor_init)
+    init: ClassVar[Callable[..., SupervisorFlags]] = staticmethod(_supervisor_init)
 
     @classmethod
     async def start_link(
@@ -328,6 +328,8 @@ class _Child:
 
 class _SupervisorServer(GenServer):
     """The supervisor process (hidden): a GenServer that traps exits."""
+
+    display_name = "Supervisor"
 
     __slots__ = ("by_pid", "children", "intensity", "label", "strategy")
 

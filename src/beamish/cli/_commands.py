@@ -126,6 +126,7 @@ def settings(target: str, app_dir: str) -> None:
         rows.append((v.name, v.expected, default, status))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[3])
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        click.echo(f"{cells}  {row[3]}")
     if problems:
         raise SystemExit(int(ExitCode.START_FAILED))

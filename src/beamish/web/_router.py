@@ -174,14 +174,17 @@ class _Routes:
 
     def static(
         self, path: str, *, directory: str | Any, name: str | None = "static",
-        html: bool = False, follow_symlink: bool = False,
+        html: bool = False, follow_symlink: bool = False, check_dir: bool = True,
     ) -> None:
         """Serve the files under ``directory`` at ``path`` (Starlette's ``StaticFiles``).
 
         ``url_for("static", path="css/app.css")`` gives a file's path. ``html=True`` serves
         ``index.html`` for a directory and ``404.html`` for a missing file.
+        ``check_dir=False`` defers the check that ``directory`` exists to the first request
+        (for a directory that a build step fills later).
         """
-        files = StaticFiles(directory=directory, html=html, follow_symlink=follow_symlink)
+        files = StaticFiles(directory=directory, html=html, follow_symlink=follow_symlink,
+                            check_dir=check_dir)
         self.mount(path, files, name=name)
 
     def scope(
