@@ -30,12 +30,9 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
 
+# The main demo: the chat on http://127.0.0.1:4000 (the seed's examples: examples/seed/).
 run: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python examples/seed/concurrency_example.py
-	$(BIN)/python examples/seed/counter.py
-	$(BIN)/python examples/seed/task_list.py
-	$(BIN)/python examples/seed/task_list_persisted.py
-	$(BIN)/python examples/processes_demo.py
+	$(BIN)/beamish run examples.chat.app:Chat
 
 test: $(STAMP) $(NODE_STAMP) browser lint typecheck unit
 

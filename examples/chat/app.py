@@ -1,0 +1,85 @@
+"""The chat application: its supervision tree, its pages and its endpoint.
+
+Run it with ``make run``, or ``beamish run examples.chat.app:Chat`` from the repository root,
+and open http://127.0.0.1:4000. ::
+
+    chat.supervisor (rest_for_one)
+    ├── PubSub "chat.pubsub"            broadcasts, presence diffs
+    ├── ChatPresence                   who is in each room
+    └── Rooms                          a process per room, with its history (rooms.py)
+
+Settings (environment variables): ``CHAT_HISTORY``, the messages each room keeps (50), and
+``CHAT_MAX_ROOMS``, how many rooms may be open at once (1000).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+
+from beamish import Application, Pid, Settings, Supervisor
+from beamish.pubsub import PubSub
+from beamish.web import Endpoint, Router
+
+from . import rooms
+from .channels import PUBSUB, ChatPresence, UserSocket
+
+HERE = Path(__file__).resolve().parent
+# The stock phoenix client, served from where npm installed it (`npm ci`, which make runs).
+PHOENIX = HERE.parents[1] / "node_modules" / "phoenix" / "priv" / "static"
+
+log = logging.getLogger("chat")
+
+
+class ChatSettings(Settings):
+    history: int = 50
+    max_rooms: int = 1000
+
+
+class Chat(Application):
+    settings: ChatSettings  # CHAT_HISTORY, CHAT_MAX_ROOMS
+
+    async def start(self, start_type: Any, args: Any) -> Pid:
+        if not PHOENIX.is_dir():
+            log.warning("the page needs the phoenix client, which is not installed at %s: "
+                        "run `npm ci` in the repository root (make does)", PHOENIX)
+        room_options = (PUBSUB, self.settings.history, self.settings.max_rooms)
+        children = [(PubSub, {"name": PUBSUB}), ChatPresence, (rooms.Rooms, room_options)]
+        return await Supervisor.start_link(
+            children, strategy="rest_for_one", name="chat.supervisor"
+        )
+
+
+router = Router()
+
+
+@router.get("/", name="index")
+async def index(request: Request) -> Response:
+    return FileResponse(HERE / "index.html")
+
+
+@router.get("/health", name="health")
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "rooms": rooms.count()})
+
+
+router.static("/assets", directory=HERE / "static", name="assets")
+if PHOENIX.is_dir():
+    router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")
+else:
+
+    @router.get("/vendor/phoenix/{file:path}", name="phoenix")
+    async def phoenix_missing(request: Request) -> Response:
+        return PlainTextResponse(
+            "the phoenix client is not installed: run `npm ci` in the repository root, "
+            "then restart the server", status_code=503,
+        )
+
+
+endpoint = Endpoint(
+    router=router, application=Chat, sockets={"/socket": UserSocket}, pubsub=PUBSUB
+)

@@ -1,0 +1,94 @@
+"""The chat demo end to end in headless Chromium (Debian's), driven by Python Playwright.
+
+Two pages, two users, one room: what one sends the other shows, and each one's list of who
+is online follows the other joining, leaving and closing the page. Every wait is
+Playwright's auto-waiting ``expect`` on the page's content: no sleep.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from tests.integration.support import require
+
+WAIT_MS = 30_000  # for each expectation; only reached when something is broken
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def chromium() -> str:
+    found = require(shutil.which("chromium"), "chromium is missing: install Debian's chromium "
+                    "(apt-get install chromium; `make test` does)")
+    return str(found)
+
+
+def test_chat_in_chromium_two_users_talk_and_see_who_is_online(chat_node):
+    executable = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server = chat_node()
+    url = server.url()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            problems: list[str] = []
+
+            def open_page(name: str):
+                page = browser.new_context().new_page()  # a context each: two users
+
+                def console(message) -> None:
+                    if message.type == "error":
+                        problems.append(f"{name}'s console: {message.text}")
+
+                page.on("console", console)
+                page.on("pageerror", lambda error: problems.append(f"{name}'s page: {error}"))
+                page.goto(url)
+                return page
+
+            def join(page, name: str) -> None:
+                page.fill("#username", name)
+                page.fill("#room", "e2e")
+                page.click("#join button[type=submit]")
+                expect(page.locator("#room-name")).to_have_text("#e2e", timeout=WAIT_MS)
+
+            ada, bob = open_page("ada"), open_page("bob")
+            join(ada, "ada")
+            expect(ada.locator("#status")).to_have_text("online", timeout=WAIT_MS)
+            expect(ada.locator("#online li")).to_have_text(["ada"], timeout=WAIT_MS)
+            join(bob, "bob")
+            expect(ada.locator("#online li")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+            expect(bob.locator("#online li")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+
+            ada.fill("#body", "hello from ada <b>not bold</b>")
+            ada.press("#body", "Enter")
+            shown = bob.locator("#messages li")
+            expect(shown).to_have_count(1, timeout=WAIT_MS)
+            expect(shown.locator(".user")).to_have_text("ada")
+            expect(shown.locator(".text")).to_have_text("hello from ada <b>not bold</b>")
+            expect(ada.locator("#messages li.mine .text")).to_have_text(
+                "hello from ada <b>not bold</b>", timeout=WAIT_MS
+            )
+            expect(ada.locator("#body")).to_have_value("")
+
+            bob.click("#leave")  # leaving the room...
+            expect(bob.locator("#join")).to_be_visible(timeout=WAIT_MS)
+            expect(ada.locator("#online li")).to_have_text(["ada"], timeout=WAIT_MS)
+
+            join(bob, "bob")  # ...coming back: the history is there...
+            expect(bob.locator("#messages li .text")).to_have_text(
+                ["hello from ada <b>not bold</b>"], timeout=WAIT_MS
+            )
+            expect(ada.locator("#online li")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+            bob.close()  # ...and closing the page
+            expect(ada.locator("#online li")).to_have_text(["ada"], timeout=WAIT_MS)
+            assert not problems, problems
+
+            # the server stops cleanly with a page connected, and the page says so
+            assert server.stop() == 0, server.log.text
+            expect(ada.locator("#status")).to_have_text("reconnecting…", timeout=WAIT_MS)
+        finally:
+            browser.close()
