@@ -138,7 +138,9 @@ async def latency_main(dsn: str, n: int) -> Result:
     checkouts: list[float] = []
     samples: dict[str, list[float]] = {"bare": [], "beamish": [], "asyncpg": []}
     ways: dict[str, Callable[..., Any]] = {
-        "bare": bare.fetchrow, "beamish": db.fetch_one, "asyncpg": pool.fetchrow,
+        "bare": bare.fetchrow,
+        "beamish": db.fetch_one,
+        "asyncpg": pool.fetchrow,
     }
     ids = random.Random(1)
     for _ in range(3):
@@ -178,15 +180,18 @@ JOBS: dict[str, Callable[..., Result]] = {
     "setup": lambda dsn: run_asyncio(setup_main(dsn)),
     "beamish": lambda dsn, n, callers: run_beamish(beamish_main, dsn, n, callers),
     "asyncpg": lambda dsn, n, callers: run_asyncio(asyncpg_main(dsn, n, callers, True)),
-    "asyncpg-noreset": lambda dsn, n, callers: run_asyncio(
-        asyncpg_main(dsn, n, callers, False)),
+    "asyncpg-noreset": lambda dsn, n, callers: run_asyncio(asyncpg_main(dsn, n, callers, False)),
     "latency": lambda dsn, n: run_beamish(latency_main, dsn, n),
 }
 
 
 def run_job(name: str, **params: Any) -> Result:
-    command = [sys.executable, os.path.abspath(__file__), "--child",
-               json.dumps({"job": name, "params": params})]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        json.dumps({"job": name, "params": params}),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed: {done.stderr.strip().splitlines()[-3:]}")
@@ -220,32 +225,69 @@ def report(dsn: str, quick: bool, markdown: bool) -> str:
     run_job("setup", dsn=dsn)
     rows: list[tuple[str, ...]] = []
     for callers in (1, 10, 100):
-        found = rounds(repeats, ["beamish", "asyncpg", "asyncpg-noreset"], dsn=dsn,
-                       n=queries, callers=callers)
+        found = rounds(
+            repeats, ["beamish", "asyncpg", "asyncpg-noreset"], dsn=dsn, n=queries, callers=callers
+        )
         beam = found["beamish"]["rate"]
         label = f"PK query, {callers} caller{'s' if callers > 1 else ''}"
-        for name, title in (("beamish", "beamish Pool (processes)"),
-                            ("asyncpg", "asyncpg pool"),
-                            ("asyncpg-noreset", "asyncpg pool, no reset")):
+        for name, title in (
+            ("beamish", "beamish Pool (processes)"),
+            ("asyncpg", "asyncpg pool"),
+            ("asyncpg-noreset", "asyncpg pool, no reset"),
+        ):
             rate = found[name]["rate"]
             target = ""
             if name == "asyncpg" and callers > 1:
                 target = verdict(beam >= 0.85 * rate, f">= 85% of this ({beam / rate:.0%})")
-            rows.append((label, title, f"{queries:,} queries", f"{rate:,.0f}/s",
-                         f"{rate / beam:.2f}x", target))
+            rows.append(
+                (
+                    label,
+                    title,
+                    f"{queries:,} queries",
+                    f"{rate:,.0f}/s",
+                    f"{rate / beam:.2f}x",
+                    target,
+                )
+            )
     lat = rounds(repeats, ["latency"], dsn=dsn, n=queries // 5)["latency"]
     us = 1e6
-    for name, title in (("bare", "bare asyncpg connection"), ("beamish", "beamish Pool"),
-                        ("asyncpg", "asyncpg pool")):
+    for name, title in (
+        ("bare", "bare asyncpg connection"),
+        ("beamish", "beamish Pool"),
+        ("asyncpg", "asyncpg pool"),
+    ):
         p50, p99 = lat[f"{name}_p50"] * us, lat[f"{name}_p99"] * us
-        rows.append(("latency, 1 caller", title, f"{queries // 5:,} queries",
-                     f"p50 {p50:,.0f} us, p99 {p99:,.0f} us", "", ""))
+        rows.append(
+            (
+                "latency, 1 caller",
+                title,
+                f"{queries // 5:,} queries",
+                f"p50 {p50:,.0f} us, p99 {p99:,.0f} us",
+                "",
+                "",
+            )
+        )
     added = lat["beamish_p99"] - lat["bare_p99"]
-    rows.append(("latency added by the pool", "beamish Pool", "p99 - bare p99",
-                 f"{added * us:,.0f} us", "", verdict(added <= 0.0005, "<= 0.5 ms")))
-    rows.append(("checkout call + checkin message", "beamish Pool", f"{queries // 5:,} blocks",
-                 f"p50 {lat['checkout_p50'] * us:,.0f} us, p99 {lat['checkout_p99'] * us:,.0f} us",
-                 "", verdict(lat["checkout_p99"] <= 0.0005, "<= 0.5 ms")))
+    rows.append(
+        (
+            "latency added by the pool",
+            "beamish Pool",
+            "p99 - bare p99",
+            f"{added * us:,.0f} us",
+            "",
+            verdict(added <= 0.0005, "<= 0.5 ms"),
+        )
+    )
+    rows.append(
+        (
+            "checkout call + checkin message",
+            "beamish Pool",
+            f"{queries // 5:,} blocks",
+            f"p50 {lat['checkout_p50'] * us:,.0f} us, p99 {lat['checkout_p99'] * us:,.0f} us",
+            "",
+            verdict(lat["checkout_p99"] <= 0.0005, "<= 0.5 ms"),
+        )
+    )
     version = importlib.metadata.version
     header = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -263,8 +305,10 @@ def report(dsn: str, quick: bool, markdown: bool) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(lines)
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-           for r in [columns, *rows]]
+    out = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [columns, *rows]
+    ]
     return "\n".join(header) + "\n\n" + "\n".join(out)
 
 

@@ -76,8 +76,9 @@ async def connect_all(counter: Counter, n: int) -> list[Any]:
     for _ in range(n):
         send = counter.sender()
         sends.append(send)
-        transport = SocketTransport(BenchSocket, BenchSocket.options, "ps", {}, {}, V2_JSON,
-                                    send, {"type": "websocket"})
+        transport = SocketTransport(
+            BenchSocket, BenchSocket.options, "ps", {}, {}, V2_JSON, send, {"type": "websocket"}
+        )
         pid = beamish.spawn(transport)
         beamish.send(pid, _In(f'["1","1","{TOPIC}","phx_join",{{}}]'))
     while len(PubSub.subscribers("ps", TOPIC)) < n or counter.frames < n:  # joined, replied

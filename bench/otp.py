@@ -223,8 +223,12 @@ JOBS: dict[str, Callable[..., Result]] = {
 
 
 def run_job(name: str, **params: Any) -> Result:
-    command = [sys.executable, os.path.abspath(__file__), "--child",
-               json.dumps({"job": name, "params": params})]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--child",
+        json.dumps({"job": name, "params": params}),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"{name} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -258,33 +262,62 @@ def report(quick: bool, markdown: bool) -> str:
         beam = median_of(repeats, "calls-beamish", n=calls, callers=callers)["rate"]
         naive = median_of(repeats, "calls-asyncio", n=calls, callers=callers)["rate"]
         pyk = median_of(repeats, "calls-pykka", n=pykka_calls_n, callers=min(callers, 10))["rate"]
-        label = "call round trips, 1 caller" if callers == 1 else (
-            "call round trips, 100 callers (Pykka: 10 threads)"
+        label = (
+            "call round trips, 1 caller"
+            if callers == 1
+            else ("call round trips, 100 callers (Pykka: 10 threads)")
         )
         target = verdict(beam >= 200_000, ">= 200,000/s") if callers == 1 else ""
-        rows.append((label, "beamish GenServer.call", f"{calls:,} calls", f"{beam:,.0f}/s",
-                     "1.00x", target))
-        rows.append((label, "naive asyncio actor", f"{calls:,} calls", f"{naive:,.0f}/s",
-                     f"{naive / beam:.2f}x", ""))
-        rows.append((label, "Pykka ask", f"{pykka_calls_n:,} calls", f"{pyk:,.0f}/s",
-                     f"{pyk / beam:.3f}x",
-                     verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)")))
+        rows.append(
+            (label, "beamish GenServer.call", f"{calls:,} calls", f"{beam:,.0f}/s", "1.00x", target)
+        )
+        rows.append(
+            (
+                label,
+                "naive asyncio actor",
+                f"{calls:,} calls",
+                f"{naive:,.0f}/s",
+                f"{naive / beam:.2f}x",
+                "",
+            )
+        )
+        rows.append(
+            (
+                label,
+                "Pykka ask",
+                f"{pykka_calls_n:,} calls",
+                f"{pyk:,.0f}/s",
+                f"{pyk / beam:.3f}x",
+                verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)"),
+            )
+        )
     restart = median_of(repeats, "restart", n=restarts)
-    rows.append((
-        "crash to restart (one_for_one)", "beamish Supervisor", f"{restarts:,} crashes",
-        f"p50 {restart['p50'] * 1e6:.0f} us, p99 {restart['p99'] * 1e6:.0f} us, "
-        f"max {restart['max'] * 1e6:.0f} us", "",
-        verdict(restart["p99"] <= 0.001, "p99 <= 1 ms"),
-    ))
+    rows.append(
+        (
+            "crash to restart (one_for_one)",
+            "beamish Supervisor",
+            f"{restarts:,} crashes",
+            f"p50 {restart['p50'] * 1e6:.0f} us, p99 {restart['p99'] * 1e6:.0f} us, "
+            f"max {restart['max'] * 1e6:.0f} us",
+            "",
+            verdict(restart["p99"] <= 0.001, "p99 <= 1 ms"),
+        )
+    )
     timed = median_of(repeats, "supervised", n=servers, traced=0)
     traced = median_of(1, "supervised", n=servers, traced=1)
-    rows.append((
-        "GenServers under one DynamicSupervisor", "beamish", f"{servers:,} servers",
-        f"started in {timed['seconds']:.2f} s, {timed['bytes_per_server']:,.0f} bytes/server "
-        f"(RSS), {traced['bytes_per_server']:,.0f} (tracemalloc)", "",
-        verdict(max(timed["bytes_per_server"], traced["bytes_per_server"]) <= 1500,
-                "<= 1,500 bytes"),
-    ))
+    rows.append(
+        (
+            "GenServers under one DynamicSupervisor",
+            "beamish",
+            f"{servers:,} servers",
+            f"started in {timed['seconds']:.2f} s, {timed['bytes_per_server']:,.0f} bytes/server "
+            f"(RSS), {traced['bytes_per_server']:,.0f} (tracemalloc)",
+            "",
+            verdict(
+                max(timed["bytes_per_server"], traced["bytes_per_server"]) <= 1500, "<= 1,500 bytes"
+            ),
+        )
+    )
     version = importlib.metadata.version
     header = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -300,8 +333,10 @@ def report(quick: bool, markdown: bool) -> str:
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(lines)
     widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-           for r in [columns, *rows]]
+    out = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [columns, *rows]
+    ]
     return "\n".join(header) + "\n\n" + "\n".join(out)
 
 

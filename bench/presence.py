@@ -115,9 +115,7 @@ async def main(n: int, rounds: int) -> dict[str, float]:
         await Tracker.track(name, me, "quiet", "k", {"status": "online"})
         await Tracker.untrack(name, me, "quiet", "k")
 
-    results["track + untrack (one presence), µs"] = await best_of_async(
-        rounds, 500, track_untrack
-    )
+    results["track + untrack (one presence), µs"] = await best_of_async(rounds, 500, track_untrack)
 
     counter: list[Any] = [0, 0, None]
     reset(counter)
@@ -128,8 +126,8 @@ async def main(n: int, rounds: int) -> dict[str, float]:
         await BenchPresence.track(pid, "room", f"user{i}", {"status": "online", "i": i})
     await wait_for(counter, n * n)
     results[f"{n} users join one by one, all diffs delivered, ms"] = (
-        (time.perf_counter() - start) * 1e3
-    )
+        time.perf_counter() - start
+    ) * 1e3
 
     results[f"Tracker.list of {n}, µs"] = best_of(rounds, 20, lambda: Tracker.list(name, "room"))
     results[f"Presence.list of {n} (presence_state), µs"] = best_of(
@@ -185,8 +183,8 @@ async def main(n: int, rounds: int) -> dict[str, float]:
             await FastPresence.track(pid, "fast", f"user{i}", {"status": "online", "i": i})
         await wait_for(counter, n * n)
         results[f"fastlane: {n} users join one by one, all delivered, ms"] = (
-            (time.perf_counter() - start) * 1e3
-        )
+            time.perf_counter() - start
+        ) * 1e3
 
         async def fast_diff() -> None:
             reset(counter)

@@ -99,8 +99,12 @@ async def measure(keys: Any, partitions: int, n: int, rounds: int) -> dict[str, 
 
 
 async def main(n: int, rounds: int) -> None:
-    configs = [("duplicate", 1), ("duplicate", 8), (("duplicate", "key"), 1),
-               (("duplicate", "key"), 8)]
+    configs = [
+        ("duplicate", 1),
+        ("duplicate", 8),
+        (("duplicate", "key"), 1),
+        (("duplicate", "key"), 8),
+    ]
     table = {}
     for keys, partitions in configs:
         table[(keys, partitions)] = await measure(keys, partitions, n, rounds)

@@ -760,17 +760,33 @@ class Scale:
 
 FULL = Scale(
     repeats=3,
-    spawn=1_000_000, spawn_threads=10_000,
-    round_trips=1_000_000, round_trips_threads=200_000,
-    senders=1_000, messages=1_000, senders_threads=1_000, messages_threads=100,
-    ring=10_000, laps=100, ring_threads=10_000, laps_threads=10,
+    spawn=1_000_000,
+    spawn_threads=10_000,
+    round_trips=1_000_000,
+    round_trips_threads=200_000,
+    senders=1_000,
+    messages=1_000,
+    senders_threads=1_000,
+    messages_threads=100,
+    ring=10_000,
+    laps=100,
+    ring_threads=10_000,
+    laps_threads=10,
 )
 QUICK = Scale(
     repeats=1,
-    spawn=100_000, spawn_threads=1_000,
-    round_trips=100_000, round_trips_threads=10_000,
-    senders=100, messages=1_000, senders_threads=100, messages_threads=100,
-    ring=1_000, laps=100, ring_threads=1_000, laps_threads=10,
+    spawn=100_000,
+    spawn_threads=1_000,
+    round_trips=100_000,
+    round_trips_threads=10_000,
+    senders=100,
+    messages=1_000,
+    senders_threads=100,
+    messages_threads=100,
+    ring=1_000,
+    laps=100,
+    ring_threads=1_000,
+    laps_threads=10,
 )
 
 IMPLS = {
@@ -829,8 +845,11 @@ def measure_jobs(jobs: list[Job], repeats: int) -> list[Result | str]:
             outcome = run_job(job)
             took = time.perf_counter() - began
             note = f" failed: {outcome}" if isinstance(outcome, str) else ""
-            print(f"  {job.label}, run {round_no}/{repeats}: {took:.1f} s{note}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {job.label}, run {round_no}/{repeats}: {took:.1f} s{note}",
+                file=sys.stderr,
+                flush=True,
+            )
             if isinstance(outcome, str):
                 errors[i] = outcome
             else:
@@ -960,12 +979,16 @@ def rate_text(unit: str) -> Callable[[Result, dict[str, int]], str]:
 
 SPAWN_TIME = Figure("spawn idle: time", seconds_each, spawn_text, spawn_target)
 SPAWN_RSS = Figure(
-    "spawn idle: memory (RSS)", bytes_each,
-    lambda r, p: f"{bytes_each(r, p):,.0f} bytes/process", memory_target,
+    "spawn idle: memory (RSS)",
+    bytes_each,
+    lambda r, p: f"{bytes_each(r, p):,.0f} bytes/process",
+    memory_target,
 )
 SPAWN_TRACED = Figure(
-    "spawn idle: memory (tracemalloc)", bytes_each,
-    lambda r, p: f"{bytes_each(r, p):,.0f} bytes/process", memory_target,
+    "spawn idle: memory (tracemalloc)",
+    bytes_each,
+    lambda r, p: f"{bytes_each(r, p):,.0f} bytes/process",
+    memory_target,
 )
 PING_PONG = Figure("ping-pong", rate, rate_text("round trips/s"), ping_pong_target)
 FAN_IN = Figure("fan-in", rate, rate_text("msgs/s"), fan_in_target)
@@ -978,8 +1001,10 @@ def spawn_section(scale: Scale) -> list[Row]:
     (default_gc,) = measure_jobs([make_job(scale, "spawn-default-gc", "actor")], scale.repeats)
     params = scale.params("spawn", "actor")
     gc_row = Row(
-        "spawn idle: time, CPython's default GC thresholds", IMPLS["actor"],
-        describe("spawn", params), "",
+        "spawn idle: time, CPython's default GC thresholds",
+        IMPLS["actor"],
+        describe("spawn", params),
+        "",
     )
     actor = timed.get("actor")
     if isinstance(default_gc, str):
@@ -1001,7 +1026,8 @@ def ping_pong_section(scale: Scale) -> list[Row]:
     # pair sees the same machine conditions.
     impls = ("actor", "unchecked", "task", "asyncio", "pykka")
     jobs = [
-        make_job(scale, "ping-pong-unchecked", "actor") if impl == "unchecked"
+        make_job(scale, "ping-pong-unchecked", "actor")
+        if impl == "unchecked"
         else make_job(scale, "ping-pong", impl)
         for impl in impls
     ]
@@ -1043,8 +1069,14 @@ SECTIONS: dict[str, Callable[[Scale], list[Row]]] = {
 
 def columns(scale: Scale) -> tuple[str, ...]:
     runs = "1 run" if scale.repeats == 1 else f"median of {scale.repeats} runs"
-    return ("workload", "implementation", "scale", f"result ({runs})", "vs beamish (actor)",
-            "target")
+    return (
+        "workload",
+        "implementation",
+        "scale",
+        f"result ({runs})",
+        "vs beamish (actor)",
+        "target",
+    )
 
 
 def cells(row: Row) -> tuple[str, ...]:
@@ -1060,8 +1092,10 @@ def render_markdown(header: tuple[str, ...], rows: list[Row]) -> str:
 def render_text(header: tuple[str, ...], rows: list[Row]) -> str:
     table = [header, *(cells(row) for row in rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-           for line in table]
+    out = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 
@@ -1104,8 +1138,10 @@ def header_lines(scale: Scale) -> list[str]:
 def report(scale: Scale, rows: list[Row], markdown: bool) -> str:
     lines = header_lines(scale)
     if markdown:
-        return "\n".join(f"- {line}" for line in lines) + "\n\n" + render_markdown(
-            columns(scale), rows
+        return (
+            "\n".join(f"- {line}" for line in lines)
+            + "\n\n"
+            + render_markdown(columns(scale), rows)
         )
     return "\n".join(lines) + "\n\n" + render_text(columns(scale), rows)
 
