@@ -1,0 +1,953 @@
+"""Web benchmarks: beamish's endpoint and Channels against Starlette, both on uvicorn.
+
+Usage::
+
+    .venv/bin/python bench/web.py              # full run, plain-text table (about 4 minutes)
+    .venv/bin/python bench/web.py --markdown   # the same, as Markdown
+    .venv/bin/python bench/web.py --quick      # scaled down: 1,000 connections, 3 s wrk runs
+    .venv/bin/python bench/web.py --only http  # one part (http or websocket)
+
+Progress goes to stderr; the report (a header, then the table) to stdout. Needs ``wrk``
+(Debian: ``apt-get install -y wrk``).
+
+Every server runs in a fresh process of its own, with the same uvicorn options (httptools,
+uvloop, websockets' sans-I/O implementation, one worker, no access log); the load comes from
+other processes on 127.0.0.1, sharing the machine's cores with the server:
+
+- **beamish**: ``beamish run web:BenchWeb`` (this module): an ``Endpoint`` whose ``Router``
+  answers ``GET /`` with a plain-text hello in a process per request, and whose socket
+  ``/socket`` has a ``Channel`` on ``room:*`` that accepts every join;
+- **Starlette**: a ``Starlette`` app with the same hello route and a WebSocket endpoint that
+  keeps its connections in a set;
+- **raw ASGI**, for reference (the floor: uvicorn's own cost): an ASGI callable that writes
+  the hello itself, keeps each WebSocket's ``send`` and loops over them to broadcast.
+
+HTTP: ``wrk -t1 -c64 -d10s --latency`` against each server after a 2 s warm-up run, in
+rounds (every server once per round, each in a fresh process); requests/s, p50 and p99
+latency, and the server's CPU time per request (from ``/proc/<pid>/stat``). The median of 3
+rounds.
+
+WebSocket: 10,000 connections, opened by 4 client processes of 2,500 each (an asyncio
+program with the ``websockets`` client; open files are capped at 20,000 per process). For
+beamish each connection speaks the Phoenix V2 protocol and joins ``room:bench``; for the
+others it just connects. Each client process reports to this driver when all of its
+connections are joined, and when all of them got the current broadcast. Then:
+
+- memory per connection: (the server's resident set size with the 10,000 connections joined -
+  its size before them, after a warm-up of 20 connections and one broadcast) / 10,000, read
+  from ``/proc/<pid>/statm``;
+- broadcast: ``POST /broadcast`` makes the server send ``{"t": time.time()}`` to every
+  connection: beamish with ``beamish.web.broadcast(pubsub, "room:bench", "tick", ...)`` (the
+  fastlane), Starlette with ``for ws in connections: await ws.send_text(...)``, raw ASGI
+  with ``await send(...)`` for each kept ``send``. Each client
+  records ``time.time()`` when a frame arrives; latency = that time - ``t`` (one machine, one
+  clock). One warm-up broadcast, then 5, each after the last one reached every connection;
+  p50, p99 and max over the 50,000 receipts. The server also answers how long its send loop
+  took, and its CPU time over the 5 broadcasts is read from ``/proc``.
+
+Each WebSocket run uses fresh server and client processes; each figure is the median over 3
+runs (in rounds: raw ASGI, Starlette, beamish). The clients do not offer permessage-deflate
+(with it, every server would compress each frame once per connection).
+
+Targets (from the issue): beamish's HTTP requests/s >= 90% of Starlette's, its p99 within 1.2x;
+WebSocket memory per connection <= 2x Starlette's; broadcast p99 no worse than Starlette's.
+
+``--profile DIR`` runs each server under ``cProfile`` and writes ``DIR/<server>-<part>-<n>.prof``
+(slower: for finding where the time goes, not for the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import http.client
+import importlib.metadata
+import json
+import os
+import platform
+import queue
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any, Literal
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from beamish import Application, Ok, Pid, Supervisor
+from beamish.pubsub import PubSub
+from beamish.web import Channel, Endpoint, Router, Socket, SocketState, broadcast
+
+DESCRIPTION = "Web benchmarks: beamish's endpoint and Channels against Starlette, on uvicorn."
+HERE = os.path.dirname(os.path.abspath(__file__))
+Result = dict[str, float]
+
+HELLO = "Hello, world!"
+PUBSUB = "bench.pubsub"
+TOPIC = "room:bench"
+MAX_FRAME = 1_048_576  # what beamish's EndpointServer gives uvicorn as ws_max_size
+UVICORN_OPTIONS: dict[str, Any] = {  # what beamish's EndpointServer (beamish run) uses
+    "http": "httptools",
+    "loop": "uvloop",
+    "ws": "websockets-sansio",
+    "workers": 1,
+    "access_log": False,
+    "log_config": None,
+    "log_level": "warning",
+    "ws_max_size": MAX_FRAME,
+}
+
+# -- the beamish server (`beamish run web:BenchWeb`) --------------------------------------------
+
+
+class BenchChannel(Channel):
+    def join(self, topic: str, payload: Any, socket: SocketState) -> Ok:
+        return Ok(socket)
+
+
+class BenchSocket(Socket, timeout=3600):  # the clients send no heartbeats during a run
+    channels = {"room:*": BenchChannel}  # noqa: RUF012
+
+
+router = Router()
+
+
+@router.get("/")
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(HELLO)
+
+
+@router.post("/broadcast")
+async def beamish_broadcast(request: Request) -> PlainTextResponse:
+    sent_at, cpu = time.time(), time.thread_time()
+    broadcast(PUBSUB, TOPIC, "tick", {"t": sent_at})
+    return PlainTextResponse(took(sent_at, cpu))
+
+
+class BenchWeb(Application):
+    async def start(self, start_type: Any, args: Any) -> Pid:
+        return await Supervisor.start_link([(PubSub, {"name": PUBSUB})], strategy="one_for_one")
+
+
+ENDPOINT = Endpoint(
+    router=router, sockets={"/socket": BenchSocket}, pubsub=PUBSUB, application=BenchWeb
+)
+
+# -- the Starlette server -----------------------------------------------------------------------
+
+
+def took(sent_at: float, cpu: float) -> str:
+    """What a broadcast handler answers: the wall-clock and CPU seconds of its send loop."""
+    return f"{time.time() - sent_at!r} {time.thread_time() - cpu!r}"
+
+
+# A dict, for its order: connections are written in the order they came, as beamish's
+# subscriptions are. (A set's order is its hash order, which spreads each client process's
+# connections over the whole loop; that made the same loop measurably slower here.)
+CONNECTIONS: dict[WebSocket, None] = {}
+
+
+async def starlette_hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(HELLO)
+
+
+async def starlette_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    CONNECTIONS[websocket] = None
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        del CONNECTIONS[websocket]
+
+
+async def starlette_broadcast(request: Request) -> PlainTextResponse:
+    sent_at, cpu = time.time(), time.thread_time()
+    text = json.dumps({"t": sent_at})
+    for websocket in list(CONNECTIONS):
+        await websocket.send_text(text)
+    return PlainTextResponse(took(sent_at, cpu))
+
+
+STARLETTE = Starlette(
+    routes=[
+        Route("/", starlette_hello),
+        Route("/broadcast", starlette_broadcast, methods=["POST"]),
+        WebSocketRoute("/ws", starlette_socket),
+    ]
+)
+
+# -- the raw ASGI server: the floor under both ---------------------------------------------------
+
+_RAW_START = {
+    "type": "http.response.start",
+    "status": 200,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(HELLO)).encode()),
+    ],
+}
+_RAW_BODY = {"type": "http.response.body", "body": HELLO.encode()}
+RAW_SENDS: dict[Any, None] = {}  # ordered, as CONNECTIONS
+
+
+async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """GET / answers hello; a WebSocket keeps its ASGI ``send``; POST /broadcast loops over
+    them with ``await send(...)``: what uvicorn itself costs, with no framework."""
+    if scope["type"] == "http":
+        if scope["path"] != "/broadcast":
+            await send(_RAW_START)
+            await send(_RAW_BODY)
+            return
+        sent_at, cpu = time.time(), time.thread_time()
+        message = {"type": "websocket.send", "text": json.dumps({"t": sent_at})}
+        for ws_send in list(RAW_SENDS):
+            await ws_send(message)
+        body = took(sent_at, cpu).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+    elif scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        RAW_SENDS[send] = None
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        finally:
+            del RAW_SENDS[send]
+
+
+def serve(kind: str, port: int) -> None:
+    """Serve the Starlette or the raw ASGI app with uvicorn (beamish's goes by `beamish run`)."""
+    import uvicorn
+
+    app: Any = STARLETTE if kind == "starlette" else raw_app
+    lifespan: Literal["on", "off"] = "on" if kind == "starlette" else "off"
+    # uvicorn re-raises the SIGTERM it handled once it has stopped: end with an exit, so
+    # that a profiler wrapped around us (--profile) gets to write its file
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    uvicorn.run(app, host="127.0.0.1", port=port, lifespan=lifespan, **UVICORN_OPTIONS)
+
+
+# -- the WebSocket clients (a process of N connections) -----------------------------------------
+
+
+def emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def clients_main(kind: str, url: str, count: int, rounds: int) -> None:
+    """Open ``count`` connections (joined, for beamish), say "ready", say "got K" when all
+    have the K-th broadcast, then print every latency as "result [[...], ...]"."""
+    from websockets.asyncio.client import ClientConnection, connect
+
+    opening = asyncio.Semaphore(50)
+    join = json.dumps(["1", "1", TOPIC, "phx_join", {}])
+
+    async def open_one() -> ClientConnection:
+        async with opening:
+            ws = await connect(
+                url,
+                compression=None,
+                ping_interval=None,
+                proxy=None,
+                open_timeout=120,
+                max_queue=None,
+            )
+            if kind == "beamish":
+                await ws.send(join)
+                reply = json.loads(await ws.recv())
+                if reply[3] != "phx_reply" or reply[4]["status"] != "ok":
+                    raise RuntimeError(f"the join was refused: {reply}")
+            return ws
+
+    sockets = await asyncio.gather(*(open_one() for _ in range(count)))
+    emit("ready")
+    received: list[list[tuple[float, str | bytes]]] = [[] for _ in range(rounds)]
+
+    async def listen(ws: ClientConnection) -> None:
+        for k in range(rounds):
+            data = await ws.recv()
+            now = time.time()
+            got = received[k]
+            got.append((now, data))
+            if len(got) == count:
+                emit(f"got {k + 1}")
+
+    await asyncio.gather(*(listen(ws) for ws in sockets))
+    latencies = [
+        [
+            now - (json.loads(data)[4] if kind == "beamish" else json.loads(data))["t"]
+            for now, data in got
+        ]
+        for got in received
+    ]
+    emit("result " + json.dumps(latencies))
+    os._exit(0)  # leave the closing to the kernel: the server is killed next
+
+
+def run_clients(spec: str) -> None:
+    import uvloop
+
+    options = json.loads(spec)
+    uvloop.run(clients_main(options["kind"], options["url"], options["count"], options["rounds"]))
+
+
+# -- the driver's side: servers and client fleets -----------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def tail(log: IO[bytes], lines: int = 5) -> str:
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:]) or "(nothing on stderr)"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Server:
+    """One server process: started in ``__enter__``, killed in ``__exit__``."""
+
+    def __init__(self, kind: str, profile: str | None = None) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.profile = profile
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
+        python = [sys.executable]
+        if profile is not None:
+            python += ["-m", "cProfile", "-o", profile]
+        if kind == "beamish":
+            command = [
+                *python,
+                "-m",
+                "beamish",
+                "run",
+                "web:BenchWeb",
+                "--app-dir",
+                HERE,
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ]
+        else:
+            command = [
+                *python,
+                os.path.abspath(__file__),
+                "--serve",
+                kind,
+                "--port",
+                str(self.port),
+            ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def __enter__(self) -> Server:
+        deadline = time.monotonic() + 30
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the {self.kind} server exited: {tail(self.log)}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return self
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"the {self.kind} server did not listen: {tail(self.log)}")
+            time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.profile is not None:  # a clean stop, so that cProfile writes its file
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(60)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss(self) -> int:
+        with open(f"/proc/{self.process.pid}/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def trigger(self) -> tuple[float, float]:
+        """POST /broadcast; the wall-clock and CPU seconds the server's send loop took."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            connection.request("POST", "/broadcast")
+            response = connection.getresponse()
+            body = response.read().decode()
+            if response.status != 200:
+                raise RuntimeError(f"POST /broadcast answered {response.status}: {body}")
+            wall, cpu = body.split()
+            return float(wall), float(cpu)
+        finally:
+            connection.close()
+
+
+class Fleet:
+    """Client processes, each holding ``count`` connections; they talk to us on stdout."""
+
+    def __init__(self, kind: str, server: Server, processes: int, count: int, rounds: int) -> None:
+        path = "/socket/websocket?vsn=2.0.0" if kind == "beamish" else "/ws"
+        spec = json.dumps(
+            {
+                "kind": kind,
+                "url": f"ws://127.0.0.1:{server.port}{path}",
+                "count": count,
+                "rounds": rounds,
+            }
+        )
+        self.logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), "--clients", spec],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+            for log in self.logs
+        ]
+        self.lines: list[queue.Queue[str | None]] = [queue.Queue() for _ in self.processes]
+        for process, lines in zip(self.processes, self.lines, strict=True):
+            threading.Thread(target=self._read, args=(process, lines), daemon=True).start()
+
+    @staticmethod
+    def _read(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        for log in self.logs:
+            log.close()
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(process.pid) for process in self.processes)
+
+    def wait_all(self, word: str, timeout: float) -> list[str]:
+        """Wait until every process said ``word`` (or a line starting with ``word + " "``),
+        as its next line; returns those lines."""
+        said = []
+        deadline = time.monotonic() + timeout
+        for i, lines in enumerate(self.lines):
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(
+                    f"client process {i} did not say {word!r} within {timeout:.0f} s"
+                ) from None
+            if line is None:
+                self.processes[i].wait()
+                raise RuntimeError(f"client process {i} exited: {tail(self.logs[i])}")
+            if line != word and not line.startswith(word + " "):
+                raise RuntimeError(f"client process {i} said {line[:80]!r}, not {word!r}")
+            said.append(line)
+        return said
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+WRK_CONNECTIONS = 64
+_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+
+
+def seconds_of(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+def wrk(url: str, seconds: int) -> dict[str, float]:
+    command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency", url + "/"]
+    out = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    figures: dict[str, float] = {"errors": 0.0}
+    for line in out.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            figures["rate"] = float(words[1])
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            figures["p" + words[0].rstrip("%")] = seconds_of(words[1])
+        elif "requests in" in line:
+            figures["requests"] = float(words[0])
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            figures["errors"] += sum(float(n) for n in re.findall(r"\d+", line))
+    if not {"rate", "p50", "p99", "requests"} <= figures.keys():
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    return figures
+
+
+def http_run(kind: str, seconds: int, warmup: int, profile: str | None) -> Result:
+    with Server(kind, profile) as server:
+        wrk(server.url, warmup)
+        cpu = server.cpu_seconds()
+        figures = wrk(server.url, seconds)
+        cpu = server.cpu_seconds() - cpu
+    figures["cpu_per_request"] = cpu / figures["requests"]
+    return figures
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def websocket_run(
+    kind: str, connections: int, processes: int, broadcasts: int, profile: str | None
+) -> Result:
+    with Server(kind, profile) as server:
+        with Fleet(kind, server, 1, 20, 1) as warm:  # load the code paths, then measure
+            warm.wait_all("ready", 60)
+            server.trigger()
+            warm.wait_all("got 1", 60)
+            warm.wait_all("result", 60)
+        time.sleep(1.0)
+        before = server.rss()
+        began = time.perf_counter()
+        with Fleet(kind, server, processes, connections // processes, broadcasts + 1) as fleet:
+            fleet.wait_all("ready", 600)
+            connect_seconds = time.perf_counter() - began
+            time.sleep(1.0)
+            after = server.rss()
+            loops = []
+            for k in range(1, broadcasts + 2):
+                if k == 2:  # the first broadcast is a warm-up
+                    cpu, clients_cpu = server.cpu_seconds(), fleet.cpu_seconds()
+                loops.append(server.trigger())
+                fleet.wait_all(f"got {k}", 120)
+                if k == broadcasts + 1:
+                    cpu = server.cpu_seconds() - cpu
+                    clients_cpu = fleet.cpu_seconds() - clients_cpu
+                time.sleep(0.5)
+            reports = fleet.wait_all("result", 120)
+    receipts = sorted(
+        latency
+        for line in reports
+        for per_round in json.loads(line.split(" ", 1)[1])[1:]
+        for latency in per_round
+    )
+    if len(receipts) != broadcasts * connections:
+        raise RuntimeError(f"{len(receipts)} receipts, expected {broadcasts * connections}")
+    return {
+        "bytes_per_connection": (after - before) / connections,
+        "rss_before": before,
+        "rss_after": after,
+        "connect_seconds": connect_seconds,
+        "p50": percentile(receipts, 0.5),
+        "p99": percentile(receipts, 0.99),
+        "max": receipts[-1],
+        "loop": statistics.median(wall for wall, _ in loops[1:]),
+        "loop_cpu": statistics.median(cpu for _, cpu in loops[1:]),
+        "cpu_per_broadcast": cpu / broadcasts,
+        "clients_cpu_per_broadcast": clients_cpu / broadcasts,
+    }
+
+
+# -- scales, rounds, medians --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scale:
+    repeats: int
+    wrk_seconds: int
+    wrk_warmup: int
+    connections: int
+    client_processes: int
+    broadcasts: int
+
+
+FULL = Scale(
+    repeats=3, wrk_seconds=10, wrk_warmup=2, connections=10_000, client_processes=4, broadcasts=5
+)
+QUICK = Scale(
+    repeats=1, wrk_seconds=3, wrk_warmup=1, connections=1_000, client_processes=4, broadcasts=3
+)
+
+HTTP_KINDS = ("raw", "starlette", "beamish")
+WS_KINDS = ("raw", "starlette", "beamish")
+NAMES = {
+    "raw": "raw ASGI on uvicorn",
+    "starlette": "Starlette on uvicorn",
+    "beamish": "beamish Endpoint + Router",
+}
+WS_NAMES = {
+    "raw": "raw ASGI, loop of await send()",
+    "starlette": "Starlette endpoint, loop of send_text",
+    "beamish": "beamish Socket + Channel, broadcast()",
+}
+Runs = dict[str, list[Result]]
+
+
+Failures = dict[str, str]
+
+
+def in_rounds(
+    kinds: tuple[str, ...],
+    repeats: int,
+    part: str,
+    measure: Callable[[str, str | None], Result],
+    profile_dir: str | None,
+) -> tuple[Runs, Failures]:
+    """Every kind once per round, so that drift on a shared machine favours none. A failed
+    run is reported and left out; the kind's first failure is kept for the table."""
+    runs: Runs = {kind: [] for kind in kinds}
+    failures: Failures = {}
+    for round_no in range(1, repeats + 1):
+        for kind in kinds:
+            profile = None
+            if profile_dir is not None:
+                profile = os.path.join(profile_dir, f"{kind}-{part}-{round_no}.prof")
+            began = time.perf_counter()
+            try:
+                result = measure(kind, profile)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                failures.setdefault(kind, str(exc))
+                shown = f"failed: {exc}"
+            else:
+                runs[kind].append(result)
+                shown = ", ".join(f"{k} {v:.6g}" for k, v in result.items())
+            print(
+                f"  {part} / {kind}, run {round_no}/{repeats} "
+                f"({time.perf_counter() - began:.0f} s): {shown}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return runs, failures
+
+
+def median(results: list[Result]) -> Result:
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def spread(results: list[Result], key: str, fmt: Callable[[float], str], label: str = "") -> str:
+    """The lowest and highest of the runs, to show the noise: " (runs: 1 to 3)"."""
+    if len(results) < 2:
+        return ""
+    values = sorted(r[key] for r in results)
+    return f" ({label}runs: {fmt(values[0])} to {fmt(values[-1])})"
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+HTTP_RATE_SHARE = 0.90  # beamish's requests/s >= 90% of Starlette's
+HTTP_P99_FACTOR = 1.2  # beamish's HTTP p99 <= 1.2x Starlette's
+MEMORY_FACTOR = 2.0  # beamish's bytes per connection <= 2x Starlette's
+BROADCAST_P99_FACTOR = 1.0  # beamish's broadcast p99 <= Starlette's
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def verdict(ok: bool, text: str) -> str:
+    return f"{text}: {'met' if ok else 'NOT met'}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f} ms" if seconds < 0.01 else f"{seconds * 1e3:,.0f} ms"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One workload of the table: a row per server.
+
+    ``value`` is the figure compared with Starlette's (the ratio column); ``text`` writes the
+    result cell from (server, median figures, every run); ``target`` gives beamish's verdict
+    from (its value, Starlette's value).
+    """
+
+    label: str
+    scale: str
+    value: Callable[[Result], float]
+    text: Callable[[str, Result, list[Result]], str]
+    target: Callable[[float, float], str] | None = None
+
+
+def rows_for(lines: list[Line], runs: Runs, failures: Failures, names: dict[str, str]) -> list[Row]:
+    figures = {kind: median(results) for kind, results in runs.items() if results}
+    base = figures.get("starlette")
+    rows: list[Row] = []
+    for line in lines:
+        for kind, name in names.items():
+            fig = figures.get(kind)
+            if fig is None:
+                missed = "not measured" if kind == "beamish" and line.target else ""
+                rows.append(
+                    (
+                        line.label,
+                        name,
+                        line.scale,
+                        f"failed: {failures.get(kind, 'no run')}",
+                        "",
+                        missed,
+                    )
+                )
+                continue
+            value = line.value(fig)
+            ratio = target = ""
+            if base is not None:
+                base_value = line.value(base)
+                ratio = f"{value / base_value:.2f}x"
+                if kind == "beamish" and line.target is not None:
+                    target = line.target(value, base_value)
+            rows.append(
+                (line.label, name, line.scale, line.text(kind, fig, runs[kind]), ratio, target)
+            )
+    return rows
+
+
+def http_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
+    size = f"wrk -t1 -c{WRK_CONNECTIONS}, {scale.wrk_seconds} s"
+
+    def throughput(kind: str, fig: Result, every: list[Result]) -> str:
+        errors = f", {fig['errors']:,.0f} errors" if fig["errors"] else ""
+        return (
+            f"{fig['rate']:,.0f} requests/s{spread(every, 'rate', lambda v: f'{v:,.0f}')}, "
+            f"{fig['cpu_per_request'] * 1e6:.1f} us server CPU/request{errors}"
+        )
+
+    def latency(kind: str, fig: Result, every: list[Result]) -> str:
+        return f"p50 {ms(fig['p50'])}, p99 {ms(fig['p99'])}{spread(every, 'p99', ms, 'p99 ')}"
+
+    lines = [
+        Line(
+            "HTTP hello world: throughput",
+            size,
+            lambda fig: fig["rate"],
+            throughput,
+            lambda value, base: verdict(
+                value >= HTTP_RATE_SHARE * base,
+                f">= {HTTP_RATE_SHARE:.0%} of Starlette's ({value / base:.0%})",
+            ),
+        ),
+        Line(
+            "HTTP hello world: latency",
+            size,
+            lambda fig: fig["p99"],
+            latency,
+            lambda value, base: verdict(
+                value <= HTTP_P99_FACTOR * base,
+                f"p99 <= {HTTP_P99_FACTOR}x Starlette's ({value / base:.2f}x)",
+            ),
+        ),
+    ]
+    return rows_for(lines, runs, failures, NAMES)
+
+
+def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
+    conns = f"{scale.connections:,} connections"
+    size = f"{conns} x {scale.broadcasts} broadcasts"
+
+    def memory(kind: str, fig: Result, every: list[Result]) -> str:
+        state = "joined" if kind == "beamish" else "open"
+        return (
+            f"{fig['bytes_per_connection']:,.0f} bytes (RSS {fig['rss_before'] / 2**20:,.0f}"
+            f" -> {fig['rss_after'] / 2**20:,.0f} MiB; all {state} in "
+            f"{fig['connect_seconds']:.0f} s)"
+        )
+
+    def receipt(kind: str, fig: Result, every: list[Result]) -> str:
+        return (
+            f"p50 {ms(fig['p50'])}, p99 {ms(fig['p99'])}, max {ms(fig['max'])}"
+            f"{spread(every, 'p99', ms, 'p99 ')}"
+        )
+
+    def server_side(kind: str, fig: Result, every: list[Result]) -> str:
+        return (
+            f"send loop: {ms(fig['loop'])} ({ms(fig['loop_cpu'])} of CPU); CPU per "
+            f"broadcast: server {ms(fig['cpu_per_broadcast'])}, clients "
+            f"{ms(fig['clients_cpu_per_broadcast'])}"
+        )
+
+    lines = [
+        Line(
+            "WebSocket: server memory per connection",
+            conns,
+            lambda fig: fig["bytes_per_connection"],
+            memory,
+            lambda value, base: verdict(
+                value <= MEMORY_FACTOR * base,
+                f"<= {MEMORY_FACTOR:.0f}x Starlette's ({value / base:.2f}x)",
+            ),
+        ),
+        Line(
+            "WebSocket: one broadcast to all, client receipt",
+            size,
+            lambda fig: fig["p99"],
+            receipt,
+            lambda value, base: verdict(
+                value <= BROADCAST_P99_FACTOR * base, f"p99 <= Starlette's ({value / base:.2f}x)"
+            ),
+        ),
+        Line(
+            "WebSocket: one broadcast, server side", size, lambda fig: fig["loop_cpu"], server_side
+        ),
+    ]
+    return rows_for(lines, runs, failures, WS_NAMES)
+
+
+def render(rows: list[Row], markdown: bool) -> str:
+    header = ("workload", "implementation", "scale", "result", "vs Starlette", "target")
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+    table = [header, *rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    out = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+# -- the header ---------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def load_average() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def wrk_version() -> str:
+    out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+    match = re.search(r"wrk (\S+)", out)
+    return match[1] if match else "unknown"
+
+
+def header_lines(scale: Scale, load_before: str, minutes: float) -> list[str]:
+    version = importlib.metadata.version
+    runs = "one run" if scale.repeats == 1 else f"the median of {scale.repeats} runs"
+    return [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores; servers, wrk and the WebSocket "
+        "clients share the cores (127.0.0.1)",
+        f"Python {platform.python_version()}, uvicorn {version('uvicorn')} (httptools "
+        f"{version('httptools')}, uvloop {version('uvloop')}, websockets-sansio), starlette "
+        f"{version('starlette')}, websockets {version('websockets')}, wrk {wrk_version()}, "
+        f"beamish {version('beamish')}",
+        f"Each figure is {runs}, each run in fresh server processes, in rounds; "
+        f"vs Starlette: this row's figure / Starlette's (requests/s, p99, bytes, CPU)",
+        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_average()}; "
+        f"the run took {minutes:.1f} min",
+    ]
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    parser.add_argument("--quick", action="store_true", help="a scaled-down smoke run")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--only", choices=("http", "websocket"), help="run one part only")
+    parser.add_argument("--profile", metavar="DIR", help="run the servers under cProfile")
+    parser.add_argument("--serve", choices=("starlette", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--clients", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    if args.clients:
+        run_clients(args.clients)
+        return
+    if shutil.which("wrk") is None and args.only != "websocket":
+        sys.exit(
+            "bench/web.py needs wrk for its HTTP load: `apt-get install -y wrk` (Debian, "
+            "Ubuntu), `brew install wrk` (macOS); or run `--only websocket`"
+        )
+    profile_dir = None
+    if args.profile:
+        profile_dir = os.path.abspath(args.profile)
+        os.makedirs(profile_dir, exist_ok=True)
+    scale = QUICK if args.quick else FULL
+    load_before = load_average()
+    began = time.perf_counter()
+    rows: list[Row] = []
+    if args.only in (None, "http"):
+        runs, failures = in_rounds(
+            HTTP_KINDS,
+            scale.repeats,
+            "http",
+            lambda kind, profile: http_run(kind, scale.wrk_seconds, scale.wrk_warmup, profile),
+            profile_dir,
+        )
+        rows += http_rows(runs, failures, scale)
+    if args.only in (None, "websocket"):
+        runs, failures = in_rounds(
+            WS_KINDS,
+            scale.repeats,
+            "websocket",
+            lambda kind, profile: websocket_run(
+                kind, scale.connections, scale.client_processes, scale.broadcasts, profile
+            ),
+            profile_dir,
+        )
+        rows += websocket_rows(runs, failures, scale)
+    minutes = (time.perf_counter() - began) / 60
+    lines = header_lines(scale, load_before, minutes)
+    if args.markdown:
+        print("\n".join(f"- {line}" for line in lines) + "\n\n" + render(rows, True))
+    else:
+        print("\n".join(lines) + "\n\n" + render(rows, False))
+
+
+if __name__ == "__main__":
+    main()
