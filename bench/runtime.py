@@ -1119,6 +1119,15 @@ def ram_gib() -> float:
     return 0.0
 
 
+def send_kind() -> str:
+    """Which ``send`` the measured subprocesses use: they inherit this environment."""
+    from beamish._runtime import api
+
+    if api.send is api._send_py:
+        return "pure-Python send: BEAMISH_PURE_PYTHON is set or the C extension is not built"
+    return "C send from beamish._runtime._speedups"
+
+
 def header_lines(scale: Scale) -> list[str]:
     version = importlib.metadata.version
     runs = "one run" if scale.repeats == 1 else f"the median of {scale.repeats} runs"
@@ -1126,7 +1135,8 @@ def header_lines(scale: Scale) -> list[str]:
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.1f} GiB RAM",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"uvloop {version('uvloop')}, pykka {version('pykka')}, beamish {version('beamish')}",
+        f"uvloop {version('uvloop')}, pykka {version('pykka')}, beamish {version('beamish')} "
+        f"({send_kind()})",
         f"Each result is {runs}, each run in a fresh subprocess "
         "(tracemalloc figures: one run, as they do not vary)",
         "vs beamish (actor): this row's figure / the actor's, per second or per process, "
