@@ -86,8 +86,9 @@ class RoomChannel(Channel):
         return Reply(("ok", {"id": posted.id}), socket)
 
 
-class UserSocket(Socket):
-    """Anyone may connect; the name comes with each join."""
+class UserSocket(Socket, longpoll=True):
+    """Anyone may connect; the name comes with each join. Over a WebSocket, or LongPoll where
+    WebSockets are blocked."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {"room:*": RoomChannel}
 

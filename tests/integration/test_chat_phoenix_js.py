@@ -1,6 +1,7 @@
 """The stock ``phoenix`` npm client, under Node, against the chat demo run by ``beamish run``.
 
-``js/chat_client.cjs`` plays two members of a room and prints a JSON line per step; this
+``js/chat_client.cjs`` plays two members of a room and prints a JSON line per step, over
+WebSockets and again over the client's LongPoll transport; this
 test reads them, and in the middle kills the server (SIGKILL) and starts a new one on the
 same port: the client must reconnect and rejoin by itself, and a push must then be answered.
 """
@@ -11,6 +12,8 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.integration.support import ROOT, Lines, require
 
@@ -31,12 +34,15 @@ def node() -> list[str]:
     return [found, "--no-warnings"] + ([] if has_websocket else ["--experimental-websocket"])
 
 
-def test_chat_phoenix_js_client_talks_sees_presence_and_rejoins_after_a_restart(chat_node):
+@pytest.mark.parametrize("transport", ["websocket", "longpoll"])
+def test_chat_phoenix_js_client_talks_sees_presence_and_rejoins_after_a_restart(
+    chat_node, transport
+):
     command = node()
     server = chat_node()
     url = server.url()
     client = subprocess.Popen(
-        [*command, str(SCRIPT), url],
+        [*command, str(SCRIPT), url, transport],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
     )

@@ -2,7 +2,8 @@
 import {Presence, Socket} from "/vendor/phoenix/phoenix.mjs"
 
 const $ = (id) => document.getElementById(id)
-const socket = new Socket("/socket")
+// Over LongPoll when a WebSocket cannot be opened within 2.5 s (a proxy that refuses them)
+const socket = new Socket("/socket", {longPollFallbackMs: 2500})
 let channel = null
 let username = ""
 

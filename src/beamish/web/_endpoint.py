@@ -16,7 +16,9 @@ each WebSocket connection too, after the endpoint's protections:
   server, set its own limit too (Hypercorn: ``websocket_max_message_size``).
 
 WebSockets on ``{path}/websocket`` of a ``sockets`` entry go to the Channels transport
-(``beamish.web._transport.serve_socket``); the others go to the router.
+(``beamish.web._transport.serve_socket``); the others go to the router. HTTP requests to
+``{path}/longpoll`` of a socket with ``longpoll=True`` go to its LongPoll transport
+(``_longpoll.py``), each in its own process too; a LongPoll session counts as a connection.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ class Endpoint:
     - ``router``: the ASGI app that serves HTTP and WebSocket routes, usually a ``Router``
       (any ASGI app works: a Starlette or FastAPI app gets a process per request too);
     - ``sockets``: ``{"/socket": UserSocket}``: Channels sockets, served on
-      ``/socket/websocket``;
+      ``/socket/websocket``, and on ``/socket/longpoll`` too for a socket with
+      ``longpoll=True``;
     - ``pubsub``: the name of the PubSub the sockets broadcast through;
     - ``application``: the Application (class or instance) the lifespan starts, with its
       dependencies, when it is not running yet; the lifespan stops what it started;
@@ -130,6 +133,7 @@ class Endpoint:
         self._app: ASGIApp = router if router is not None else Router()
         self._requests: Requests | None = None
         self._sockets_open = 0
+        self._longpolls = self._longpoll_paths(sockets or {})
 
     def __repr__(self) -> str:
         app = getattr(self.application, "__qualname__", None) or repr(self.application)
@@ -152,7 +156,9 @@ class Endpoint:
         requests = self._requests
         if requests is None:
             return 0
-        return len(requests.inflight.young) + len(requests.inflight.old) + self._sockets_open
+        sessions = sum(len(longpoll.sessions) for longpoll in self._longpolls.values())
+        return (len(requests.inflight.young) + len(requests.inflight.old) + self._sockets_open
+                + sessions)
 
     # -- ASGI -------------------------------------------------------------------------------
 
@@ -167,7 +173,10 @@ class Endpoint:
             if len(inflight.young) + len(inflight.old) + self._sockets_open >= self.max_connections:
                 await plain_response(send, scope, 503, _SERVICE_UNAVAILABLE)
                 return
-            await requests.serve(self._app, scope, receive, send)
+            app = self._app
+            if self._longpolls:
+                app = self._longpolls.get(route_path(scope), app)
+            await requests.serve(app, scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "lifespan":
@@ -175,7 +184,30 @@ class Endpoint:
         else:
             raise RuntimeError(f"the endpoint cannot serve a {kind!r} connection")
 
-    # -- websockets -------------------------------------------------------------------------
+    # -- websockets and long polls --------------------------------------------------------
+
+    def _longpoll_paths(self, sockets: Mapping[str, Any]) -> dict[str, Any]:
+        """``{path}/longpoll`` for each socket whose options ask for LongPoll."""
+        paths: dict[str, Any] = {}
+        for path, socket in sockets.items():
+            options = getattr(socket, "options", None)
+            if options is None or not options.longpoll:
+                continue
+            timeout = self.request_timeout
+            if timeout is not None and options.longpoll_window >= timeout:
+                raise ValueError(
+                    f"{socket.__qualname__}: longpoll_window ({options.longpoll_window} s) "
+                    f"must be shorter than the endpoint's request_timeout ({timeout} s), or "
+                    "every poll would be stopped before it answers"
+                )
+            # imported here: only an endpoint with LongPoll sockets needs it
+            from beamish.web._longpoll import LongPoll
+
+            paths[path.rstrip("/") + "/longpoll"] = LongPoll(
+                socket, pubsub=self.pubsub or "", origin_ok=self._origin_ok,
+                admit=lambda: self.connections() < self.max_connections,
+            )
+        return paths
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         requests = self._requests
@@ -266,6 +298,8 @@ class Endpoint:
 
         async def stop() -> None:
             self._requests = None
+            for longpoll in self._longpolls.values():
+                await _in_runtime(runtime, longpoll.close_all)
             sweeper = requests.sweeper
             if sweeper is not None:
                 await _in_runtime(runtime, lambda: _stop_process(sweeper))

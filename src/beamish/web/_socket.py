@@ -41,7 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Socket", "SocketOptions", "SocketState", "match_route"]
 
-_OPTION_NAMES = ("timeout", "max_channels", "max_frame_size", "max_queue_bytes")
+_NUMBER_OPTIONS = (
+    "timeout", "max_channels", "max_frame_size", "max_queue_bytes", "longpoll_window",
+)
+_OPTION_NAMES = (*_NUMBER_OPTIONS, "longpoll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +60,28 @@ class SocketOptions:
       larger one closes the connection with 1009 (message too big).
     - ``max_queue_bytes``: how much may wait to be written to a client that does not read
       fast enough (1 MiB); past it the connection is closed with 1013 (try again later)
-      rather than let the queue eat memory.
+      rather than let the queue eat memory. Over LongPoll, what waits for the client's
+      next poll is bounded the same way.
+    - ``longpoll``: also serve the LongPoll transport, on ``{path}/longpoll`` (False, as in
+      Phoenix): the ``phoenix`` client falls back to it where WebSockets are blocked.
+    - ``longpoll_window``: seconds a LongPoll poll waits for frames before it answers empty,
+      and how long a session outlives its last poll (10 s, as Phoenix's ``window_ms``). It
+      must be shorter than the endpoint's ``request_timeout`` and the client's
+      ``longpollerTimeout`` (20 s).
     """
 
     timeout: float = 60.0
     max_channels: int = 100
     max_frame_size: int = 1_048_576
     max_queue_bytes: int = 1_048_576
+    longpoll: bool = False
+    longpoll_window: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in _OPTION_NAMES:
+        if type(self.longpoll) is not bool:
+            raise ValueError(f"socket option longpoll must be True or False, got "
+                             f"{self.longpoll!r}")
+        for name in _NUMBER_OPTIONS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(
@@ -93,10 +108,10 @@ class SocketState:
 
     Connection fields: ``assigns`` (your data, set with ``assign``), ``id`` (from
     ``Socket.id``), ``handler`` (the Socket class), ``pubsub`` (the PubSub name),
-    ``serializer``, ``transport`` (``"websocket"``), ``transport_pid``. Inside a channel,
-    also: ``topic``, ``channel`` (the Channel class), ``channel_pid``, ``join_ref``,
-    ``joined`` (True once ``join`` succeeded) and ``ref`` (the ref of the client message
-    being handled, else None).
+    ``serializer``, ``transport`` (``"websocket"`` or ``"longpoll"``), ``transport_pid``.
+    Inside a channel, also: ``topic``, ``channel`` (the Channel class), ``channel_pid``,
+    ``join_ref``, ``joined`` (True once ``join`` succeeded) and ``ref`` (the ref of the
+    client message being handled, else None).
 
     Treat it as a value: ``assign`` returns a new socket, and a callback returns the socket
     the channel goes on with.

@@ -218,12 +218,15 @@ class SocketTransport(Actor):
         "_serializer",
         "_socket",
         "_socket_cls",
+        "_transport_name",
+        "_watch_idle",
     )
 
     def __init__(
         self, socket_cls: type[Socket], options: SocketOptions, pubsub: str,
         params: dict[str, str], connect_info: dict[str, Any], serializer: Serializer,
-        asgi_send: Send, scope: Scope,
+        asgi_send: Send, scope: Scope, *, transport_name: str = "websocket",
+        watch_idle: bool = True,
     ) -> None:
         self._socket_cls = socket_cls
         self._options = options
@@ -242,6 +245,8 @@ class SocketTransport(Actor):
         self._closing = False
         self._last_in = 0.0
         self._clock: Any = None
+        self._transport_name = transport_name  # SocketState.transport
+        self._watch_idle = watch_idle  # False where the other end keeps time (LongPoll)
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -250,7 +255,7 @@ class SocketTransport(Actor):
         self._last_in = self._clock.now()
         socket = SocketState(
             pubsub=self._pubsub, handler=self._socket_cls, serializer=self._serializer,
-            transport_pid=self.pid,
+            transport=self._transport_name, transport_pid=self.pid,
         )
         handler = self._socket_cls()
         params, info = self._params or {}, self._connect_info or {}
@@ -297,7 +302,8 @@ class SocketTransport(Actor):
         self._send_message(accept)
         if socket_id is not None:
             PubSub.subscribe(self._pubsub, socket_id)
-        send_after(self.pid, _IDLE, self._options.timeout)
+        if self._watch_idle:
+            send_after(self.pid, _IDLE, self._options.timeout)
 
     def _refuse(self, problem: str | None, exc: BaseException | None) -> NoReturn:
         if problem is not None:

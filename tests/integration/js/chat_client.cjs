@@ -1,6 +1,9 @@
 // The stock phoenix client (require("phoenix"), from node_modules) against the chat demo.
 //
-//   node --experimental-websocket chat_client.cjs http://127.0.0.1:PORT   (the flag: Node 20)
+//   node --experimental-websocket chat_client.cjs http://127.0.0.1:PORT [longpoll]
+//
+// (the flag: Node 20). With "longpoll", both members use the client's LongPoll transport
+// (plain HTTP requests) instead of a WebSocket.
 //
 // Driven by tests/integration/test_chat_phoenix_js.py. It prints one JSON object per line
 // on stdout for each step and each event it sees, and reads lines on stdin: after
@@ -10,9 +13,10 @@
 "use strict"
 
 const readline = require("node:readline")
-const {Presence, Socket} = require("phoenix")
+const {LongPoll, Presence, Socket} = require("phoenix")
 
 const url = process.argv[2]
+const overLongPoll = process.argv[3] === "longpoll"
 const topic = "room:node"
 const WAIT_MS = 45000 // for each step; only reached when something is broken
 
@@ -82,7 +86,7 @@ class SpecWebSocket extends WebSocket {
 
 function member(name) {
   const socket = new Socket(url.replace(/^http/, "ws") + "/socket", {
-    transport: SpecWebSocket,
+    transport: overLongPoll ? LongPoll : SpecWebSocket,
     // quicker than the defaults (up to 5 s between attempts), so the test stays short
     reconnectAfterMs: (tries) => [50, 100, 200][tries - 1] || 500,
     rejoinAfterMs: (tries) => [100, 200][tries - 1] || 500,

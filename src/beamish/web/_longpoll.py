@@ -1,0 +1,440 @@
+"""The LongPoll transport: Channels over plain HTTP, for clients that cannot open a WebSocket.
+
+The ``phoenix`` JavaScript client falls back to it (``new Socket("/socket", {longPollFallbackMs:
+2500})``, or ``transport: LongPoll``) behind proxies that refuse WebSockets. A socket serves it
+on ``{path}/longpoll`` when its options say ``longpoll=True``.
+
+How it works. A *session* stands for one client. Its process is the very ``SocketTransport``
+actor a WebSocket connection has, so joins, channels, fastlane broadcasts, limits and close
+codes are the same; what differs is the other end of its ASGI ``send``. Here that end is the
+session's buffer: a frame the transport writes is appended there, and a waiting poll is woken.
+Every HTTP request is a process of its own, as any request to the endpoint:
+
+- ``GET`` with no session token opens a session: it runs the Socket's ``connect`` (through
+  the transport, as for a WebSocket) and answers ``{"status": 410, "token": ...}`` when it
+  accepts, ``{"status": 403}`` when it refuses. The client then polls with the token.
+- ``GET`` with the token is a poll: it answers ``{"status": 200, "messages": [...]}`` with
+  what is buffered, at once if anything is, or as soon as something is written, or
+  ``{"status": 204}`` after ``longpoll_window`` seconds of nothing. A session that is gone
+  answers ``{"status": 410}``: the client reconnects and rejoins its channels.
+- ``POST`` with the token carries the client's messages, one per line (``application/
+  x-ndjson``); each goes to the transport as a frame would. A binary push comes base64
+  encoded, as the client sends it (a text message is a JSON array, so it starts with ``[``).
+
+Every answer also carries the token, as the client keeps the last one it got. The token is
+signed with a key made when the endpoint starts, so a made-up token is never taken for a
+session; a session lives in the worker that opened it (run several workers behind sticky
+routing, or use WebSockets).
+
+A session ends when its transport does (an idle socket, a ``disconnect`` broadcast, the
+runtime stopping), and when no poll came for ``longpoll_window`` seconds after the last one
+ended: the client is gone. The client sends no heartbeats over LongPoll, so the polls are what
+keep the session alive, not the socket's ``timeout``. What the client has not fetched is
+bounded by ``max_queue_bytes``, as for a WebSocket: past it the session ends with a warning.
+The ``phoenix`` client cannot read binary frames over LongPoll, so a binary frame written
+to a LongPoll session is dropped with an error in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextvars
+import logging
+import secrets
+from collections.abc import Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from itsdangerous import BadData, URLSafeSerializer
+from starlette.types import Receive, Scope, Send
+
+from beamish._runtime.api import current_runtime, send, spawn_opt, wait_exit
+from beamish._runtime.api import exit as exit_process
+from beamish._runtime.pid import Pid
+from beamish.web._request import plain_response
+from beamish.web._serializer import V2_JSON
+from beamish.web._socket import Socket
+from beamish.web._transport import (
+    _INBOX_LIMIT,
+    SocketTransport,
+    _Closed,
+    _connect_info,
+    _In,
+    _TooBig,
+)
+
+__all__ = ["LongPoll", "LongPollSession"]
+
+_log = logging.getLogger("beamish.socket")
+
+_CONNECT_TIMEOUT = 30.0  # seconds a new session's connect may take before the GET gives up
+_BODY_FRAMES = 8  # a POST body may hold this many maximal frames (the client batches pushes)
+_SALT = "beamish longpoll session"
+
+
+class _QueueFull(Exception):
+    """Raised into the transport's write: the client has not fetched what is buffered."""
+
+
+class LongPollSession:
+    """One LongPoll client: the buffer its transport writes into, and the poll waiting on it.
+
+    Called as the transport's ASGI ``send``; every call finishes at once (it never waits).
+    """
+
+    __slots__ = (
+        "_expiry",
+        "_frames",
+        "_max_bytes",
+        "_size",
+        "_waiter",
+        "accepted",
+        "gone",
+        "id",
+        "last_seen",
+        "pid",
+        "polling",
+        "transport",
+    )
+
+    def __init__(self, session_id: str, max_bytes: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.id = session_id
+        self.pid: Pid | None = None
+        self.transport: SocketTransport | None = None
+        self.accepted: asyncio.Future[bool] = loop.create_future()
+        self.gone = False
+        self.polling = 0
+        self.last_seen = 0.0
+        self._frames: list[str] = []
+        self._size = 0
+        self._max_bytes = max_bytes
+        self._waiter: asyncio.Future[None] | None = None
+        self._expiry: Any = None
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            text = message.get("text")
+            if text is None:
+                _log.error(
+                    "LongPoll session %s: dropped a binary frame of %d bytes; the phoenix "
+                    "client reads only text over LongPoll (use a WebSocket for binary "
+                    "payloads)", self.id[:8], len(message.get("bytes") or b""),
+                )
+                return
+            size = self._size + len(text)
+            if size > self._max_bytes:
+                _log.warning(
+                    "LongPoll session %s: closing a client that does not poll fast enough: "
+                    "%d bytes waiting to be fetched (the limit is %d, max_queue_bytes)",
+                    self.id[:8], size, self._max_bytes,
+                )
+                self._end()
+                raise _QueueFull("the LongPoll client has not fetched its frames")
+            self._frames.append(text)
+            self._size = size
+            self._wake()
+        elif kind == "websocket.accept":
+            if not self.accepted.done():
+                self.accepted.set_result(True)
+        elif kind == "websocket.close":
+            self._end()
+
+    # -- polls ----------------------------------------------------------------------------------
+
+    def take(self) -> list[str]:
+        """What is buffered, removed from the buffer."""
+        frames, self._frames, self._size = self._frames, [], 0
+        return frames
+
+    async def wait(self, timeout: float) -> None:
+        """Until a frame is buffered, the session ends, a newer poll comes, or ``timeout``."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)  # the newer poll takes over; the older answers now
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _end(self) -> None:
+        self.gone = True
+        if not self.accepted.done():
+            self.accepted.set_result(False)
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self._wake()
+
+
+class LongPoll:
+    """The ASGI app of one socket's ``/longpoll`` path (every request in its own process).
+
+    ``admit()`` says whether the endpoint has room for one more connection.
+    """
+
+    def __init__(
+        self, socket_cls: type[Socket], *, pubsub: str, origin_ok: Callable[[Any, Any], bool],
+        admit: Callable[[], bool],
+    ) -> None:
+        self.socket_cls = socket_cls
+        self.pubsub = pubsub
+        self.sessions: dict[str, LongPollSession] = {}
+        self._origin_ok = origin_ok
+        self._admit = admit
+        self._signer = URLSafeSerializer(secrets.token_bytes(32), salt=_SALT)
+
+    def __repr__(self) -> str:
+        return f"<LongPoll of {self.socket_cls.__qualname__}: {len(self.sessions)} sessions>"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())}
+        if not self._origin_ok(headers.get(b"origin"), headers.get(b"host")):
+            _log.warning("refused a LongPoll request on %s from origin %r (host %r): "
+                         "check_origin", scope.get("path"), headers.get(b"origin"),
+                         headers.get(b"host"))
+            await _json(send, 403, {"status": 403})
+            return
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+        session = self._session(pairs)
+        method = scope.get("method")
+        if method == "GET":
+            if session is None:
+                await self._open(scope, headers, pairs, send)
+            elif isinstance(session, LongPollSession):
+                await self._poll(session, send)
+            else:
+                await _json(send, 200, {"status": 410, "token": None})
+        elif method == "POST":
+            if isinstance(session, LongPollSession):
+                await self._publish(session, scope, headers, receive, send)
+            else:
+                await _json(send, 200, {"status": 410, "token": None})
+        elif method == "OPTIONS":
+            await _json(send, 200, {"status": 200})
+        else:
+            await _json(send, 405, {"status": 405, "error": f"LongPoll takes GET and POST, "
+                                                            f"not {method}"})
+
+    def _session(self, pairs: list[tuple[str, str]]) -> LongPollSession | str | None:
+        """The session the request's token names; ``"gone"`` for a token of ours whose session
+        has ended; None for no token, or a token that is not ours (a socket param, say)."""
+        token = next((value for key, value in reversed(pairs) if key == "token"), None)
+        if not token:
+            return None
+        try:
+            session_id = self._signer.loads(token)
+        except BadData:
+            return None
+        found = self.sessions.get(session_id) if type(session_id) is str else None
+        if found is None or found.gone:
+            return "gone"
+        return found
+
+    # -- opening --------------------------------------------------------------------------------
+
+    async def _open(
+        self, scope: Scope, headers: dict[bytes, str], pairs: list[tuple[str, str]], send: Send
+    ) -> None:
+        params = dict(pairs)
+        vsn = params.get("vsn", "2.0.0")
+        if not vsn.startswith("2."):
+            _log.error(
+                "%s: a LongPoll client asked for protocol version %r; this server speaks 2.x "
+                "(the phoenix JavaScript client sends vsn=2.0.0)",
+                self.socket_cls.__qualname__, vsn,
+            )
+            await _json(send, 403, {"status": 403})
+            return
+        if not self._admit():
+            # plain text, as the endpoint answers when full: the client reads no status from
+            # it, counts the poll as failed and retries later (a JSON status it does not know
+            # would throw in the client instead)
+            await plain_response(send, scope, 503, [(b"retry-after", b"1")])
+            return
+        options = self.socket_cls.options
+        runtime = current_runtime()
+        session = LongPollSession(
+            secrets.token_urlsafe(16), options.max_queue_bytes, asyncio.get_running_loop()
+        )
+        info = _connect_info(scope)
+        auth = headers.get(b"x-phoenix-authtoken")
+        if auth is not None:
+            info["auth_token"] = auth
+        transport = SocketTransport(
+            self.socket_cls, options, self.pubsub, params, info, V2_JSON, session,
+            {"type": "websocket", "subprotocols": []},
+            transport_name="longpoll", watch_idle=False,
+        )
+        session.transport = transport
+        pid = session.pid = spawn_opt(transport, trap_exit=True)
+        self.sessions[session.id] = session
+        # watched from a task outside any process: the session outlives this request
+        watch = contextvars.Context()
+        watch.run(runtime.bind)
+        asyncio.get_running_loop().create_task(
+            self._watch(session, pid), name=f"beamish longpoll session {pid}", context=watch
+        )
+        try:
+            accepted = await asyncio.wait_for(asyncio.shield(session.accepted), _CONNECT_TIMEOUT)
+        except TimeoutError:
+            _log.error("%s: a LongPoll connect took over %.0f s; the session is closed",
+                       self.socket_cls.__qualname__, _CONNECT_TIMEOUT)
+            send_to(pid, _Closed(0))
+            accepted = False
+        if not accepted:
+            await _json(send, 200, {"status": 403})
+            return
+        session.last_seen = runtime.clock.now()
+        self._schedule_expiry(session)
+        await _json(send, 200, {"status": 410, "token": self._signer.dumps(session.id)})
+
+    async def close_all(self, timeout: float = 5.0) -> None:
+        """End every session (the endpoint is stopping) and wait for their processes."""
+        pids = [s.pid for s in list(self.sessions.values()) if s.pid is not None]
+        exits = [asyncio.ensure_future(wait_exit(pid)) for pid in pids]
+        for pid in pids:
+            send_to(pid, _Closed(0))
+        if exits:
+            await asyncio.wait(exits, timeout=timeout)
+        for pid, exited in zip(pids, exits, strict=True):
+            if not exited.done():
+                exit_process(pid, "kill")
+
+    async def _watch(self, session: LongPollSession, pid: Pid) -> None:
+        try:
+            await wait_exit(pid)
+        finally:
+            session._end()
+            self.sessions.pop(session.id, None)
+
+    # -- polling --------------------------------------------------------------------------------
+
+    async def _poll(self, session: LongPollSession, send: Send) -> None:
+        token = self._signer.dumps(session.id)
+        window = self.socket_cls.options.longpoll_window
+        session.polling += 1
+        try:
+            if not session._frames and not session.gone:
+                await session.wait(window)
+            frames = session.take()
+        finally:
+            session.polling -= 1
+            session.last_seen = current_runtime().clock.now()
+            self._schedule_expiry(session)
+        if frames:
+            await _json(send, 200, {"status": 200, "token": token, "messages": frames})
+        elif session.gone:
+            await _json(send, 200, {"status": 410, "token": token})
+        else:
+            await _json(send, 200, {"status": 204, "token": token})
+
+    def _schedule_expiry(self, session: LongPollSession) -> None:
+        if session.gone or session._expiry is not None:
+            return
+        clock = current_runtime().clock
+        window = self.socket_cls.options.longpoll_window
+
+        def check() -> None:
+            session._expiry = None
+            if session.gone or session.pid is None:
+                return
+            quiet = clock.now() - session.last_seen
+            if session.polling == 0 and quiet >= window:
+                _log.debug("LongPoll session %s: no poll for %.1f s, closing it",
+                           session.id[:8], quiet)
+                send_to(session.pid, _Closed(0))
+                return
+            session._expiry = clock.call_later(max(window - quiet, 0.001), check)
+
+        session._expiry = clock.call_later(window, check)
+
+    # -- publishing -----------------------------------------------------------------------------
+
+    async def _publish(
+        self, session: LongPollSession, scope: Scope, headers: dict[bytes, str],
+        receive: Receive, send: Send,
+    ) -> None:
+        options = self.socket_cls.options
+        limit = options.max_frame_size * _BODY_FRAMES
+        body = await _read_body(receive, limit)
+        if body is None:
+            _log.warning("%s: refused a LongPoll POST of over %d bytes (%d x max_frame_size)",
+                         self.socket_cls.__qualname__, limit, _BODY_FRAMES)
+            await _json(send, 413, {"status": 413})
+            return
+        session.last_seen = current_runtime().clock.now()
+        token = self._signer.dumps(session.id)
+        if headers.get(b"content-type", "").startswith("application/x-ndjson"):
+            lines = body.split(b"\n")
+        else:
+            lines = [body]
+        pid, transport = session.pid, session.transport
+        assert pid is not None and transport is not None
+        for line in lines:
+            if not line:
+                continue
+            frame = _frame(line)
+            size = len(line)
+            send_to(pid, _TooBig(size) if size > options.max_frame_size else _In(frame))
+            while transport.mailbox_size() > _INBOX_LIMIT and not session.gone:
+                await asyncio.sleep(0.005)  # the process is behind: take the rest later
+        await _json(send, 200, {"status": 200, "token": token})
+
+
+send_to = send
+"""The process API's ``send`` (ASGI's ``send`` is a parameter here)."""
+
+
+def _frame(line: bytes) -> str | bytes:
+    """One client message: a JSON text frame, or a binary one the client base64-encoded."""
+    if line[:1] == b"[":
+        try:
+            return line.decode()
+        except UnicodeDecodeError:
+            return line  # the transport's decoder names what is wrong with it
+    try:
+        return base64.b64decode(line, validate=True)
+    except (binascii.Error, ValueError):
+        return line.decode("latin-1")  # neither: the decoder refuses it, closing with 1007
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+    data = orjson.dumps(body)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            (b"cache-control", b"no-store"),
+        ],
+    })
+    await send({"type": "http.response.body", "body": data})
