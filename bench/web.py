@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/web.py --markdown   # the same, as Markdown
     .venv/bin/python bench/web.py --quick      # scaled down: 1,000 connections, 3 s wrk runs
     .venv/bin/python bench/web.py --only http  # one part (http or websocket)
+    .venv/bin/python bench/web.py --repeats 5   # more rounds per figure (the median is kept)
 
 Progress goes to stderr; the report (a header, then the table) to stdout. Needs ``wrk``
 (Debian: ``apt-get install -y wrk``).
@@ -61,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import http.client
 import importlib.metadata
 import json
@@ -898,6 +900,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--only", choices=("http", "websocket"), help="run one part only")
     parser.add_argument("--profile", metavar="DIR", help="run the servers under cProfile")
+    parser.add_argument("--repeats", type=int, help="rounds per figure (default 3; quick: 1)")
     parser.add_argument("--serve", choices=("starlette", "raw"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)
@@ -918,6 +921,10 @@ def main() -> None:
         profile_dir = os.path.abspath(args.profile)
         os.makedirs(profile_dir, exist_ok=True)
     scale = QUICK if args.quick else FULL
+    if args.repeats is not None:
+        if args.repeats < 1:
+            sys.exit("--repeats needs a positive number of rounds")
+        scale = dataclasses.replace(scale, repeats=args.repeats)
     load_before = load_average()
     began = time.perf_counter()
     rows: list[Row] = []
