@@ -1,8 +1,9 @@
 """The chat demo end to end in headless Chromium (Debian's), driven by Python Playwright.
 
 Two pages, two users, one room: what one sends the other shows, and each one's list of who
-is online follows the other joining, leaving and closing the page. Every wait is
-Playwright's auto-waiting ``expect`` on the page's content: no sleep.
+is online follows the other joining, leaving and closing the page. Then the same with one
+page whose browser has no WebSocket, so that its phoenix client talks LongPoll. Every wait
+is Playwright's auto-waiting ``expect`` on the page's content: no sleep.
 """
 
 from __future__ import annotations
@@ -90,5 +91,62 @@ def test_chat_in_chromium_two_users_talk_and_see_who_is_online(chat_node):
             # the server stops cleanly with a page connected, and the page says so
             assert server.stop() == 0, server.log.text
             expect(ada.locator("#status")).to_have_text("reconnecting…", timeout=WAIT_MS)
+        finally:
+            browser.close()
+
+
+NO_WEBSOCKET = "Object.defineProperty(window, 'WebSocket', {value: undefined})"
+
+
+def test_chat_in_chromium_over_longpoll_where_websockets_are_missing(chat_node):
+    """A page without WebSocket: the phoenix client takes its LongPoll transport by itself."""
+    executable = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server = chat_node()
+    url = server.url()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            problems: list[str] = []
+
+            def open_page(name: str, websocket: bool):
+                context = browser.new_context()
+                if not websocket:
+                    context.add_init_script(NO_WEBSOCKET)
+                page = context.new_page()
+                page.on("pageerror", lambda error: problems.append(f"{name}'s page: {error}"))
+                page.goto(url)
+                page.fill("#username", name)
+                page.fill("#room", "lp")
+                page.click("#join button[type=submit]")
+                expect(page.locator("#room-name")).to_have_text("#lp", timeout=WAIT_MS)
+                return page
+
+            ada = open_page("ada", websocket=True)
+            bob = open_page("bob", websocket=False)
+            assert bob.evaluate("typeof WebSocket") == "undefined"
+            polled = ("performance.getEntriesByType('resource')"
+                      ".filter((e) => e.name.includes('/socket/longpoll')).length")
+            assert bob.evaluate(polled) > 0 and ada.evaluate(polled) == 0
+            expect(bob.locator("#status")).to_have_text("online", timeout=WAIT_MS)
+            expect(ada.locator("#online li")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+            expect(bob.locator("#online li")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+
+            bob.fill("#body", "hello over long polls")
+            bob.press("#body", "Enter")
+            expect(ada.locator("#messages li .text")).to_have_text(
+                ["hello over long polls"], timeout=WAIT_MS
+            )
+            ada.fill("#body", "and back over a websocket")
+            ada.press("#body", "Enter")
+            expect(bob.locator("#messages li .text")).to_have_text(
+                ["hello over long polls", "and back over a websocket"], timeout=WAIT_MS
+            )
+            bob.click("#leave")
+            expect(ada.locator("#online li")).to_have_text(["ada"], timeout=WAIT_MS)
+            assert not problems, problems
         finally:
             browser.close()
