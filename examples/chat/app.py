@@ -6,10 +6,14 @@ and open http://127.0.0.1:4000. ::
     chat.supervisor (rest_for_one)
     ├── PubSub "chat.pubsub"            broadcasts, presence diffs
     ├── ChatPresence                   who is in each room
+    ├── Pool "chat.db"                  SQLite connections, each in a process of its own
+    ├── (migrations)                   applies migrations/*.sql once, then stops
     └── Rooms                          a process per room, with its history (rooms.py)
 
-Settings (environment variables): ``CHAT_HISTORY``, the messages each room keeps (50), and
-``CHAT_MAX_ROOMS``, how many rooms may be open at once (1000).
+Settings (environment variables): ``CHAT_DATABASE``, the SQLite file the messages are kept
+in (``var/chat.sqlite3`` in the repository; ``:memory:`` keeps them only while the node
+runs), ``CHAT_HISTORY``, the messages a join replies with (50), and ``CHAT_MAX_ROOMS``, how
+many rooms may be open at once (1000).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from beamish import Application, Pid, Settings, Supervisor
+from beamish.data import Pool, SQLite
 from beamish.pubsub import PubSub
 from beamish.web import Endpoint, Router
 
@@ -29,6 +34,7 @@ from . import rooms
 from .channels import PUBSUB, ChatPresence, UserSocket
 
 HERE = Path(__file__).resolve().parent
+MIGRATIONS = HERE / "migrations"
 # The stock phoenix client, served from where npm installed it (`npm ci`, which make runs).
 PHOENIX = HERE.parents[1] / "node_modules" / "phoenix" / "priv" / "static"
 
@@ -36,6 +42,7 @@ log = logging.getLogger("chat")
 
 
 class ChatSettings(Settings):
+    database: str = str(HERE.parents[1] / "var" / "chat.sqlite3")
     history: int = 50
     max_rooms: int = 1000
 
@@ -47,8 +54,18 @@ class Chat(Application):
         if not PHOENIX.is_dir():
             log.warning("the page needs the phoenix client, which is not installed at %s: "
                         "run `npm ci` in the repository root (make does)", PHOENIX)
-        room_options = (PUBSUB, self.settings.history, self.settings.max_rooms)
-        children = [(PubSub, {"name": PUBSUB}), ChatPresence, (rooms.Rooms, room_options)]
+        database = self.settings.database
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        db = Pool(SQLite(database), name="chat.db")
+        room_options = (PUBSUB, self.settings.history, self.settings.max_rooms, db)
+        children = [
+            (PubSub, {"name": PUBSUB}),
+            ChatPresence,
+            db.child_spec(),
+            db.migrator(MIGRATIONS),
+            (rooms.Rooms, room_options),
+        ]
         return await Supervisor.start_link(
             children, strategy="rest_for_one", name="chat.supervisor"
         )

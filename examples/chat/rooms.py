@@ -2,8 +2,11 @@
 
 A room is started the first time someone joins it, under a DynamicSupervisor, and is found
 by name through a Registry, so no process holds a table of rooms. The room is also where a
-room's messages get their order: it numbers each message, keeps it, and broadcasts it to
-the room's channels itself, so every member sees the messages in the order of the history.
+room's messages get their order: it stores each message in the database (through the pool,
+so its id is the row's), keeps the last ones in memory for joins, and broadcasts it to the
+room's channels itself, so every member sees the messages in the order of the history. A
+room that starts (the first join, or a restart after a crash) reads its last messages back
+from the database, so the history outlives the room's process and the node.
 
 ::
 
@@ -16,15 +19,16 @@ the room's channels itself, so every member sees the messages in the order of th
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from beamish import (
     ChildSpec,
+    Continue,
     DynamicSupervisor,
     GenServer,
+    NoReply,
     Ok,
     Pid,
     Registry,
@@ -33,6 +37,7 @@ from beamish import (
     Supervisor,
     SupervisorFlags,
 )
+from beamish.data import Pool
 from beamish.web import broadcast
 
 REGISTRY = "chat.room_registry"
@@ -41,9 +46,9 @@ SUPERVISOR = "chat.room_supervisor"
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One chat message, as the room numbered and kept it."""
+    """One chat message, as the room stored and numbered it."""
 
-    id: str  # unique: the room's incarnation and the message's number, "3f9a1c2e-17"
+    id: str  # the message's row in the database: unique, and in the order of the room
     user: str
     body: str
     at: str  # ISO 8601, UTC
@@ -55,16 +60,19 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class RoomState:
     pubsub: str
-    topic: str
+    name: str
     keep: int  # how many messages the history holds
-    incarnation: str  # new at each start, so that ids stay unique if the room restarts
-    posted: int = 0
+    db: Pool | None = None
     history: tuple[Message, ...] = ()
 
-    def post(self, user: str, body: str) -> tuple[Message, RoomState]:
-        message = Message(f"{self.incarnation}-{self.posted + 1}", user, body, _now())
+    @property
+    def topic(self) -> str:
+        return f"room:{self.name}"
+
+    def add(self, message: Message) -> RoomState:
+        """The state with ``message`` at the end of the history (the oldest ones go)."""
         kept = (*self.history, message)[-self.keep:] if self.keep > 0 else ()
-        return message, replace(self, posted=self.posted + 1, history=kept)
+        return replace(self, history=kept)
 
     def after(self, message_id: str | None) -> list[Message]:
         """The kept messages that follow ``message_id`` (all of them if it is not kept)."""
@@ -73,45 +81,59 @@ class RoomState:
         return list(self.history[start:])
 
 
+_INSERT = "INSERT INTO messages (room, user, body, at) VALUES (?1, ?2, ?3, ?4) RETURNING id"
+_LAST = "SELECT id, user, body, at FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT ?2"
+
+
 class Room(GenServer):
     """One room: its history, and the order of its messages."""
 
     @classmethod
     def child_spec(cls, arg: Any = None) -> ChildSpec:
-        """``(Room, "lobby")``: the room named "lobby". Restarted if it crashes (with an empty
-        history), never after a clean stop."""
+        """``(Room, "lobby")``: the room named "lobby". Restarted if it crashes (it reads its
+        history back from the database), never after a clean stop."""
         return ChildSpec(id=arg, start=(cls.start_named, (arg,)), restart="transient")
 
     @classmethod
-    async def start_named(cls, pubsub: str, keep: int, name: str) -> Pid:
-        # pubsub and keep come first: the supervisor's extra_arguments
-        return await cls.start_link((pubsub, keep, name), name=Registry.via(REGISTRY, name))
+    async def start_named(cls, pubsub: str, keep: int, db: Pool, name: str) -> Pid:
+        # pubsub, keep and db come first: the supervisor's extra_arguments
+        return await cls.start_link((pubsub, keep, db, name), name=Registry.via(REGISTRY, name))
 
-    def init(self, arg: tuple[str, int, str]) -> Ok:
-        pubsub, keep, name = arg
-        return Ok(RoomState(pubsub, f"room:{name}", keep, incarnation=secrets.token_hex(4)))
+    def init(self, arg: tuple[str, int, Pool, str]) -> Ok:
+        pubsub, keep, db, name = arg
+        return Ok(RoomState(pubsub, name, keep, db), Continue("load"))  # before any call
 
-    def handle_call(self, request: Any, from_: Any, state: RoomState) -> Reply:
+    async def handle_continue(self, term: Any, state: RoomState) -> NoReply:
+        assert state.db is not None
+        rows = await state.db.fetch(_LAST, state.name, state.keep)
+        for row in reversed(rows):
+            state = state.add(Message(str(row["id"]), row["user"], row["body"], row["at"]))
+        return NoReply(state)
+
+    async def handle_call(self, request: Any, from_: Any, state: RoomState) -> Reply:
         match request:
             case ("history", after):
                 return Reply(state.after(after), state)
             case ("post", str(user), str(body)):
-                message, state = state.post(user, body)
+                assert state.db is not None
+                at = _now()
+                row = await state.db.fetch_value(_INSERT, state.name, user, body, at)
+                message = Message(str(row), user, body, at)
                 broadcast(state.pubsub, state.topic, "new_msg", message.to_json())
-                return Reply(message, state)
+                return Reply(message, state.add(message))
         raise ValueError(f"a room does not understand {request!r}")
 
 
 class Rooms(Supervisor):
     """The rooms' subtree: the registry first, then the supervisor of the rooms."""
 
-    def init(self, arg: tuple[str, int, int]) -> SupervisorFlags:
-        pubsub, keep, max_rooms = arg
+    def init(self, arg: tuple[str, int, int, Pool]) -> SupervisorFlags:
+        pubsub, keep, max_rooms, db = arg
         children = [
             (Registry, {"keys": "unique", "name": REGISTRY}),
             {
                 "id": "rooms",
-                "start": (_start_room_supervisor, (pubsub, keep, max_rooms)),
+                "start": (_start_room_supervisor, (pubsub, keep, max_rooms, db)),
                 "type": "supervisor",
             },
         ]
@@ -120,9 +142,9 @@ class Rooms(Supervisor):
         return flags
 
 
-async def _start_room_supervisor(pubsub: str, keep: int, max_rooms: int) -> Pid:
+async def _start_room_supervisor(pubsub: str, keep: int, max_rooms: int, db: Pool) -> Pid:
     return await DynamicSupervisor.start_link(
-        name=SUPERVISOR, max_children=max_rooms, extra_arguments=(pubsub, keep)
+        name=SUPERVISOR, max_children=max_rooms, extra_arguments=(pubsub, keep, db)
     )
 
 

@@ -187,9 +187,9 @@ async def test_chat_a_crashed_room_is_restarted_and_its_members_carry_on():
         assert status == "ok"
         message = await bob.receive(topic, "new_msg", lambda m: m["body"] == "after")
         assert message["id"] == response["id"]
-        async with PhxClient.connect(url) as cy:  # the history restarted with the room
+        async with PhxClient.connect(url) as cy:  # the restarted room read its history back
             status, response = await cy.join(topic, {"username": "cy"})
-            assert [m["body"] for m in response["messages"]] == ["after"]
+            assert [m["body"] for m in response["messages"]] == ["before", "after"]
 
 
 async def test_chat_serves_the_page_its_assets_and_health():
@@ -211,16 +211,30 @@ async def test_chat_serves_the_page_its_assets_and_health():
 
 
 def test_chat_room_state_keeps_the_last_messages_and_finds_those_after_one():
-    state = rooms.RoomState("chat.pubsub", "room:x", keep=3, incarnation="abc")
-    posted = []
-    for n in range(5):
-        message, state = state.post("ada", f"m{n}")
-        posted.append(message)
-    assert [m.id for m in posted] == ["abc-1", "abc-2", "abc-3", "abc-4", "abc-5"]
-    assert [m.body for m in state.history] == ["m2", "m3", "m4"]
-    assert [m.body for m in state.after("abc-3")] == ["m3", "m4"]
-    assert state.after("abc-5") == []
-    assert [m.body for m in state.after(None)] == ["m2", "m3", "m4"]
-    assert [m.body for m in state.after("abc-1")] == ["m2", "m3", "m4"]  # no longer kept: all
-    _, kept_nothing = rooms.RoomState("p", "room:x", keep=0, incarnation="z").post("ada", "hi")
+    state = rooms.RoomState("chat.pubsub", "x", keep=3)
+    assert state.topic == "room:x"
+    for n in range(1, 6):
+        state = state.add(rooms.Message(str(n), "ada", f"m{n}", "2026-11-24T00:00:00.000Z"))
+    assert [m.body for m in state.history] == ["m3", "m4", "m5"]
+    assert [m.body for m in state.after("3")] == ["m4", "m5"]
+    assert state.after("5") == []
+    assert [m.body for m in state.after(None)] == ["m3", "m4", "m5"]
+    assert [m.body for m in state.after("1")] == ["m3", "m4", "m5"]  # no longer kept: all
+    kept_nothing = rooms.RoomState("p", "x", keep=0).add(rooms.Message("1", "a", "hi", "t"))
     assert kept_nothing.history == ()
+
+
+async def test_chat_messages_outlive_the_node(chat_database):
+    topic = "room:durable"
+    async with serving() as url, member(url, topic, "ada") as ada:
+        for body in ("one", "two"):
+            assert (await ada.push(topic, "new_msg", {"body": body}))[0] == "ok"
+    assert chat_database.is_file()
+    async with serving() as url, PhxClient.connect(url) as bob:  # a new tree, the same file
+        status, response = await bob.join(topic, {"username": "bob"})
+        assert status == "ok"
+        assert [(m["user"], m["body"]) for m in response["messages"]] == [
+            ("ada", "one"), ("ada", "two")
+        ]
+        first, second = (int(m["id"]) for m in response["messages"])
+        assert first < second

@@ -88,7 +88,8 @@ def test_chat_phoenix_js_client_talks_sees_presence_and_rejoins_after_a_restart(
         client.stdin.write("restarted\n")
         client.stdin.flush()
 
-        assert step("rejoined", who="ada")["history"] == []  # by itself; a new server
+        # by itself; a new node, which read the room's history back from the database
+        assert step("rejoined", who="ada")["history"] == ["hello from node"]
         step("reply_after_restart", who="ada", status="ok")
         step("done")
         assert client.wait(timeout=60) == 0, out.text

@@ -149,7 +149,9 @@ async function main() {
   await restarted
   say("told_restarted")
   const rejoined = await waitFor("ada's rejoin", (e) => e.event === "rejoined" && e.who === "ada")
-  if (rejoined.history.length !== 0) throw new Error("a new server should have no history")
+  if (!same(rejoined.history, ["hello from node"])) {
+    throw new Error(`the new server should have kept the history, got ${JSON.stringify(rejoined.history)}`)
+  }
 
   const after = await replyOf(ada.channel.push("new_msg", {body: "after the restart"}), "new_msg")
   say("reply_after_restart", {who: "ada", status: "ok", id: after.id})
