@@ -367,3 +367,10 @@ async def test_longpoll_endpoint_stop_ends_its_sessions():
         assert beamish.is_alive(session.pid)
     assert not beamish.is_alive(session.pid)
     assert endpoint.connections() == 0
+
+
+async def test_longpoll_other_methods_are_405_naming_the_accepted_ones():
+    async with serving() as (_, client):
+        response = await client.put(f"{PATH}?vsn=2.0.0")
+        assert response.status_code == 405
+        assert response.json()["error"] == "LongPoll takes GET and POST, not PUT"

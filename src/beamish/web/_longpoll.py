@@ -218,11 +218,9 @@ class LongPoll:
                 await _json(send, 200, {"status": 410, "token": None})
         elif method == "POST":
             if isinstance(session, LongPollSession):
-                await self._publish(session, scope, headers, receive, send)
+                await self._publish(session, headers, receive, send)
             else:
                 await _json(send, 200, {"status": 410, "token": None})
-        elif method == "OPTIONS":
-            await _json(send, 200, {"status": 200})
         else:
             await _json(send, 405, {"status": 405, "error": f"LongPoll takes GET and POST, "
                                                             f"not {method}"})
@@ -363,8 +361,7 @@ class LongPoll:
     # -- publishing -----------------------------------------------------------------------------
 
     async def _publish(
-        self, session: LongPollSession, scope: Scope, headers: dict[bytes, str],
-        receive: Receive, send: Send,
+        self, session: LongPollSession, headers: dict[bytes, str], receive: Receive, send: Send
     ) -> None:
         options = self.socket_cls.options
         limit = options.max_frame_size * _BODY_FRAMES
