@@ -34,6 +34,18 @@ from beamish._errors import (
 )
 from beamish._otp import naming
 from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
+from beamish._otp.gen_server_results import NOTHING as _NOTHING
+from beamish._otp.gen_server_results import RESULTS as _RESULTS
+from beamish._otp.gen_server_results import (
+    Continue,
+    Ignore,
+    NoReply,
+    Ok,
+    Reply,
+    Stop,
+)
+from beamish._otp.gen_server_results import after_of as _after_of
+from beamish._otp.gen_server_results import normalize as _normalize
 from beamish._runtime.api import (
     cancel_timer,
     exit,
@@ -62,97 +74,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger("beamish.gen_server")
-_NOTHING: Any = object()
 
-
-# -- what callbacks return -------------------------------------------------------------------
-
-
-class Continue:
-    """``Continue(term)``: run ``handle_continue(term, state)`` before the next message."""
-
-    __slots__ = ("term",)
-    __match_args__ = ("term",)
-
-    def __init__(self, term: Any) -> None:
-        self.term = term
-
-    def __repr__(self) -> str:
-        return f"Continue({self.term!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Continue and other.term == self.term
-
-
-class Ok:
-    """From ``init``: start with ``state``; ``after`` is a timeout (s) or a ``Continue``."""
-
-    __slots__ = ("after", "state")
-    __match_args__ = ("state", "after")
-
-    def __init__(self, state: Any, after: Any = None) -> None:
-        self.state = state
-        self.after = after
-
-    def __repr__(self) -> str:
-        return f"Ok({self.state!r}{'' if self.after is None else f', {self.after!r}'})"
-
-
-class Reply:
-    """From ``handle_call``: answer ``value`` and go on with ``state``."""
-
-    __slots__ = ("after", "state", "value")
-    __match_args__ = ("value", "state", "after")
-
-    def __init__(self, value: Any, state: Any, after: Any = None) -> None:
-        self.value = value
-        self.state = state
-        self.after = after
-
-    def __repr__(self) -> str:
-        return f"Reply({self.value!r}, {self.state!r})"
-
-
-class NoReply:
-    """Go on with ``state`` (from ``handle_call``: reply later with ``GenServer.reply``)."""
-
-    __slots__ = ("after", "state")
-    __match_args__ = ("state", "after")
-
-    def __init__(self, state: Any, after: Any = None) -> None:
-        self.state = state
-        self.after = after
-
-    def __repr__(self) -> str:
-        return f"NoReply({self.state!r})"
-
-
-class Stop:
-    """Stop with ``reason``: terminate runs, then the process exits with ``reason``.
-
-    From ``handle_call``, ``reply=`` answers the caller first. From ``init``, only the reason
-    is given (``Stop(reason)``): the start fails with it.
-    """
-
-    __slots__ = ("reason", "reply", "state")
-    __match_args__ = ("reason", "state")
-
-    def __init__(self, reason: Any, state: Any = _NOTHING, *, reply: Any = _NOTHING) -> None:
-        self.reason = reason
-        self.state = state
-        self.reply = reply
-
-    def __repr__(self) -> str:
-        return f"Stop({self.reason!r})"
-
-
-class Ignore:
-    """From ``init``: start nothing; ``start_link`` raises ``StartIgnored``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Ignore()"
+# What the callbacks return is in gen_server_results.py; here are the messages a GenServer
+# takes besides the user's.
 
 
 @mark_immutable
@@ -186,40 +110,6 @@ class _IdleTimeout:
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
-
-
-# What callbacks return when they are not async: checked before inspect.isawaitable.
-_RESULTS = frozenset({Reply, NoReply, Stop, Ok, tuple, str})
-
-
-def _normalize(result: Any, allowed: str) -> Any:
-    """Map Elixir-style tuples onto the return classes; anything else is returned as is."""
-    if type(result) is not tuple or not result:
-        if result == "ignore" and "i" in allowed:
-            return Ignore()
-        return result
-    tag, *rest = result
-    after = _after_of(rest[-1]) if rest else None
-    if tag == "reply" and "r" in allowed and len(rest) in (2, 3):
-        return Reply(rest[0], rest[1], after if len(rest) == 3 else None)
-    if tag == "noreply" and "n" in allowed and len(rest) in (1, 2):
-        return NoReply(rest[0], after if len(rest) == 2 else None)
-    if tag == "ok" and "o" in allowed and len(rest) in (1, 2):
-        return Ok(rest[0], after if len(rest) == 2 else None)
-    if tag == "stop":
-        if "i" in allowed and len(rest) == 1:  # init: ("stop", reason)
-            return Stop(rest[0])
-        if len(rest) == 2:
-            return Stop(rest[0], rest[1])
-        if len(rest) == 3 and "r" in allowed:
-            return Stop(rest[0], rest[2], reply=rest[1])
-    return result
-
-
-def _after_of(value: Any) -> Any:
-    if type(value) is tuple and len(value) == 2 and value[0] == "continue":
-        return Continue(value[1])
-    return value
 
 
 # -- the behaviour -----------------------------------------------------------------------------
