@@ -56,6 +56,38 @@ async def test_request_deferred_reply_from_another_process():
     beamish.exit(pid, "kill")
 
 
+async def test_request_timeout_counts_from_the_call_on_both_arming_paths():
+    """An actor target's timeout is armed at the end of the tick that runs it; a receive
+    loop's by a callback of its own. Either way it counts from the call: a tick that ran
+    long does not make the call wait longer."""
+    import time
+
+    class Hog(Actor):
+        def handle(self, message):
+            time.sleep(0.15)  # holds the tick that also runs the target
+
+    class Silent(Actor):
+        def handle(self, message):
+            pass
+
+    async def silent_loop():
+        while True:
+            await receive()
+
+    for target, hogging in ((spawn(Silent()), True), (spawn(silent_loop), False)):
+        hog = spawn(Hog())
+        if hogging:
+            beamish.send(hog, "go")  # queued ahead of the target, in the same tick
+        started = time.monotonic()
+        with pytest.raises(CallError) as info:
+            await request(target, "anything", timeout=0.2)
+        waited = time.monotonic() - started
+        assert info.value.why == "timeout"
+        assert 0.19 <= waited < 0.3, waited  # not 0.15 + 0.2 (a timer may fire a hair early)
+        beamish.exit(target, "kill")
+        beamish.exit(hog, "kill")
+
+
 async def test_request_timeout_keeps_server_and_drops_late_reply():
     held: list[ReplyTo] = []
 

@@ -16,8 +16,10 @@ is dead: a late reply is dropped and never reaches the caller's mailbox. Replies
 future directly instead of passing through the caller's mailbox, which is why an actor's
 ``async`` handler can make calls too.
 
-The timeout costs no timer for a call answered within one loop turn: a cheap callback
-scheduled right after the request checks, and only then arms a timer for the time left.
+The timeout costs no timer for a call answered within one loop turn: a check right after
+the request's turn (at the end of the scheduler's tick when one is due, as it is for an
+actor target, else a callback of its own) arms a timer for the time left only if no reply
+came.
 """
 
 from __future__ import annotations
@@ -154,7 +156,11 @@ async def request(
         reply_to._runtime = runtime
         reply_to._timeout = timeout
         reply_to._started = runtime.clock.now()
-        runtime._loop.call_soon(reply_to._arm)
+        scheduler = runtime.scheduler
+        if scheduler.pending:  # the tick that runs an actor target arms it, if still needed
+            scheduler.arming.append(reply_to)
+        else:
+            runtime._loop.call_soon(reply_to._arm)
     try:
         return await future
     except _Failed as failed:

@@ -6,6 +6,8 @@ call ``tick`` once). ``tick`` pops actors in turn and lets each handle up to ``r
 messages, so a busy actor cannot starve the others; an actor with messages left goes to the
 back of the queue. One tick handles at most ``tick_budget`` messages and then gives the loop
 back (network I/O, timers and tasks run between ticks) by scheduling the next tick.
+A call made while a tick is due has its timeout armed at the end of that tick (``arming``),
+once its reply had the chance to come: most calls never pay for a timer or a callback.
 
 A synchronous handler runs inline. A handler that returns an awaitable (an ``async def``
 handler) is finished in a task created in the process's context; the actor is ``busy`` and
@@ -40,6 +42,7 @@ class Scheduler:
     __slots__ = (
         "_context",
         "_loop",
+        "arming",
         "current",
         "dispatched",
         "pending",
@@ -61,6 +64,7 @@ class Scheduler:
         self.reductions = reductions
         self.tick_budget = tick_budget
         self.dispatched = 0
+        self.arming: list[Any] = []  # calls' ReplyTo whose timeout is armed after this tick
         self._context = contextvars.Context()
         self._context.run(_context.CURRENT.set, self)
 
@@ -124,6 +128,10 @@ class Scheduler:
         finally:
             self.current = None
             self.dispatched += handled_total
+            if self.arming:  # most calls were answered in this tick: they need no timer
+                arming, self.arming = self.arming, []
+                for reply_to in arming:
+                    reply_to._arm()
         if runq and not self.pending:
             self.pending = True
             self._loop.call_soon(self.tick, context=self._context)
