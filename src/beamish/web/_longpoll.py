@@ -45,16 +45,16 @@ import logging
 import secrets
 from collections.abc import Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qsl
 
-import orjson
 from itsdangerous import BadData, URLSafeSerializer
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from beamish._runtime.api import current_runtime, send, spawn_opt, wait_exit
 from beamish._runtime.api import exit as exit_process
+from beamish._runtime.clock import Clock
 from beamish._runtime.pid import Pid
-from beamish.web._request import plain_response
 from beamish.web._serializer import V2_JSON
 from beamish.web._socket import Socket
 from beamish.web._transport import (
@@ -73,6 +73,7 @@ _log = logging.getLogger("beamish.socket")
 _CONNECT_TIMEOUT = 30.0  # seconds a new session's connect may take before the GET gives up
 _BODY_FRAMES = 8  # a POST body may hold this many maximal frames (the client batches pushes)
 _SALT = "beamish longpoll session"
+_GONE = "gone"  # what _session() says of a token of ours whose session has ended
 
 
 class _QueueFull(Exception):
@@ -80,38 +81,46 @@ class _QueueFull(Exception):
 
 
 class LongPollSession:
-    """One LongPoll client: the buffer its transport writes into, and the poll waiting on it.
+    """One LongPoll client: the buffer its transport writes into, the poll waiting on it, and
+    the clock that ends it when the polls stop.
 
     Called as the transport's ASGI ``send``; every call finishes at once (it never waits).
     """
 
     __slots__ = (
+        "_clock",
         "_expiry",
         "_frames",
         "_max_bytes",
+        "_polling",
+        "_seen",
         "_size",
         "_waiter",
+        "_window",
         "accepted",
         "gone",
         "id",
-        "last_seen",
         "pid",
-        "polling",
         "transport",
     )
 
-    def __init__(self, session_id: str, max_bytes: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, session_id: str, *, max_bytes: int, window: float, clock: Clock,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self.id = session_id
         self.pid: Pid | None = None
         self.transport: SocketTransport | None = None
         self.accepted: asyncio.Future[bool] = loop.create_future()
         self.gone = False
-        self.polling = 0
-        self.last_seen = 0.0
         self._frames: list[str] = []
         self._size = 0
         self._max_bytes = max_bytes
         self._waiter: asyncio.Future[None] | None = None
+        self._window = window
+        self._clock = clock
+        self._polling = 0
+        self._seen = clock.now()
         self._expiry: Any = None
 
     async def __call__(self, message: MutableMapping[str, Any]) -> None:
@@ -132,7 +141,7 @@ class LongPollSession:
                     "%d bytes waiting to be fetched (the limit is %d, max_queue_bytes)",
                     self.id[:8], size, self._max_bytes,
                 )
-                self._end()
+                self.end()
                 raise _QueueFull("the LongPoll client has not fetched its frames")
             self._frames.append(text)
             self._size = size
@@ -140,35 +149,58 @@ class LongPollSession:
         elif kind == "websocket.accept":
             if not self.accepted.done():
                 self.accepted.set_result(True)
+                self.seen()
         elif kind == "websocket.close":
-            self._end()
+            self.end()
 
     # -- polls ----------------------------------------------------------------------------------
 
-    def take(self) -> list[str]:
-        """What is buffered, removed from the buffer."""
-        frames, self._frames, self._size = self._frames, [], 0
-        return frames
-
-    async def wait(self, timeout: float) -> None:
-        """Until a frame is buffered, the session ends, a newer poll comes, or ``timeout``."""
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)  # the newer poll takes over; the older answers now
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+    async def poll(self) -> list[str]:
+        """What is buffered, removed from the buffer: at once if anything is, else as soon as
+        something is written, the session ends or a newer poll comes, or after the window."""
+        self._polling += 1
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            pass
+            if not self._frames and not self.gone:
+                if self._waiter is not None and not self._waiter.done():
+                    self._waiter.set_result(None)  # the newer poll takes over
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await asyncio.wait_for(waiter, self._window)
+                except TimeoutError:
+                    pass
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
+            frames, self._frames, self._size = self._frames, [], 0
+            return frames
         finally:
-            if self._waiter is waiter:
-                self._waiter = None
+            self._polling -= 1
+            self.seen()
+
+    def seen(self) -> None:
+        """The client was heard from (a poll ended, a post came): the window starts again."""
+        self._seen = self._clock.now()
+        if self._expiry is None and not self.gone:
+            self._expiry = self._clock.call_later(self._window, self._check)
+
+    def _check(self) -> None:
+        self._expiry = None
+        if self.gone or self.pid is None:
+            return
+        quiet = self._clock.now() - self._seen
+        if self._polling == 0 and quiet >= self._window:
+            _log.debug("LongPoll session %s: no poll for %.1f s, closing it", self.id[:8], quiet)
+            send_to(self.pid, _Closed(0))
+        else:
+            self._expiry = self._clock.call_later(max(self._window - quiet, 0.001), self._check)
 
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _end(self) -> None:
+    def end(self) -> None:
+        """The session is over: no more frames, and a waiting poll answers now."""
         self.gone = True
         if not self.accepted.done():
             self.accepted.set_result(False)
@@ -199,53 +231,47 @@ class LongPoll:
         return f"<LongPoll of {self.socket_cls.__qualname__}: {len(self.sessions)} sessions>"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {name: value.decode("latin-1") for name, value in scope.get("headers", ())}
-        if not self._origin_ok(headers.get(b"origin"), headers.get(b"host")):
+        request = Request(scope, receive)
+        origin, host = request.headers.get("origin"), request.headers.get("host")
+        if not self._origin_ok(origin, host):
             _log.warning("refused a LongPoll request on %s from origin %r (host %r): "
-                         "check_origin", scope.get("path"), headers.get(b"origin"),
-                         headers.get(b"host"))
-            await _json(send, 403, {"status": 403})
-            return
-        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
-        session = self._session(pairs)
-        method = scope.get("method")
-        if method == "GET":
-            if session is None:
-                await self._open(scope, headers, pairs, send)
-            elif isinstance(session, LongPollSession):
-                await self._poll(session, send)
-            else:
-                await _json(send, 200, {"status": 410, "token": None})
-        elif method == "POST":
-            if isinstance(session, LongPollSession):
-                await self._publish(session, headers, receive, send)
-            else:
-                await _json(send, 200, {"status": 410, "token": None})
+                         "check_origin", scope.get("path"), origin, host)
+            response: Response = _json(403, {"status": 403})
+        elif request.method not in ("GET", "POST"):
+            response = _json(405, {"status": 405,
+                                   "error": f"LongPoll takes GET and POST, not {request.method}"})
         else:
-            await _json(send, 405, {"status": 405, "error": f"LongPoll takes GET and POST, "
-                                                            f"not {method}"})
+            session = self._session(request)
+            if isinstance(session, LongPollSession):
+                if request.method == "GET":
+                    response = await self._poll(session)
+                else:
+                    response = await self._publish(session, request)
+            elif session is None and request.method == "GET":
+                response = await self._open(request)
+            else:  # a session that has ended: the client reconnects and rejoins
+                response = _json(200, {"status": 410, "token": None})
+        await response(scope, receive, send)
 
-    def _session(self, pairs: list[tuple[str, str]]) -> LongPollSession | str | None:
-        """The session the request's token names; ``"gone"`` for a token of ours whose session
+    def _session(self, request: Request) -> LongPollSession | str | None:
+        """The session the request's token names; ``_GONE`` for a token of ours whose session
         has ended; None for no token, or a token that is not ours (a socket param, say)."""
-        token = next((value for key, value in reversed(pairs) if key == "token"), None)
-        if not token:
+        tokens = request.query_params.getlist("token")
+        if not tokens or not tokens[-1]:  # ours comes last, after the socket's own params
             return None
         try:
-            session_id = self._signer.loads(token)
+            session_id = self._signer.loads(tokens[-1])
         except BadData:
             return None
         found = self.sessions.get(session_id) if type(session_id) is str else None
         if found is None or found.gone:
-            return "gone"
+            return _GONE
         return found
 
     # -- opening --------------------------------------------------------------------------------
 
-    async def _open(
-        self, scope: Scope, headers: dict[bytes, str], pairs: list[tuple[str, str]], send: Send
-    ) -> None:
-        params = dict(pairs)
+    async def _open(self, request: Request) -> Response:
+        params = dict(request.query_params)
         vsn = params.get("vsn", "2.0.0")
         if not vsn.startswith("2."):
             _log.error(
@@ -253,21 +279,23 @@ class LongPoll:
                 "(the phoenix JavaScript client sends vsn=2.0.0)",
                 self.socket_cls.__qualname__, vsn,
             )
-            await _json(send, 403, {"status": 403})
-            return
+            return _json(403, {"status": 403})
         if not self._admit():
             # plain text, as the endpoint answers when full: the client reads no status from
             # it, counts the poll as failed and retries later (a JSON status it does not know
             # would throw in the client instead)
-            await plain_response(send, scope, 503, [(b"retry-after", b"1")])
-            return
+            return PlainTextResponse(
+                "503 Service Unavailable\n", status_code=503, headers={"retry-after": "1"}
+            )
         options = self.socket_cls.options
         runtime = current_runtime()
         session = LongPollSession(
-            secrets.token_urlsafe(16), options.max_queue_bytes, asyncio.get_running_loop()
+            secrets.token_urlsafe(16), max_bytes=options.max_queue_bytes,
+            window=options.longpoll_window, clock=runtime.clock,
+            loop=asyncio.get_running_loop(),
         )
-        info = _connect_info(scope)
-        auth = headers.get(b"x-phoenix-authtoken")
+        info = _connect_info(request.scope)
+        auth = request.headers.get("x-phoenix-authtoken")
         if auth is not None:
             info["auth_token"] = auth
         transport = SocketTransport(
@@ -292,11 +320,8 @@ class LongPoll:
             send_to(pid, _Closed(0))
             accepted = False
         if not accepted:
-            await _json(send, 200, {"status": 403})
-            return
-        session.last_seen = runtime.clock.now()
-        self._schedule_expiry(session)
-        await _json(send, 200, {"status": 410, "token": self._signer.dumps(session.id)})
+            return _json(200, {"status": 403})
+        return _json(200, {"status": 410, "token": self._signer.dumps(session.id)})
 
     async def close_all(self, timeout: float = 5.0) -> None:
         """End every session (the endpoint is stopping) and wait for their processes."""
@@ -314,66 +339,33 @@ class LongPoll:
         try:
             await wait_exit(pid)
         finally:
-            session._end()
+            session.end()
             self.sessions.pop(session.id, None)
 
-    # -- polling --------------------------------------------------------------------------------
+    # -- polling and publishing -----------------------------------------------------------------
 
-    async def _poll(self, session: LongPollSession, send: Send) -> None:
+    async def _poll(self, session: LongPollSession) -> Response:
         token = self._signer.dumps(session.id)
-        window = self.socket_cls.options.longpoll_window
-        session.polling += 1
-        try:
-            if not session._frames and not session.gone:
-                await session.wait(window)
-            frames = session.take()
-        finally:
-            session.polling -= 1
-            session.last_seen = current_runtime().clock.now()
-            self._schedule_expiry(session)
+        frames = await session.poll()
         if frames:
-            await _json(send, 200, {"status": 200, "token": token, "messages": frames})
-        elif session.gone:
-            await _json(send, 200, {"status": 410, "token": token})
-        else:
-            await _json(send, 200, {"status": 204, "token": token})
+            return _json(200, {"status": 200, "token": token, "messages": frames})
+        return _json(200, {"status": 410 if session.gone else 204, "token": token})
 
-    def _schedule_expiry(self, session: LongPollSession) -> None:
-        if session.gone or session._expiry is not None:
-            return
-        clock = current_runtime().clock
-        window = self.socket_cls.options.longpoll_window
-
-        def check() -> None:
-            session._expiry = None
-            if session.gone or session.pid is None:
-                return
-            quiet = clock.now() - session.last_seen
-            if session.polling == 0 and quiet >= window:
-                _log.debug("LongPoll session %s: no poll for %.1f s, closing it",
-                           session.id[:8], quiet)
-                send_to(session.pid, _Closed(0))
-                return
-            session._expiry = clock.call_later(max(window - quiet, 0.001), check)
-
-        session._expiry = clock.call_later(window, check)
-
-    # -- publishing -----------------------------------------------------------------------------
-
-    async def _publish(
-        self, session: LongPollSession, headers: dict[bytes, str], receive: Receive, send: Send
-    ) -> None:
+    async def _publish(self, session: LongPollSession, request: Request) -> Response:
         options = self.socket_cls.options
         limit = options.max_frame_size * _BODY_FRAMES
-        body = await _read_body(receive, limit)
-        if body is None:
-            _log.warning("%s: refused a LongPoll POST of over %d bytes (%d x max_frame_size)",
-                         self.socket_cls.__qualname__, limit, _BODY_FRAMES)
-            await _json(send, 413, {"status": 413})
-            return
-        session.last_seen = current_runtime().clock.now()
-        token = self._signer.dumps(session.id)
-        if headers.get(b"content-type", "").startswith("application/x-ndjson"):
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                _log.warning("%s: refused a LongPoll POST of over %d bytes (%d x "
+                             "max_frame_size)", self.socket_cls.__qualname__, limit, _BODY_FRAMES)
+                return _json(413, {"status": 413})
+            chunks.append(chunk)
+        body = b"".join(chunks)
+        session.seen()
+        if request.headers.get("content-type", "").startswith("application/x-ndjson"):
             lines = body.split(b"\n")
         else:
             lines = [body]
@@ -382,12 +374,11 @@ class LongPoll:
         for line in lines:
             if not line:
                 continue
-            frame = _frame(line)
             size = len(line)
-            send_to(pid, _TooBig(size) if size > options.max_frame_size else _In(frame))
+            send_to(pid, _TooBig(size) if size > options.max_frame_size else _In(_frame(line)))
             while transport.mailbox_size() > _INBOX_LIMIT and not session.gone:
                 await asyncio.sleep(0.005)  # the process is behind: take the rest later
-        await _json(send, 200, {"status": 200, "token": token})
+        return _json(200, {"status": 200, "token": self._signer.dumps(session.id)})
 
 
 send_to = send
@@ -407,31 +398,5 @@ def _frame(line: bytes) -> str | bytes:
         return line.decode("latin-1")  # neither: the decoder refuses it, closing with 1007
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
-    data = orjson.dumps(body)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(data)).encode()),
-            (b"cache-control", b"no-store"),
-        ],
-    })
-    await send({"type": "http.response.body", "body": data})
+def _json(status: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
