@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from _report import cpu_model
+from _report import report as report_table
 
 import beamish
 from beamish.data import Pool, Postgres
@@ -300,16 +302,7 @@ def report(dsn: str, quick: bool, markdown: bool) -> str:
         "subprocess, in rounds",
     ]
     columns = ("workload", "implementation", "scale", "result", "vs beamish", "target")
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(lines)
-    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    out = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [columns, *rows]
-    ]
-    return "\n".join(header) + "\n\n" + "\n".join(out)
+    return report_table(header, columns, rows, markdown)
 
 
 def server_version(dsn: str) -> str:
@@ -321,14 +314,6 @@ def server_version(dsn: str) -> str:
             await conn.close()
 
     return asyncio.run(ask()).split()[0]
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ figures are the median of 3 runs. The peers, on the same workload in the same ru
 - **Pykka**: ``ActorRef.ask`` from the main thread to a ``ThreadingActor`` (one OS thread
   per actor), the way Pykka is used for request/response;
 - **naive asyncio**: a request/response actor written by hand: one task, one
-  ``asyncio.Queue``, and a future per request for the reply.
+  ``asyncio.Queue``, and a future per request for the reply;
+- for reference, the floor under any call on asyncio: a future, one ``call_soon`` that
+  resolves it, and ``await`` (no actor, no queue).
 
 Targets (from the issue): >= 200,000 calls/s and >= 10x Pykka; restart p99 <= 1 ms; an idle
 supervised GenServer <= 1,500 bytes.
@@ -32,6 +34,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pykka
+from _report import cpu_model
+from _report import report as report_table
 
 import beamish
 from beamish import DynamicSupervisor, GenServer, NoReply, Ok, Reply, Supervisor
@@ -182,6 +186,27 @@ def run_naive(n: int, callers: int) -> Result:
         return runner.run(naive_calls_main(n, callers))
 
 
+async def floor_main(n: int) -> Result:
+    """No actor at all: a future, one ``call_soon`` that resolves it, ``await``. What one
+    round trip through the event loop costs, under any call written on asyncio."""
+    loop = asyncio.get_running_loop()
+
+    def answer(future: asyncio.Future[int], value: int) -> None:
+        future.set_result(value)
+
+    started = time.perf_counter()
+    for i in range(n):
+        future = loop.create_future()
+        loop.call_soon(answer, future, i)
+        await future
+    return {"rate": n / (time.perf_counter() - started)}
+
+
+def run_floor(n: int) -> Result:
+    with asyncio.Runner(loop_factory=beamish.new_event_loop) as runner:
+        return runner.run(floor_main(n))
+
+
 # -- Pykka ----------------------------------------------------------------------------------
 
 
@@ -216,6 +241,7 @@ def pykka_calls(n: int, callers: int) -> Result:
 JOBS: dict[str, Callable[..., Result]] = {
     "calls-beamish": lambda n, callers: run_beamish(calls_main, n, callers),
     "calls-asyncio": run_naive,
+    "calls-floor": run_floor,
     "calls-pykka": pykka_calls,
     "restart": lambda n: run_beamish(restart_main, n),
     "supervised": lambda n, traced: run_beamish(supervised_main, n, bool(traced)),
@@ -258,6 +284,7 @@ def report(quick: bool, markdown: bool) -> str:
     restarts = 200 if quick else 2_000
     servers = 10_000 if quick else 100_000
     rows: list[tuple[str, str, str, str, str, str]] = []
+    one_caller = 0.0
     for callers in (1, 100):
         beam = median_of(repeats, "calls-beamish", n=calls, callers=callers)["rate"]
         naive = median_of(repeats, "calls-asyncio", n=calls, callers=callers)["rate"]
@@ -267,6 +294,8 @@ def report(quick: bool, markdown: bool) -> str:
             if callers == 1
             else ("call round trips, 100 callers (Pykka: 10 threads)")
         )
+        if callers == 1:
+            one_caller = beam
         target = verdict(beam >= 200_000, ">= 200,000/s") if callers == 1 else ""
         rows.append(
             (label, "beamish GenServer.call", f"{calls:,} calls", f"{beam:,.0f}/s", "1.00x", target)
@@ -291,6 +320,18 @@ def report(quick: bool, markdown: bool) -> str:
                 verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)"),
             )
         )
+    floor = median_of(repeats, "calls-floor", n=calls)["rate"]
+    rows.append(
+        (
+            "event-loop round trip, for reference",
+            "future + call_soon + await",
+            f"{calls:,} round trips",
+            f"{floor:,.0f}/s ({1e6 / floor:.1f} us each; a 1-caller GenServer.call adds "
+            f"{1e6 / one_caller - 1e6 / floor:.1f} us)",
+            f"{floor / one_caller:.2f}x",
+            "",
+        )
+    )
     restart = median_of(repeats, "restart", n=restarts)
     rows.append(
         (
@@ -328,24 +369,7 @@ def report(quick: bool, markdown: bool) -> str:
         "fresh subprocess; ratios are per second, so scaled-down peers compare fairly",
     ]
     columns = ("workload", "implementation", "scale", "result", "vs beamish", "target")
-    if markdown:
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(f"- {h}" for h in header) + "\n\n" + "\n".join(lines)
-    widths = [max(len(str(r[i])) for r in [columns, *rows]) for i in range(len(columns))]
-    out = [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [columns, *rows]
-    ]
-    return "\n".join(header) + "\n\n" + "\n".join(out)
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+    return report_table(header, columns, rows, markdown)
 
 
 def main() -> None:

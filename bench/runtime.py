@@ -51,6 +51,8 @@ from typing import Any
 
 import pykka
 import uvloop
+from _report import cpu_model
+from _report import report as report_table
 
 import beamish
 from beamish import Actor, Pid, receive, send, spawn
@@ -1083,34 +1085,6 @@ def cells(row: Row) -> tuple[str, ...]:
     return (row.workload, row.impl, row.scale, row.result, row.ratio, row.target)
 
 
-def render_markdown(header: tuple[str, ...], rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def render_text(header: tuple[str, ...], rows: list[Row]) -> str:
-    table = [header, *(cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    out = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in table
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-# -- the header -----------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def ram_gib() -> float:
     with open("/proc/meminfo") as meminfo:
         for line in meminfo:
@@ -1146,14 +1120,7 @@ def header_lines(scale: Scale) -> list[str]:
 
 
 def report(scale: Scale, rows: list[Row], markdown: bool) -> str:
-    lines = header_lines(scale)
-    if markdown:
-        return (
-            "\n".join(f"- {line}" for line in lines)
-            + "\n\n"
-            + render_markdown(columns(scale), rows)
-        )
-    return "\n".join(lines) + "\n\n" + render_text(columns(scale), rows)
+    return report_table(header_lines(scale), columns(scale), [cells(row) for row in rows], markdown)
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -84,6 +84,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+from _report import cpu_model, load_average
+from _report import report as report_table
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -837,34 +839,10 @@ def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
     return rows_for(lines, runs, failures, WS_NAMES)
 
 
-def render(rows: list[Row], markdown: bool) -> str:
-    header = ("workload", "implementation", "scale", "result", "vs Starlette", "target")
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-    table = [header, *rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    out = [
-        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-        for line in table
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+COLUMNS = ("workload", "implementation", "scale", "result", "vs Starlette", "target")
 
 
 # -- the header ---------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def load_average() -> str:
-    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def wrk_version() -> str:
@@ -950,10 +928,7 @@ def main() -> None:
         rows += websocket_rows(runs, failures, scale)
     minutes = (time.perf_counter() - began) / 60
     lines = header_lines(scale, load_before, minutes)
-    if args.markdown:
-        print("\n".join(f"- {line}" for line in lines) + "\n\n" + render(rows, True))
-    else:
-        print("\n".join(lines) + "\n\n" + render(rows, False))
+    print(report_table(lines, COLUMNS, rows, args.markdown))
 
 
 if __name__ == "__main__":
