@@ -12,7 +12,9 @@ from beamish.web._routing import RouteError
 from beamish.web._serializer import Message, Serializer, SerializerError, V2JSONSerializer
 from beamish.web._serve import EndpointServer
 from beamish.web._socket import Socket, SocketOptions, SocketState
-from beamish.web._sse import EventStream, SSEEvent
+from beamish.web._sse import EventStream
+from beamish.web._sse_hub import EventStreamInfo, SSEConnection
+from beamish.web._sse_log import SSEEvent
 from beamish.web._token import Token, TokenError
 from beamish.web._transport import serve_socket
 
@@ -23,11 +25,13 @@ __all__ = [
     "Endpoint",
     "EndpointServer",
     "EventStream",
+    "EventStreamInfo",
     "Message",
     "Presence",
     "RouteError",
     "RouteScope",
     "Router",
+    "SSEConnection",
     "SSEEvent",
     "Serializer",
     "SerializerError",

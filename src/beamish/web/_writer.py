@@ -1,12 +1,13 @@
 """Writing through an ASGI ``send`` without a task per write.
 
 An ASGI ``send(message)`` is a coroutine, but on a connection that keeps up it never waits:
-uvicorn's WebSocket protocols, for one, only wait (on an ``asyncio.Event`` that is set) while
-the transport's write buffer is full. So ``write_now`` runs the coroutine by hand, one step,
-right where the process handles its message: when it finishes in that step, the frame is
-written and nothing was scheduled. When it does wait (backpressure, or a server that always
-yields), the rest of it is finished by a task, and ``write_now`` returns that task so the
-caller can queue what comes next behind it.
+uvicorn's WebSocket protocols and its HTTP response bodies (which Server-Sent Events write),
+for two, only wait (on an ``asyncio.Event`` that is set) while the transport's write buffer
+is full. So ``write_now`` runs the coroutine by hand, one step, right where the process
+handles its message: when it finishes in that step, the frame is written and nothing was
+scheduled. When it does wait (backpressure, or a server that always yields), the rest of it
+is finished by a task, and ``write_now`` returns that task so the caller can queue what
+comes next behind it.
 
 The task resumes the coroutine exactly as an asyncio task would: it takes the future the
 coroutine yielded (clearing its ``_asyncio_future_blocking`` flag, as a task does), waits for
@@ -16,7 +17,7 @@ own. Cancelling the task closes the coroutine.
 
 The one thing such a coroutine cannot do in its first step is need to *be* a task
 (``asyncio.current_task()``, ``asyncio.timeout``, anyio's cancel scopes): no ASGI server's
-WebSocket ``send`` that we know of does, uvicorn's and hypercorn's among them.
+``send`` that we know of does, uvicorn's and hypercorn's among them.
 """
 
 from __future__ import annotations
