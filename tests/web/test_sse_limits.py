@@ -163,8 +163,8 @@ async def test_subscriptions_are_released_however_a_stream_ends():
                 by_topic = {c.topics[0].rsplit("-", 1)[1]: c.pid for c in connections}
                 beamish.exit(by_topic["1"], "kill")
                 beamish.exit(by_topic["2"], ("shutdown", "some_error"))
-        await eventually(lambda: _released(before), what="every subscription's release")
-    assert (await EventStream.info("news")).topics == ()
+            await eventually(lambda: _released(before), what="every subscription's release")
+            assert (await EventStream.info("news")).topics == ()
     await eventually(lambda: len(beamish.processes()) == processes,
                      what="every connection's process ending")
 
