@@ -41,6 +41,7 @@ from beamish._otp.application import (
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
 from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.gen_statem import GenStateMachine
 from beamish._otp.gen_statem_results import (
     EventTimeout,
     GenericTimeout,
@@ -131,6 +132,7 @@ __all__ = [
     "EventTimeout",
     "Exit",
     "GenServer",
+    "GenStateMachine",
     "GenericTimeout",
     "Hibernate",
     "Ignore",
