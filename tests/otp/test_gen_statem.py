@@ -556,6 +556,32 @@ async def test_terminate_runs_on_a_parent_exit_only_when_trapping():
     await refute_received()
 
 
+async def test_a_suspended_machine_still_terminates_when_its_parent_exits():
+    # sys.erl suspend_loop: a suspended process takes system messages and the parent's
+    # {'EXIT', Parent, Reason}, which runs system_terminate (terminate, then exit)
+    me = beamish.self()
+
+    class Child(GenStateMachine):
+        def init(self, arg):
+            beamish.trap_exit(True)
+            return NextState("s", None)
+
+        def terminate(self, reason, state, data):
+            send(me, ("terminated", reason))
+
+    async def parent():
+        send(me, ("child", await Child.start_link()))
+        await beamish.receive()
+
+    parent_pid = beamish.spawn(parent)
+    (_, child) = await assert_receive(("child", ANY))
+    await GenStateMachine.suspend(child)
+    ref = beamish.monitor(child)
+    beamish.exit(parent_pid, "shutdown")
+    assert await assert_receive(("terminated", ANY)) == ("terminated", "shutdown")
+    assert await assert_receive(Down) == Down(ref, child, "shutdown")
+
+
 # -- sys -------------------------------------------------------------------------------------
 
 

@@ -448,3 +448,10 @@ def test_hibernate_is_a_transition_option_of_one_transition():
     assert after.hibernate
     again, _ = transition(after, ("info", 2), "a", 0, NO_OPTIONS)
     assert not again.hibernate
+
+
+def test_a_bare_zero_is_an_event_timeout_not_an_empty_list_of_actions():
+    # DOC timeout_action(): "Time - Short for {timeout, Time, Time}", and 0 is a time
+    for actions in (0, 0.0):
+        assert collect(actions).options.timeouts == (EventTimeout(actions, actions),)
+    assert collect([]).options == NO_OPTIONS and collect(()).options == NO_OPTIONS

@@ -252,6 +252,9 @@ class StateMachineProcess(Actor):
                 self._defer(message)
                 return None
             event: Event = (("call", message.reply_to), payload)
+        elif kind is Exit and self._parent is not None and message.pid == self._parent:
+            m = self._m  # trapping exits: the parent asks us to go (even while suspended)
+            return self._drive(self._stop(message.reason, m.state, m.data))
         elif self._suspended:
             self._defer(message)
             return None
@@ -263,9 +266,6 @@ class StateMachineProcess(Actor):
             if fired is None:
                 return None  # a timer cancelled or restarted after it sent this
             event = fired
-        elif kind is Exit and self._parent is not None and message.pid == self._parent:
-            m = self._m  # trapping exits: the parent asks us to go
-            return self._drive(self._stop(message.reason, m.state, m.data))
         else:
             event = ("info", message)
         return self._drive(self._steps(event))

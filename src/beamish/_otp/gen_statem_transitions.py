@@ -162,8 +162,8 @@ def collect(actions: Any, options: Options = NO_OPTIONS, *, enter: bool = False)
     ``enter`` says they come from a state enter call, where postponing and inserting
     events are refused.
     """
-    if not actions:
-        return Collected(options)
+    if (type(actions) is tuple or type(actions) is list) and not actions:
+        return Collected(options)  # (a bare 0 is an action: an event timeout of 0)
     items = action_list(actions)
     if len(items) == 1 and type(items[0]) is ReplyAction and type(items[0].from_) is ReplyTo:
         return Collected(options, ((items[0].from_, items[0].value),))  # the common case
