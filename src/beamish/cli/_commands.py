@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -37,7 +38,11 @@ def services_for(
     """What runs beside ``app`` once it is up: its web endpoint, if it has one.
 
     ``limits`` are ``EndpointServer``'s (``max_connections``, ``header_timeout``, ...).
+    An application whose code never imported the web layer has no endpoint: nothing of the
+    web layer (nor its extra's packages) is imported then.
     """
+    if "beamish.web._endpoint" not in sys.modules:
+        return []
     from beamish.web._serve import EndpointServer, find_endpoint
 
     try:
