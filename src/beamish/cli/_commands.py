@@ -1,9 +1,11 @@
-"""The ``beamish`` command: ``beamish run MODULE:APP``, ``beamish settings MODULE:APP``."""
+"""The ``beamish`` command: ``beamish run MODULE:APP``, ``beamish settings MODULE:APP``,
+``beamish new NAME``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -188,3 +190,35 @@ def settings(target: str, app_dir: str) -> None:
         click.echo(f"{cells}  {row[3]}")
     if problems:
         raise SystemExit(int(ExitCode.START_FAILED))
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("name")
+@click.option(
+    "--path", "directory", type=click.Path(file_okay=False), default=None,
+    help="Where to write the project.  [default: ./NAME]",
+)
+@click.option(
+    "--beamish", "requirement", default=None, metavar="REQUIREMENT",
+    help="The requirement line the project installs beamish with (e.g. 'beamish[web] @ "
+    "git+https://...').  [default: where this beamish comes from]",
+)
+def new(name: str, directory: str | None, requirement: str | None) -> None:
+    """Write a new project NAME that runs, with its tests.
+
+    \b
+    It has:
+      NAME/application.py  an Application: PubSub and a supervised, named GenServer
+      NAME/web.py          the endpoint's page, socket and channel (the phoenix client)
+      tests/               tests that run as beamish processes
+      Makefile             make run (serves it on :4000), make test
+    """
+    from beamish.cli._new import ProjectError, new_project
+
+    try:
+        path = new_project(name, None if directory is None else Path(directory),
+                           requirement=requirement)
+    except ProjectError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"wrote the project {name!r} in {path}")
+    click.echo(f"next:  cd {os.path.relpath(path)}  then  make test  and  make run")
