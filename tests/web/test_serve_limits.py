@@ -94,6 +94,19 @@ def test_run_closes_slow_heads_after_the_header_timeout(node, connect):
     assert "a request's head did not arrive within 0.5s; answered 408" in n.stderr_so_far()
 
 
+def test_run_times_out_a_slow_head_on_a_keep_alive_connection(node, connect):
+    n = node("--header-timeout", "0.5", "--keep-alive-timeout", "30")
+    sock = connect(n.url())
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # a whole first request
+    first = b""
+    while not first.endswith(b"hello"):
+        first += sock.recv(65536)
+    assert status_of(first) == 200
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Wait: ")  # the second never ends
+    answer = read_all(sock)
+    assert status_of(answer) == 408, answer
+
+
 def test_run_answers_503_past_the_connection_limit_and_serves_the_others(node, connect):
     n = node("--max-connections", "8")
     url = n.url()
