@@ -107,6 +107,17 @@ def test_run_times_out_a_slow_head_on_a_keep_alive_connection(node, connect):
     assert status_of(answer) == 408, answer
 
 
+def test_run_a_slow_pipelined_head_waits_for_the_answer_before_it(node, connect):
+    """No refusal is written into the middle of the answer to the request before it."""
+    n = node("--header-timeout", "0.2")
+    sock = connect(n.url())
+    # a long request (3 s, far past the head timeout), and a second head that never ends
+    sock.sendall(b"GET /sleep/3 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nX-Wait: ")
+    answer = read_all(sock)  # the connection ends after the first answer
+    assert status_of(answer) == 200 and answer.endswith(b"slept"), answer
+    assert b"408" not in answer
+
+
 def test_run_answers_503_past_the_connection_limit_and_serves_the_others(node, connect):
     n = node("--max-connections", "8")
     url = n.url()

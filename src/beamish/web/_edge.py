@@ -23,7 +23,9 @@ per server:
   plus one read (at most 256 KiB).
 - **header count.** More than ``max_headers`` header lines get ``431``.
 
-A refusal is written with ``connection: close``; the server then stops writing and reads
+A refusal is written with ``connection: close`` (or, for a pipelined request whose head
+breaks a limit while the one before it is still being answered, the connection ends after
+that answer); the server then stops writing and reads
 and drops what the client still sends until it closes (at most ``REFUSAL_LINGER`` seconds),
 so the client reads the answer instead of a reset. At most ``MAX_LINGERING`` refused
 connections past the limit linger at once; beyond that they are closed right after the
@@ -297,6 +299,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._closing = True
         self._in_head = False
         self._cancel_timer()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # a pipelined head broke a limit while the request before it is still answered:
+            # no answer can go in between; the connection ends after that response
+            cycle.keep_alive = False
+            return
         transport = self.transport
         transport.write(answer)
         edge = self.edge
