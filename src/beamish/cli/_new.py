@@ -53,9 +53,7 @@ def _check_name(name: str) -> None:
 
 def beamish_requirement() -> str:
     """The requirement line that installs the beamish running now (see the module)."""
-    import beamish
-
-    source = Path(beamish.__file__).resolve().parents[2]
+    source = Path(__file__).resolve().parents[3]  # src/beamish/cli/_new.py in a checkout
     pyproject = source / "pyproject.toml"
     if pyproject.is_file() and 'name = "beamish"' in pyproject.read_text():
         return f"beamish[web] @ {source.as_uri()}"
