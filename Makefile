@@ -1,10 +1,12 @@
 # The two commands of the quick start: `make run` and `make test`.
-# Both create .venv when it is missing and install what they need into it.
+# Both create .venv when it is missing and install what they need into it: `run` only what
+# the demo needs (beamish with its web extra), `test` every development tool as well.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-web
 NODE_STAMP := node_modules/.installed
 
 .PHONY: run test lint typecheck unit bench browser clean
@@ -15,7 +17,12 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[web]'
+	touch $(RUN_STAMP)
 
 # The stock phoenix JavaScript client, from the npm registry, exactly as package-lock.json says.
 $(NODE_STAMP): package.json package-lock.json
@@ -31,7 +38,7 @@ browser:
 	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }
 
 # The main demo: the chat on http://127.0.0.1:4000 (the seed's examples: examples/seed/).
-run: $(STAMP) $(NODE_STAMP)
+run: $(RUN_STAMP) $(NODE_STAMP)
 	$(BIN)/beamish run examples.chat.app:Chat
 
 test: $(STAMP) $(NODE_STAMP) browser lint typecheck unit

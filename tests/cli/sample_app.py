@@ -7,7 +7,8 @@ in which things started and stopped. SAMPLE_MODE picks a behaviour:
 - ``fail_start``: the third child refuses to start;
 - ``crash``: a child crashes over and over, until the root supervisor gives up;
 - ``stuck_stop``: a child never finishes its terminate (its shutdown is "infinity");
-- ``slow_start``: start logs "sample: starting" and takes a moment before it is up.
+- ``slow_start``: start logs "sample: starting" and takes a moment before it is up;
+- ``slow_stop``: a child takes a moment (half a second) to finish its terminate.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ log = logging.getLogger("sample")
 
 class SampleSettings(Settings):
     log_file: Path
-    mode: Literal["ok", "fail_start", "crash", "stuck_stop", "slow_start"] = "ok"
+    mode: Literal["ok", "fail_start", "crash", "stuck_stop", "slow_start", "slow_stop"] = "ok"
 
 
 def record(settings: SampleSettings, line: str) -> None:
@@ -81,6 +82,17 @@ class Stuck(GenServer):
         await asyncio.Event().wait()
 
 
+class Slow(GenServer):
+    """Takes a moment to stop."""
+
+    def init(self, arg: None) -> Ok:
+        trap_exit(True)
+        return Ok(None)
+
+    async def terminate(self, reason: Any, state: None) -> None:
+        await sleep(0.5)
+
+
 class SampleDep(Application):
     env_prefix = "SAMPLE_"
     settings: SampleSettings
@@ -108,6 +120,8 @@ class Sample(Application):
             children.append(Supervisor.child_spec_of(Crasher, id="crasher"))
         if s.mode == "stuck_stop":
             children.insert(0, Supervisor.child_spec_of(Stuck, id="stuck", shutdown="infinity"))
+        if s.mode == "slow_stop":
+            children.insert(0, Supervisor.child_spec_of(Slow, id="slow"))
         if s.mode == "slow_start":
             log.info("sample: starting")
             await sleep(0.5)

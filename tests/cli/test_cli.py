@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,12 +26,15 @@ WAIT = 30  # seconds; only reached if something is broken
 class Node:
     """`beamish run` in a subprocess, its stderr read line by line by a thread."""
 
-    def __init__(self, tmp_path: Path, mode: str = "ok", *args: str) -> None:
+    def __init__(
+        self, tmp_path: Path, mode: str = "ok", *args: str, command: list[str] | None = None
+    ) -> None:
         self.log_file = tmp_path / "events.log"
         env = {**os.environ, "SAMPLE_LOG_FILE": str(self.log_file), "SAMPLE_MODE": mode}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "beamish.cli", "run", TARGET, *args],
+            command or [sys.executable, "-m", "beamish.cli", "run", TARGET, *args],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # a process group of its own, as under a service manager
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
@@ -56,6 +60,21 @@ class Node:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
+    def signal_group(self, signum: int) -> None:
+        """What systemd and container runtimes do: signal every process of the group."""
+        os.killpg(self.proc.pid, signum)
+
+    def next_of(self, *texts: str) -> str:
+        """Block until stderr shows one of ``texts``; returns which."""
+        while True:
+            line = self.lines.get(timeout=WAIT)
+            if line is None:
+                raise AssertionError(f"exited before logging any of {texts!r}:\n{self.stderr}")
+            self.seen.append(line)
+            for text in texts:
+                if text in line:
+                    return text
+
     def finish(self) -> int:
         code = self.proc.wait(timeout=WAIT)
         self.reader.join(timeout=WAIT)
@@ -65,7 +84,7 @@ class Node:
 
     def close(self) -> None:
         if self.proc.poll() is None:  # a failed test must not leave a node running
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.reader.join(timeout=WAIT)
         assert self.proc.stderr is not None
@@ -90,8 +109,8 @@ STOPPED = [
 def node(tmp_path):
     nodes: list[Node] = []
 
-    def start(mode: str = "ok", *args: str) -> Node:
-        nodes.append(Node(tmp_path, mode, *args))
+    def start(mode: str = "ok", *args: str, command: list[str] | None = None) -> Node:
+        nodes.append(Node(tmp_path, mode, *args, command=command))
         return nodes[-1]
 
     yield start
@@ -129,6 +148,9 @@ def test_run_exits_1_when_the_application_fails_to_start(node):
     ]
     assert "application 'sample' failed to start: child 'c' failed to start: " \
         "'no database'" in n.stderr
+    # said once, by the application controller; the command does not repeat it
+    assert n.stderr.count("application 'sample' failed to start") == 1, n.stderr
+    assert "'sample' did not start (the reason is logged above)" in n.stderr
 
 
 def test_run_exits_1_when_settings_cannot_be_read(tmp_path):
@@ -142,6 +164,7 @@ def test_run_exits_1_when_settings_cannot_be_read(tmp_path):
     assert "SAMPLE_LOG_FILE: required (a path) but not set" in result.stderr
     assert "SAMPLE_MODE: expected one of 'ok', 'fail_start'" in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("SAMPLE_LOG_FILE: required") == 1, result.stderr  # once
 
 
 def test_run_exits_3_when_the_root_supervisor_gives_up_and_reports_say_why(node):
@@ -169,20 +192,61 @@ def test_run_exits_4_when_the_stop_exceeds_the_shutdown_timeout(node):
     n.wait_for(RUNNING)
     n.signal(signal.SIGTERM)
     assert n.finish() == ExitCode.STOP_TIMEOUT == 4, n.stderr
-    assert "not stopped within 0.3s: killing every process left" in n.stderr
+    assert "not stopped within 0.3s; killing every process left" in n.stderr
     assert n.events()[-4:] == [
         "app prep_stop sample", "worker stop c", "worker stop b", "worker stop a",
     ]
+    # the process the stop was waiting for is named: pid, behaviour, what it was doing, where
+    [line] = [x for x in n.seen if "The stop was waiting for" in x]
+    assert "The stop was waiting for: <0." in line
+    assert "(tests.cli.sample_app.Stuck, in " in line and "under <0." in line
+    assert "'sample.sup'" in line
+    assert "Traceback" not in n.stderr
 
 
-def test_run_a_second_signal_cuts_the_stop_short(node):
+def test_run_a_later_signal_cuts_the_stop_short(node):
     n = node("stuck_stop")
     n.wait_for(RUNNING)
     n.signal(signal.SIGTERM)
     n.wait_for("stopping")
-    n.signal(signal.SIGINT)
+    # a signal within DUPLICATE_WINDOW of the first is a copy of it; keep asking until
+    # one comes later than that (the stuck stop waits for as long as it takes)
+    while True:
+        n.signal(signal.SIGINT)
+        if n.next_of("taken as a copy", "received SIGINT again") != "taken as a copy":
+            break
     assert n.finish() == ExitCode.STOP_TIMEOUT, n.stderr
-    assert "received SIGINT again: killing every process left" in n.stderr
+    assert "received SIGINT again; killing every process left" in n.stderr
+    assert "(tests.cli.sample_app.Stuck, in " in n.stderr
+    assert "Traceback" not in n.stderr
+
+
+def test_run_a_copy_of_the_signal_does_not_cut_the_stop_short(node):
+    """A process group signalled as a whole gets the same signal twice at once."""
+    n = node("slow_stop")
+    n.wait_for(RUNNING)
+    n.signal_group(signal.SIGTERM)
+    n.wait_for("received SIGTERM; stopping")
+    n.signal_group(signal.SIGTERM)  # the copy: at once, while the stop goes on
+    assert n.finish() == ExitCode.OK, n.stderr
+    assert "taken as a copy of it" in n.stderr
+    assert "again;" not in n.stderr and "Traceback" not in n.stderr
+    assert n.events()[-len(STOPPED):] == STOPPED
+    assert "exit code 0: stopped cleanly" in n.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_run_under_make_stopped_by_a_group_sigterm_stops_cleanly(node, tmp_path):
+    """`make run` stopped as a service manager stops it: make passes its SIGTERM on."""
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(f"run:\n\t{sys.executable} -m beamish.cli run {TARGET}\n")
+    n = node("slow_stop", command=["make", "-s", "-f", str(makefile), "run"])
+    n.wait_for(RUNNING)
+    n.signal_group(signal.SIGTERM)
+    n.finish()  # make's own status: it was killed by the signal
+    assert "exit code 0: stopped cleanly" in n.stderr, n.stderr
+    assert "Traceback" not in n.stderr and "again;" not in n.stderr
+    assert n.events()[-len(STOPPED):] == STOPPED
 
 
 @pytest.mark.parametrize(("target", "message"), [
@@ -250,4 +314,43 @@ def test_settings_command_lists_and_checks_the_variables(tmp_path):
     assert bad.exit_code == ExitCode.START_FAILED
     assert "required (a path) but not set" in bad.output
     assert "expected one of 'ok', 'fail_start', 'crash', 'stuck_stop', 'slow_start', " \
-        "got 'loud'" in bad.output
+        "'slow_stop', got 'loud'" in bad.output
+
+
+def test_run_help_shows_every_environment_variable():
+    result = CliRunner().invoke(main, ["run", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())  # click wraps lines
+    for option in ("SHUTDOWN_TIMEOUT", "LOG_LEVEL", "APP_DIR", "HOST", "PORT", "ACCESS_LOG",
+                   "MAX_CONNECTIONS", "HEADER_TIMEOUT", "MAX_HEADER_BYTES", "MAX_HEADERS",
+                   "KEEP_ALIVE_TIMEOUT"):
+        assert f"env var: BEAMISH_{option}" in text, option
+    assert "5 the web endpoint could not listen" in text
+
+
+def test_run_options_come_from_the_environment(monkeypatch):
+    seen = {}
+
+    def fake_run_node(app, *, shutdown_timeout, services):
+        [server] = services
+        seen.update(port=server.port, limit=server.max_connections,
+                    timeout=server.edge.limits.header_timeout)
+        return ExitCode.OK
+
+    monkeypatch.setattr("beamish.cli._commands.run_node", fake_run_node)
+    result = CliRunner().invoke(main, ["run", "--app-dir", str(ROOT),
+                                       "tests.web.endpoint_app:WebApp"], env={
+        "BEAMISH_PORT": "4321", "BEAMISH_MAX_CONNECTIONS": "77", "BEAMISH_HEADER_TIMEOUT": "2.5",
+    })
+    assert result.exit_code == 0, result.output
+    assert seen == {"port": 4321, "limit": 77, "timeout": 2.5}
+
+
+def test_run_help_defaults_are_the_servers():
+    from beamish.cli import _commands
+    from beamish.web import _edge, _serve
+
+    assert _commands.DEFAULT_HEADER_TIMEOUT == _edge.DEFAULT_HEADER_TIMEOUT
+    assert _commands.DEFAULT_MAX_HEADER_BYTES == _edge.DEFAULT_MAX_HEADER_BYTES
+    assert _commands.DEFAULT_MAX_HEADERS == _edge.DEFAULT_MAX_HEADERS
+    assert _commands.DEFAULT_KEEP_ALIVE_TIMEOUT == _serve.DEFAULT_KEEP_ALIVE_TIMEOUT

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from beamish.cli import ExitCode
 from beamish.cli._commands import services_for
 from beamish.web import EndpointServer
 from beamish.web._serve import find_endpoint
@@ -74,6 +75,17 @@ class Node:
     def stderr(self) -> str:
         return "".join(self.seen)
 
+    def stderr_so_far(self) -> str:
+        """What the node logged until now (it keeps running)."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return self.stderr
+            if line is None:
+                return self.stderr
+            self.seen.append(line)
+
 
 @pytest.fixture
 def node():
@@ -117,12 +129,20 @@ def test_cli_sigterm_lets_a_request_in_flight_finish(node):
     assert n.finish() == 0, n.stderr
 
 
-def test_cli_port_taken_fails_the_start(node):
+def test_cli_port_taken_is_one_clear_line_and_exit_5(node):
     first = node()
     port = first.url().rsplit(":", 1)[1]
     second = node("--port", port)
-    assert second.finish() == 1, second.stderr
-    assert "the web endpoint service failed to start" in second.stderr
+    assert second.finish() == ExitCode.LISTEN_FAILED == 5, second.stderr
+    errors = [line.split(": ", 1)[1].strip() for line in second.seen if " ERROR " in line]
+    assert errors == [
+        f"cannot listen on http://127.0.0.1:{port}: the address is already in use (another "
+        "program, or another `beamish run`, listens there); stop it, or choose another port "
+        "(beamish run: --port or BEAMISH_PORT)",
+        "exit code 5: the web endpoint could not listen on its address",
+    ], second.stderr
+    assert "Traceback" not in second.stderr
+    assert "application 'web_app' stopped" in second.stderr  # what had started is stopped
 
 
 def test_find_endpoint_looks_at_the_class_then_the_module():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import time
 
 import httpx
@@ -18,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import beamish
 from beamish import ANY
 from beamish.testing import assert_receive
-from beamish.web import EndpointServer
+from beamish.web import EndpointServer, ListenError
 from tests.web.endpoint_app import WATCHER, make_endpoint
 
 
@@ -144,9 +145,26 @@ async def test_uvicorn_websocket_connections_count_towards_the_limit():
             assert refused.value.response.status_code == 503
 
 
-async def test_uvicorn_port_taken_fails_the_start_and_stops_the_endpoint():
+async def test_uvicorn_port_taken_raises_listen_error_before_the_endpoint_starts():
     async with serving() as (server, client):
         taken = EndpointServer(make_endpoint(), port=server.port)
-        with pytest.raises(RuntimeError, match="could not serve"):
+        with pytest.raises(ListenError) as info:
             await taken.start()
+        assert info.value.errno == errno.EADDRINUSE
+        assert str(info.value).startswith(
+            f"cannot listen on http://127.0.0.1:{server.port}: the address is already in use"
+        )
+        assert isinstance(info.value, OSError)
         assert not taken.endpoint.running
+        assert (await client.get("/")).status_code == 200  # the first one serves on
+
+
+def test_endpoint_server_keeps_the_options_it_sets_itself():
+    with pytest.raises(ValueError, match="sets uvicorn's 'limit_concurrency' itself"):
+        EndpointServer(make_endpoint(), limit_concurrency=10)
+    with pytest.raises(ValueError, match="sets uvicorn's 'http' itself"):
+        EndpointServer(make_endpoint(), http="h11")
+    with pytest.raises(ValueError, match="header_timeout must be a positive number"):
+        EndpointServer(make_endpoint(), header_timeout=0)
+    with pytest.raises(ValueError, match=r"max_headers must be a positive int, got 1\.5"):
+        EndpointServer(make_endpoint(), max_headers=1.5)

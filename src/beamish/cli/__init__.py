@@ -1,4 +1,5 @@
-"""The ``beamish`` command line: ``beamish run MODULE:APP``, ``beamish settings``, ``--version``.
+"""The ``beamish`` command line: ``beamish run MODULE:APP``, ``beamish settings``,
+``beamish new NAME``, ``--version``.
 
 ``main`` is the console script's entry point; ``ExitCode`` lists what ``beamish run``
 exits with.

@@ -1,8 +1,12 @@
-"""The ``beamish`` command: ``beamish run MODULE:APP``, ``beamish settings MODULE:APP``."""
+"""The ``beamish`` command: ``beamish run MODULE:APP``, ``beamish settings MODULE:APP``,
+``beamish new NAME``."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +15,12 @@ from beamish._otp.application import Application
 from beamish.cli._logging import configure_logging
 from beamish.cli._node import ExitCode, Service, run_node
 from beamish.cli._target import load_application
+
+# the edge limits' defaults, written out so that the help needs no web import to show them
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_MAX_HEADER_BYTES = 32_768
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 
 __all__ = ["main", "services_for"]
 
@@ -25,9 +35,16 @@ def main() -> None:
 
 def services_for(
     app: Application, *, host: str = "127.0.0.1", port: int = 4000,
-    graceful_timeout: float = 10.0, access_log: bool = False,
+    graceful_timeout: float = 10.0, access_log: bool = False, **limits: Any,
 ) -> list[Service]:
-    """What runs beside ``app`` once it is up: its web endpoint, if it has one."""
+    """What runs beside ``app`` once it is up: its web endpoint, if it has one.
+
+    ``limits`` are ``EndpointServer``'s (``max_connections``, ``header_timeout``, ...).
+    An application whose code never imported the web layer has no endpoint: nothing of the
+    web layer (nor its extra's packages) is imported then.
+    """
+    if "beamish.web._endpoint" not in sys.modules:
+        return []
     from beamish.web._serve import EndpointServer, find_endpoint
 
     try:
@@ -37,49 +54,87 @@ def services_for(
     if endpoint is None:
         return []
     return [EndpointServer(endpoint, host=host, port=port, graceful_timeout=graceful_timeout,
-                   access_log=access_log)]
+                           access_log=access_log, **limits)]
 
 
 @main.command(context_settings=_CONTEXT)
 @click.argument("target", metavar="MODULE:APP")
 @click.option(
     "--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
-    envvar="BEAMISH_SHUTDOWN_TIMEOUT",
+    envvar="BEAMISH_SHUTDOWN_TIMEOUT", show_envvar=True,
     help="Seconds the whole stop may take after SIGTERM or Ctrl-C; then what is left is "
     "killed. Keep it below your process manager's kill timeout.",
 )
 @click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-    default="info", show_default=True, envvar="BEAMISH_LOG_LEVEL",
+    default="info", show_default=True, envvar="BEAMISH_LOG_LEVEL", show_envvar=True,
     help="The lowest level logged (to stderr).",
 )
 @click.option(
     "--app-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+    envvar="BEAMISH_APP_DIR", show_envvar=True,
     help="The directory to import MODULE from.",
 )
 @click.option(
-    "--host", default="127.0.0.1", show_default=True, envvar="BEAMISH_HOST",
+    "--host", default="127.0.0.1", show_default=True, envvar="BEAMISH_HOST", show_envvar=True,
     help="The address the web endpoint listens on (if the application has one).",
 )
 @click.option(
     "--port", default=4000, show_default=True, type=click.IntRange(0, 65535),
-    envvar="BEAMISH_PORT", help="The port the web endpoint listens on (0: any free port).",
+    envvar="BEAMISH_PORT", show_envvar=True,
+    help="The port the web endpoint listens on (0: any free port).",
 )
 @click.option(
     "--access-log/--no-access-log", default=False, show_default=True,
+    envvar="BEAMISH_ACCESS_LOG", show_envvar=True,
     help="Log one line per HTTP request (uvicorn's access log).",
+)
+@click.option(
+    "--max-connections", type=click.IntRange(min=1), default=None,
+    show_default="the file-descriptor limit (ulimit -n) less a tenth",
+    envvar="BEAMISH_MAX_CONNECTIONS", show_envvar=True,
+    help="Open connections of every kind (busy, idle, half-open, WebSocket); one more is "
+    "answered 503 at once.",
+)
+@click.option(
+    "--header-timeout", type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_HEADER_TIMEOUT, show_default=True,
+    envvar="BEAMISH_HEADER_TIMEOUT", show_envvar=True,
+    help="Seconds a request's head (request line and headers) may take to arrive; then 408 "
+    "and the connection is closed (slowloris).",
+)
+@click.option(
+    "--max-header-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_HEADER_BYTES,
+    show_default=True, envvar="BEAMISH_MAX_HEADER_BYTES", show_envvar=True,
+    help="The largest request head, in bytes; a larger one gets 431 (414 for the request "
+    "line alone).",
+)
+@click.option(
+    "--max-headers", type=click.IntRange(min=1), default=DEFAULT_MAX_HEADERS,
+    show_default=True, envvar="BEAMISH_MAX_HEADERS", show_envvar=True,
+    help="The most header lines a request may have; more get 431.",
+)
+@click.option(
+    "--keep-alive-timeout", type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_KEEP_ALIVE_TIMEOUT, show_default=True,
+    envvar="BEAMISH_KEEP_ALIVE_TIMEOUT", show_envvar=True,
+    help="Seconds an idle keep-alive connection is kept open.",
 )
 def run(
     target: str, shutdown_timeout: float, log_level: str, app_dir: str, host: str, port: int,
-    access_log: bool,
+    access_log: bool, max_connections: int | None, header_timeout: float,
+    max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
 ) -> None:
     """Run an application until SIGTERM or Ctrl-C.
 
     MODULE:APP names an Application subclass or instance (MODULE alone works when it
     defines exactly one). Its dependencies start first; on SIGTERM or SIGINT everything
-    stops in reverse order, within --shutdown-timeout. If the application has a web
-    endpoint (an `endpoint` attribute, or an Endpoint(application=APP) in MODULE), it is
-    served with uvicorn on --host and --port.
+    stops in reverse order, within --shutdown-timeout (a second signal within 1s of the
+    first is taken as a copy of it; a later one cuts the stop short). If the application
+    has a web endpoint (an `endpoint` attribute, or an Endpoint(application=APP) in
+    MODULE), it is served with uvicorn on --host and --port.
+
+    Every option can also be set by the environment variable shown beside it.
 
     \b
     Exit codes:
@@ -87,12 +142,17 @@ def run(
       1  the application or a dependency failed to start
       2  usage error: bad arguments, or MODULE:APP could not be imported
       3  an application stopped on its own (e.g. its root supervisor gave up)
-      4  the stop was cut short (timeout, or a second signal); the rest was killed
+      4  the stop was cut short (timeout, or a later signal); the rest was killed
+      5  the web endpoint could not listen on --host:--port (e.g. the port is in use)
     """
     configure_logging(log_level)
     app = load_application(target, app_dir)
-    services = services_for(app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,
-                            access_log=access_log)
+    services = services_for(
+        app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,
+        access_log=access_log, max_connections=max_connections,
+        header_timeout=header_timeout, max_header_bytes=max_header_bytes,
+        max_headers=max_headers, keep_alive_timeout=keep_alive_timeout,
+    )
     code = run_node(app, shutdown_timeout=shutdown_timeout, services=services)
     raise SystemExit(int(code))
 
@@ -130,3 +190,35 @@ def settings(target: str, app_dir: str) -> None:
         click.echo(f"{cells}  {row[3]}")
     if problems:
         raise SystemExit(int(ExitCode.START_FAILED))
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("name")
+@click.option(
+    "--path", "directory", type=click.Path(file_okay=False), default=None,
+    help="Where to write the project.  [default: ./NAME]",
+)
+@click.option(
+    "--beamish", "requirement", default=None, metavar="REQUIREMENT",
+    help="The requirement line the project installs beamish with (e.g. 'beamish[web] @ "
+    "git+https://...').  [default: where this beamish comes from]",
+)
+def new(name: str, directory: str | None, requirement: str | None) -> None:
+    """Write a new project NAME that runs, with its tests.
+
+    \b
+    It has:
+      NAME/application.py  an Application: PubSub and a supervised, named GenServer
+      NAME/web.py          the endpoint's page, socket and channel (the phoenix client)
+      tests/               tests that run as beamish processes
+      Makefile             make run (serves it on :4000), make test
+    """
+    from beamish.cli._new import ProjectError, new_project
+
+    try:
+        path = new_project(name, None if directory is None else Path(directory),
+                           requirement=requirement)
+    except ProjectError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"wrote the project {name!r} in {path}")
+    click.echo(f"next:  cd {os.path.relpath(path)}  then  make test  and  make run")

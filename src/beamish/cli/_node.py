@@ -6,11 +6,19 @@ dependencies as *permanent*: if one of them stops on its own, the controller sto
 others and exits, and the node ends with ``CRASHED``. SIGTERM and SIGINT ask for a stop: the
 services stop, then every application, the most recently started first (each runs
 ``prep_stop``, stops its tree in reverse order within the children's shutdown timeouts, and
-runs ``stop``), all within ``shutdown_timeout``. A second signal, or the timeout, cuts the
-stop short: what is left is killed.
+runs ``stop``), all within ``shutdown_timeout``.
+
+A signal that comes within ``DUPLICATE_WINDOW`` seconds of the one that began the stop is
+taken as a copy of it: a process group signalled as a whole (systemd, container runtimes,
+``make``, which passes its own SIGTERM on to its children) delivers the same signal twice
+at once. A later signal, or the timeout, cuts the stop short: the services are ended at
+once, the processes the stop was waiting for are named in the log (pid, name, behaviour,
+what they were doing), and every process left is killed. No stop prints a traceback.
 
 Services are the seam for what runs beside the applications once they are up (the web
-endpoint): started in order after the applications, stopped in reverse before them.
+endpoint): started in order after the applications, stopped in reverse before them. A
+service whose ``start`` raises ``OSError`` could not take its address: its message is
+logged as one line and the node exits with ``LISTEN_FAILED``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import signal
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from beamish._errors import StartError
 from beamish._otp.application import (
     Application,
     ensure_all_started,
@@ -34,11 +43,15 @@ from beamish._otp.application import (
 from beamish._otp.application_controller import describe_reason
 from beamish._runtime.api import wait_exit
 from beamish._runtime.entry import new_event_loop
+from beamish._runtime.introspection import ProcessInfo
 from beamish._runtime.runtime import Runtime
 
-__all__ = ["ExitCode", "Service", "run_node"]
+__all__ = ["DUPLICATE_WINDOW", "ExitCode", "Service", "run_node", "waited_for"]
 
 _log = logging.getLogger("beamish.cli")
+
+DUPLICATE_WINDOW = 1.0  # seconds: a signal this soon after the first one is a copy of it
+_NAMED = 5  # at most this many processes named when a stop is cut short
 
 
 class ExitCode(enum.IntEnum):
@@ -49,6 +62,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad arguments, or the application could not be imported
     CRASHED = 3  # an application stopped on its own (e.g. its root supervisor gave up)
     STOP_TIMEOUT = 4  # the stop was cut short (timeout or second signal); the rest was killed
+    LISTEN_FAILED = 5  # the web endpoint could not listen on its address (e.g. in use)
 
     @property
     def meaning(self) -> str:
@@ -58,11 +72,16 @@ class ExitCode(enum.IntEnum):
             2: "usage error",
             3: "an application stopped on its own",
             4: "the stop was cut short and what was left was killed",
+            5: "the web endpoint could not listen on its address",
         }[self.value]
 
 
 class Service(Protocol):
-    """Something the node runs beside its applications once they are up (the web endpoint)."""
+    """Something the node runs beside its applications once they are up (the web endpoint).
+
+    ``start`` raises ``OSError`` when it cannot take its address (its message is logged as
+    it is); ``stop`` ends quickly when it is cancelled (the node's stop was cut short).
+    """
 
     name: str
 
@@ -87,11 +106,28 @@ class _Node:
         self.shutdown_timeout = shutdown_timeout
         self.services = list(services)
         self.running: list[Service] = []
-        self.signals: asyncio.Queue[int] = asyncio.Queue()
+        self.stopping: Service | None = None  # the service whose stop is under way
+        self.signals: asyncio.Queue[int] = asyncio.Queue(maxsize=4)
+        self.first_signal_at: float | None = None
+
+    def _on_signal(self, signum: int) -> None:
+        now = asyncio.get_running_loop().time()
+        first = self.first_signal_at
+        if first is not None and now - first < DUPLICATE_WINDOW:
+            _log.info(
+                "received %s again %.3gs after the first signal: taken as a copy of it "
+                "(a second signal %gs or more after the first cuts the stop short)",
+                signal.Signals(signum).name, now - first, DUPLICATE_WINDOW,
+            )
+            return
+        if first is None:
+            self.first_signal_at = now
+        with contextlib.suppress(asyncio.QueueFull):  # one is enough to act on
+            self.signals.put_nowait(signum)
 
     async def run(self) -> ExitCode:
         loop = asyncio.get_running_loop()
-        remove = _handle_signals(loop, self.signals.put_nowait)
+        remove = _handle_signals(loop, self._on_signal)
         try:
             async with Runtime(shutdown_timeout=self.shutdown_timeout) as runtime:
                 code = await self._life(runtime, loop)
@@ -131,12 +167,17 @@ class _Node:
     async def _started(self, starting: asyncio.Future[Any]) -> ExitCode:
         failure = starting.exception()
         if failure is not None:
-            # the controller logged why; say what it means for the node
-            _log.error("could not start %r: %s", self.app.name, failure)
+            if isinstance(failure, StartError):  # the controller logged why, once
+                _log.error("%r did not start (the reason is logged above)", self.app.name)
+            else:
+                _log.error("could not start %r: %s", self.app.name, failure)
             return ExitCode.START_FAILED
         for service in self.services:
             try:
                 await service.start()
+            except OSError as exc:  # it could not take its address: the message says which
+                _log.error("%s", exc)
+                return ExitCode.LISTEN_FAILED
             except Exception:
                 _log.exception("the %s service failed to start", service.name)
                 return ExitCode.START_FAILED
@@ -159,7 +200,9 @@ class _Node:
             if not ended.done():
                 why = (f"received {signal.Signals(again.result()).name} again" if again.done()
                        else f"not stopped within {self.shutdown_timeout:g}s")
-                _log.error("%s: killing every process left", why)
+                _log.error("%s; killing every process left. %s", why, self._waiting_for(runtime))
+                stopper.cancel()  # a service still stopping ends at once
+                await asyncio.wait({stopper})
                 await runtime.stop(timeout=0)
                 return code if code is ExitCode.CRASHED else ExitCode.STOP_TIMEOUT
             # processes the applications left outside their trees
@@ -170,6 +213,19 @@ class _Node:
                 task.cancel()
             await asyncio.gather(stopper, again, return_exceptions=True)
 
+    def _waiting_for(self, runtime: Runtime) -> str:
+        """What the stop was waiting for when it was cut short, in one sentence."""
+        if self.stopping is not None:
+            return f"The stop was waiting for the {self.stopping.name} service to stop."
+        infos = [i for i in map(runtime.process_info, runtime.processes()) if i is not None]
+        culprits = waited_for(infos)
+        if not culprits:
+            return "No process was left to wait for."
+        by_pid = {i.pid: i for i in infos}
+        named = "; ".join(_describe(i, by_pid) for i in culprits[:_NAMED])
+        more = f" (and {len(culprits) - _NAMED} more)" if len(culprits) > _NAMED else ""
+        return f"The stop was waiting for: {named}{more}."
+
     async def _stop_everything(
         self, starting: asyncio.Future[Any], ended: asyncio.Future[Any]
     ) -> None:
@@ -177,13 +233,51 @@ class _Node:
             starting.cancel()
             await asyncio.wait({starting})
         for service in reversed(self.running):
+            self.stopping = service
             try:
                 await service.stop()
             except Exception:
                 _log.exception("the %s service failed to stop", service.name)
+            finally:
+                self.stopping = None
         self.running.clear()
         if not ended.done():
             await stop_all_applications()
+
+
+def waited_for(infos: Sequence[ProcessInfo]) -> list[ProcessInfo]:
+    """The processes a stop that was cut short was waiting for.
+
+    Applications stop newest first, so the one being stopped is the newest application
+    process still alive (``application:NAME``); a tree stops from its leaves, so what it
+    waits for are the processes of that application with no live process under them. Of
+    those, the ones busy (not idle) come first.
+    """
+    by_parent: dict[Any, list[ProcessInfo]] = {}
+    for info in infos:
+        by_parent.setdefault(info.parent, []).append(info)
+    masters = [i for i in infos if i.name is not None and i.name.startswith("application:")]
+    if masters:
+        top = max(masters, key=lambda i: i.pid)
+        tree, todo = [], [top]
+        while todo:
+            info = todo.pop()
+            tree.append(info)
+            todo.extend(by_parent.get(info.pid, ()))
+    else:
+        tree = [i for i in infos if i.name != "application_controller"]
+    leaves = [i for i in tree if not by_parent.get(i.pid)]
+    leaves.sort(key=lambda i: (i.current_function.endswith("(idle)"), i.pid))
+    return leaves
+
+
+def _describe(info: ProcessInfo, by_pid: dict[Any, ProcessInfo]) -> str:
+    name = f" {info.name!r}" if info.name else ""
+    text = f"{info.pid}{name} ({info.initial_call}, in {info.current_function})"
+    parent = by_pid.get(info.parent)
+    if parent is not None:
+        text += f" under {parent.pid}" + (f" {parent.name!r}" if parent.name else "")
+    return text
 
 
 def _code_of(reason: Any) -> ExitCode:

@@ -15,33 +15,13 @@ and fails a test that leaves processes or asyncio tasks behind. The helpers:
 - ``ASGIClient``: HTTP and WebSocket requests to an ASGI app (an endpoint), in-process,
   with its lifespan.
 
+The web helpers (the channel helpers and ``ASGIClient``) need the web extra
+(``pip install 'beamish[web]'``); without it, the rest works and the pytest plugin loads.
+
 See ``docs/guides/testing.md``.
 """
 
 from beamish._public import publish
-from beamish.testing._asgi_client import (
-    ASGIClient,
-    WebSocketDisconnected,
-    WebSocketRejected,
-    WebSocketSession,
-)
-from beamish.testing._channel_case import (
-    JoinError,
-    assert_broadcast,
-    assert_push,
-    assert_reply,
-    broadcast_from,
-    channel_socket,
-    close,
-    connect,
-    join,
-    leave,
-    push,
-    refute_broadcast,
-    refute_push,
-    refute_reply,
-    subscribe_and_join,
-)
 from beamish.testing._clock import VirtualClock, VirtualTimer
 from beamish.testing._idle import wait_until_idle
 from beamish.testing._leftovers import LeftoverError, check_leftovers
@@ -52,6 +32,43 @@ from beamish.testing._receive import (
     refute_received,
 )
 from beamish.testing._supervised import start_supervised, stop_supervised, supervised_scope
+
+_WEB = (
+    "ASGIClient", "JoinError", "WebSocketDisconnected", "WebSocketRejected", "WebSocketSession",
+    "assert_broadcast", "assert_push", "assert_reply", "broadcast_from", "channel_socket",
+    "close", "connect", "join", "leave", "push", "refute_broadcast", "refute_push",
+    "refute_reply", "subscribe_and_join",
+)
+_missing: ModuleNotFoundError | None = None
+try:  # the web helpers need the web extra
+    from beamish.testing._asgi_client import (
+        ASGIClient,
+        WebSocketDisconnected,
+        WebSocketRejected,
+        WebSocketSession,
+    )
+    from beamish.testing._channel_case import (
+        JoinError,
+        assert_broadcast,
+        assert_push,
+        assert_reply,
+        broadcast_from,
+        channel_socket,
+        close,
+        connect,
+        join,
+        leave,
+        push,
+        refute_broadcast,
+        refute_push,
+        refute_reply,
+        subscribe_and_join,
+    )
+except ModuleNotFoundError as exc:  # installed without the web extra
+    if (exc.name or "beamish").partition(".")[0] == "beamish":
+        raise
+    _missing = exc
+
 
 __all__ = [
     "ASGIClient",
@@ -88,5 +105,17 @@ __all__ = [
 ]
 
 
+if _missing is not None:
+    __all__ = [name for name in __all__ if name not in _WEB]
+
 publish(globals(), __all__, __name__)
 del publish
+
+
+def __getattr__(name: str) -> object:
+    if name in _WEB and _missing is not None:
+        raise ModuleNotFoundError(
+            f"beamish.testing.{name} needs beamish's web extra ({_missing.name} is not "
+            "installed): pip install 'beamish[web]'"
+        )
+    raise AttributeError(f"module 'beamish.testing' has no attribute {name!r}")

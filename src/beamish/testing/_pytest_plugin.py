@@ -18,6 +18,16 @@ it a ``VirtualClock``. Options go through a marker: every ``Runtime`` option, pl
     async def test_idle_timeout(virtual_clock):
         ...
         await virtual_clock.advance(30)
+
+Beside pytest-asyncio. pytest-asyncio runs the async tests it takes in an event loop of its
+own, where no beamish runtime runs. In its strict mode (its default) it takes only the tests
+marked ``@pytest.mark.asyncio``, and beamish runs the others. In its auto mode (what most
+FastAPI projects set) it takes every async test, so beamish runs those that ask for it:
+marked ``@pytest.mark.beamish`` (on the test, its class, or ``pytestmark`` in its module) or
+using the ``runtime`` or ``virtual_clock`` fixture. A test that pytest-asyncio ran and that
+fails with ``NoRuntimeError`` or ``NotInProcessError`` gets a note saying so.
+pytest-asyncio's async fixtures run in its loop, not in the beamish test's: a beamish test
+sets up in its body (or with ``start_supervised``) and uses plain fixtures.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from beamish._errors import ProcessExit
+from beamish._errors import NoRuntimeError, NotInProcessError, ProcessExit
 from beamish._runtime.entry import new_event_loop
 from beamish._runtime.runtime import Runtime
 from beamish.testing._clock import VirtualClock
@@ -94,10 +104,49 @@ def virtual_clock(request: pytest.FixtureRequest) -> VirtualClock:
     return clock
 
 
+_FIXTURES = frozenset({"runtime", "virtual_clock"})
+
+
+def _asks_for_beamish(item: pytest.Item) -> bool:
+    """Marked ``beamish``, or using one of its fixtures."""
+    return item.get_closest_marker("beamish") is not None or not _FIXTURES.isdisjoint(
+        getattr(item, "fixturenames", ())
+    )
+
+
+def _taken_by_asyncio(item: pytest.Item) -> bool:
+    """pytest-asyncio runs the tests it marks ``asyncio`` (every async one in auto mode)."""
+    return item.get_closest_marker("asyncio") is not None
+
+
+def _test_function(pyfuncitem: pytest.Function) -> Any:
+    """The coroutine function beamish runs for this test, or None if it is not beamish's."""
+    fn = pyfuncitem.obj
+    if _taken_by_asyncio(pyfuncitem):
+        if not _asks_for_beamish(pyfuncitem):
+            return None
+        fn = inspect.unwrap(fn)  # pytest-asyncio wraps it to run it in its own loop
+    return fn if inspect.iscoroutinefunction(fn) else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    except (NoRuntimeError, NotInProcessError) as exc:
+        if _taken_by_asyncio(item) and not _asks_for_beamish(item):
+            exc.add_note(
+                f"{item.nodeid} ran under pytest-asyncio (in its event loop, where no beamish "
+                "runtime runs): mark it @pytest.mark.beamish (or set pytestmark = "
+                "pytest.mark.beamish in its module) so that beamish runs it"
+            )
+        raise
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    fn = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(fn):
+    fn = _test_function(pyfuncitem)
+    if fn is None:
         return None
     funcargs = pyfuncitem.funcargs
     kwargs = {name: funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}

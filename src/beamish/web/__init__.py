@@ -10,7 +10,7 @@ from beamish.web._request import request_id
 from beamish.web._router import Router, RouteScope
 from beamish.web._routing import RouteError
 from beamish.web._serializer import Message, Serializer, SerializerError, V2JSONSerializer
-from beamish.web._serve import EndpointServer
+from beamish.web._serve import EndpointServer, ListenError
 from beamish.web._socket import Socket, SocketOptions, SocketState
 from beamish.web._sse import EventStream
 from beamish.web._sse_hub import EventStreamInfo, SSEConnection
@@ -26,6 +26,7 @@ __all__ = [
     "EndpointServer",
     "EventStream",
     "EventStreamInfo",
+    "ListenError",
     "Message",
     "Presence",
     "RouteError",

@@ -1,12 +1,19 @@
 """Serving an endpoint with uvicorn inside a running node (what ``beamish run`` does).
 
-``EndpointServer(endpoint, host=..., port=...)`` is a ``Service`` for the CLI's node:
-``start`` runs uvicorn on the node's own event loop (httptools for HTTP, websockets' sans-I/O
-implementation for WebSockets, the endpoint's ``max_frame_size`` as ``ws_max_size``) and
-returns once it listens; ``stop`` closes the listener, lets requests in flight finish
-within ``graceful_timeout``, and runs the endpoint's lifespan shutdown. uvicorn does not
-install signal handlers here: the node owns SIGTERM and SIGINT and stops its services
-first, then its applications.
+``EndpointServer(endpoint, host=..., port=...)`` is a ``Service`` for the CLI's node.
+``start`` binds the listening sockets itself, so an address that cannot be taken is one
+``ListenError`` naming it (and the endpoint never starts); then it runs uvicorn on the
+node's own event loop (httptools for HTTP behind the edge guards of ``_edge.py``,
+websockets' sans-I/O implementation for WebSockets, the endpoint's ``max_frame_size`` as
+``ws_max_size``) and returns once it serves. ``stop`` closes the listener, lets requests in
+flight finish within ``graceful_timeout``, and runs the endpoint's lifespan shutdown; if
+``stop`` is cancelled (the node's stop was cut short), uvicorn is told to quit at once and
+its task is ended before the cancellation goes on. uvicorn does not install signal handlers
+here: the node owns SIGTERM and SIGINT and stops its services first, then its applications.
+
+uvicorn logs a task that a stop cancelled (a request, its lifespan) as an error with a
+traceback; a cancellation is how a stop ends work, so those records are dropped (a filter
+on ``uvicorn.error``, added once).
 
 ``find_endpoint(app)`` is how ``beamish run MODULE:APP`` finds what to serve: the
 application's ``endpoint`` attribute, else the one ``Endpoint`` in the application's module
@@ -18,21 +25,69 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import errno
+import functools
 import logging
+import os
+import socket
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 
-from beamish._errors import NoRuntimeError
+from beamish._errors import BeamishError, NoRuntimeError
 from beamish._otp.application import Application
 from beamish._runtime.api import current_runtime
+from beamish.web._edge import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    EdgeLimits,
+    EdgeState,
+    GuardedHttpToolsProtocol,
+)
 from beamish.web._endpoint import Endpoint
 
-__all__ = ["EndpointServer", "find_endpoint"]
+__all__ = ["DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "find_endpoint"]
 
 log = logging.getLogger("beamish.web")
+
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's: an idle keep-alive connection is closed after it
+
+# uvicorn options EndpointServer sets itself, and why they cannot be passed through.
+_OWN_OPTIONS = {
+    "http": "the edge guards are built on uvicorn's httptools protocol",
+    "lifespan": "the endpoint's lifespan starts and stops the node's side",
+    "limit_concurrency": "use max_connections, which refuses before a connection is read",
+    "timeout_keep_alive": "use keep_alive_timeout",
+    "host": "use host", "port": "use port", "fd": "EndpointServer listens on host:port",
+    "uds": "EndpointServer listens on host:port",
+}
+
+
+class ListenError(BeamishError, OSError):
+    """The server could not listen on its address (in use, not allowed, not local).
+
+    ``errno`` is the system's; the message names the address and what to do.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class _DropCancelled(logging.Filter):
+    """Drops uvicorn's error records about a task that a stop cancelled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, asyncio.CancelledError)
+
+
+def _quiet_cancellations() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropCancelled) for f in logger.filters):
+        logger.addFilter(_DropCancelled())
 
 
 class _Uvicorn(uvicorn.Server):
@@ -46,23 +101,55 @@ class _Uvicorn(uvicorn.Server):
 class EndpointServer:
     """Serve ``endpoint`` with uvicorn on ``host:port`` while the node runs.
 
-    ``port=0`` picks a free port (``server.port`` tells which, once started). More uvicorn
-    options go through ``uvicorn_options`` (``access_log=True``, ``proxy_headers``, ...).
+    ``port=0`` picks a free port (``server.port`` tells which, once started). The limits a
+    connection meets before its request reaches the endpoint:
+
+    - ``max_connections``: open connections of every kind (default: the descriptor limit
+      less a tenth); one more is answered 503 at once;
+    - ``header_timeout``: seconds for a request's head to arrive (10); then 408;
+    - ``max_header_bytes``: the request line and headers (32 KiB); then 414 or 431;
+    - ``max_headers``: header lines (100); then 431;
+    - ``keep_alive_timeout``: seconds an idle keep-alive connection is kept (5).
+
+    More uvicorn options go through ``uvicorn_options`` (``access_log=True``,
+    ``proxy_headers``, ...), except those the server sets itself (``http``, ``lifespan``,
+    ``limit_concurrency``, ``timeout_keep_alive``, ``host``, ``port``, ``fd``, ``uds``).
     """
 
     name = "web endpoint"
 
     def __init__(
         self, endpoint: Endpoint, *, host: str = "127.0.0.1", port: int = 4000,
-        graceful_timeout: float = 10.0, **uvicorn_options: Any,
+        graceful_timeout: float = 10.0, max_connections: int | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
+        **uvicorn_options: Any,
     ) -> None:
+        for key in uvicorn_options:
+            if key in _OWN_OPTIONS:
+                raise ValueError(
+                    f"EndpointServer sets uvicorn's {key!r} itself ({_OWN_OPTIONS[key]})"
+                )
+        if not isinstance(keep_alive_timeout, int | float) or keep_alive_timeout <= 0:
+            raise ValueError(
+                f"keep_alive_timeout must be a positive number of seconds, got "
+                f"{keep_alive_timeout!r}"
+            )
         self.endpoint = endpoint
         self.host = host
         self.port = port
+        self.edge = EdgeState(EdgeLimits(
+            max_connections=max_connections, header_timeout=header_timeout,
+            max_header_bytes=max_header_bytes, max_headers=max_headers,
+        ))
+        protocol = functools.partial(GuardedHttpToolsProtocol, edge=self.edge)
         options: dict[str, Any] = {
-            "http": "httptools", "ws": "websockets-sansio", "loop": "uvloop",
+            "http": cast(Any, protocol), "ws": "websockets-sansio", "loop": "uvloop",
             "lifespan": "on", "log_config": None, "access_log": False,
             "timeout_graceful_shutdown": graceful_timeout,
+            "timeout_keep_alive": keep_alive_timeout,
         }
         if endpoint.max_frame_size is not None:
             options["ws_max_size"] = endpoint.max_frame_size
@@ -79,10 +166,21 @@ class EndpointServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def max_connections(self) -> int:
+        """The connection limit in force (the default is worked out from the system's)."""
+        return self.edge.max_connections
+
     async def start(self) -> None:
-        """Start listening; raises RuntimeError if uvicorn or the endpoint fails to start."""
+        """Listen, start the endpoint, serve.
+
+        Raises ``ListenError`` (an ``OSError``) if the address cannot be taken, before the
+        endpoint starts; ``RuntimeError`` if the endpoint fails to start.
+        """
         if self._task is not None:
             raise RuntimeError(f"{self!r} is already started")
+        _quiet_cancellations()
+        sockets = self._bind()
         # The server's tasks (the lifespan, the requests) start from a context of their own
         # in which the node's runtime is current and no process is.
         context = contextvars.Context()
@@ -90,41 +188,94 @@ class EndpointServer:
             context.run(current_runtime().bind)
         server = self._server = _Uvicorn(self.config)
         task = self._task = asyncio.get_running_loop().create_task(
-            self._serve(server), context=context
+            self._serve(server, sockets), context=context
         )
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if task.done():
             self._task = None
+            for sock in sockets:
+                sock.close()
             failure = task.exception()
             raise RuntimeError(
                 f"uvicorn could not serve {self.endpoint!r} on {self.url} (see the log above)"
             ) from failure
-        sockets = [s for srv in server.servers for s in (srv.sockets or ())]
-        if sockets and self.port == 0:
-            self.port = sockets[0].getsockname()[1]
         log.info("serving %r on %s", self.endpoint, self.url)
 
-    async def _serve(self, server: _Uvicorn) -> None:
+    def _bind(self) -> list[socket.socket]:
+        """The listening sockets for host:port, bound (uvicorn listens on them)."""
         try:
-            await server.serve()
+            found = socket.getaddrinfo(
+                self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise ListenError(
+                errno.EADDRNOTAVAIL,
+                f"cannot listen on {self.url}: the host {self.host!r} cannot be resolved "
+                f"({exc.strerror}); choose another (beamish run: --host or BEAMISH_HOST)",
+            ) from None
+        sockets: list[socket.socket] = []
+        seen: set[tuple[int, Any]] = set()
+        try:
+            for family, kind, proto, _name, address in found:
+                if (family, address) in seen:
+                    continue
+                seen.add((family, address))
+                sock = socket.socket(family, kind, proto)
+                sockets.append(sock)
+                if os.name != "nt":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if self.port == 0 and len(sockets) > 1:  # one free port for every address
+                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
+                sock.bind(address)
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            raise ListenError(exc.errno or 0, self._why_not(exc)) from None
+        if self.port == 0 and sockets:
+            self.port = sockets[0].getsockname()[1]
+        return sockets
+
+    def _why_not(self, exc: OSError) -> str:
+        where = f"cannot listen on {self.url}"
+        if exc.errno == errno.EADDRINUSE:
+            return (f"{where}: the address is already in use (another program, or another "
+                    "`beamish run`, listens there); stop it, or choose another port "
+                    "(beamish run: --port or BEAMISH_PORT)")
+        if exc.errno == errno.EACCES:
+            return (f"{where}: permission denied (ports below 1024 need privileges); "
+                    "choose a port above 1023 (beamish run: --port or BEAMISH_PORT)")
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return (f"{where}: {self.host!r} is not an address of this machine; choose "
+                    "another (beamish run: --host or BEAMISH_HOST)")
+        return f"{where}: {exc.strerror or exc}"
+
+    async def _serve(self, server: _Uvicorn, sockets: list[socket.socket]) -> None:
+        try:
+            await server.serve(sockets=sockets)
         except SystemExit as exc:  # uvicorn's way to say that startup failed
-            lifespan = getattr(server, "lifespan", None)
-            if lifespan is not None and lifespan.startup_event.is_set() and (
-                not lifespan.startup_failed and not lifespan.should_exit
-            ):  # it could not listen after the endpoint started: stop the endpoint again
-                await lifespan.shutdown()
             raise RuntimeError(f"uvicorn exited with {exc.code}") from None
 
     async def stop(self) -> None:
-        """Stop listening, finish the requests in flight, run the lifespan's shutdown."""
+        """Stop listening, finish the requests in flight, run the lifespan's shutdown.
+
+        Cancelled (a stop cut short), it makes uvicorn quit at once, without waiting for
+        requests or running the lifespan shutdown, and ends its task before returning.
+        """
         server, task = self._server, self._task
         if server is None or task is None:
             return
         server.should_exit = True
         self._task = None
         try:
-            await task
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            server.force_exit = True
+            task.cancel()
+            await asyncio.wait({task})
+            raise
         finally:
             self._server = None
 
