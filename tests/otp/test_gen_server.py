@@ -175,11 +175,36 @@ async def test_server_killed_while_a_call_waits_29():
     assert info.value.why == "killed by test"
 
 
-async def test_stop_from_handle_call_replies_first_31():
+async def test_stop_from_handle_call_replies_31():
     beamish.trap_exit(True)
     pid = await Stack.start_link([])
     assert await GenServer.call(pid, "stop_me") == "bye"
     assert await receive(Exit, timeout=1) == Exit(pid, "normal")
+
+
+async def test_stop_with_a_reply_runs_terminate_before_replying_31():
+    """OTP's gen_server runs terminate, then replies: the caller never sees the reply of a
+    stopping server before its terminate is done, even an async one; and the reply goes
+    out even when terminate fails (OTP replies in an ``after``)."""
+    log = []
+
+    class Closes(GenServer):
+        def init(self, arg):
+            return Ok(arg)
+
+        def handle_call(self, request, from_, state):
+            return ("stop", "normal", "bye", state)  # the tuple form of Stop(..., reply=)
+
+        async def terminate(self, reason, state):
+            await beamish.sleep(0.01)  # e.g. flushing a file
+            log.append(("terminated", state))
+            if state == "fails":
+                raise RuntimeError("terminate failed")
+
+    assert await GenServer.call(await Closes.start("closes"), "stop") == "bye"
+    assert log == [("terminated", "closes")]
+    assert await GenServer.call(await Closes.start("fails"), "stop") == "bye"
+    assert log[-1] == ("terminated", "fails")
 
 
 async def test_stop_with_shutdown_reason_is_not_logged_31(caplog):

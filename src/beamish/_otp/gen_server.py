@@ -521,9 +521,9 @@ class GenServer(Actor, ChildSpecOptions):
             self._state = result.state
             return self._after(result.after)
         if kind is Stop and result.state is not _NOTHING:
-            if result.reply is not _NOTHING and from_ is not None:
-                reply(from_, result.reply)
             self._state = result.state
+            if result.reply is not _NOTHING and from_ is not None:
+                return self._stop(result.reason, None, (from_, result.reply))
             return self._stop(result.reason)
         if kind is tuple or kind is str:
             normalized = _normalize(result, "rn" if from_ is not None else "n")
@@ -565,25 +565,40 @@ class GenServer(Actor, ChildSpecOptions):
             raise exc  # KeyboardInterrupt, SystemExit, CancelledError
         return self._stop(Crash(exc), exc)
 
-    def _stop(self, reason: Any, exc: BaseException | None = None) -> Awaitable[None] | None:
-        """Run terminate, report if abnormal, and exit with ``reason``."""
+    def _stop(
+        self, reason: Any, exc: BaseException | None = None,
+        answer: tuple[ReplyTo, Any] | None = None,
+    ) -> Awaitable[None] | None:
+        """Run terminate, then send ``answer`` (a ``Stop`` with a reply), report if
+        abnormal, and exit with ``reason``. As in OTP the reply follows terminate, and goes
+        out even if terminate fails."""
         try:
             result = self.terminate(reason, self._state)
         except Exception as failure:
             reason, exc = Crash(failure), failure
+        except BaseException:
+            if answer is not None:
+                reply(*answer)
+            raise
         else:
             if inspect.isawaitable(result):
-                return self._finish_terminate(result, reason, exc)
+                return self._finish_terminate(result, reason, exc, answer)
+        if answer is not None:
+            reply(*answer)
         self._report(reason, exc)
         raise ProcessExit(reason)
 
     async def _finish_terminate(
-        self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None
+        self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None,
+        answer: tuple[ReplyTo, Any] | None,
     ) -> None:
         try:
             await awaitable
         except Exception as failure:
             reason, exc = Crash(failure), failure
+        finally:
+            if answer is not None:
+                reply(*answer)
         self._report(reason, exc)
         raise ProcessExit(reason)
 

@@ -88,8 +88,8 @@ class NoReply:
 class Stop:
     """Stop with ``reason``: terminate runs, then the process exits with ``reason``.
 
-    From ``handle_call``, ``reply=`` answers the caller first. From ``init``, only the reason
-    is given (``Stop(reason)``): the start fails with it.
+    From ``handle_call``, ``reply=`` answers the caller once ``terminate`` has run, as in
+    OTP. From ``init``, only the reason is given (``Stop(reason)``): the start fails with it.
     """
 
     __slots__ = ("reason", "reply", "state")
