@@ -342,6 +342,28 @@ async def test_failed_init_leaves_no_registered_name_37():
     assert beamish.is_alive(beamish.self())  # the linked failure did not kill the caller
 
 
+async def test_init_returning_an_error_fails_the_start_quietly_37(caplog):
+    """OTP 26's gen_server: init returning {:error, reason} makes start_link return
+    {:error, reason}; the server exits normal, with no crash report and no name left."""
+    class Declines(GenServer):
+        def init(self, arg):
+            return ("error", ("bad_config", arg))
+
+    exits = []
+    runtime = beamish.current_runtime()
+    detach = runtime.instruments.attach("exit", lambda pid, reason: exits.append(reason))
+    beamish.trap_exit(True)
+    with pytest.raises(StartError) as info:
+        await Declines.start_link("x", name="svc")
+    detach()
+    assert info.value.reason == ("bad_config", "x")
+    assert not isinstance(info.value, StartIgnored)
+    assert exits == ["normal"]
+    assert beamish.whereis("svc") is None
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert beamish.statistics().crashed == 0
+
+
 async def test_init_crash_is_a_start_error_with_the_crash(caplog):
     class Explodes(GenServer):
         def init(self, arg):

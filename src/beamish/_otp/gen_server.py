@@ -140,7 +140,9 @@ class GenServer(Actor, ChildSpecOptions):
 
     Callbacks and what they may return (each may be ``async def``):
 
-    - ``init(arg)``: ``Ok(state[, after])``, ``Ignore()`` or ``Stop(reason)``. Required.
+    - ``init(arg)``: ``Ok(state[, after])``, ``Ignore()``, ``Stop(reason)`` or
+      ``("error", reason)`` (the start fails with ``reason``, quietly: the server exits
+      ``"normal"``). Required.
     - ``handle_call(request, from_, state)``: ``Reply(value, state[, after])``,
       ``NoReply(state[, after])`` (reply later with ``GenServer.reply(from_, value)``) or
       ``Stop(reason, state[, reply=value])``. Left out: the server crashes, naming the call.
@@ -237,7 +239,8 @@ class GenServer(Actor, ChildSpecOptions):
         """Start a server linked to the caller; returns its pid once ``init`` has run.
 
         Raises ``StartError`` (``("already_started", pid)`` if the name is taken,
-        ``"timeout"``, init's ``Stop`` reason, a ``Crash``) or ``StartIgnored``.
+        ``"timeout"``, init's ``Stop`` or ``("error", reason)`` reason, a ``Crash``) or
+        ``StartIgnored``.
         """
         return await _start(cls, arg, name, timeout, link=True)
 
@@ -430,10 +433,14 @@ class GenServer(Actor, ChildSpecOptions):
             return self._init_failed(ack, "ignore", None)
         if kind is Stop:
             return self._init_failed(ack, result.reason, None)
+        if kind is tuple and len(result) == 2 and result[0] == "error":
+            # OTP 26: start_link returns {error, Reason}; the server exits normal, quietly
+            return self._init_failed(ack, result[1], None, exit_reason="normal")
         return self._init_failed(ack, ("bad_return_value", result), None)
 
     def _init_failed(
-        self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None
+        self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None,
+        *, exit_reason: Any = None,
     ) -> NoReturn:
         if type(self._name) is tuple:
             self._name[1].unregister_name(self._name[2])
@@ -443,11 +450,11 @@ class GenServer(Actor, ChildSpecOptions):
                 "%s %s failed in init: %s", _display(type(self)), self._who(), reason,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
-        if reason == "ignore":
+        if reason == "ignore" and exit_reason is None:
             _ack(ack, ("ignore",))
             raise ProcessExit("normal")
         _ack(ack, ("error", reason))
-        raise ProcessExit(reason)
+        raise ProcessExit(reason if exit_reason is None else exit_reason)
 
     def _unlink_parent(self) -> None:
         if self._parent is not None:
