@@ -427,6 +427,25 @@ async def test_a_child_stuck_in_a_restart_loop_71():
     assert time.monotonic() - started < 1
 
 
+async def test_a_temporary_child_whose_start_is_ignored_is_not_kept_70():
+    """OTP's sup_start_ignore_temporary_child and sup_start_ignore_child: an ignored start
+    keeps the spec of a permanent or transient child (pid None), not of a temporary one,
+    at init and through start_child alike."""
+
+    async def ignored():
+        raise StartIgnored()
+
+    temporary = ChildSpec(id="t", start=(ignored, ()), restart="temporary")
+    permanent = ChildSpec(id="p", start=(ignored, ()))
+    sup = await Supervisor.start_link([temporary, permanent, spec("w")], strategy="one_for_one")
+    assert [c.id for c in await Supervisor.which_children(sup)] == ["w", "p"]
+    assert await Supervisor.count_children(sup) == ChildCounts(2, 1, 0, 2)
+    assert await Supervisor.start_child(sup, temporary.replace(id="t2")) is None
+    assert await Supervisor.start_child(sup, permanent.replace(id="p2")) is None
+    assert [c.id for c in await Supervisor.which_children(sup)] == ["p2", "w", "p"]
+    assert await Supervisor.start_child(sup, temporary) is None  # not present: no error
+
+
 async def test_supervisor_init_outcomes_73():
     class Ignores(Supervisor):
         def init(self, arg):

@@ -367,6 +367,8 @@ class _SupervisorServer(GenServer):
                 )
                 await self._terminate_all()
                 return Stop(("shutdown", ("failed_to_start_child", spec.id, failure.reason)))
+            if child.pid is None and spec.restart == "temporary":
+                del self.children[spec.id]  # ignored, and never restarted: nothing to keep
         return Ok(None)
 
     async def _start(self, child: _Child) -> Any:
@@ -523,7 +525,8 @@ class _SupervisorServer(GenServer):
             result = await self._start(child)
         except StartError as failure:
             return _Error(failure)
-        self.children[spec.id] = child
+        if result is not None or spec.restart != "temporary":  # OTP drops an ignored one
+            self.children[spec.id] = child
         return result
 
     async def _terminate_child(self, child_id: Any) -> Any:
