@@ -189,7 +189,10 @@ class SupervisorError(BeamishError, RuntimeError):
     """A supervisor refused an operation; ``reason`` says why, in OTP's terms.
 
     Reasons: ``"not_found"``, ``"running"``, ``"restarting"``, ``"already_present"``,
-    ``("already_started", pid)``, ``"max_children"``, ``("invalid_child_spec", spec)``.
+    ``("already_started", pid)``, ``"max_children"``; for a spec it cannot use,
+    ``"missing_id"``, ``"missing_start"``, ``("invalid_mfa", start)`` and the other
+    ``("invalid_...", value)`` reasons, ``("invalid_child_spec", spec)``, and
+    ``("start_spec", reason)`` among a supervisor's initial children.
     """
 
     def __init__(self, reason: Any, message: str) -> None:

@@ -223,6 +223,9 @@ async def test_invalid_child_specs_are_rejected_before_asking_88():
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, {})
     assert info.value.reason == ("invalid_child_spec", {})
+    with pytest.raises(SupervisorError) as info:  # Elixir's validate_child: the whole spec
+        await DynamicSupervisor.start_child(sup, {"id": "x"})
+    assert info.value.reason == ("invalid_child_spec", {"id": "x"})
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, ChildSpec(id=None, start=("nope", ())))
     assert info.value.reason[0] == "invalid_mfa"

@@ -564,6 +564,48 @@ async def test_child_spec_forms_and_overrides():
         await Supervisor.start_link([Worker, Worker])
 
 
+async def test_malformed_child_specs_are_refused_with_otp_reasons_67():
+    """OTP's check_childspec, as Elixir's Supervisor.start_child reports it: a missing key
+    is named (missing_id before missing_start), then each field is checked in turn."""
+    sup = await Supervisor.start_link([], strategy="one_for_one")
+    start = (Worker.start_link, (None,))
+    cases = [
+        ({}, "missing_id"),
+        ({"start": start}, "missing_id"),
+        ({"id": "x"}, "missing_start"),
+        ({"id": "x", "start": "nope"}, ("invalid_mfa", "nope")),
+        ({"id": "x", "start": start, "restart": "often"}, ("invalid_restart_type", "often")),
+        ({"id": "x", "start": start, "type": "boss"}, ("invalid_child_type", "boss")),
+        ({"id": "x", "start": start, "shutdown": -1}, ("invalid_shutdown", -1)),
+        ({"id": "x", "start": start, "modules": Worker}, ("invalid_modules", Worker)),
+        (42, ("invalid_child_spec", 42)),
+    ]
+    for child, reason in cases:
+        with pytest.raises(SupervisorError) as info:
+            await Supervisor.start_child(sup, child)
+        assert info.value.reason == reason, child
+    assert "has no id" in str(
+        (await _refusal(Supervisor.start_child(sup, {"start": start}))).value
+    )
+    assert await Supervisor.count_children(sup) == ChildCounts(0, 0, 0, 0)
+    listed = await Supervisor.start_child(sup, {"id": "l", "start": start, "modules": [Worker]})
+    assert (await Supervisor.get_childspec(sup, "l")).modules == (Worker,)
+    assert beamish.is_alive(listed)
+    # among a supervisor's initial children the reason is wrapped, as OTP's {start_spec, _}
+    with pytest.raises(SupervisorError) as info:
+        await Supervisor.start_link([{"id": "x"}], strategy="one_for_one")
+    assert info.value.reason == ("start_spec", "missing_start")
+    with pytest.raises(SupervisorError) as info:
+        await Supervisor.start_link([Worker, Worker], strategy="one_for_one")
+    assert info.value.reason == ("start_spec", ("duplicate_child_name", Worker))
+
+
+async def _refusal(call):
+    with pytest.raises(SupervisorError) as info:
+        await call
+    return info
+
+
 async def test_supervisor_module_and_nested_trees():
     class Inner(Supervisor):
         def init(self, arg):

@@ -129,7 +129,7 @@ class DynamicSupervisor(ChildSpecOptions):
         The spec is checked before the supervisor is asked. Raises ``SupervisorError``
         (``"max_children"``) or ``StartError`` if the child fails to start.
         """
-        spec = to_child_spec(child)
+        spec = to_child_spec(child, whole=True)
         result = await GenServer.call(sup, ("start_child", spec), None)
         if isinstance(result, Exception):
             raise result

@@ -102,17 +102,22 @@ def _supervisor_init(
 ) -> SupervisorFlags:
     """Build what a supervisor's ``init`` returns, from child forms and strategy options."""
     _check_flags(strategy, max_restarts, max_seconds)
-    specs = tuple(to_child_spec(c) for c in children)
+    specs: list[ChildSpec] = []
     seen: set[Any] = set()
-    for spec in specs:
+    for child in children:
+        try:
+            spec = to_child_spec(child)
+        except SupervisorError as bad:  # OTP's {start_spec, Reason}
+            raise SupervisorError(("start_spec", bad.reason), str(bad)) from None
         if spec.id in seen:
             raise SupervisorError(
-                ("duplicate_child_name", spec.id),
-                f"two children share the id {spec.id!r}; give each a distinct id with "
-                f"Supervisor.child_spec(child, id=...)",
+                ("start_spec", ("duplicate_child_name", spec.id)),
+                f"two children share the id {_name(spec.id)}; give each a distinct id with "
+                f"Supervisor.child_spec_of(child, id=...)",
             )
         seen.add(spec.id)
-    return SupervisorFlags(specs, strategy, max_restarts, max_seconds)
+        specs.append(spec)
+    return SupervisorFlags(tuple(specs), strategy, max_restarts, max_seconds)
 
 
 # -- starting and stopping one child (shared with DynamicSupervisor) ---------------------------
@@ -576,4 +581,9 @@ def _not_found(child_id: Any) -> _Error:
 
 def _describe_pid(pid: Any) -> str:
     return repr(pid)
+
+
+def _name(child_id: Any) -> str:
+    """A child id for people: a class by its qualified name, anything else as repr."""
+    return child_id.__qualname__ if isinstance(child_id, type) else repr(child_id)
 
