@@ -170,7 +170,8 @@ class StartError(BeamishError, RuntimeError):
 
     Reasons: ``("already_started", pid)``, ``"timeout"`` (init did not finish in time),
     ``("bad_return_value", value)``, a ``Crash`` from init, or the reason init gave with
-    ``Stop(reason)`` or ``("error", reason)``. For supervisors: ``("shutdown", ("failed_to_start_child", id, r))``.
+    ``Stop(reason)`` or ``("error", reason)``. For supervisors:
+    ``("shutdown", ("failed_to_start_child", id, r))``.
     """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
