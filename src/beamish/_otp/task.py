@@ -306,26 +306,30 @@ class Task:
         ``timeout`` seconds to exit after the ``"shutdown"`` signal before it is killed
         (``None``: wait forever), or ``"brutal_kill"`` to kill it at once. Returns
         ``("ok", result)`` if the reply arrived meanwhile (even if the task had exited too),
-        ``("exit", reason)`` if the task had died for another reason, None if it stopped
-        because of this call, and ``("exit", "noproc")`` if its result or ``Down`` was
-        already taken (its outcome cannot be known any more).
+        None if it stopped as this call asked (``"shutdown"``, or ``"killed"`` with
+        ``"brutal_kill"``), ``("exit", "killed")`` if it outlived its shutdown time and had
+        to be killed, ``("exit", reason)`` if the task had died for another reason, and
+        ``("exit", "noproc")`` if its result or ``Down`` was already taken (its outcome
+        cannot be known any more). A task with no process (``Task.completed``) is not shut
+        down: its result is looked up, as ``Task.ignore`` does.
         """
         check_owner(task, "Task.shutdown")
         if timeout != "brutal_kill":
             check_timeout(timeout, "Task.shutdown", extra=" or 'brutal_kill'")
         pid = task.pid
         if pid is None:
-            raise ValueError(f"Task.shutdown: {task!r} has no process (it was completed)")
+            return Task.ignore(task)
         mon = monitor(pid)
         unlink(pid)
         brutal = timeout == "brutal_kill"
         exit(pid, "kill" if brutal else "shutdown")
-        ours: tuple[str, ...] = ("killed",) if brutal else ("shutdown",)  # what we caused
+        # what this call asked for; a kill after the timeout was not asked for (Elixir's
+        # :timeout_kill), so it is told as ("exit", "killed")
+        ours = "killed" if brutal else "shutdown"
         wait = None if brutal else timeout
         down = await receive(down_of(mon), timeout=wait, default=_TIMEOUT)  # type: ignore[arg-type]
         if down is _TIMEOUT:
             exit(pid, "kill")
-            ours = ("shutdown", "killed")
             down = await receive(down_of(mon))
         task._alias.active = False
         if down.reason == "noproc":
@@ -335,10 +339,10 @@ class Task:
                 demonitor(task.ref, flush=True)
                 outcome: tuple[str, Any] | None = ("exit", "noproc")
             else:
-                outcome = None if own.reason in ours else ("exit", own.reason)
+                outcome = None if own.reason == ours else ("exit", own.reason)
         else:
             demonitor(task.ref, flush=True)
-            outcome = None if down.reason in ours else ("exit", down.reason)
+            outcome = None if down.reason == ours else ("exit", down.reason)
         reply = take_now(reply_of(task.ref), "Task.shutdown")
         return ("ok", reply[1]) if reply is not None else outcome
 
