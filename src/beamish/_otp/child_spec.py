@@ -147,8 +147,9 @@ def validate(spec: ChildSpec) -> ChildSpec:
             f"invalid child spec for {spec.id!r}: shutdown must be seconds >= 0, "
             f"'brutal_kill' or 'infinity', got {shutdown!r}",
         )
-    if type(spec.modules) is list:
-        spec = dataclasses.replace(spec, modules=tuple(spec.modules))
+    modules: Any = spec.modules  # a list is welcome too, as in a mapping from Elixir code
+    if type(modules) is list:
+        spec = dataclasses.replace(spec, modules=tuple(modules))
     if type(spec.modules) is not tuple:
         raise SupervisorError(
             ("invalid_modules", spec.modules),
