@@ -76,11 +76,18 @@ class ProcessExit(BaseException):
     is an abnormal exit that linked processes see. The runtime also raises it inside a
     process that an exit signal has just killed, so that the process's Python frames
     unwind. Do not catch it unless you re-raise it.
+
+    ``reported=True`` says the exit is a crash that the process has already reported (a
+    behaviour such as GenServer logs its own crash report): the runtime counts it in
+    ``statistics().crashed`` and runs the ``crash`` instrument hooks, without logging it
+    a second time. An exception that escapes a process is a crash too, which the runtime
+    logs itself.
     """
 
-    def __init__(self, reason: Any) -> None:
+    def __init__(self, reason: Any, *, reported: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.reported = reported
 
     def __str__(self) -> str:
         return f"process exited with reason {self.reason!r}"

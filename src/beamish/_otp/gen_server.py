@@ -10,7 +10,9 @@ that finishes the step, and the actor takes no other message meanwhile.
 Each step returns ``None`` when it finished synchronously, or an awaitable that finishes it;
 a ``Continue`` runs inside the same step, before any queued message. Ending the process is
 always ``raise ProcessExit(reason)`` after ``terminate`` ran, so the kernel never logs a
-GenServer twice: the GenServer logs its own crash report.
+GenServer twice: the GenServer logs its own crash report, and says so with
+``ProcessExit(reason, reported=True)``, so the kernel still counts the crash and tells the
+``crash`` hooks.
 """
 
 from __future__ import annotations
@@ -454,7 +456,7 @@ class GenServer(Actor, ChildSpecOptions):
             _ack(ack, ("ignore",))
             raise ProcessExit("normal")
         _ack(ack, ("error", reason))
-        raise ProcessExit(reason if exit_reason is None else exit_reason)
+        raise ProcessExit(reason if exit_reason is None else exit_reason, reported=exc is not None)
 
     def _unlink_parent(self) -> None:
         if self._parent is not None:
@@ -592,8 +594,7 @@ class GenServer(Actor, ChildSpecOptions):
                 return self._finish_terminate(result, reason, exc, answer)
         if answer is not None:
             reply(*answer)
-        self._report(reason, exc)
-        raise ProcessExit(reason)
+        raise ProcessExit(reason, reported=self._report(reason, exc))
 
     async def _finish_terminate(
         self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None,
@@ -606,12 +607,12 @@ class GenServer(Actor, ChildSpecOptions):
         finally:
             if answer is not None:
                 reply(*answer)
-        self._report(reason, exc)
-        raise ProcessExit(reason)
+        raise ProcessExit(reason, reported=self._report(reason, exc))
 
-    def _report(self, reason: Any, exc: BaseException | None) -> None:
+    def _report(self, reason: Any, exc: BaseException | None) -> bool:
+        """Log the crash report of an abnormal exit; True if there was one."""
         if is_clean_exit(reason):
-            return
+            return False
         crash = exc if exc is not None and isinstance(exc, Exception) else None
         _log.error(
             "%s %s terminating\n** reason: %s\n** last message: %s\n** state: %s",
@@ -619,6 +620,7 @@ class GenServer(Actor, ChildSpecOptions):
             _short(self._state),
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
+        return True
 
     # -- system requests --------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ that ref reaches the owner's mailbox again.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ from beamish._errors import (
     InvalidTargetError,
     NotInProcessError,
     NotOwnerError,
+    ProcessExit,
 )
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.task_stream import TaskStream
 from beamish._runtime.api import (
     demonitor,
     exit,
+    is_alive,
     link,
     make_ref,
     monitor,
@@ -46,7 +49,7 @@ from beamish._runtime.api import (
 )
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_immutable
-from beamish._runtime.messages import Down
+from beamish._runtime.messages import Crash, Down, is_clean_exit
 from beamish._runtime.patterns import Matcher
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+_log = logging.getLogger("beamish.task")
 DEFAULT_CONCURRENCY = os.cpu_count() or 1
 _TIMEOUT: Any = object()
 _ON_TIMEOUT = ("nothing", "ignore", "kill_task")
@@ -406,11 +410,45 @@ def start_linked(fn: Callable[..., Any], value: Any) -> Task:
 
 
 async def run_task(alias: ReplyAlias, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """The body of a task that replies: run ``fn``, deliver its result, exit normally."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
+    """The body of a task that replies: run ``fn``, deliver its result, exit normally.
+
+    A task that fails reports it, as Elixir's does, naming its function, its arguments and
+    its owner: an exception, or an exit with a reason other than ``"normal"`` and the
+    shutdown forms. The report stands for the crash (``ProcessExit(..., reported=True)``),
+    so the runtime counts it without logging it again.
+    """
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except ProcessExit as stop:
+        me = _self()
+        if stop.reported or is_clean_exit(stop.reason) or not is_alive(me):
+            raise  # a clean exit, or an exit signal that already ended the task
+        _report(me, alias.owner, fn, args, stop.reason, None)
+        raise ProcessExit(stop.reason, reported=True) from None
+    except Exception as exc:
+        _report(_self(), alias.owner, fn, args, Crash(exc), exc)
+        raise ProcessExit(Crash(exc), reported=True) from None
     alias.deliver(result)
+
+
+def _report(
+    me: Pid, owner: Pid, fn: Callable[..., Any], args: tuple[Any, ...], reason: Any,
+    exc: BaseException | None,
+) -> None:
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    shown = ", ".join(_short(a) for a in args)
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else f"exit {_short(reason)}"
+    _log.error(
+        "Task %r started from %r terminating: %s\n** function: %s(%s)", me, owner, what,
+        name, shown, exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+    )
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def caller(what: str) -> Pid:

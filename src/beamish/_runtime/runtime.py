@@ -441,7 +441,7 @@ async def _task_main(proc: Process, fn: Callable[..., Any], args: tuple[Any, ...
         if inspect.isawaitable(result):
             result = await result
     except ProcessExit as stop:
-        runtime._exit_process(proc, stop.reason, from_inside=True)
+        runtime._exit_process(proc, stop.reason, from_inside=True, reported=stop.reported)
         return None
     except asyncio.CancelledError:
         if proc.pid._proc is not None:  # cancelled by something other than an exit signal
@@ -461,8 +461,11 @@ class AsProcess:
     """``async with rt.as_process() as pid:``: the block's task is a process meanwhile.
 
     On leaving the block the process exits ``"normal"``. An exception leaving the block ends
-    the process with ``Crash(exc)`` and goes on. If the process is killed by an exit signal
-    while inside the block, the block is cancelled and ``ProcessExit(reason)`` leaves it.
+    the process with ``Crash(exc)`` and goes on: the crash is counted and told to the
+    ``crash`` hooks, but not logged, since the code around the block gets the exception
+    and decides (the web endpoint logs a crashed request itself). If the process is killed
+    by an exit signal while inside the block, the block is cancelled and
+    ``ProcessExit(reason)`` leaves it.
     """
 
     __slots__ = ("_name", "_proc", "_runtime", "_token", "_trap_exit")
@@ -511,8 +514,10 @@ class AsProcess:
             runtime._exit_process(proc, "normal", from_inside=True)
             return False
         if isinstance(exc, ProcessExit):
-            runtime._exit_process(proc, exc.reason, from_inside=True)
+            runtime._exit_process(proc, exc.reason, from_inside=True, reported=exc.reported)
             return bool(exc.reason == "normal")
-        runtime._exit_process(proc, Crash(exc), from_inside=True)
+        runtime._exit_process(
+            proc, Crash(exc), from_inside=True, reported=isinstance(exc, Exception)
+        )
         return False
 
