@@ -169,6 +169,9 @@ class CallError(ProcessExit):
         else:
             exited = "the server" if what.startswith(("GenServer.", "Agent.")) else "the process"
             text = f"{exited} exited with reason {why!r}"
+            hint = getattr(why, "hint", None)  # a reason that can explain itself
+            if type(hint) is str:
+                text += f": {hint}"
         return f"{what}({args}) failed: {text}"
 
 

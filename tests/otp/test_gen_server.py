@@ -162,6 +162,53 @@ async def test_bad_return_value_stops_the_server_after_terminate_29():
     assert not beamish.is_alive(pid)
 
 
+async def test_a_bad_return_value_names_the_callback_and_what_it_may_return_29(caplog):
+    """The exit reason stays OTP's ("bad_return_value", value); the caller's error and the
+    crash report also say which callback returned it, and list what that callback may
+    return."""
+
+    class Counter(GenServer):
+        def init(self, arg):
+            return Ok(0) if arg == "ok" else arg
+
+        def handle_call(self, request, from_, state):
+            return state  # forgot Reply(state, state)
+
+        def handle_cast(self, request, state):
+            return state + 1  # forgot NoReply(...)
+
+    beamish.trap_exit(True)
+    pid = await Counter.start_link("ok")
+    with pytest.raises(CallError) as info:
+        await GenServer.call(pid, "get")
+    assert info.value.why == ("bad_return_value", 0)
+    match info.value.why:
+        case ("bad_return_value", 0):
+            pass
+        case _:
+            pytest.fail("the reason no longer matches as OTP's tuple")
+    text = str(info.value)
+    assert "exited with reason ('bad_return_value', 0)" in text
+    assert "Counter.handle_call returned 0" in text
+    assert "Reply(value, state[, after])" in text and "NoReply(state[, after])" in text
+    assert "Counter.handle_call returned 0" in caplog.text
+    assert "Stop(reason, state[, reply=value])" in caplog.text
+    assert await receive(Exit, timeout=1) == Exit(pid, ("bad_return_value", 0))
+
+    caplog.clear()
+    pid = await Counter.start_link("ok")
+    GenServer.cast(pid, "increment")
+    assert await receive(Exit, timeout=1) == Exit(pid, ("bad_return_value", 1))
+    assert "Counter.handle_cast returned 1" in caplog.text
+    assert "NoReply(state[, after])" in caplog.text and "Reply(value" not in caplog.text
+
+    with pytest.raises(StartError) as failed:
+        await Counter.start_link("bare")
+    assert failed.value.reason == ("bad_return_value", "bare")
+    assert "Counter.init returned 'bare'" in str(failed.value)
+    assert "Ok(state[, after])" in str(failed.value)
+
+
 async def test_server_killed_while_a_call_waits_29():
     pid = await Stack.start([])
 

@@ -39,6 +39,7 @@ from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
 from beamish._otp.gen_server_results import NOTHING as _NOTHING
 from beamish._otp.gen_server_results import RESULTS as _RESULTS
 from beamish._otp.gen_server_results import (
+    BadReturnValue,
     Continue,
     Ignore,
     NoReply,
@@ -438,7 +439,7 @@ class GenServer(Actor, ChildSpecOptions):
         if kind is tuple and len(result) == 2 and result[0] == "error":
             # OTP 26: start_link returns {error, Reason}; the server exits normal, quietly
             return self._init_failed(ack, result[1], None, exit_reason="normal")
-        return self._init_failed(ack, ("bad_return_value", result), None)
+        return self._init_failed(ack, BadReturnValue(result, "init", _display(type(self))), None)
 
     def _init_failed(
         self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None,
@@ -509,18 +510,23 @@ class GenServer(Actor, ChildSpecOptions):
             return self._finish_async(result, None)
         return self._apply(result, None)
 
-    async def _finish_async(self, awaitable: Awaitable[Any], from_: ReplyTo | None) -> None:
+    async def _finish_async(
+        self, awaitable: Awaitable[Any], from_: ReplyTo | None, callback: str | None = None
+    ) -> None:
         try:
             result = await awaitable
         except BaseException as exc:
             rest = self._callback_failed(exc)
         else:
-            rest = self._apply(result, from_)
+            rest = self._apply(result, from_, callback)
         if rest is not None:
             await rest
 
-    def _apply(self, result: Any, from_: ReplyTo | None) -> Awaitable[None] | None:
-        """Act on what a callback returned (``from_`` is set for handle_call)."""
+    def _apply(
+        self, result: Any, from_: ReplyTo | None, callback: str | None = None
+    ) -> Awaitable[None] | None:
+        """Act on what a callback returned (``from_`` is set for handle_call; ``callback``
+        names it when the message does not: handle_continue)."""
         kind = type(result)
         if kind is NoReply:
             self._state = result.state
@@ -537,8 +543,12 @@ class GenServer(Actor, ChildSpecOptions):
         if kind is tuple or kind is str:
             normalized = _normalize(result, "rn" if from_ is not None else "n")
             if normalized is not result:
-                return self._apply(normalized, from_)
-        return self._stop(("bad_return_value", result))
+                return self._apply(normalized, from_, callback)
+        if callback is None:
+            callback = "handle_call" if from_ is not None else (
+                "handle_cast" if type(self._last) is Cast else "handle_info"
+            )
+        return self._stop(BadReturnValue(result, callback, _display(type(self))))
 
     def _after(self, after: Any) -> Awaitable[None] | None:
         if after is None:
@@ -554,7 +564,7 @@ class GenServer(Actor, ChildSpecOptions):
             return None
         if after == "hibernate":
             return None
-        return self._stop(("bad_return_value", after))
+        return self._stop(BadReturnValue(after, "after", _display(type(self))))
 
     def _continue(self, term: Any) -> Awaitable[None] | None:
         try:
@@ -562,8 +572,8 @@ class GenServer(Actor, ChildSpecOptions):
         except BaseException as exc:
             return self._callback_failed(exc)
         if inspect.isawaitable(result):
-            return self._finish_async(result, None)
-        return self._apply(result, None)
+            return self._finish_async(result, None, "handle_continue")
+        return self._apply(result, None, "handle_continue")
 
     def _callback_failed(self, exc: BaseException) -> Awaitable[None] | None:
         if isinstance(exc, ProcessExit):
@@ -614,10 +624,11 @@ class GenServer(Actor, ChildSpecOptions):
         if is_clean_exit(reason):
             return False
         crash = exc if exc is not None and isinstance(exc, Exception) else None
+        hint = reason.hint if type(reason) is BadReturnValue else None
         _log.error(
-            "%s %s terminating\n** reason: %s\n** last message: %s\n** state: %s",
-            _display(type(self)), self._who(), _short(reason), _short(self._last),
-            _short(self._state),
+            "%s %s terminating\n** reason: %s%s\n** last message: %s\n** state: %s",
+            _display(type(self)), self._who(), _short(reason),
+            f"\n** {hint}" if hint else "", _short(self._last), _short(self._state),
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
         return True
@@ -787,7 +798,8 @@ async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | Non
             reason, f"cannot start {cls.__qualname__} as {name!r}: already started as "
             f"{reason[1]!r}",
         )
-    raise StartError(reason, f"{_display(cls)} failed to start: {_short(reason)}")
+    hint = f": {reason.hint}" if type(reason) is BadReturnValue else ""
+    raise StartError(reason, f"{_display(cls)} failed to start: {_short(reason)}{hint}")
 
 
 async def _wait_ack(ack: asyncio.Future[Any], timeout: float | None) -> Any:
