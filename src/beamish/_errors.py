@@ -39,6 +39,7 @@ it is a control-flow signal, and a generic ``except Exception`` must not swallow
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 __all__ = [
@@ -95,6 +96,34 @@ class ProcessExit(BaseException):
 
 class BeamishError(Exception):
     """Base class of the errors beamish raises for misuse and bad input."""
+
+
+def not_awaited(value: Any, what: str | None, wanted: str) -> str | None:
+    """The message for an awaitable given (to ``what``) where ``wanted`` (its result, most
+    often a pid) was expected: "did you forget await?". None if ``value`` is not awaitable.
+
+    A coroutine is closed: it cannot be used any more, and closing it spares Python's own
+    "coroutine ... was never awaited" warning on top of this error.
+    """
+    if not inspect.isawaitable(value):
+        return None
+    if inspect.iscoroutine(value):
+        name = value.__qualname__.rpartition("<locals>.")[2]
+        frame = value.cr_frame
+        owner = frame.f_locals.get("cls") if frame is not None else None
+        if isinstance(owner, type):  # a classmethod such as start_link: name the class
+            name = f"{owner.__qualname__}.{value.__name__}"
+        value.close()
+        shown = f"the coroutine {name}(...)"
+        example = f"`pid = await {name}(...)`"
+    else:
+        shown = f"an awaitable ({type(value).__name__})"
+        example = "`pid = await ...`"
+    where = f"{what} got" if what else "got"
+    return (
+        f"{where} {shown} where {wanted} was expected: did you forget await? Write "
+        f"{example}, then pass the pid (or the name) on."
+    )
 
 
 class NoRuntimeError(BeamishError, RuntimeError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -24,6 +25,7 @@ from beamish import (
     StartError,
     StartIgnored,
     Stop,
+    Supervisor,
     receive,
     send,
 )
@@ -681,6 +683,33 @@ async def test_whereis_and_child_spec_47():
 
         class Wrong(GenServer, restrat="temporary"):
             pass
+
+
+async def test_a_server_used_without_await_asks_whether_await_was_forgotten():
+    """start_link is a coroutine: used as a pid it used to fail with "invalid server name
+    <coroutine object ...>"; every API that takes a server says what went wrong."""
+
+    async def pending_sup():
+        return await Supervisor.start_link([], strategy="one_for_one")
+
+    attempts = [
+        lambda server: GenServer.call(server, "pop"),
+        lambda server: GenServer.cast(server, "pop"),
+        lambda server: GenServer.stop(server),
+        lambda server: GenServer.get_state(server),
+        lambda server: Supervisor.which_children(server),
+    ]
+    for attempt in attempts:
+        with pytest.raises(TypeError, match="did you forget await") as info:
+            await _maybe_await(attempt(Stack.start_link([])))
+        assert "Stack.start_link" in str(info.value)
+    with pytest.raises(InvalidNameError, match=r"pending_sup\(\.\.\.\).*did you forget await"):
+        await Supervisor.count_children(pending_sup())
+    assert beamish.processes() == [beamish.self()]  # nothing was started
+
+
+async def _maybe_await(value):
+    return await value if inspect.isawaitable(value) else value
 
 
 async def test_name_option_validation_22():

@@ -284,6 +284,8 @@ class GenServer(Actor, ChildSpecOptions):
         if type(server) is Pid or type(server) is str:
             dest: Any = server
         else:
+            if inspect.isawaitable(server):  # a bug, not a server that is not there
+                naming.check_name(server)
             try:
                 dest = naming.whereis(server)
             except Exception:
