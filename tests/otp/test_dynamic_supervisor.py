@@ -133,6 +133,17 @@ async def test_intensity_applies_to_failed_restarts_82(max_restarts):
     assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
 
 
+async def test_the_crash_that_exceeds_the_intensity_is_reported_as_giving_up(caplog):
+    beamish.trap_exit(True)
+    sup = await DynamicSupervisor.start_link(max_restarts=0)
+    child = await DynamicSupervisor.start_child(sup, Worker)
+    GenServer.cast(child, ("exit", "died"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    [report] = [r.getMessage() for r in caplog.records if "exited with reason" in r.getMessage()]
+    assert f"child {child!r} (Worker)" in report and "restarting it" not in report
+    assert "shutting down: restart intensity exceeded (1 restart in 5 s" in report
+
+
 async def test_terminate_child_by_pid_83():
     sup = await DynamicSupervisor.start_link()
     brutal = await DynamicSupervisor.start_child(

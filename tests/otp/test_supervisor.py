@@ -633,3 +633,36 @@ async def test_restart_of_a_crashing_child_is_logged(caplog):
     await wait_new_pid(sup, "c", old)
     assert "child 'c'" in caplog.text and "'died'" in caplog.text
     assert "restarting it" in caplog.text
+
+
+async def test_the_crash_that_exceeds_the_intensity_is_reported_as_giving_up_58(caplog):
+    """The report of the crash that takes a supervisor over its restart intensity says it
+    gives up (OTP's reached_max_restart_intensity), not "restarting it"; a child whose id
+    is a class is named by the class's qualified name."""
+
+    class Stubborn(Worker):
+        pass
+
+    beamish.trap_exit(True)
+    sup = await Supervisor.start_link(
+        [(Stubborn, {"id": "s"})], strategy="one_for_one", max_restarts=1, max_seconds=3600
+    )
+    old = await pid_of(sup, Stubborn)
+    GenServer.cast(old, ("exit", "died"))
+    await wait_new_pid(sup, Stubborn, old)
+    GenServer.cast(await pid_of(sup, Stubborn), ("exit", "died again"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    lines = [r.getMessage() for r in caplog.records if r.name == "beamish.supervisor"]
+    first, last = [line for line in lines if "exited with reason" in line]
+    assert "restarting it" in first and "'died'" in first
+    assert "restarting it" not in last and "'died again'" in last
+    assert "shutting down: restart intensity exceeded (2 restarts in 3600 s" in last
+    assert "child Stubborn" in first and "<class" not in "\n".join(lines)
+
+
+async def test_a_permanent_child_exiting_normally_past_the_intensity_is_reported(caplog):
+    beamish.trap_exit(True)
+    sup = await Supervisor.start_link([spec("n")], strategy="one_for_one", max_restarts=0)
+    GenServer.cast(await pid_of(sup, "n"), ("exit", "normal"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    assert "shutting down: restart intensity exceeded (1 restart in 5 s" in caplog.text

@@ -26,7 +26,10 @@ from typing import Any, ClassVar
 
 from beamish._errors import SupervisorError
 
-__all__ = ["ChildSpec", "ChildSpecOptions", "child_spec_options", "to_child_spec", "validate"]
+__all__ = [
+    "ChildSpec", "ChildSpecOptions", "child_name", "child_spec_options", "to_child_spec",
+    "validate",
+]
 
 RESTARTS = ("permanent", "transient", "temporary")
 TYPES = ("worker", "supervisor")
@@ -71,6 +74,15 @@ class ChildSpec:
         ):
             overrides["shutdown"] = None  # follow the new type's default
         return validate(dataclasses.replace(self, **overrides))
+
+
+def child_name(child_id: Any) -> str:
+    """A child id as reports and errors show it: a class (the usual id, ``Worker``) by its
+    qualified name rather than ``<class 'app.Worker'>`` (one defined in a function without
+    the function's ``<locals>``), anything else by its repr."""
+    if isinstance(child_id, type):
+        return child_id.__qualname__.rpartition("<locals>.")[2]
+    return repr(child_id)
 
 
 def _check_keys(options: Mapping[str, Any], where: str) -> None:
@@ -122,18 +134,19 @@ def validate(spec: ChildSpec) -> ChildSpec:
     ):
         raise SupervisorError(
             ("invalid_mfa", start),
-            f"invalid child spec for {spec.id!r}: start must be (async_fn, args), got {start!r}",
+            f"invalid child spec for {child_name(spec.id)}: start must be (async_fn, args), "
+            f"got {start!r}",
         )
     if spec.restart not in RESTARTS:
         raise SupervisorError(
             ("invalid_restart_type", spec.restart),
-            f"invalid child spec for {spec.id!r}: restart must be one of "
+            f"invalid child spec for {child_name(spec.id)}: restart must be one of "
             f"{', '.join(RESTARTS)}, got {spec.restart!r}",
         )
     if spec.type not in TYPES:
         raise SupervisorError(
             ("invalid_child_type", spec.type),
-            f"invalid child spec for {spec.id!r}: type must be worker or supervisor, "
+            f"invalid child spec for {child_name(spec.id)}: type must be worker or supervisor, "
             f"got {spec.type!r}",
         )
     shutdown = spec.shutdown
@@ -144,7 +157,7 @@ def validate(spec: ChildSpec) -> ChildSpec:
     ):
         raise SupervisorError(
             ("invalid_shutdown", shutdown),
-            f"invalid child spec for {spec.id!r}: shutdown must be seconds >= 0, "
+            f"invalid child spec for {child_name(spec.id)}: shutdown must be seconds >= 0, "
             f"'brutal_kill' or 'infinity', got {shutdown!r}",
         )
     modules: Any = spec.modules  # a list is welcome too, as in a mapping from Elixir code
@@ -153,8 +166,8 @@ def validate(spec: ChildSpec) -> ChildSpec:
     if type(spec.modules) is not tuple:
         raise SupervisorError(
             ("invalid_modules", spec.modules),
-            f"invalid child spec for {spec.id!r}: modules must be a tuple (or list) of the "
-            f"classes or modules the child runs, got {spec.modules!r}",
+            f"invalid child spec for {child_name(spec.id)}: modules must be a tuple (or list) "
+            f"of the classes or modules the child runs, got {spec.modules!r}",
         )
     try:
         hash(spec.id)
