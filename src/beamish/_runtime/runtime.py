@@ -120,6 +120,9 @@ class Runtime(Signals, Names, Timers):
         self._state = "new"
         self._token: Token[Any] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # tasks that as_process made processes for a while (a request's server task): the
+        # watchdog finds their process here, since their names do not carry a pid
+        self._hosted: dict[asyncio.Task[Any], Process] = {}
         self._watchdog: Watchdog | None = None
         self._started_at = 0.0
         self.extensions: dict[str, Any] = {}
@@ -381,8 +384,13 @@ class Runtime(Signals, Names, Timers):
         )
 
     def _process_of_task(self, task: Any) -> Process | None:
+        """The process a task runs: a task-shaped process's own (named ``beamish<pid>``), or
+        one that ``as_process`` borrowed. Safe from the watchdog's thread."""
         if task is None:
             return None
+        hosted = self._hosted.get(task)
+        if hosted is not None:
+            return hosted
         name = task.get_name()
         if not name.startswith("beamish<"):
             return None
@@ -468,13 +476,15 @@ class AsProcess:
     ``ProcessExit(reason)`` leaves it.
     """
 
-    __slots__ = ("_name", "_proc", "_runtime", "_token", "_trap_exit")
+    __slots__ = ("_name", "_outer", "_proc", "_runtime", "_task", "_token", "_trap_exit")
 
     def __init__(self, runtime: Runtime, name: str | None, trap_exit: bool) -> None:
         self._runtime = runtime
         self._name = name
         self._trap_exit = trap_exit
         self._proc: Process | None = None
+        self._outer: Process | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._token: Token[Any] | None = None
 
     async def __aenter__(self) -> Pid:
@@ -487,6 +497,9 @@ class AsProcess:
         proc.task = task
         self._proc = proc
         self._token = _context.CURRENT.set(proc)
+        self._task = task
+        self._outer = runtime._hosted.get(task)  # a block inside another one's block
+        runtime._hosted[task] = proc
         if runtime.instruments.spawn:
             runtime.instruments.emit(runtime.instruments.spawn, proc.pid)
         return proc.pid
@@ -499,6 +512,12 @@ class AsProcess:
         assert proc is not None and self._token is not None
         _context.CURRENT.reset(self._token)
         runtime = self._runtime
+        task = self._task  # not proc.task: an exit clears that
+        assert task is not None
+        if self._outer is not None:
+            runtime._hosted[task] = self._outer
+        else:
+            runtime._hosted.pop(task, None)
         if proc.pid._proc is None:  # already exited (killed, or exit(self(), ...))
             reason = proc.exit_reason
             if isinstance(exc, asyncio.CancelledError):
