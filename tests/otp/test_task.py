@@ -316,6 +316,26 @@ async def test_task_shutdown_that_has_to_kill_returns_exit_killed_98():
     assert await mailbox() == []
 
 
+@pytest.mark.parametrize(("died_with", "outcome"), [
+    ("abnormal", ("exit", "abnormal")), ("normal", ("exit", "normal")),
+    ("shutdown", ("exit", "shutdown")), ("kill", None),
+])
+async def test_task_brutal_shutdown_of_a_task_that_had_died_98(died_with, outcome):
+    """Elixir's "shutdown/2 with :brutal_kill" cases: only the kill it would have caused
+    itself is left unsaid."""
+    beamish.trap_exit(True)
+    if died_with == "kill":
+        task = Task.async_(wait_for_go)
+        exited = beamish.wait_exit(task.pid)
+        beamish.exit(task.pid, "kill")
+    else:
+        task = Task.async_(exit_with, died_with)
+        exited = beamish.wait_exit(task.pid)
+    await exited
+    assert await Task.shutdown(task, "brutal_kill") == outcome
+    await mailbox()
+
+
 async def test_task_shutdown_of_a_completed_task_returns_its_result_98():
     """Elixir's "ignores if task PID is nil": a task with no process is not shut down,
     its result is looked up, as ignore does."""
