@@ -10,9 +10,9 @@ late by more than ``threshold``, the loop is held by one step. The thread then r
 runs on the loop thread: the process (the scheduler's ``current`` actor, or the process
 of the current task: a task-shaped process's own task, or a task that ``as_process`` made
 a process for a while, as the web layer does for each request in the server's task) and
-the loop thread's Python stack, via ``sys._current_frames()``. When the heartbeat runs again, the step is over; the report,
-with its measured duration, is handed to the loop, which logs it and passes it to the
-``long_schedule`` instrument hooks.
+the loop thread's Python stack, via ``sys._current_frames()``. When the heartbeat runs
+again, the step is over; the report, with its measured duration, is handed to the loop,
+which logs it and passes it to the ``long_schedule`` instrument hooks.
 """
 
 from __future__ import annotations
