@@ -177,7 +177,9 @@ class CallError(ProcessExit):
     ``why`` is ``"timeout"``, ``"noproc"``, ``"calling_self"`` or the reason the server
     exited with; ``call`` names the call: ``("GenServer.call", server, request, timeout)``.
     Uncaught, it ends the calling process with that reason (so its links learn of it);
-    catch it with ``except CallError`` to handle the failure.
+    catch it with ``except CallError`` to handle the failure. A reason that can explain
+    itself (it has a ``hint``, as a server's bad return value has) is explained in the
+    message.
     """
 
     def __init__(self, why: Any, call: tuple[Any, ...]) -> None:

@@ -280,7 +280,11 @@ class GenServer(Actor, ChildSpecOptions):
 
     @staticmethod
     def cast(server: Any, request_: Any) -> None:
-        """Send ``request_`` to ``server`` without waiting. Never fails, even to nobody."""
+        """Send ``request_`` to ``server`` without waiting. Never fails, even to nobody.
+
+        Only a coroutine given for the server (``start_link`` without ``await``) raises: it
+        is a bug, not a server that is gone.
+        """
         if type(server) is Pid or type(server) is str:
             dest: Any = server
         else:
