@@ -252,3 +252,22 @@ async def test_a_crash_leaving_an_as_process_block_is_counted_not_logged(caplog)
     with pytest.raises(LookupError):
         await asyncio.get_running_loop().create_task(host())
     crashes.check(inside[0], logged=0)  # the code around the block got the exception
+
+
+async def test_an_init_that_reports_its_own_crash_is_counted_once(caplog):
+    """A behaviour built on GenServer (the channel server, say) may log why its init failed
+    and end with ProcessExit(reason, reported=True): one crash, not logged again."""
+
+    class Refuses(GenServer):
+        def init(self, arg):
+            logging.getLogger("tests").error("my own report of a failed init")
+            raise ProcessExit(("join_crashed", arg), reported=True)
+
+    crashes = Crashes(caplog)
+    pids = []
+    detach = beamish.current_runtime().instruments.attach("spawn", pids.append)
+    with pytest.raises(beamish.StartError) as info:
+        await Refuses.start("room:1")
+    detach()
+    assert info.value.reason == ("join_crashed", "room:1")
+    crashes.check(pids[0], ("join_crashed", "room:1"), mention="my own report")

@@ -413,7 +413,7 @@ class GenServer(Actor, ChildSpecOptions):
         try:
             result = self.init(arg)
         except ProcessExit as stop:
-            return self._init_failed(ack, stop.reason, None)
+            return self._init_failed(ack, stop.reason, None, reported=stop.reported)
         except Exception as exc:
             return self._init_failed(ack, Crash(exc), exc)
         if inspect.isawaitable(result):
@@ -424,7 +424,7 @@ class GenServer(Actor, ChildSpecOptions):
         try:
             result = await awaitable
         except ProcessExit as stop:
-            self._init_failed(ack, stop.reason, None)
+            self._init_failed(ack, stop.reason, None, reported=stop.reported)
         except Exception as exc:
             self._init_failed(ack, Crash(exc), exc)
         rest = self._init_result(result, ack)
@@ -449,8 +449,11 @@ class GenServer(Actor, ChildSpecOptions):
 
     def _init_failed(
         self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None,
-        *, exit_reason: Any = None,
+        *, exit_reason: Any = None, reported: bool = False,
     ) -> NoReturn:
+        """End a start that failed: the starter gets ``reason``; the process exits with
+        ``exit_reason`` (default ``reason``), a crash if init raised (logged here) or if
+        init raised ``ProcessExit(..., reported=True)`` (logged by the init itself)."""
         if type(self._name) is tuple:
             self._name[1].unregister_name(self._name[2])
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
@@ -463,7 +466,9 @@ class GenServer(Actor, ChildSpecOptions):
             _ack(ack, ("ignore",))
             raise ProcessExit("normal")
         _ack(ack, ("error", reason))
-        raise ProcessExit(reason if exit_reason is None else exit_reason, reported=exc is not None)
+        raise ProcessExit(
+            reason if exit_reason is None else exit_reason, reported=reported or exc is not None
+        )
 
     def _unlink_parent(self) -> None:
         if self._parent is not None:
