@@ -39,6 +39,7 @@ it is a control-flow signal, and a generic ``except Exception`` must not swallow
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 __all__ = [
@@ -76,11 +77,18 @@ class ProcessExit(BaseException):
     is an abnormal exit that linked processes see. The runtime also raises it inside a
     process that an exit signal has just killed, so that the process's Python frames
     unwind. Do not catch it unless you re-raise it.
+
+    ``reported=True`` says the exit is a crash that the process has already reported (a
+    behaviour such as GenServer logs its own crash report): the runtime counts it in
+    ``statistics().crashed`` and runs the ``crash`` instrument hooks, without logging it
+    a second time. An exception that escapes a process is a crash too, which the runtime
+    logs itself.
     """
 
-    def __init__(self, reason: Any) -> None:
+    def __init__(self, reason: Any, *, reported: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.reported = reported
 
     def __str__(self) -> str:
         return f"process exited with reason {self.reason!r}"
@@ -88,6 +96,34 @@ class ProcessExit(BaseException):
 
 class BeamishError(Exception):
     """Base class of the errors beamish raises for misuse and bad input."""
+
+
+def not_awaited(value: Any, what: str | None, wanted: str) -> str | None:
+    """The message for an awaitable given (to ``what``) where ``wanted`` (its result, most
+    often a pid) was expected: "did you forget await?". None if ``value`` is not awaitable.
+
+    A coroutine is closed: it cannot be used any more, and closing it spares Python's own
+    "coroutine ... was never awaited" warning on top of this error.
+    """
+    if not inspect.isawaitable(value):
+        return None
+    if inspect.iscoroutine(value):
+        name = value.__qualname__.rpartition("<locals>.")[2]
+        frame = value.cr_frame
+        owner = frame.f_locals.get("cls") if frame is not None else None
+        if isinstance(owner, type):  # a classmethod such as start_link: name the class
+            name = f"{owner.__qualname__}.{value.__name__}"
+        value.close()
+        shown = f"the coroutine {name}(...)"
+        example = f"`pid = await {name}(...)`"
+    else:
+        shown = f"an awaitable ({type(value).__name__})"
+        example = "`pid = await ...`"
+    where = f"{what} got" if what else "got"
+    return (
+        f"{where} {shown} where {wanted} was expected: did you forget await? Write "
+        f"{example}, then pass the pid (or the name) on."
+    )
 
 
 class NoRuntimeError(BeamishError, RuntimeError):
@@ -141,7 +177,9 @@ class CallError(ProcessExit):
     ``why`` is ``"timeout"``, ``"noproc"``, ``"calling_self"`` or the reason the server
     exited with; ``call`` names the call: ``("GenServer.call", server, request, timeout)``.
     Uncaught, it ends the calling process with that reason (so its links learn of it);
-    catch it with ``except CallError`` to handle the failure.
+    catch it with ``except CallError`` to handle the failure. A reason that can explain
+    itself (it has a ``hint``, as a server's bad return value has) is explained in the
+    message.
     """
 
     def __init__(self, why: Any, call: tuple[Any, ...]) -> None:
@@ -162,6 +200,9 @@ class CallError(ProcessExit):
         else:
             exited = "the server" if what.startswith(("GenServer.", "Agent.")) else "the process"
             text = f"{exited} exited with reason {why!r}"
+            hint = getattr(why, "hint", None)  # a reason that can explain itself
+            if type(hint) is str:
+                text += f": {hint}"
         return f"{what}({args}) failed: {text}"
 
 
@@ -170,7 +211,8 @@ class StartError(BeamishError, RuntimeError):
 
     Reasons: ``("already_started", pid)``, ``"timeout"`` (init did not finish in time),
     ``("bad_return_value", value)``, a ``Crash`` from init, or the reason init gave with
-    ``Stop(reason)``. For supervisors: ``("shutdown", ("failed_to_start_child", id, r))``.
+    ``Stop(reason)`` or ``("error", reason)``. For supervisors:
+    ``("shutdown", ("failed_to_start_child", id, r))``.
     """
 
     def __init__(self, reason: Any, message: str | None = None) -> None:
@@ -189,7 +231,10 @@ class SupervisorError(BeamishError, RuntimeError):
     """A supervisor refused an operation; ``reason`` says why, in OTP's terms.
 
     Reasons: ``"not_found"``, ``"running"``, ``"restarting"``, ``"already_present"``,
-    ``("already_started", pid)``, ``"max_children"``, ``("invalid_child_spec", spec)``.
+    ``("already_started", pid)``, ``"max_children"``; for a spec it cannot use,
+    ``"missing_id"``, ``"missing_start"``, ``("invalid_mfa", start)`` and the other
+    ``("invalid_...", value)`` reasons, ``("invalid_child_spec", spec)``, and
+    ``("start_spec", reason)`` among a supervisor's initial children.
     """
 
     def __init__(self, reason: Any, message: str) -> None:

@@ -357,6 +357,21 @@ async def test_start_that_raises_fails_with_the_exception_as_cause():
     assert await started_applications() == []
 
 
+async def test_a_start_that_raises_is_one_crash_reported_once(caplog):
+    hooked = []
+    detach = beamish.current_runtime().instruments.attach(
+        "crash", lambda pid, reason: hooked.append(reason)
+    )
+    before = beamish.statistics().crashed
+    with pytest.raises(StartError):
+        await start_application(Raises)
+    detach()
+    assert beamish.statistics().crashed == before + 1
+    assert len(hooked) == 1 and isinstance(hooked[0].exception, ValueError)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "failed to start" in errors[0].getMessage()
+
+
 async def test_start_must_return_the_root_supervisor():
     with pytest.raises(StartError, match="must return the root supervisor's pid"):
         await start_application(ReturnsNonsense)

@@ -133,6 +133,17 @@ async def test_intensity_applies_to_failed_restarts_82(max_restarts):
     assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
 
 
+async def test_the_crash_that_exceeds_the_intensity_is_reported_as_giving_up(caplog):
+    beamish.trap_exit(True)
+    sup = await DynamicSupervisor.start_link(max_restarts=0)
+    child = await DynamicSupervisor.start_child(sup, Worker)
+    GenServer.cast(child, ("exit", "died"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    [report] = [r.getMessage() for r in caplog.records if "exited with reason" in r.getMessage()]
+    assert f"child {child!r} (Worker)" in report and "restarting it" not in report
+    assert "shutting down: restart intensity exceeded (1 restart in 5 s" in report
+
+
 async def test_terminate_child_by_pid_83():
     sup = await DynamicSupervisor.start_link()
     brutal = await DynamicSupervisor.start_child(
@@ -223,6 +234,9 @@ async def test_invalid_child_specs_are_rejected_before_asking_88():
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, {})
     assert info.value.reason == ("invalid_child_spec", {})
+    with pytest.raises(SupervisorError) as info:  # Elixir's validate_child: the whole spec
+        await DynamicSupervisor.start_child(sup, {"id": "x"})
+    assert info.value.reason == ("invalid_child_spec", {"id": "x"})
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, ChildSpec(id=None, start=("nope", ())))
     assert info.value.reason[0] == "invalid_mfa"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 
 import pytest
@@ -24,6 +25,7 @@ from beamish import (
     StartError,
     StartIgnored,
     Stop,
+    Supervisor,
     receive,
     send,
 )
@@ -162,6 +164,53 @@ async def test_bad_return_value_stops_the_server_after_terminate_29():
     assert not beamish.is_alive(pid)
 
 
+async def test_a_bad_return_value_names_the_callback_and_what_it_may_return_29(caplog):
+    """The exit reason stays OTP's ("bad_return_value", value); the caller's error and the
+    crash report also say which callback returned it, and list what that callback may
+    return."""
+
+    class Counter(GenServer):
+        def init(self, arg):
+            return Ok(0) if arg == "ok" else arg
+
+        def handle_call(self, request, from_, state):
+            return state  # forgot Reply(state, state)
+
+        def handle_cast(self, request, state):
+            return state + 1  # forgot NoReply(...)
+
+    beamish.trap_exit(True)
+    pid = await Counter.start_link("ok")
+    with pytest.raises(CallError) as info:
+        await GenServer.call(pid, "get")
+    assert info.value.why == ("bad_return_value", 0)
+    match info.value.why:
+        case ("bad_return_value", 0):
+            pass
+        case _:
+            pytest.fail("the reason no longer matches as OTP's tuple")
+    text = str(info.value)
+    assert "exited with reason ('bad_return_value', 0)" in text
+    assert "Counter.handle_call returned 0" in text
+    assert "Reply(value, state[, after])" in text and "NoReply(state[, after])" in text
+    assert "Counter.handle_call returned 0" in caplog.text
+    assert "Stop(reason, state[, reply=value])" in caplog.text
+    assert await receive(Exit, timeout=1) == Exit(pid, ("bad_return_value", 0))
+
+    caplog.clear()
+    pid = await Counter.start_link("ok")
+    GenServer.cast(pid, "increment")
+    assert await receive(Exit, timeout=1) == Exit(pid, ("bad_return_value", 1))
+    assert "Counter.handle_cast returned 1" in caplog.text
+    assert "NoReply(state[, after])" in caplog.text and "Reply(value" not in caplog.text
+
+    with pytest.raises(StartError) as failed:
+        await Counter.start_link("bare")
+    assert failed.value.reason == ("bad_return_value", "bare")
+    assert "Counter.init returned 'bare'" in str(failed.value)
+    assert "Ok(state[, after])" in str(failed.value)
+
+
 async def test_server_killed_while_a_call_waits_29():
     pid = await Stack.start([])
 
@@ -175,11 +224,36 @@ async def test_server_killed_while_a_call_waits_29():
     assert info.value.why == "killed by test"
 
 
-async def test_stop_from_handle_call_replies_first_31():
+async def test_stop_from_handle_call_replies_31():
     beamish.trap_exit(True)
     pid = await Stack.start_link([])
     assert await GenServer.call(pid, "stop_me") == "bye"
     assert await receive(Exit, timeout=1) == Exit(pid, "normal")
+
+
+async def test_stop_with_a_reply_runs_terminate_before_replying_31():
+    """OTP's gen_server runs terminate, then replies: the caller never sees the reply of a
+    stopping server before its terminate is done, even an async one; and the reply goes
+    out even when terminate fails (OTP replies in an ``after``)."""
+    log = []
+
+    class Closes(GenServer):
+        def init(self, arg):
+            return Ok(arg)
+
+        def handle_call(self, request, from_, state):
+            return ("stop", "normal", "bye", state)  # the tuple form of Stop(..., reply=)
+
+        async def terminate(self, reason, state):
+            await beamish.sleep(0.01)  # e.g. flushing a file
+            log.append(("terminated", state))
+            if state == "fails":
+                raise RuntimeError("terminate failed")
+
+    assert await GenServer.call(await Closes.start("closes"), "stop") == "bye"
+    assert log == [("terminated", "closes")]
+    assert await GenServer.call(await Closes.start("fails"), "stop") == "bye"
+    assert log[-1] == ("terminated", "fails")
 
 
 async def test_stop_with_shutdown_reason_is_not_logged_31(caplog):
@@ -315,6 +389,28 @@ async def test_failed_init_leaves_no_registered_name_37():
         assert info.value.reason == "stopped"
         assert beamish.whereis("svc") is None
     assert beamish.is_alive(beamish.self())  # the linked failure did not kill the caller
+
+
+async def test_init_returning_an_error_fails_the_start_quietly_37(caplog):
+    """OTP 26's gen_server: init returning {:error, reason} makes start_link return
+    {:error, reason}; the server exits normal, with no crash report and no name left."""
+    class Declines(GenServer):
+        def init(self, arg):
+            return ("error", ("bad_config", arg))
+
+    exits = []
+    runtime = beamish.current_runtime()
+    detach = runtime.instruments.attach("exit", lambda pid, reason: exits.append(reason))
+    beamish.trap_exit(True)
+    with pytest.raises(StartError) as info:
+        await Declines.start_link("x", name="svc")
+    detach()
+    assert info.value.reason == ("bad_config", "x")
+    assert not isinstance(info.value, StartIgnored)
+    assert exits == ["normal"]
+    assert beamish.whereis("svc") is None
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert beamish.statistics().crashed == 0
 
 
 async def test_init_crash_is_a_start_error_with_the_crash(caplog):
@@ -587,6 +683,33 @@ async def test_whereis_and_child_spec_47():
 
         class Wrong(GenServer, restrat="temporary"):
             pass
+
+
+async def test_a_server_used_without_await_asks_whether_await_was_forgotten():
+    """start_link is a coroutine: used as a pid it used to fail with "invalid server name
+    <coroutine object ...>"; every API that takes a server says what went wrong."""
+
+    async def pending_sup():
+        return await Supervisor.start_link([], strategy="one_for_one")
+
+    attempts = [
+        lambda server: GenServer.call(server, "pop"),
+        lambda server: GenServer.cast(server, "pop"),
+        lambda server: GenServer.stop(server),
+        lambda server: GenServer.get_state(server),
+        lambda server: Supervisor.which_children(server),
+    ]
+    for attempt in attempts:
+        with pytest.raises(TypeError, match="did you forget await") as info:
+            await _maybe_await(attempt(Stack.start_link([])))
+        assert "Stack.start_link" in str(info.value)
+    with pytest.raises(InvalidNameError, match=r"pending_sup\(\.\.\.\).*did you forget await"):
+        await Supervisor.count_children(pending_sup())
+    assert beamish.processes() == [beamish.self()]  # nothing was started
+
+
+async def _maybe_await(value):
+    return await value if inspect.isawaitable(value) else value
 
 
 async def test_name_option_validation_22():

@@ -427,6 +427,25 @@ async def test_a_child_stuck_in_a_restart_loop_71():
     assert time.monotonic() - started < 1
 
 
+async def test_a_temporary_child_whose_start_is_ignored_is_not_kept_70():
+    """OTP's sup_start_ignore_temporary_child and sup_start_ignore_child: an ignored start
+    keeps the spec of a permanent or transient child (pid None), not of a temporary one,
+    at init and through start_child alike."""
+
+    async def ignored():
+        raise StartIgnored()
+
+    temporary = ChildSpec(id="t", start=(ignored, ()), restart="temporary")
+    permanent = ChildSpec(id="p", start=(ignored, ()))
+    sup = await Supervisor.start_link([temporary, permanent, spec("w")], strategy="one_for_one")
+    assert [c.id for c in await Supervisor.which_children(sup)] == ["w", "p"]
+    assert await Supervisor.count_children(sup) == ChildCounts(2, 1, 0, 2)
+    assert await Supervisor.start_child(sup, temporary.replace(id="t2")) is None
+    assert await Supervisor.start_child(sup, permanent.replace(id="p2")) is None
+    assert [c.id for c in await Supervisor.which_children(sup)] == ["p2", "w", "p"]
+    assert await Supervisor.start_child(sup, temporary) is None  # not present: no error
+
+
 async def test_supervisor_init_outcomes_73():
     class Ignores(Supervisor):
         def init(self, arg):
@@ -545,6 +564,48 @@ async def test_child_spec_forms_and_overrides():
         await Supervisor.start_link([Worker, Worker])
 
 
+async def test_malformed_child_specs_are_refused_with_otp_reasons_67():
+    """OTP's check_childspec, as Elixir's Supervisor.start_child reports it: a missing key
+    is named (missing_id before missing_start), then each field is checked in turn."""
+    sup = await Supervisor.start_link([], strategy="one_for_one")
+    start = (Worker.start_link, (None,))
+    cases = [
+        ({}, "missing_id"),
+        ({"start": start}, "missing_id"),
+        ({"id": "x"}, "missing_start"),
+        ({"id": "x", "start": "nope"}, ("invalid_mfa", "nope")),
+        ({"id": "x", "start": start, "restart": "often"}, ("invalid_restart_type", "often")),
+        ({"id": "x", "start": start, "type": "boss"}, ("invalid_child_type", "boss")),
+        ({"id": "x", "start": start, "shutdown": -1}, ("invalid_shutdown", -1)),
+        ({"id": "x", "start": start, "modules": Worker}, ("invalid_modules", Worker)),
+        (42, ("invalid_child_spec", 42)),
+    ]
+    for child, reason in cases:
+        with pytest.raises(SupervisorError) as info:
+            await Supervisor.start_child(sup, child)
+        assert info.value.reason == reason, child
+    assert "has no id" in str(
+        (await _refusal(Supervisor.start_child(sup, {"start": start}))).value
+    )
+    assert await Supervisor.count_children(sup) == ChildCounts(0, 0, 0, 0)
+    listed = await Supervisor.start_child(sup, {"id": "l", "start": start, "modules": [Worker]})
+    assert (await Supervisor.get_childspec(sup, "l")).modules == (Worker,)
+    assert beamish.is_alive(listed)
+    # among a supervisor's initial children the reason is wrapped, as OTP's {start_spec, _}
+    with pytest.raises(SupervisorError) as info:
+        await Supervisor.start_link([{"id": "x"}], strategy="one_for_one")
+    assert info.value.reason == ("start_spec", "missing_start")
+    with pytest.raises(SupervisorError) as info:
+        await Supervisor.start_link([Worker, Worker], strategy="one_for_one")
+    assert info.value.reason == ("start_spec", ("duplicate_child_name", Worker))
+
+
+async def _refusal(call):
+    with pytest.raises(SupervisorError) as info:
+        await call
+    return info
+
+
 async def test_supervisor_module_and_nested_trees():
     class Inner(Supervisor):
         def init(self, arg):
@@ -572,3 +633,36 @@ async def test_restart_of_a_crashing_child_is_logged(caplog):
     await wait_new_pid(sup, "c", old)
     assert "child 'c'" in caplog.text and "'died'" in caplog.text
     assert "restarting it" in caplog.text
+
+
+async def test_the_crash_that_exceeds_the_intensity_is_reported_as_giving_up_58(caplog):
+    """The report of the crash that takes a supervisor over its restart intensity says it
+    gives up (OTP's reached_max_restart_intensity), not "restarting it"; a child whose id
+    is a class is named by the class's qualified name."""
+
+    class Stubborn(Worker):
+        pass
+
+    beamish.trap_exit(True)
+    sup = await Supervisor.start_link(
+        [(Stubborn, {"id": "s"})], strategy="one_for_one", max_restarts=1, max_seconds=3600
+    )
+    old = await pid_of(sup, Stubborn)
+    GenServer.cast(old, ("exit", "died"))
+    await wait_new_pid(sup, Stubborn, old)
+    GenServer.cast(await pid_of(sup, Stubborn), ("exit", "died again"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    lines = [r.getMessage() for r in caplog.records if r.name == "beamish.supervisor"]
+    first, last = [line for line in lines if "exited with reason" in line]
+    assert "restarting it" in first and "'died'" in first
+    assert "restarting it" not in last and "'died again'" in last
+    assert "shutting down: restart intensity exceeded (2 restarts in 3600 s" in last
+    assert "child Stubborn" in first and "<class" not in "\n".join(lines)
+
+
+async def test_a_permanent_child_exiting_normally_past_the_intensity_is_reported(caplog):
+    beamish.trap_exit(True)
+    sup = await Supervisor.start_link([spec("n")], strategy="one_for_one", max_restarts=0)
+    GenServer.cast(await pid_of(sup, "n"), ("exit", "normal"))
+    assert await receive(Exit, timeout=2) == Exit(sup, "shutdown")
+    assert "shutting down: restart intensity exceeded (1 restart in 5 s" in caplog.text

@@ -289,13 +289,58 @@ async def test_task_shutdown_98():
         await receive("never")
 
     task = Task.async_(stubborn)
-    await beamish.sleep(0.005)  # let it start trapping
-    assert await Task.shutdown(task, 0.01) is None  # killed once its time ran out
-    task = Task.async_(stubborn)
     assert await Task.shutdown(task, "brutal_kill") is None
     assert [m for m in await mailbox() if type(m) is not Exit] == []
     with pytest.raises(ValueError, match="brutal_kill"):
         await Task.shutdown(Task.async_(lambda: 1), "soon")
+
+
+async def test_task_shutdown_that_has_to_kill_returns_exit_killed_98():
+    """Elixir's "returns exit on killing task after shutdown timeout": a task that outlives
+    its shutdown time is killed, and shutdown says so; brutal_kill asked for the kill, so
+    it says nothing (nil)."""
+    me = beamish.self()
+
+    async def stubborn():
+        beamish.trap_exit(True)
+        send(me, "trapping")
+        await receive("never")
+
+    task = Task.async_(stubborn)
+    await receive("trapping", timeout=1)
+    assert await Task.shutdown(task, 0.01) == ("exit", "killed")
+    assert not beamish.is_alive(task.pid)
+    task = Task.async_(stubborn)
+    await receive("trapping", timeout=1)
+    assert await Task.shutdown(task, "brutal_kill") is None
+    assert await mailbox() == []
+
+
+@pytest.mark.parametrize(("died_with", "outcome"), [
+    ("abnormal", ("exit", "abnormal")), ("normal", ("exit", "normal")),
+    ("shutdown", ("exit", "shutdown")), ("kill", None),
+])
+async def test_task_brutal_shutdown_of_a_task_that_had_died_98(died_with, outcome):
+    """Elixir's "shutdown/2 with :brutal_kill" cases: only the kill it would have caused
+    itself is left unsaid."""
+    beamish.trap_exit(True)
+    if died_with == "kill":
+        task = Task.async_(wait_for_go)
+        exited = beamish.wait_exit(task.pid)
+        beamish.exit(task.pid, "kill")
+    else:
+        task = Task.async_(exit_with, died_with)
+        exited = beamish.wait_exit(task.pid)
+    await exited
+    assert await Task.shutdown(task, "brutal_kill") == outcome
+    await mailbox()
+
+
+async def test_task_shutdown_of_a_completed_task_returns_its_result_98():
+    """Elixir's "ignores if task PID is nil": a task with no process is not shut down,
+    its result is looked up, as ignore does."""
+    for mode in (5.0, "brutal_kill"):
+        assert await Task.shutdown(Task.completed("known"), mode) == ("ok", "known")
 
 
 async def test_task_shutdown_of_a_consumed_task_100():

@@ -227,6 +227,17 @@ async def test_options_are_checked_when_the_child_spec_is_made():
     assert (spec.id, spec.type, spec.shutdown) == ("t", "supervisor", "infinity")
 
 
+async def test_permdown_period_must_be_larger_than_down_period():
+    """Phoenix.Tracker.Shard's "validates permdown_period": equal periods are refused."""
+    base = {"name": "t", "pubsub": "ps", "broadcast_period": 1, "max_silent_periods": 5}
+    with pytest.raises(ValueError, match=r"permdown_period .* must be longer than down_period"):
+        Tracker.child_spec({**base, "down_period": 10, "permdown_period": 10})
+    with pytest.raises(ValueError, match="permdown_period"):
+        Tracker.child_spec({**base, "down_period": 10, "permdown_period": 9})
+    spec = Tracker.child_spec({**base, "down_period": 10, "permdown_period": 10.5})
+    assert spec.id == "t"
+
+
 async def test_a_tracker_needs_its_pubsub():
     with pytest.raises(StartError):
         await Tracker.start_link(name="t", pubsub="not started")

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import pytest
+
 import beamish
-from beamish import Actor, Crash, Down, receive, send, spawn
+from beamish import (
+    Actor,
+    Agent,
+    Crash,
+    Down,
+    Exit,
+    GenServer,
+    Ok,
+    ProcessExit,
+    Stop,
+    Supervisor,
+    Task,
+    receive,
+    send,
+    spawn,
+)
+from beamish.pubsub import PubSub
+from beamish.testing import channel_socket, join, push, start_supervised
+from beamish.web import Channel
 
 
 class Counter(Actor):
@@ -75,3 +96,178 @@ async def test_statistics_count_crashes():
     send(pid, "crash")
     await receive(Down, timeout=1)
     assert beamish.statistics().crashed == before + 1
+
+
+# -- every crash is counted, told to the crash hooks and logged once ----------------------------
+
+
+class Crashes:
+    """Watches one test's crashes: the counter, the ``crash`` hook, the error log."""
+
+    def __init__(self, caplog):
+        self.runtime = beamish.current_runtime()
+        self.before = self.runtime.statistics().crashed
+        self.hooked: list[tuple[object, object]] = []
+        self.detach = self.runtime.instruments.attach(
+            "crash", lambda pid, reason: self.hooked.append((pid, reason))
+        )
+        self.caplog = caplog
+        caplog.set_level(logging.ERROR)
+        caplog.clear()
+
+    def check(self, pid, reason=None, *, logged=1, mention=None):
+        """One crash of ``pid``: counted once, hooked once, logged ``logged`` times."""
+        self.detach()
+        assert self.runtime.statistics().crashed == self.before + 1
+        assert [p for p, _ in self.hooked] == [pid]
+        if reason is not None:
+            assert self.hooked[0][1] == reason
+        reports = [r for r in self.caplog.records if r.levelno >= logging.ERROR]
+        assert len(reports) == logged, [r.getMessage() for r in reports]
+        if mention is not None:
+            assert mention in reports[0].getMessage()
+
+    def none(self):
+        self.detach()
+        assert self.runtime.statistics().crashed == self.before
+        assert self.hooked == []
+
+
+class Server(GenServer):
+    def init(self, arg):
+        return Ok(arg)
+
+    def handle_cast(self, request, state):
+        match request:
+            case "raise":
+                raise RuntimeError("server broke")
+            case ("stop", reason):
+                return Stop(reason, state)
+            case ("exit", reason):
+                raise ProcessExit(reason)
+
+
+async def test_a_task_shaped_process_crash_is_counted_and_hooked_once(caplog):
+    crashes = Crashes(caplog)
+
+    async def worker():
+        raise KeyError("missing")
+
+    pid, _ = beamish.spawn_monitor(worker)
+    await receive(Down, timeout=1)
+    crashes.check(pid, mention="worker")
+
+
+async def test_a_gen_server_crash_is_counted_and_hooked_once(caplog):
+    crashes = Crashes(caplog)
+    pid = await Server.start(None)
+    beamish.monitor(pid)
+    GenServer.cast(pid, "raise")
+    down = await receive(Down, timeout=1)
+    crashes.check(pid, down.reason, mention="Server")
+    assert isinstance(down.reason, Crash)
+
+
+@pytest.mark.parametrize("how", ["stop", "exit"])
+async def test_a_gen_server_stopping_abnormally_is_a_crash(caplog, how):
+    crashes = Crashes(caplog)
+    pid = await Server.start(None)
+    beamish.monitor(pid)
+    GenServer.cast(pid, (how, "gave_up"))
+    assert (await receive(Down, timeout=1)).reason == "gave_up"
+    crashes.check(pid, "gave_up", mention="terminating")
+
+
+@pytest.mark.parametrize("reason", ["normal", "shutdown", ("shutdown", "done")])
+async def test_a_gen_server_stopping_cleanly_is_no_crash(caplog, reason):
+    crashes = Crashes(caplog)
+    pid = await Server.start(None)
+    beamish.monitor(pid)
+    GenServer.cast(pid, ("stop", reason))
+    assert (await receive(Down, timeout=1)).reason == reason
+    crashes.none()
+
+
+async def test_an_agent_crash_is_counted_and_hooked_once(caplog):
+    crashes = Crashes(caplog)
+    agent = await Agent.start(dict)
+    beamish.monitor(agent)
+    Agent.cast(agent, lambda value: 1 / 0)
+    await receive(Down, timeout=1)
+    crashes.check(agent, mention="Agent")
+
+
+async def test_a_supervisors_own_crash_is_counted_and_hooked_once(caplog):
+    crashes = Crashes(caplog)
+    sup = await Supervisor.start([], strategy="one_for_one")
+    beamish.monitor(sup)
+    GenServer.cast(sup, "not a supervisor call")  # a supervisor defines no handle_cast
+    await receive(Down, timeout=1)
+    crashes.check(sup, mention="Supervisor")
+
+
+@pytest.mark.parametrize("body", ["raise", "exit"])
+async def test_a_task_crash_is_counted_and_hooked_once_and_names_its_function(caplog, body):
+    crashes = Crashes(caplog)
+    beamish.trap_exit(True)
+
+    async def fetch_page(url):
+        if body == "raise":
+            raise ValueError(f"cannot fetch {url}")
+        raise ProcessExit(("unreachable", url))
+
+    task = Task.async_(fetch_page, "http://example")
+    assert (await Task.yield_(task, 1))[0] == "exit"
+    crashes.check(task.pid, mention="fetch_page")
+    assert await receive(Exit, timeout=1)
+
+
+async def test_a_channel_crash_is_counted_and_hooked_once(caplog):
+    class Room(Channel):
+        def join(self, topic, payload, socket):
+            return Ok(socket)
+
+        def handle_in(self, event, payload, socket):
+            raise RuntimeError("channel broke")
+
+    await start_supervised((PubSub, {"name": "ps"}))
+    crashes = Crashes(caplog)
+    _, socket = await join(channel_socket(pubsub="ps"), "room:1", channel=Room)
+    beamish.monitor(socket.channel_pid)
+    push(socket, "boom")
+    await receive(Down, timeout=1)
+    crashes.check(socket.channel_pid, mention="channel broke")
+
+
+async def test_a_crash_leaving_an_as_process_block_is_counted_not_logged(caplog):
+    crashes = Crashes(caplog)
+    runtime = beamish.current_runtime()
+    inside = []
+
+    async def host():
+        async with runtime.as_process() as pid:
+            inside.append(pid)
+            raise LookupError("the handler failed")
+
+    with pytest.raises(LookupError):
+        await asyncio.get_running_loop().create_task(host())
+    crashes.check(inside[0], logged=0)  # the code around the block got the exception
+
+
+async def test_an_init_that_reports_its_own_crash_is_counted_once(caplog):
+    """A behaviour built on GenServer (the channel server, say) may log why its init failed
+    and end with ProcessExit(reason, reported=True): one crash, not logged again."""
+
+    class Refuses(GenServer):
+        def init(self, arg):
+            logging.getLogger("tests").error("my own report of a failed init")
+            raise ProcessExit(("join_crashed", arg), reported=True)
+
+    crashes = Crashes(caplog)
+    pids = []
+    detach = beamish.current_runtime().instruments.attach("spawn", pids.append)
+    with pytest.raises(beamish.StartError) as info:
+        await Refuses.start("room:1")
+    detach()
+    assert info.value.reason == ("join_crashed", "room:1")
+    crashes.check(pids[0], ("join_crashed", "room:1"), mention="my own report")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -92,6 +93,50 @@ async def test_the_watchdog_names_a_task_shaped_process_too():
     while not reports and time.monotonic() < deadline:
         await beamish.sleep(0.05)
     assert reports and reports[0].pid == pid
+
+
+@pytest.mark.beamish(long_schedule=0.05)
+async def test_the_watchdog_names_a_process_that_borrows_its_task():
+    """A request handler runs in the server's own task, made a process by as_process (the
+    test body here is one too): the report names that process and the blocking function,
+    not "code outside any process"."""
+    reports: list[LongSchedule] = []
+    runtime = beamish._runtime.context.current_runtime()
+    detach = runtime.instruments.attach("long_schedule", reports.append)
+
+    def slow_handler() -> None:
+        spin_for(0.3)
+
+    async def serve() -> beamish.Pid:
+        async with runtime.as_process() as pid:  # what the web layer does per request
+            slow_handler()
+            return pid
+
+    async def next_report() -> LongSchedule:
+        deadline = time.monotonic() + 5
+        while not reports and time.monotonic() < deadline:
+            await beamish.sleep(0.05)
+        assert reports, "the watchdog reported nothing"
+        return reports.pop()
+
+    slow_handler()
+    report = await next_report()
+    assert report.pid == beamish.self(), str(report)
+    pid = await asyncio.get_running_loop().create_task(serve())
+    report = await next_report()
+    assert report.pid == pid, str(report)
+    assert "slow_handler" in report.stack and "outside any process" not in str(report)
+
+    async def killed_inside_then_slow() -> None:
+        with pytest.raises(beamish.ProcessExit):
+            async with runtime.as_process():
+                beamish.exit(beamish.self(), "kill")
+        slow_handler()  # the task is no process any more
+
+    await asyncio.get_running_loop().create_task(killed_inside_then_slow())
+    report = await next_report()
+    assert report.pid is None and "outside any process" in str(report)
+    detach()
 
 
 def spin_for(seconds: float) -> None:

@@ -183,6 +183,20 @@ async def test_spawn_coroutine_object_is_refused_with_the_fix():
         spawn(body(1))
 
 
+async def test_a_coroutine_given_for_a_pid_asks_whether_await_was_forgotten():
+    async def start_worker():
+        return spawn(Echo())
+
+    for use in (
+        beamish.link, beamish.unlink, beamish.monitor, beamish.is_alive, beamish.process_info,
+        beamish.wait_exit, lambda pid: beamish.exit(pid, "kill"),
+        lambda pid: beamish.send(pid, "hello"), lambda pid: beamish.register("w", pid),
+    ):
+        with pytest.raises(TypeError, match=r"start_worker\(\.\.\.\).*did you forget await\?"):
+            use(start_worker())
+    assert beamish.processes() == [beamish.self()]
+
+
 async def test_spawn_actor_class_or_actor_with_args_is_refused():
     with pytest.raises(InvalidTargetError, match=r"spawn an instance of it: spawn\(Echo\(...\)\)"):
         spawn(Echo)

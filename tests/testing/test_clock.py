@@ -349,4 +349,4 @@ async def test_supervisor_restart_window_on_the_virtual_clock(virtual_clock, cap
     await virtual_clock.advance(0.5)
     await _crash_child(sup)  # t=6.5: a second restart within 5 s is one too many
     assert await assert_received(Down) == Down(ref, sup, "shutdown")
-    assert "reached its maximum restart intensity (1 restarts in 5s)" in caplog.text
+    assert "shutting down: restart intensity exceeded (2 restarts in 5 s" in caplog.text

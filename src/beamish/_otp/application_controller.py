@@ -287,8 +287,8 @@ async def _master(box: Box, args: Any, start_type: Any, controller: Pid) -> None
             result = await result
     except StartError as failure:
         raise ProcessExit(failure.reason) from None
-    except Exception as exc:
-        raise ProcessExit(Crash(exc)) from None
+    except Exception as exc:  # the controller logs it: a crash, reported once
+        raise ProcessExit(Crash(exc), reported=True) from None
     root, state = _root_of(app, result)
     link(root)
     send(controller, _Started(_self(), root))
@@ -321,17 +321,17 @@ def _root_of(app: Application, result: Any) -> tuple[Pid, Any]:
         raise ProcessExit(Crash(TypeError(
             f"{owner}.start returned {result!r}; it must return the root supervisor's pid "
             "or (pid, state)"
-        )))
+        )), reported=True)
     info = process_info(root)
     if info is None:
         raise ProcessExit(Crash(TypeError(
             f"{owner}.start returned {root!r}, which is not alive"
-        )))
+        )), reported=True)
     if info.parent != _self():
         raise ProcessExit(Crash(TypeError(
             f"{owner}.start returned {root!r}, which it did not start; start the root "
             "supervisor inside start with start_link, so that it stops with the application"
-        )))
+        )), reported=True)
     return root, state
 
 

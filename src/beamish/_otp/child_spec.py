@@ -8,6 +8,14 @@ Anything startable answers ``child_spec(arg)``. A supervisor accepts, for each c
 - a mapping with ChildSpec's fields (``{"id": ..., "start": (fn, args)}``), as in Elixir.
 
 ``Supervisor.child_spec(child, **overrides)`` applies overrides; unknown keys are refused.
+
+A spec that a supervisor could not use is refused with ``SupervisorError`` and OTP's
+reason, checked in OTP's order (``supervisor:check_childspec``): ``"missing_id"``,
+``"missing_start"``, ``("invalid_mfa", start)``, ``("invalid_restart_type", r)``,
+``("invalid_child_type", t)``, ``("invalid_shutdown", s)``, ``("invalid_modules", m)``;
+anything that is no child form at all is ``("invalid_child_spec", child)``. A
+``DynamicSupervisor`` refuses a mapping without id or start whole, with
+``("invalid_child_spec", child)``, as Elixir's does.
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ from typing import Any, ClassVar
 
 from beamish._errors import SupervisorError
 
-__all__ = ["ChildSpec", "ChildSpecOptions", "child_spec_options", "to_child_spec", "validate"]
+__all__ = [
+    "ChildSpec", "ChildSpecOptions", "child_name", "child_spec_options", "to_child_spec",
+    "validate",
+]
 
 RESTARTS = ("permanent", "transient", "temporary")
 TYPES = ("worker", "supervisor")
@@ -63,6 +74,15 @@ class ChildSpec:
         ):
             overrides["shutdown"] = None  # follow the new type's default
         return validate(dataclasses.replace(self, **overrides))
+
+
+def child_name(child_id: Any) -> str:
+    """A child id as reports and errors show it: a class (the usual id, ``Worker``) by its
+    qualified name rather than ``<class 'app.Worker'>`` (one defined in a function without
+    the function's ``<locals>``), anything else by its repr."""
+    if isinstance(child_id, type):
+        return child_id.__qualname__.rpartition("<locals>.")[2]
+    return repr(child_id)
 
 
 def _check_keys(options: Mapping[str, Any], where: str) -> None:
@@ -114,18 +134,19 @@ def validate(spec: ChildSpec) -> ChildSpec:
     ):
         raise SupervisorError(
             ("invalid_mfa", start),
-            f"invalid child spec for {spec.id!r}: start must be (async_fn, args), got {start!r}",
+            f"invalid child spec for {child_name(spec.id)}: start must be (async_fn, args), "
+            f"got {start!r}",
         )
     if spec.restart not in RESTARTS:
         raise SupervisorError(
             ("invalid_restart_type", spec.restart),
-            f"invalid child spec for {spec.id!r}: restart must be one of "
+            f"invalid child spec for {child_name(spec.id)}: restart must be one of "
             f"{', '.join(RESTARTS)}, got {spec.restart!r}",
         )
     if spec.type not in TYPES:
         raise SupervisorError(
             ("invalid_child_type", spec.type),
-            f"invalid child spec for {spec.id!r}: type must be worker or supervisor, "
+            f"invalid child spec for {child_name(spec.id)}: type must be worker or supervisor, "
             f"got {spec.type!r}",
         )
     shutdown = spec.shutdown
@@ -136,8 +157,17 @@ def validate(spec: ChildSpec) -> ChildSpec:
     ):
         raise SupervisorError(
             ("invalid_shutdown", shutdown),
-            f"invalid child spec for {spec.id!r}: shutdown must be seconds >= 0, "
+            f"invalid child spec for {child_name(spec.id)}: shutdown must be seconds >= 0, "
             f"'brutal_kill' or 'infinity', got {shutdown!r}",
+        )
+    modules: Any = spec.modules  # a list is welcome too, as in a mapping from Elixir code
+    if type(modules) is list:
+        spec = dataclasses.replace(spec, modules=tuple(modules))
+    if type(spec.modules) is not tuple:
+        raise SupervisorError(
+            ("invalid_modules", spec.modules),
+            f"invalid child spec for {child_name(spec.id)}: modules must be a tuple (or list) "
+            f"of the classes or modules the child runs, got {spec.modules!r}",
         )
     try:
         hash(spec.id)
@@ -148,21 +178,30 @@ def validate(spec: ChildSpec) -> ChildSpec:
     return spec
 
 
-def to_child_spec(child: Any) -> ChildSpec:
-    """Turn any accepted child form into a validated ChildSpec."""
+def to_child_spec(child: Any, *, whole: bool = False) -> ChildSpec:
+    """Turn any accepted child form into a validated ChildSpec.
+
+    ``whole``: refuse a mapping that lacks id or start as a whole
+    (``("invalid_child_spec", child)``, DynamicSupervisor's way) rather than naming the
+    missing key (``"missing_id"``, ``"missing_start"``, Supervisor's way).
+    """
     if isinstance(child, ChildSpec):
         return validate(child)
     if isinstance(child, Mapping):
         _check_keys(child, "a child spec mapping")
         if "id" not in child or "start" not in child:
+            missing = "id" if "id" not in child else "start"
             raise SupervisorError(
-                ("invalid_child_spec", dict(child)),
-                f"a child spec mapping needs at least id and start, got {dict(child)!r}",
+                ("invalid_child_spec", dict(child)) if whole else f"missing_{missing}",
+                f"a child spec mapping needs id and start; this one has no {missing}: "
+                f"{dict(child)!r}. For example: {{'id': 'worker', 'start': "
+                "(Worker.start_link, (arg,))}",
             )
-        start = child["start"]
+        fields = dict(child)
+        start = fields["start"]
         if type(start) is tuple and len(start) == 2 and type(start[1]) is list:
-            start = (start[0], tuple(start[1]))
-        return validate(ChildSpec(**{**child, "start": start}))
+            fields["start"] = (start[0], tuple(start[1]))
+        return validate(ChildSpec(**fields))
     if type(child) is tuple and len(child) == 2 and hasattr(child[0], "child_spec"):
         return _from(child[0], child[1])
     if hasattr(child, "child_spec") and isinstance(child, type):

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from beamish._errors import StartError, SupervisorError
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, to_child_spec
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, child_name, to_child_spec
 from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._otp.strategy import Intensity, should_restart
 from beamish._otp.supervisor import (
     ChildCounts,
     ChildInfo,
     _check_flags,
+    gives_up,
     start_child_process,
     terminate_child_process,
 )
@@ -129,7 +130,7 @@ class DynamicSupervisor(ChildSpecOptions):
         The spec is checked before the supervisor is asked. Raises ``SupervisorError``
         (``"max_children"``) or ``StartError`` if the child fails to start.
         """
-        spec = to_child_spec(child)
+        spec = to_child_spec(child, whole=True)
         result = await GenServer.call(sup, ("start_child", spec), None)
         if isinstance(result, Exception):
             raise result
@@ -273,16 +274,21 @@ class _DynamicServer(GenServer):
                 return NoReply(state)
             reason = message.reason
             restart = should_restart(child.spec.restart, reason)
-            if not is_clean_exit(reason):
+            # counted before the report, so the report can say it gives up
+            exceeded = restart and not self.intensity.add(monotonic())
+            if exceeded or not is_clean_exit(reason):
                 _log.error(
-                    "%s %s: child %r exited with reason %r; %s", self.label, self._who(),
-                    pid, reason,
+                    "%s %s: child %r (%s) exited with reason %r; %s", self.label, self._who(),
+                    pid, child_name(child.spec.id), reason,
+                    gives_up(self.intensity) if exceeded else
                     "restarting it" if restart else f"not restarting it ({child.spec.restart})",
                 )
+            if exceeded:
+                return Stop("shutdown", state)
             if not restart:
                 del self.children[pid]
                 return NoReply(state)
-            return self._restart(pid, state)
+            return self._restart(pid, state, counted=True)
         if type(message) is _Retry:
             child = self.children.get(message.key)
             if child is None or not child.restarting:
@@ -290,12 +296,11 @@ class _DynamicServer(GenServer):
             return self._restart(message.key, state)
         return super().handle_info(message, state)
 
-    async def _restart(self, key: Pid, state: Any) -> Any:
-        if not self.intensity.add(monotonic()):
+    async def _restart(self, key: Pid, state: Any, *, counted: bool = False) -> Any:
+        if not counted and not self.intensity.add(monotonic()):
             _log.error(
-                "%s %s reached its maximum restart intensity (%d restarts in %ss); "
-                "shutting down", self.label, self._who(), self.intensity.max_restarts,
-                self.intensity.max_seconds,
+                "%s %s: a child (%s) could not be restarted; %s", self.label, self._who(),
+                child_name(self.children[key].spec.id), gives_up(self.intensity),
             )
             return Stop("shutdown", state)
         child = self.children.pop(key)
@@ -303,8 +308,8 @@ class _DynamicServer(GenServer):
             result = await start_child_process(child.spec, self.extra)
         except StartError as failure:
             _log.error(
-                "%s %s: a child failed to restart: %r; trying again", self.label, self._who(),
-                failure.reason,
+                "%s %s: a child (%s) failed to restart: %r; trying again", self.label,
+                self._who(), child_name(child.spec.id), failure.reason,
             )
             child.restarting = True
             self.children[key] = child

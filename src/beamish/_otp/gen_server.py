@@ -10,7 +10,9 @@ that finishes the step, and the actor takes no other message meanwhile.
 Each step returns ``None`` when it finished synchronously, or an awaitable that finishes it;
 a ``Continue`` runs inside the same step, before any queued message. Ending the process is
 always ``raise ProcessExit(reason)`` after ``terminate`` ran, so the kernel never logs a
-GenServer twice: the GenServer logs its own crash report.
+GenServer twice: the GenServer logs its own crash report, and says so with
+``ProcessExit(reason, reported=True)``, so the kernel still counts the crash and tells the
+``crash`` hooks.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
 from beamish._otp.gen_server_results import NOTHING as _NOTHING
 from beamish._otp.gen_server_results import RESULTS as _RESULTS
 from beamish._otp.gen_server_results import (
+    BadReturnValue,
     Continue,
     Ignore,
     NoReply,
@@ -140,7 +143,9 @@ class GenServer(Actor, ChildSpecOptions):
 
     Callbacks and what they may return (each may be ``async def``):
 
-    - ``init(arg)``: ``Ok(state[, after])``, ``Ignore()`` or ``Stop(reason)``. Required.
+    - ``init(arg)``: ``Ok(state[, after])``, ``Ignore()``, ``Stop(reason)`` or
+      ``("error", reason)`` (the start fails with ``reason``, quietly: the server exits
+      ``"normal"``). Required.
     - ``handle_call(request, from_, state)``: ``Reply(value, state[, after])``,
       ``NoReply(state[, after])`` (reply later with ``GenServer.reply(from_, value)``) or
       ``Stop(reason, state[, reply=value])``. Left out: the server crashes, naming the call.
@@ -237,7 +242,8 @@ class GenServer(Actor, ChildSpecOptions):
         """Start a server linked to the caller; returns its pid once ``init`` has run.
 
         Raises ``StartError`` (``("already_started", pid)`` if the name is taken,
-        ``"timeout"``, init's ``Stop`` reason, a ``Crash``) or ``StartIgnored``.
+        ``"timeout"``, init's ``Stop`` or ``("error", reason)`` reason, a ``Crash``) or
+        ``StartIgnored``.
         """
         return await _start(cls, arg, name, timeout, link=True)
 
@@ -274,10 +280,16 @@ class GenServer(Actor, ChildSpecOptions):
 
     @staticmethod
     def cast(server: Any, request_: Any) -> None:
-        """Send ``request_`` to ``server`` without waiting. Never fails, even to nobody."""
+        """Send ``request_`` to ``server`` without waiting. Never fails, even to nobody.
+
+        Only a coroutine given for the server (``start_link`` without ``await``) raises: it
+        is a bug, not a server that is gone.
+        """
         if type(server) is Pid or type(server) is str:
             dest: Any = server
         else:
+            if inspect.isawaitable(server):  # a bug, not a server that is not there
+                naming.check_name(server)
             try:
                 dest = naming.whereis(server)
             except Exception:
@@ -401,7 +413,7 @@ class GenServer(Actor, ChildSpecOptions):
         try:
             result = self.init(arg)
         except ProcessExit as stop:
-            return self._init_failed(ack, stop.reason, None)
+            return self._init_failed(ack, stop.reason, None, reported=stop.reported)
         except Exception as exc:
             return self._init_failed(ack, Crash(exc), exc)
         if inspect.isawaitable(result):
@@ -412,7 +424,7 @@ class GenServer(Actor, ChildSpecOptions):
         try:
             result = await awaitable
         except ProcessExit as stop:
-            self._init_failed(ack, stop.reason, None)
+            self._init_failed(ack, stop.reason, None, reported=stop.reported)
         except Exception as exc:
             self._init_failed(ack, Crash(exc), exc)
         rest = self._init_result(result, ack)
@@ -430,11 +442,18 @@ class GenServer(Actor, ChildSpecOptions):
             return self._init_failed(ack, "ignore", None)
         if kind is Stop:
             return self._init_failed(ack, result.reason, None)
-        return self._init_failed(ack, ("bad_return_value", result), None)
+        if kind is tuple and len(result) == 2 and result[0] == "error":
+            # OTP 26: start_link returns {error, Reason}; the server exits normal, quietly
+            return self._init_failed(ack, result[1], None, exit_reason="normal")
+        return self._init_failed(ack, BadReturnValue(result, "init", _display(type(self))), None)
 
     def _init_failed(
-        self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None
+        self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None,
+        *, exit_reason: Any = None, reported: bool = False,
     ) -> NoReturn:
+        """End a start that failed: the starter gets ``reason``; the process exits with
+        ``exit_reason`` (default ``reason``), a crash if init raised (logged here) or if
+        init raised ``ProcessExit(..., reported=True)`` (logged by the init itself)."""
         if type(self._name) is tuple:
             self._name[1].unregister_name(self._name[2])
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
@@ -443,11 +462,13 @@ class GenServer(Actor, ChildSpecOptions):
                 "%s %s failed in init: %s", _display(type(self)), self._who(), reason,
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
-        if reason == "ignore":
+        if reason == "ignore" and exit_reason is None:
             _ack(ack, ("ignore",))
             raise ProcessExit("normal")
         _ack(ack, ("error", reason))
-        raise ProcessExit(reason)
+        raise ProcessExit(
+            reason if exit_reason is None else exit_reason, reported=reported or exc is not None
+        )
 
     def _unlink_parent(self) -> None:
         if self._parent is not None:
@@ -500,18 +521,23 @@ class GenServer(Actor, ChildSpecOptions):
             return self._finish_async(result, None)
         return self._apply(result, None)
 
-    async def _finish_async(self, awaitable: Awaitable[Any], from_: ReplyTo | None) -> None:
+    async def _finish_async(
+        self, awaitable: Awaitable[Any], from_: ReplyTo | None, callback: str | None = None
+    ) -> None:
         try:
             result = await awaitable
         except BaseException as exc:
             rest = self._callback_failed(exc)
         else:
-            rest = self._apply(result, from_)
+            rest = self._apply(result, from_, callback)
         if rest is not None:
             await rest
 
-    def _apply(self, result: Any, from_: ReplyTo | None) -> Awaitable[None] | None:
-        """Act on what a callback returned (``from_`` is set for handle_call)."""
+    def _apply(
+        self, result: Any, from_: ReplyTo | None, callback: str | None = None
+    ) -> Awaitable[None] | None:
+        """Act on what a callback returned (``from_`` is set for handle_call; ``callback``
+        names it when the message does not: handle_continue)."""
         kind = type(result)
         if kind is NoReply:
             self._state = result.state
@@ -521,15 +547,19 @@ class GenServer(Actor, ChildSpecOptions):
             self._state = result.state
             return self._after(result.after)
         if kind is Stop and result.state is not _NOTHING:
-            if result.reply is not _NOTHING and from_ is not None:
-                reply(from_, result.reply)
             self._state = result.state
+            if result.reply is not _NOTHING and from_ is not None:
+                return self._stop(result.reason, None, (from_, result.reply))
             return self._stop(result.reason)
         if kind is tuple or kind is str:
             normalized = _normalize(result, "rn" if from_ is not None else "n")
             if normalized is not result:
-                return self._apply(normalized, from_)
-        return self._stop(("bad_return_value", result))
+                return self._apply(normalized, from_, callback)
+        if callback is None:
+            callback = "handle_call" if from_ is not None else (
+                "handle_cast" if type(self._last) is Cast else "handle_info"
+            )
+        return self._stop(BadReturnValue(result, callback, _display(type(self))))
 
     def _after(self, after: Any) -> Awaitable[None] | None:
         if after is None:
@@ -545,7 +575,7 @@ class GenServer(Actor, ChildSpecOptions):
             return None
         if after == "hibernate":
             return None
-        return self._stop(("bad_return_value", after))
+        return self._stop(BadReturnValue(after, "after", _display(type(self))))
 
     def _continue(self, term: Any) -> Awaitable[None] | None:
         try:
@@ -553,8 +583,8 @@ class GenServer(Actor, ChildSpecOptions):
         except BaseException as exc:
             return self._callback_failed(exc)
         if inspect.isawaitable(result):
-            return self._finish_async(result, None)
-        return self._apply(result, None)
+            return self._finish_async(result, None, "handle_continue")
+        return self._apply(result, None, "handle_continue")
 
     def _callback_failed(self, exc: BaseException) -> Awaitable[None] | None:
         if isinstance(exc, ProcessExit):
@@ -565,38 +595,54 @@ class GenServer(Actor, ChildSpecOptions):
             raise exc  # KeyboardInterrupt, SystemExit, CancelledError
         return self._stop(Crash(exc), exc)
 
-    def _stop(self, reason: Any, exc: BaseException | None = None) -> Awaitable[None] | None:
-        """Run terminate, report if abnormal, and exit with ``reason``."""
+    def _stop(
+        self, reason: Any, exc: BaseException | None = None,
+        answer: tuple[ReplyTo, Any] | None = None,
+    ) -> Awaitable[None] | None:
+        """Run terminate, then send ``answer`` (a ``Stop`` with a reply), report if
+        abnormal, and exit with ``reason``. As in OTP the reply follows terminate, and goes
+        out even if terminate fails."""
         try:
             result = self.terminate(reason, self._state)
         except Exception as failure:
             reason, exc = Crash(failure), failure
+        except BaseException:
+            if answer is not None:
+                reply(*answer)
+            raise
         else:
             if inspect.isawaitable(result):
-                return self._finish_terminate(result, reason, exc)
-        self._report(reason, exc)
-        raise ProcessExit(reason)
+                return self._finish_terminate(result, reason, exc, answer)
+        if answer is not None:
+            reply(*answer)
+        raise ProcessExit(reason, reported=self._report(reason, exc))
 
     async def _finish_terminate(
-        self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None
+        self, awaitable: Awaitable[Any], reason: Any, exc: BaseException | None,
+        answer: tuple[ReplyTo, Any] | None,
     ) -> None:
         try:
             await awaitable
         except Exception as failure:
             reason, exc = Crash(failure), failure
-        self._report(reason, exc)
-        raise ProcessExit(reason)
+        finally:
+            if answer is not None:
+                reply(*answer)
+        raise ProcessExit(reason, reported=self._report(reason, exc))
 
-    def _report(self, reason: Any, exc: BaseException | None) -> None:
+    def _report(self, reason: Any, exc: BaseException | None) -> bool:
+        """Log the crash report of an abnormal exit; True if there was one."""
         if is_clean_exit(reason):
-            return
+            return False
         crash = exc if exc is not None and isinstance(exc, Exception) else None
+        hint = reason.hint if type(reason) is BadReturnValue else None
         _log.error(
-            "%s %s terminating\n** reason: %s\n** last message: %s\n** state: %s",
-            _display(type(self)), self._who(), _short(reason), _short(self._last),
-            _short(self._state),
+            "%s %s terminating\n** reason: %s%s\n** last message: %s\n** state: %s",
+            _display(type(self)), self._who(), _short(reason),
+            f"\n** {hint}" if hint else "", _short(self._last), _short(self._state),
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
+        return True
 
     # -- system requests --------------------------------------------------------------------
 
@@ -763,7 +809,8 @@ async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | Non
             reason, f"cannot start {cls.__qualname__} as {name!r}: already started as "
             f"{reason[1]!r}",
         )
-    raise StartError(reason, f"{_display(cls)} failed to start: {_short(reason)}")
+    hint = f": {reason.hint}" if type(reason) is BadReturnValue else ""
+    raise StartError(reason, f"{_display(cls)} failed to start: {_short(reason)}{hint}")
 
 
 async def _wait_ack(ack: asyncio.Future[Any], timeout: float | None) -> Any:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ALLOWED",
     "NOTHING",
     "RESULTS",
+    "BadReturnValue",
     "Continue",
     "Ignore",
     "NoReply",
@@ -88,8 +90,8 @@ class NoReply:
 class Stop:
     """Stop with ``reason``: terminate runs, then the process exits with ``reason``.
 
-    From ``handle_call``, ``reply=`` answers the caller first. From ``init``, only the reason
-    is given (``Stop(reason)``): the start fails with it.
+    From ``handle_call``, ``reply=`` answers the caller once ``terminate`` has run, as in
+    OTP. From ``init``, only the reason is given (``Stop(reason)``): the start fails with it.
     """
 
     __slots__ = ("reason", "reply", "state")
@@ -115,6 +117,68 @@ class Ignore:
 
 # What callbacks return when they are not async: checked before inspect.isawaitable.
 RESULTS = frozenset({Reply, NoReply, Stop, Ok, tuple, str})
+
+_AS_CAST = (
+    "NoReply(state[, after]) or Stop(reason, state); or the tuples ('noreply', state[, "
+    "after]), ('stop', reason, state)"
+)
+ALLOWED = {
+    "init": (
+        "Ok(state[, after]), Ignore(), Stop(reason); or the tuples ('ok', state[, after]), "
+        "'ignore', ('stop', reason), ('error', reason)"
+    ),
+    "handle_call": (
+        "Reply(value, state[, after]), NoReply(state[, after]) (and answer later with "
+        "GenServer.reply), Stop(reason, state[, reply=value]); or the tuples ('reply', value, "
+        "state[, after]), ('noreply', state[, after]), ('stop', reason, state), ('stop', "
+        "reason, value, state)"
+    ),
+    "handle_cast": _AS_CAST,
+    "handle_info": _AS_CAST,
+    "handle_continue": _AS_CAST,
+    "after": "a timeout in seconds, Continue(term) or 'hibernate'",
+}
+"""What each callback may return, as errors and crash reports list it."""
+
+
+class BadReturnValue(tuple[str, Any]):
+    """The exit reason ``("bad_return_value", value)`` of a server whose callback returned
+    something it may not return.
+
+    It *is* that tuple, as in OTP: it compares equal to it and ``match`` takes it apart the
+    same way. It also knows which callback returned it, so ``hint`` can say what that
+    callback may return; ``CallError`` and the crash report show the hint.
+    """
+
+    callback: str
+    owner: str
+
+    def __new__(cls, value: Any, callback: str, owner: str) -> BadReturnValue:
+        self = super().__new__(cls, ("bad_return_value", value))
+        self.callback = callback
+        self.owner = owner
+        return self
+
+    def __reduce__(self) -> Any:  # copied when isolated: rebuild it with what it knows
+        return (BadReturnValue, (self[1], self.callback, self.owner))
+
+    @property
+    def hint(self) -> str:
+        value = _short(self[1])
+        if self.callback == "after":
+            return (
+                f"a callback of {self.owner} returned {value} as what comes after it; that "
+                f"must be {ALLOWED['after']}"
+            )
+        return (
+            f"{self.owner}.{self.callback} returned {value}, which it may not return: it "
+            f"must return {ALLOWED[self.callback]}"
+        )
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def normalize(result: Any, allowed: str) -> Any:

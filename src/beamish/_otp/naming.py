@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from beamish._errors import InvalidNameError
+from beamish._errors import InvalidNameError, not_awaited
 from beamish._runtime.api import is_alive
 from beamish._runtime.api import whereis as _whereis_local
 from beamish._runtime.pid import Pid
@@ -70,7 +70,10 @@ def check_name(name: Any) -> None:
             f"global names such as {name!r} need a cluster, which this release does not "
             "include yet; use a local name (a str) or a via name"
         )
-    raise InvalidNameError(f"invalid server name {name!r}. Accepted names: {_ACCEPTED}")
+    raise InvalidNameError(
+        not_awaited(name, None, "a server (a pid or a name)")
+        or f"invalid server name {name!r}. Accepted names: {_ACCEPTED}"
+    )
 
 
 def whereis(server: Any) -> Pid | None:

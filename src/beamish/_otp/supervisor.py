@@ -23,7 +23,7 @@ from beamish._errors import (
     StartIgnored,
     SupervisorError,
 )
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, to_child_spec
+from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, child_name, to_child_spec
 from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._otp.strategy import STRATEGIES, Intensity, affected, should_restart
 from beamish._runtime.api import exit, monotonic, send, trap_exit, wait_exit
@@ -38,6 +38,7 @@ __all__ = [
     "ChildInfo",
     "Supervisor",
     "SupervisorFlags",
+    "gives_up",
     "start_child_process",
     "terminate_child_process",
 ]
@@ -102,17 +103,22 @@ def _supervisor_init(
 ) -> SupervisorFlags:
     """Build what a supervisor's ``init`` returns, from child forms and strategy options."""
     _check_flags(strategy, max_restarts, max_seconds)
-    specs = tuple(to_child_spec(c) for c in children)
+    specs: list[ChildSpec] = []
     seen: set[Any] = set()
-    for spec in specs:
+    for child in children:
+        try:
+            spec = to_child_spec(child)
+        except SupervisorError as bad:  # OTP's {start_spec, Reason}
+            raise SupervisorError(("start_spec", bad.reason), str(bad)) from None
         if spec.id in seen:
             raise SupervisorError(
-                ("duplicate_child_name", spec.id),
-                f"two children share the id {spec.id!r}; give each a distinct id with "
-                f"Supervisor.child_spec(child, id=...)",
+                ("start_spec", ("duplicate_child_name", spec.id)),
+                f"two children share the id {child_name(spec.id)}; give each a distinct id "
+                "with Supervisor.child_spec_of(child, id=...)",
             )
         seen.add(spec.id)
-    return SupervisorFlags(specs, strategy, max_restarts, max_seconds)
+        specs.append(spec)
+    return SupervisorFlags(tuple(specs), strategy, max_restarts, max_seconds)
 
 
 # -- starting and stopping one child (shared with DynamicSupervisor) ---------------------------
@@ -133,14 +139,15 @@ async def start_child_process(spec: ChildSpec, extra: tuple[Any, ...] = ()) -> A
     except ProcessExit as failure:
         raise StartError(failure.reason) from None
     except Exception as exc:
-        raise StartError(Crash(exc), f"starting {spec.id!r} raised {exc!r}") from exc
+        raise StartError(Crash(exc), f"starting {child_name(spec.id)} raised {exc!r}") from exc
     if result is None or type(result) is Pid:
         return result
     if type(result) is tuple and len(result) == 2 and type(result[0]) is Pid:
         return result
     raise StartError(
         ("bad_start_return", result),
-        f"the start function of {spec.id!r} returned {result!r}; it must return a Pid, "
+        f"the start function of {child_name(spec.id)} returned {result!r}; it must return a "
+        "Pid, "
         "(pid, info), or raise StartError / StartIgnored",
     )
 
@@ -362,11 +369,13 @@ class _SupervisorServer(GenServer):
                 await self._start(child)
             except StartError as failure:
                 _log.error(
-                    "%s %s: child %r failed to start: %r", self.label, self._who(), spec.id,
-                    failure.reason,
+                    "%s %s: child %s failed to start: %r", self.label, self._who(),
+                    child_name(spec.id), failure.reason,
                 )
                 await self._terminate_all()
                 return Stop(("shutdown", ("failed_to_start_child", spec.id, failure.reason)))
+            if child.pid is None and spec.restart == "temporary":
+                del self.children[spec.id]  # ignored, and never restarted: nothing to keep
         return Ok(None)
 
     async def _start(self, child: _Child) -> Any:
@@ -384,8 +393,8 @@ class _SupervisorServer(GenServer):
             reason = await terminate_child_process(pid, child.spec.shutdown)  # type: ignore[arg-type]
             if not is_clean_exit(reason) and reason != "killed":
                 _log.error(
-                    "%s %s: child %r shut down with reason %r", self.label, self._who(),
-                    child.spec.id, reason,
+                    "%s %s: child %s shut down with reason %r", self.label, self._who(),
+                    child_name(child.spec.id), reason,
                 )
         child.pid = None
 
@@ -415,25 +424,36 @@ class _SupervisorServer(GenServer):
         child = self.children[child_id]
         spec = child.spec
         restart = should_restart(spec.restart, reason)
+        # the restart is counted before the report, so the report can say it gives up
+        exceeded = restart and not self.intensity.add(monotonic())
         if not is_clean_exit(reason):
             _log.error(
-                "%s %s: child %r (%s) exited with reason %r; %s", self.label, self._who(),
-                child_id, _describe_pid(child.pid), reason,
+                "%s %s: child %s (%r) exited with reason %s; %s", self.label, self._who(),
+                child_name(child_id), child.pid, _short(reason),
+                gives_up(self.intensity) if exceeded else
                 "restarting it" if restart else f"not restarting it ({spec.restart})",
             )
+        elif exceeded:
+            _log.error(
+                "%s %s: child %s (%r) exited with reason %s; %s", self.label, self._who(),
+                child_name(child_id), child.pid, _short(reason), gives_up(self.intensity),
+            )
         child.pid = None
+        if exceeded:
+            return Stop("shutdown", state)
         if not restart:
             if spec.restart == "temporary":
                 del self.children[child_id]
             return _noreply(state)
-        return self._restart(child_id, reason, state)
+        return self._restart(child_id, reason, state, counted=True)
 
-    async def _restart(self, child_id: Any, reason: Any, state: Any) -> Any:
-        if not self.intensity.add(monotonic()):
+    async def _restart(
+        self, child_id: Any, reason: Any, state: Any, *, counted: bool = False
+    ) -> Any:
+        if not counted and not self.intensity.add(monotonic()):
             _log.error(
-                "%s %s reached its maximum restart intensity (%d restarts in %ss); "
-                "shutting down", self.label, self._who(), self.intensity.max_restarts,
-                self.intensity.max_seconds,
+                "%s %s: child %s could not be restarted; %s", self.label, self._who(),
+                child_name(child_id), gives_up(self.intensity),
             )
             return Stop("shutdown", state)
         order = list(self.children)
@@ -459,8 +479,8 @@ class _SupervisorServer(GenServer):
                 started.append(child)
             except StartError as failure:
                 _log.error(
-                    "%s %s: child %r failed to restart: %r; trying again", self.label,
-                    self._who(), target, failure.reason,
+                    "%s %s: child %s failed to restart: %r; trying again", self.label,
+                    self._who(), child_name(target), failure.reason,
                 )
                 if self.strategy == "one_for_all":
                     await self._terminate_all(started)
@@ -511,11 +531,12 @@ class _SupervisorServer(GenServer):
             if type(existing.pid) is Pid:
                 return _Error(SupervisorError(
                     ("already_started", existing.pid),
-                    f"a child with id {spec.id!r} is already running as {existing.pid!r}",
+                    f"a child with id {child_name(spec.id)} is already running as "
+                    f"{existing.pid!r}",
                 ))
             return _Error(SupervisorError(
                 "already_present",
-                f"a child with id {spec.id!r} is already present (not running); use "
+                f"a child with id {child_name(spec.id)} is already present (not running); use "
                 "restart_child or delete_child",
             ))
         child = _Child(spec)
@@ -523,7 +544,8 @@ class _SupervisorServer(GenServer):
             result = await self._start(child)
         except StartError as failure:
             return _Error(failure)
-        self.children[spec.id] = child
+        if result is not None or spec.restart != "temporary":  # OTP drops an ignored one
+            self.children[spec.id] = child
         return result
 
     async def _terminate_child(self, child_id: Any) -> Any:
@@ -543,9 +565,11 @@ class _SupervisorServer(GenServer):
         if child is None:
             return _not_found(child_id)
         if type(child.pid) is Pid:
-            return _Error(SupervisorError("running", f"child {child_id!r} is running"))
+            return _Error(SupervisorError("running", f"child {child_name(child_id)} is running"))
         if child.pid == RESTARTING:
-            return _Error(SupervisorError("restarting", f"child {child_id!r} is restarting"))
+            return _Error(SupervisorError(
+                "restarting", f"child {child_name(child_id)} is restarting"
+            ))
         try:
             return await self._start(child)
         except StartError as failure:
@@ -556,9 +580,11 @@ class _SupervisorServer(GenServer):
         if child is None:
             return _not_found(child_id)
         if type(child.pid) is Pid:
-            return _Error(SupervisorError("running", f"child {child_id!r} is running"))
+            return _Error(SupervisorError("running", f"child {child_name(child_id)} is running"))
         if child.pid == RESTARTING:
-            return _Error(SupervisorError("restarting", f"child {child_id!r} is restarting"))
+            return _Error(SupervisorError(
+                "restarting", f"child {child_name(child_id)} is restarting"
+            ))
         del self.children[child_id]
         return None
 
@@ -568,9 +594,22 @@ def _noreply(state: Any) -> NoReply:
 
 
 def _not_found(child_id: Any) -> _Error:
-    return _Error(SupervisorError("not_found", f"no child with id {child_id!r}"))
+    return _Error(SupervisorError("not_found", f"no child with id {child_name(child_id)}"))
 
 
-def _describe_pid(pid: Any) -> str:
-    return repr(pid)
+def gives_up(intensity: Intensity) -> str:
+    """How a supervisor says it gives up: OTP's reached_max_restart_intensity, in figures."""
+    n = len(intensity)
+    return (
+        f"shutting down: restart intensity exceeded ({n} restart{'' if n == 1 else 's'} in "
+        f"{intensity.max_seconds:g} s; at most max_restarts={intensity.max_restarts} within "
+        f"max_seconds={intensity.max_seconds:g} are allowed)"
+    )
+
+
+def _short(value: Any, limit: int = 500) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
 

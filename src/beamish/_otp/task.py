@@ -18,6 +18,7 @@ that ref reaches the owner's mailbox again.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,14 @@ from beamish._errors import (
     InvalidTargetError,
     NotInProcessError,
     NotOwnerError,
+    ProcessExit,
 )
 from beamish._otp.child_spec import ChildSpec
 from beamish._otp.task_stream import TaskStream
 from beamish._runtime.api import (
     demonitor,
     exit,
+    is_alive,
     link,
     make_ref,
     monitor,
@@ -46,7 +49,7 @@ from beamish._runtime.api import (
 )
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_immutable
-from beamish._runtime.messages import Down
+from beamish._runtime.messages import Crash, Down, is_clean_exit
 from beamish._runtime.patterns import Matcher
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Task"]
 
+_log = logging.getLogger("beamish.task")
 DEFAULT_CONCURRENCY = os.cpu_count() or 1
 _TIMEOUT: Any = object()
 _ON_TIMEOUT = ("nothing", "ignore", "kill_task")
@@ -306,26 +310,30 @@ class Task:
         ``timeout`` seconds to exit after the ``"shutdown"`` signal before it is killed
         (``None``: wait forever), or ``"brutal_kill"`` to kill it at once. Returns
         ``("ok", result)`` if the reply arrived meanwhile (even if the task had exited too),
-        ``("exit", reason)`` if the task had died for another reason, None if it stopped
-        because of this call, and ``("exit", "noproc")`` if its result or ``Down`` was
-        already taken (its outcome cannot be known any more).
+        None if it stopped as this call asked (``"shutdown"``, or ``"killed"`` with
+        ``"brutal_kill"``), ``("exit", "killed")`` if it outlived its shutdown time and had
+        to be killed, ``("exit", reason)`` if the task had died for another reason, and
+        ``("exit", "noproc")`` if its result or ``Down`` was already taken (its outcome
+        cannot be known any more). A task with no process (``Task.completed``) is not shut
+        down: its result is looked up, as ``Task.ignore`` does.
         """
         check_owner(task, "Task.shutdown")
         if timeout != "brutal_kill":
             check_timeout(timeout, "Task.shutdown", extra=" or 'brutal_kill'")
         pid = task.pid
         if pid is None:
-            raise ValueError(f"Task.shutdown: {task!r} has no process (it was completed)")
+            return Task.ignore(task)
         mon = monitor(pid)
         unlink(pid)
         brutal = timeout == "brutal_kill"
         exit(pid, "kill" if brutal else "shutdown")
-        ours: tuple[str, ...] = ("killed",) if brutal else ("shutdown",)  # what we caused
+        # what this call asked for; a kill after the timeout was not asked for (Elixir's
+        # :timeout_kill), so it is told as ("exit", "killed")
+        ours = "killed" if brutal else "shutdown"
         wait = None if brutal else timeout
         down = await receive(down_of(mon), timeout=wait, default=_TIMEOUT)  # type: ignore[arg-type]
         if down is _TIMEOUT:
             exit(pid, "kill")
-            ours = ("shutdown", "killed")
             down = await receive(down_of(mon))
         task._alias.active = False
         if down.reason == "noproc":
@@ -335,10 +343,10 @@ class Task:
                 demonitor(task.ref, flush=True)
                 outcome: tuple[str, Any] | None = ("exit", "noproc")
             else:
-                outcome = None if own.reason in ours else ("exit", own.reason)
+                outcome = None if own.reason == ours else ("exit", own.reason)
         else:
             demonitor(task.ref, flush=True)
-            outcome = None if down.reason in ours else ("exit", down.reason)
+            outcome = None if down.reason == ours else ("exit", down.reason)
         reply = take_now(reply_of(task.ref), "Task.shutdown")
         return ("ok", reply[1]) if reply is not None else outcome
 
@@ -402,11 +410,45 @@ def start_linked(fn: Callable[..., Any], value: Any) -> Task:
 
 
 async def run_task(alias: ReplyAlias, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    """The body of a task that replies: run ``fn``, deliver its result, exit normally."""
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
+    """The body of a task that replies: run ``fn``, deliver its result, exit normally.
+
+    A task that fails reports it, as Elixir's does, naming its function, its arguments and
+    its owner: an exception, or an exit with a reason other than ``"normal"`` and the
+    shutdown forms. The report stands for the crash (``ProcessExit(..., reported=True)``),
+    so the runtime counts it without logging it again.
+    """
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            result = await result
+    except ProcessExit as stop:
+        me = _self()
+        if stop.reported or is_clean_exit(stop.reason) or not is_alive(me):
+            raise  # a clean exit, or an exit signal that already ended the task
+        _report(me, alias.owner, fn, args, stop.reason, None)
+        raise ProcessExit(stop.reason, reported=True) from None
+    except Exception as exc:
+        _report(_self(), alias.owner, fn, args, Crash(exc), exc)
+        raise ProcessExit(Crash(exc), reported=True) from None
     alias.deliver(result)
+
+
+def _report(
+    me: Pid, owner: Pid, fn: Callable[..., Any], args: tuple[Any, ...], reason: Any,
+    exc: BaseException | None,
+) -> None:
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    shown = ", ".join(_short(a) for a in args)
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else f"exit {_short(reason)}"
+    _log.error(
+        "Task %r started from %r terminating: %s\n** function: %s(%s)", me, owner, what,
+        name, shown, exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+    )
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def caller(what: str) -> Pid:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-from beamish._errors import InvalidNameError, NoProcessError, ProcessExit
+from beamish._errors import InvalidNameError, NoProcessError, ProcessExit, not_awaited
 from beamish._runtime import context as _context
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import ATOMIC, isolate
@@ -49,7 +49,10 @@ def _require(what: str) -> Process:
 
 def _check_pid(pid: Any, what: str) -> Pid:
     if type(pid) is not Pid:
-        raise TypeError(f"{what} takes a Pid, got {pid!r} ({type(pid).__name__})")
+        raise TypeError(
+            not_awaited(pid, what, "a Pid")
+            or f"{what} takes a Pid, got {pid!r} ({type(pid).__name__})"
+        )
     return pid
 
 
@@ -268,7 +271,8 @@ def monitor(target: Pid | str) -> Ref:
         proc = runtime._names.get(target)
     else:
         raise TypeError(
-            f"monitor() takes a Pid or a registered name (str), got {target!r}"
+            not_awaited(target, "monitor()", "a Pid or a registered name")
+            or f"monitor() takes a Pid or a registered name (str), got {target!r}"
         )
     if proc is None:
         runtime._deliver(me, Down(ref, target, "noproc"))

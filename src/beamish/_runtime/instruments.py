@@ -8,8 +8,11 @@ Events and their arguments:
 
 - ``spawn(pid)``: a process was created;
 - ``exit(pid, reason)``: a process exited, whatever the reason;
-- ``crash(pid, reason)``: a process exited because an exception escaped it (``reason`` is
-  a ``Crash``), after it was logged;
+- ``crash(pid, reason)``: a process crashed, once per crash, after it was reported: an
+  exception escaped it (``reason`` is a ``Crash``; the runtime logged it), or a behaviour
+  reported its own abnormal exit (a GenServer, Supervisor or Agent that crashed or stopped
+  with an abnormal reason, a Task that failed; ``reason`` is its exit reason). Each also
+  counts in ``statistics().crashed``;
 - ``long_schedule(report)``: a step held the event loop longer than the watchdog threshold
   (``report`` is a ``LongSchedule``).
 

@@ -8,7 +8,7 @@ register the name again at once.
 
 from __future__ import annotations
 
-from beamish._errors import InvalidNameError, NameTakenError, NotRegisteredError
+from beamish._errors import InvalidNameError, NameTakenError, NotRegisteredError, not_awaited
 from beamish._runtime.pid import Pid
 from beamish._runtime.process import Process
 
@@ -75,8 +75,9 @@ class Names:
         if proc is None:
             if type(name) is not str:
                 raise InvalidNameError(
-                    f"cannot send to {name!r} ({type(name).__name__}): a destination is a Pid "
-                    "or a registered name (str)"
+                    not_awaited(name, "send()", "a Pid or a registered name")
+                    or f"cannot send to {name!r} ({type(name).__name__}): a destination is a "
+                    "Pid or a registered name (str)"
                 )
             raise NotRegisteredError(
                 f"cannot send to {name!r}: no process is registered under that name "

@@ -120,6 +120,9 @@ class Runtime(Signals, Names, Timers):
         self._state = "new"
         self._token: Token[Any] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        # tasks that as_process made processes for a while (a request's server task): the
+        # watchdog finds their process here, since their names do not carry a pid
+        self._hosted: dict[asyncio.Task[Any], Process] = {}
         self._watchdog: Watchdog | None = None
         self._started_at = 0.0
         self.extensions: dict[str, Any] = {}
@@ -381,8 +384,13 @@ class Runtime(Signals, Names, Timers):
         )
 
     def _process_of_task(self, task: Any) -> Process | None:
+        """The process a task runs: a task-shaped process's own (named ``beamish<pid>``), or
+        one that ``as_process`` borrowed. Safe from the watchdog's thread."""
         if task is None:
             return None
+        hosted = self._hosted.get(task)
+        if hosted is not None:
+            return hosted
         name = task.get_name()
         if not name.startswith("beamish<"):
             return None
@@ -441,7 +449,7 @@ async def _task_main(proc: Process, fn: Callable[..., Any], args: tuple[Any, ...
         if inspect.isawaitable(result):
             result = await result
     except ProcessExit as stop:
-        runtime._exit_process(proc, stop.reason, from_inside=True)
+        runtime._exit_process(proc, stop.reason, from_inside=True, reported=stop.reported)
         return None
     except asyncio.CancelledError:
         if proc.pid._proc is not None:  # cancelled by something other than an exit signal
@@ -461,17 +469,22 @@ class AsProcess:
     """``async with rt.as_process() as pid:``: the block's task is a process meanwhile.
 
     On leaving the block the process exits ``"normal"``. An exception leaving the block ends
-    the process with ``Crash(exc)`` and goes on. If the process is killed by an exit signal
-    while inside the block, the block is cancelled and ``ProcessExit(reason)`` leaves it.
+    the process with ``Crash(exc)`` and goes on: the crash is counted and told to the
+    ``crash`` hooks, but not logged, since the code around the block gets the exception
+    and decides (the web endpoint logs a crashed request itself). If the process is killed
+    by an exit signal while inside the block, the block is cancelled and
+    ``ProcessExit(reason)`` leaves it.
     """
 
-    __slots__ = ("_name", "_proc", "_runtime", "_token", "_trap_exit")
+    __slots__ = ("_name", "_outer", "_proc", "_runtime", "_task", "_token", "_trap_exit")
 
     def __init__(self, runtime: Runtime, name: str | None, trap_exit: bool) -> None:
         self._runtime = runtime
         self._name = name
         self._trap_exit = trap_exit
         self._proc: Process | None = None
+        self._outer: Process | None = None
+        self._task: asyncio.Task[Any] | None = None
         self._token: Token[Any] | None = None
 
     async def __aenter__(self) -> Pid:
@@ -484,6 +497,9 @@ class AsProcess:
         proc.task = task
         self._proc = proc
         self._token = _context.CURRENT.set(proc)
+        self._task = task
+        self._outer = runtime._hosted.get(task)  # a block inside another one's block
+        runtime._hosted[task] = proc
         if runtime.instruments.spawn:
             runtime.instruments.emit(runtime.instruments.spawn, proc.pid)
         return proc.pid
@@ -496,6 +512,12 @@ class AsProcess:
         assert proc is not None and self._token is not None
         _context.CURRENT.reset(self._token)
         runtime = self._runtime
+        task = self._task  # not proc.task: an exit clears that
+        assert task is not None
+        if self._outer is not None:
+            runtime._hosted[task] = self._outer
+        else:
+            runtime._hosted.pop(task, None)
         if proc.pid._proc is None:  # already exited (killed, or exit(self(), ...))
             reason = proc.exit_reason
             if isinstance(exc, asyncio.CancelledError):
@@ -511,8 +533,10 @@ class AsProcess:
             runtime._exit_process(proc, "normal", from_inside=True)
             return False
         if isinstance(exc, ProcessExit):
-            runtime._exit_process(proc, exc.reason, from_inside=True)
+            runtime._exit_process(proc, exc.reason, from_inside=True, reported=exc.reported)
             return bool(exc.reason == "normal")
-        runtime._exit_process(proc, Crash(exc), from_inside=True)
+        runtime._exit_process(
+            proc, Crash(exc), from_inside=True, reported=isinstance(exc, Exception)
+        )
         return False
 

@@ -104,7 +104,9 @@ class Scheduler:
                         else:
                             result = handle(message)
                     except ProcessExit as stop:
-                        self.runtime._exit_process(proc, stop.reason, from_inside=True)
+                        self.runtime._exit_process(
+                            proc, stop.reason, from_inside=True, reported=stop.reported
+                        )
                         break
                     except Exception as exc:
                         self.runtime._exit_process(
@@ -161,7 +163,7 @@ async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:
     try:
         await awaitable
     except ProcessExit as stop:
-        runtime._exit_process(proc, stop.reason, from_inside=True)
+        runtime._exit_process(proc, stop.reason, from_inside=True, reported=stop.reported)
         return
     except asyncio.CancelledError:
         if proc.pid._proc is not None:  # cancelled from outside the runtime

@@ -93,12 +93,16 @@ class Signals:
     # -- exits ----------------------------------------------------------------------------
 
     def _exit_process(
-        self, proc: Process, reason: Any, *, from_inside: bool = False, uncaught: bool = False
+        self, proc: Process, reason: Any, *, from_inside: bool = False, uncaught: bool = False,
+        reported: bool = False,
     ) -> None:
         """End ``proc`` with ``reason`` (no-op if it already ended).
 
         ``from_inside`` says the process's own code is ending it (its task is finishing and
-        must not be cancelled); ``uncaught`` that an exception escaped it, which is logged.
+        must not be cancelled). A crash is counted and told to the ``crash`` hooks once:
+        ``uncaught`` says an exception escaped the process, which is logged here;
+        ``reported`` that the process reported its own crash (``ProcessExit(reason,
+        reported=True)``), so it is not logged again.
         """
         pid = proc.pid
         if pid._proc is None:
@@ -126,9 +130,10 @@ class Signals:
             proc.waiter = None
             if not waiter.done():
                 waiter.cancel()
-        if uncaught:
+        if uncaught or reported:
             self.crashed += 1
-            _log_crash(proc, reason)
+            if uncaught:
+                _log_crash(proc, reason)
             if self.instruments.crash:
                 self.instruments.emit(self.instruments.crash, pid, reason)
         if (

@@ -8,10 +8,11 @@ How it works. A heartbeat callback on the loop records the time at which it ran,
 ``threshold / 4`` seconds. A watchdog thread wakes at the same pace; when the heartbeat is
 late by more than ``threshold``, the loop is held by one step. The thread then reads what
 runs on the loop thread: the process (the scheduler's ``current`` actor, or the process
-that owns the current task) and the loop thread's Python stack, via
-``sys._current_frames()``. When the heartbeat runs again, the step is over; the report,
-with its measured duration, is handed to the loop, which logs it and passes it to the
-``long_schedule`` instrument hooks.
+of the current task: a task-shaped process's own task, or a task that ``as_process`` made
+a process for a while, as the web layer does for each request in the server's task) and
+the loop thread's Python stack, via ``sys._current_frames()``. When the heartbeat runs
+again, the step is over; the report, with its measured duration, is handed to the loop,
+which logs it and passes it to the ``long_schedule`` instrument hooks.
 """
 
 from __future__ import annotations

@@ -81,9 +81,10 @@ def _resolve(cls: type[Tracker], given: Mapping[str, Any]) -> Options:
             "would be taken for down"
         )
     permdown = _seconds(options.get("permdown_period", 1200.0), "permdown_period")
-    if permdown < down:
+    if permdown <= down:  # as Phoenix.Tracker: a replica is down before it is forgotten
         raise ValueError(
-            f"permdown_period ({permdown}s) must be at least down_period ({down}s)"
+            f"permdown_period ({permdown}s) must be longer than down_period ({down}s): a "
+            "silent replica is first marked down, and forgotten only later"
         )
     replica, scope = options.get("replica"), options.get("scope")
     for key, value in (("replica", replica), ("scope", scope)):
