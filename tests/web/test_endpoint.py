@@ -277,6 +277,16 @@ async def test_endpoint_websocket_origin_check_refuses_other_sites():
             assert (await ws.receive_text()).startswith("hello")
 
 
+async def test_endpoint_websocket_refusal_logs_the_origin_clipped(caplog):
+    origin = "https://" + "evil" * 50_000 + ".example"
+    async with ASGIClient(make_endpoint()) as client:
+        with pytest.raises(WebSocketRejected):
+            async with client.websocket_connect("/ws/echo", headers={"origin": origin}):
+                pass
+    [line] = [r.getMessage() for r in caplog.records if "check_origin" in r.getMessage()]
+    assert len(line) < 700 and "…(200016 bytes)" in line, line[:800]
+
+
 async def test_endpoint_websocket_origin_list():
     endpoint = make_endpoint(check_origin=["https://app.example", "//*.example.org"])
     async with ASGIClient(endpoint) as client:

@@ -15,7 +15,10 @@ The GenServer's state is the channel's ``SocketState``. The server routes:
 - ``Message`` (a client frame the transport forwarded): ``phx_leave`` answers ok and stops
   with ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
   here and pushed to the transport;
-- ``Broadcast``: ``handle_out`` if the event is intercepted, else pushed as it is;
+- ``Broadcast`` on the channel's own topic: ``handle_out`` if the event is intercepted, else
+  pushed as it is (the fastlane writes the others without waking the channel); a
+  ``Broadcast`` on any other topic the channel subscribed to goes to ``handle_info``, as in
+  Phoenix, where the channel filters or transforms it;
 - the transport's ``Down``: stop with ``("shutdown", "closed")`` (or the transport's reason
   if it was not a clean one);
 - calls, casts and any other message: the channel's ``handle_call``, ``handle_cast`` and
@@ -39,6 +42,7 @@ from beamish._runtime.messages import Down, is_clean_exit
 from beamish._runtime.request import ReplyTo
 from beamish.pubsub import PubSub
 from beamish.web._channel import Channel, ChannelError, reply_parts
+from beamish.web._clip import clip, clip_text
 from beamish.web._fastlane import Fastlane
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import Message
@@ -87,8 +91,8 @@ class ChannelServer(GenServer):
 
     def _join_crashed(self, socket: SocketState, exc: Exception) -> Stop:
         _log.error(
-            "%s crashed joining %r: %s: %s", _name(socket), socket.topic, type(exc).__name__,
-            exc, exc_info=(type(exc), exc, exc.__traceback__),
+            "%s crashed joining %s: %s: %s", _name(socket), clip(socket.topic),
+            type(exc).__name__, clip_text(exc), exc_info=(type(exc), exc, exc.__traceback__),
         )
         return Stop(("join_crashed", socket.topic))
 
@@ -104,9 +108,9 @@ class ChannelServer(GenServer):
                 return Ignore()
             case _:
                 _log.error(
-                    "%s.join(%r, ...) returned %r; it must return Ok(socket), ('ok', socket), "
+                    "%s.join(%s, ...) returned %s; it must return Ok(socket), ('ok', socket), "
                     "('ok', reply, socket) or ('error', reply), with a dict reply",
-                    _name(socket), socket.topic, result,
+                    _name(socket), clip(socket.topic), clip(result),
                 )
                 return Stop(("join_crashed", socket.topic))
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
@@ -127,7 +131,7 @@ class ChannelServer(GenServer):
         kind = type(message)
         if kind is Message:
             return self._handle_in(message, socket)
-        if kind is Broadcast:
+        if kind is Broadcast and message.topic == socket.topic:
             if message.event in self._intercepts:
                 return self._channel.handle_out(message.event, message.payload, socket)
             Channel.push(socket, message.event, message.payload)
@@ -187,7 +191,7 @@ class ChannelServer(GenServer):
         raise ChannelError(
             f"handle_in must return NoReply(socket), Reply(reply, socket), Stop(reason, "
             f"socket[, reply=reply]) or the tuples ('noreply', socket), ('reply', reply, "
-            f"socket), ('stop', reason[, reply], socket); got {result!r}"
+            f"socket), ('stop', reason[, reply], socket); got {clip(result)}"
         )
 
     # -- stopping -----------------------------------------------------------------------------

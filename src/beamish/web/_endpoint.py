@@ -34,6 +34,7 @@ from beamish._otp.application import ensure_all_started, name_of, stop_applicati
 from beamish._runtime.api import current_runtime, wait_exit
 from beamish._runtime.api import exit as exit_process
 from beamish._runtime.runtime import Runtime
+from beamish.web._clip import clip
 from beamish.web._origin import make_origin_check
 from beamish.web._request import (
     ASGIApp,
@@ -221,8 +222,8 @@ class Endpoint:
             elif name == b"host":
                 host = value.decode("latin-1")
         if not self._origin_ok(origin, host):
-            log.warning("refused a WebSocket on %s from origin %r (host %r): check_origin",
-                        scope.get("path"), origin, host)
+            log.warning("refused a WebSocket on %s from origin %s (host %s): check_origin",
+                        clip(scope.get("path")), clip(origin), clip(host))
             await _deny(scope, send, 403)
             return
         if self.connections() >= self.max_connections:
@@ -333,7 +334,7 @@ async def _websocket_process(
             await app(scope, receive, tracked_send)
     except ProcessExit as stop:
         log.warning("WebSocket %s: its process %r was stopped by an exit signal: %r",
-                    scope.get("path"), pid, stop.reason)
+                    clip(scope.get("path")), pid, stop.reason)
         await _close_after_error(scope, send, state, 1001)
     except SystemLimitError as exc:
         log.error("WebSocket refused: %s", exc)
@@ -341,7 +342,7 @@ async def _websocket_process(
     except Exception as exc:
         rid = requests.prefix + (format(pid.id, "x") if pid is not None else "0")
         log.error(
-            "WebSocket %s crashed: %s in %r: %s: %s", rid, scope.get("path"), pid,
+            "WebSocket %s crashed: %s in %r: %s: %s", rid, clip(scope.get("path")), pid,
             type(exc).__name__, exc, exc_info=(type(exc), exc, exc.__traceback__),
             extra={"request_id": rid},
         )
@@ -357,7 +358,7 @@ async def _close_after_error(scope: Scope, send: Send, state: dict[str, bool], c
         else:
             await _deny(scope, send, 500)
     except Exception:  # the client is gone already
-        log.debug("could not close the WebSocket %s", scope.get("path"), exc_info=True)
+        log.debug("could not close the WebSocket %s", clip(scope.get("path")), exc_info=True)
 
 
 class _FrameGuard:

@@ -10,7 +10,9 @@ task of its own). The actor does everything else:
   subscribes to that topic, so a ``"disconnect"`` broadcast there closes it.
 - **Reading.** It decodes each frame: heartbeats on topic ``phoenix`` are answered at once;
   ``phx_join`` starts a channel server (and waits for its join, as Phoenix's transport does);
-  any other event goes to the topic's channel, or is answered ``"unmatched topic"``.
+  any other event goes to the topic's channel, or is answered ``"unmatched topic"`` (a
+  ``phx_leave`` of a topic that is not joined is answered ok, as Phoenix does: the client
+  leaves after a refused join). Only a join of a topic no channel serves is logged.
 - **Writing.** Channels send it ``Push`` frames. It writes each through the ASGI ``send``
   without waiting (``write_now``). When a write has to wait, the frames behind it queue in
   the process, and past ``max_queue_bytes`` the client is closed with 1013: a client that
@@ -25,8 +27,12 @@ task of its own). The actor does everything else:
   ``max_frame_size``: 1009. A frame that is not the protocol: 1007. The runtime stopping:
   1001, so clients reconnect. Its own crash: 1011.
 
-Close codes: 1000 idle timeout or ``disconnect``; 1001 server going away; 1007 malformed
-frame; 1009 frame too big; 1011 internal error; 1013 outbound queue full.
+Close codes: 1000 idle timeout; 1001 server going away, or a ``disconnect`` broadcast (as
+Phoenix: phoenix.js reconnects after 1001, not after 1000); 1007 malformed frame; 1009 frame
+too big; 1011 internal error; 1013 outbound queue full.
+
+What a client sent reaches the log clipped (``_clip.py``): a topic, a version, a malformed
+frame.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from beamish._runtime.process import Actor
 from beamish._runtime.receive import receive_nowait
 from beamish.pubsub import PubSub
 from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
+from beamish.web._clip import clip, clip_text
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerError
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
@@ -150,7 +157,7 @@ async def serve_socket(
     if not vsn.startswith("2."):
         _log.error(
             "%s: the client asked for protocol version %r; this server speaks 2.x (the "
-            "phoenix JavaScript client sends vsn=2.0.0)", socket_cls.__qualname__, vsn,
+            "phoenix JavaScript client sends vsn=2.0.0)", socket_cls.__qualname__, clip(vsn),
         )
         await send({"type": "websocket.close"})
         return
@@ -263,7 +270,7 @@ class SocketTransport(Actor):
         try:
             result = handler.connect(params, socket, info)
         except Exception as exc:
-            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
+            self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
         if inspect.isawaitable(result):
             return self._connect_async(handler, result)
         self._connected(handler, result)
@@ -273,7 +280,7 @@ class SocketTransport(Actor):
         try:
             result = await awaitable
         except Exception as exc:
-            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
+            self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
         self._connected(handler, result)
 
     def _connected(self, handler: Socket, result: Any) -> None:
@@ -284,15 +291,15 @@ class SocketTransport(Actor):
                 self._refuse(None, None)
             case _:
                 self._refuse(
-                    f"connect returned {result!r}; it must return Ok(socket) or ('ok', socket) "
+                    f"connect returned {clip(result)}; it must return Ok(socket) or ('ok', socket) "
                     "to accept, 'error' or ('error', reason) to refuse", None,
                 )
         try:
             socket_id = handler.id(socket)
         except Exception as exc:
-            self._refuse(f"id raised {type(exc).__name__}: {exc}", exc)
+            self._refuse(f"id raised {type(exc).__name__}: {clip_text(exc)}", exc)
         if socket_id is not None and type(socket_id) is not str:
-            self._refuse(f"id returned {socket_id!r}; it must return a str or None", None)
+            self._refuse(f"id returned {clip(socket_id)}; it must return a str or None", None)
         self._socket = socket.replace(id=socket_id, transport_pid=self.pid)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         requested = (self._scope or {}).get("subprotocols") or ()
@@ -344,7 +351,7 @@ class SocketTransport(Actor):
                 raise ProcessExit("normal")
             elif kind is Broadcast:
                 if message.event == "disconnect":
-                    self._close(1000, "")
+                    self._close(1001, "disconnected")
                     raise ProcessExit(("shutdown", "disconnected"))
             elif kind is Exit and message.reason != "normal":
                 self._close(1001, "going away")
@@ -364,7 +371,7 @@ class SocketTransport(Actor):
             message = self._serializer.decode(data)
         except SerializerError as exc:
             _log.warning("%s: closing a connection that sent a malformed frame: %s",
-                         self._socket_cls.__qualname__, exc)
+                         self._socket_cls.__qualname__, clip_text(exc))
             self._close(1007, "malformed message")
             raise ProcessExit("normal") from None
         topic = message.topic
@@ -375,7 +382,12 @@ class SocketTransport(Actor):
         elif event == "phx_join":
             return self._join(message, entry)
         elif entry is None:
-            self._unmatched(message)
+            if event == "phx_leave":  # left after a refused join, or raced a close: ok
+                self._write(self._serializer.encode_reply(
+                    message.join_ref, message.ref, topic, "ok", {}
+                ))
+            else:
+                self._unmatched(message, logged=False)
         elif message.join_ref is None or message.join_ref == entry[1]:
             send(entry[0], message)
         # else: a message for an earlier join of the topic, which the client raced: dropped
@@ -390,7 +402,7 @@ class SocketTransport(Actor):
             return self._guard(self._rejoin(message, entry))
         channel_cls = match_route(self._socket_cls.channels, message.topic)
         if channel_cls is None:
-            self._unmatched(message)
+            self._unmatched(message, logged=True)
             return None
         join_ref = message.join_ref or message.ref
         if len(self._channels) >= self._options.max_channels:
@@ -446,9 +458,13 @@ class SocketTransport(Actor):
             self._close(1011, "internal error")
             raise
 
-    def _unmatched(self, message: Message) -> None:
-        _log.warning("%s: ignoring unmatched topic %r", self._socket_cls.__qualname__,
-                     message.topic)
+    def _unmatched(self, message: Message, *, logged: bool) -> None:
+        # Phoenix warns of a join no channel serves; a message for a topic that is not
+        # joined (the channel stopped, the client raced it) is only answered.
+        _log.log(
+            logging.WARNING if logged else logging.DEBUG, "%s: ignoring unmatched topic %s",
+            self._socket_cls.__qualname__, clip(message.topic),
+        )
         self._write(self._serializer.encode_reply(
             None, message.ref, message.topic, "error", {"reason": "unmatched topic"}
         ))
@@ -521,8 +537,8 @@ class SocketTransport(Actor):
             pending = write_now(self._asgi_send, message)
         except Exception as exc:  # the client is gone (uvicorn: ClientDisconnected)
             self._closing = True
-            _log.debug("%s: write failed, the connection is gone: %r",
-                       self._socket_cls.__qualname__, exc)
+            _log.debug("%s: write failed, the connection is gone: %s",
+                       self._socket_cls.__qualname__, clip(exc))
             raise ProcessExit("normal") from None
         if pending is not None:
             self._pending = pending
