@@ -426,3 +426,40 @@ async def test_endpoint_hands_socket_mounts_to_the_channels_transport_after_its_
                 async with client.websocket_connect("/socket/websocket?vsn=2.0.0"):
                     pass
             assert full.value.status_code == 503
+
+
+async def test_endpoint_serves_a_socket_on_its_own_transport_paths():
+    # Phoenix: socket "/socket", UserSocket, websocket: [path: "/live"], longpoll: [path: "/lp"]
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.web import Socket
+
+    class LiveSocket(Socket, websocket_path="/live", longpoll=True, longpoll_path="/lp",
+                     longpoll_window=1.0):
+        pass
+
+    class RootSocket(Socket, websocket_path=""):
+        pass
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(sockets={"/socket": LiveSocket, "/bare": RootSocket}, pubsub="app")
+    heartbeat = [None, "1", "phoenix", "phx_reply", {"status": "ok", "response": {}}]
+    async with ASGIClient(endpoint) as client:
+        for path in ("/socket/live?vsn=2.0.0", "/bare?vsn=2.0.0"):
+            async with client.websocket_connect(path) as ws:
+                await ws.send_text('[null,"1","phoenix","heartbeat",{}]')
+                assert await ws.receive_json() == heartbeat
+        with pytest.raises(WebSocketRejected):  # not a socket's path any more: the router's
+            async with client.websocket_connect("/socket/websocket?vsn=2.0.0"):
+                pass
+        opened = (await client.get("/socket/lp?vsn=2.0.0")).json()
+        assert opened["status"] == 410 and opened["token"]
+        assert (await client.get("/socket/longpoll?vsn=2.0.0")).status_code == 404
+
+
+def test_endpoint_socket_paths_are_checked():
+    from beamish.web import Socket
+
+    for path in ("live", "/live/", 7):
+        with pytest.raises(ValueError, match="websocket_path"):
+            type("Bad", (Socket,), {}, websocket_path=path)

@@ -651,3 +651,81 @@ async def test_transport_connect_info_trace_context_and_websocket_headers():
     assert "sec-websocket-key" in names and "sec-websocket-version" in names
     assert all(name.startswith("sec-websocket-") for name in names)
     assert info["session"] is None  # no session options on this socket
+
+
+SECRET = "a secret for the tests' session cookies"
+
+
+async def session_cookie(values):
+    """The cookie Starlette's SessionMiddleware writes for ``values``, as a page would set it."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def login(request):
+        request.session.update(values)
+        return PlainTextResponse("in")
+
+    page = Starlette(routes=[Route("/login", login)],
+                     middleware=[Middleware(SessionMiddleware, secret_key=SECRET)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(page),
+                                 base_url="http://testserver") as http:
+        return (await http.get("/login")).cookies["session"]
+
+
+async def test_transport_connect_info_session_needs_the_csrf_token():
+    class SessionSocket(Socket, session={"secret_key": SECRET}):
+        channels: ClassVar = {"room:*": Room}
+
+        def connect(self, params, socket, connect_info):
+            report(("session", connect_info["session"]))
+            return Ok(socket)
+
+    cookie = await session_cookie({"user_id": 7, "_csrf_token": "t0ken"})
+    forged = cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB")
+    cases = [
+        (cookie, "&_csrf_token=t0ken", {"user_id": 7, "_csrf_token": "t0ken"}),
+        (cookie, "", None),  # no token: a page of another site could have opened it
+        (cookie, "&_csrf_token=guess", None),
+        (forged, "&_csrf_token=t0ken", None),
+        (None, "&_csrf_token=t0ken", None),
+    ]
+    async with serving(SessionSocket) as url:
+        for sent, query, expected in cases:
+            headers = {"cookie": f"session={sent}"} if sent else {}
+            async with connected(url, "vsn=2.0.0" + query, additional_headers=headers):
+                assert await assert_receive(("session", beamish.ANY), timeout=2) == (
+                    "session", expected
+                )
+
+
+def test_socket_session_option_is_checked():
+    with pytest.raises(ValueError, match="secret_key"):
+        type("Bad", (Socket,), {}, session={"cookie": "session"})
+    with pytest.raises(ValueError, match="unknown key"):
+        type("Bad", (Socket,), {}, session={"secret_key": "s", "secret": "t"})
+    with pytest.raises(TypeError, match="error_handler"):
+        type("Bad", (Socket,), {}, error_handler="429")
+
+
+async def test_transport_error_handler_that_fails_leaves_a_403_and_says_why(caplog):
+    def broken(connect_info, reason):
+        if reason == "raise":
+            raise RuntimeError("the handler broke")
+        return 429  # not a Response
+
+    class BrokenHandlerSocket(UserSocket, error_handler=broken):
+        def connect(self, params, socket, connect_info):
+            return ("error", params["why"])
+
+    async with serving(BrokenHandlerSocket) as url:
+        for why in ("raise", "junk"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connected(url, f"vsn=2.0.0&why={why}"):
+                    pass
+            assert refused.value.response.status_code == 403
+    assert "error_handler raised RuntimeError: the handler broke" in caplog.text
+    assert "error_handler returned 429; it must return a Starlette Response" in caplog.text

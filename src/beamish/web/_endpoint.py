@@ -15,10 +15,11 @@ each WebSocket connection too, after the endpoint's protections:
   (``ws_max_size``), which refuses such frames before reading them whole; under another
   server, set its own limit too (Hypercorn: ``websocket_max_message_size``).
 
-WebSockets on ``{path}/websocket`` of a ``sockets`` entry go to the Channels transport
-(``beamish.web._transport.serve_socket``); the others go to the router. HTTP requests to
-``{path}/longpoll`` of a socket with ``longpoll=True`` go to its LongPoll transport
-(``_longpoll.py``), each in its own process too; a LongPoll session counts as a connection.
+WebSockets on ``{path}/websocket`` of a ``sockets`` entry (the socket's ``websocket_path``)
+go to the Channels transport (``beamish.web._transport.serve_socket``); the others go to the
+router. HTTP requests to ``{path}/longpoll`` (``longpoll_path``) of a socket with
+``longpoll=True`` go to its LongPoll transport (``_longpoll.py``), each in its own process
+too; a LongPoll session counts as a connection.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Endpoint:
       (any ASGI app works: a Starlette or FastAPI app gets a process per request too);
     - ``sockets``: ``{"/socket": UserSocket}``: Channels sockets, served on
       ``/socket/websocket``, and on ``/socket/longpoll`` too for a socket with
-      ``longpoll=True``;
+      ``longpoll=True`` (the socket's ``websocket_path`` and ``longpoll_path`` options
+      change the last part);
     - ``pubsub``: the name of the PubSub the sockets broadcast through;
     - ``application``: the Application (class or instance) the lifespan starts, with its
       dependencies, when it is not running yet; the lifespan stops what it started;
@@ -204,7 +206,7 @@ class Endpoint:
             # imported here: only an endpoint with LongPoll sockets needs it
             from beamish.web._longpoll import LongPoll
 
-            paths[path.rstrip("/") + "/longpoll"] = LongPoll(
+            paths[_under(path, options.longpoll_path)] = LongPoll(
                 socket, pubsub=self.pubsub or "", origin_ok=self._origin_ok,
                 admit=lambda: self.connections() < self.max_connections,
             )
@@ -414,8 +416,14 @@ def _socket_paths(sockets: Mapping[str, Any]) -> dict[str, Any]:
     for path, socket in sockets.items():
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"a socket path starts with '/', like '/socket'; got {path!r}")
-        paths[path.rstrip("/") + "/websocket"] = socket
+        options = getattr(socket, "options", None)
+        paths[_under(path, getattr(options, "websocket_path", "/websocket"))] = socket
     return paths
+
+
+def _under(mount: str, path: str) -> str:
+    """A transport's path under a socket's mount point (Phoenix joins them the same way)."""
+    return (mount.rstrip("/") + path) or "/"
 
 
 async def _in_runtime(runtime: Runtime, work: Callable[[], Awaitable[Any]]) -> Any:

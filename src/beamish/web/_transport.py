@@ -38,7 +38,6 @@ frame.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import inspect
 import logging
@@ -70,6 +69,7 @@ from beamish._runtime.receive import receive_nowait
 from beamish.pubsub import PubSub
 from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
 from beamish.web._clip import clip, clip_text
+from beamish.web._connect_info import connect_info, read_session
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerError
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
@@ -82,7 +82,6 @@ _log = logging.getLogger("beamish.socket")
 
 _INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops reading
 _DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
-_BEARER = "base64url.bearer.phx."
 
 
 @mark_immutable
@@ -163,6 +162,8 @@ async def serve_socket(
         return
     opts = options if options is not None else socket_cls.options
     info = _connect_info(scope)
+    if opts.session is not None:
+        info["session"] = await read_session(scope, params, opts.session)
     if connect_info:
         info.update(connect_info)
     transport = SocketTransport(socket_cls, opts, pubsub, params, info, V2_JSON, send, scope)
@@ -202,6 +203,8 @@ async def serve_socket(
 
 send_to = send
 """The process API's ``send`` (``serve_socket``'s own ``send`` is the ASGI one)."""
+
+_connect_info = connect_info  # where LongPoll has always found it
 
 
 class SocketTransport(Actor):
@@ -272,21 +275,28 @@ class SocketTransport(Actor):
         except Exception as exc:
             self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
         if inspect.isawaitable(result):
-            return self._connect_async(handler, result)
-        self._connected(handler, result)
-        return None
+            return self._connect_async(handler, result, info)
+        return self._connected(handler, result, info)
 
-    async def _connect_async(self, handler: Socket, awaitable: Awaitable[Any]) -> None:
+    async def _connect_async(
+        self, handler: Socket, awaitable: Awaitable[Any], info: dict[str, Any]
+    ) -> None:
         try:
             result = await awaitable
         except Exception as exc:
             self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
-        self._connected(handler, result)
+        rest = self._connected(handler, result, info)
+        if rest is not None:
+            await rest
 
-    def _connected(self, handler: Socket, result: Any) -> None:
+    def _connected(
+        self, handler: Socket, result: Any, info: dict[str, Any]
+    ) -> Awaitable[None] | None:
         match result:
             case Ok(SocketState() as socket, None) | ("ok", SocketState() as socket):
                 pass
+            case ("error", reason) if self._options.error_handler is not None:
+                return self._refuse_with_handler(info, reason)
             case None | "error" | ("error", _):
                 self._refuse(None, None)
             case _:
@@ -311,6 +321,33 @@ class SocketTransport(Actor):
             PubSub.subscribe(self._pubsub, socket_id)
         if self._watch_idle:
             send_after(self.pid, _IDLE, self._options.timeout)
+        return None
+
+    async def _refuse_with_handler(self, info: dict[str, Any], reason: Any) -> NoReturn:
+        """Answer a refused handshake with what the socket's ``error_handler`` returns."""
+        scope, self._scope = self._scope or {}, None
+        error_handler = self._options.error_handler
+        assert error_handler is not None
+        try:
+            response = error_handler(info, reason)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as exc:
+            self._refuse(f"error_handler raised {type(exc).__name__}: {clip_text(exc)}", exc)
+        status, body = getattr(response, "status_code", None), getattr(response, "body", None)
+        if type(status) is not int or not isinstance(body, bytes):
+            self._refuse(
+                f"error_handler returned {clip(response)}; it must return a Starlette "
+                "Response with a body, such as PlainTextResponse('...', status_code=429)", None,
+            )
+        if "websocket.http.response" not in (scope.get("extensions") or {}):
+            self._refuse(None, None)  # the server cannot answer a handshake with a response
+        self._closing = True
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self._asgi_send({"type": "websocket.http.response.start", "status": status,
+                                   "headers": list(response.raw_headers)})
+            await self._asgi_send({"type": "websocket.http.response.body", "body": body})
+        raise ProcessExit("normal")
 
     def _refuse(self, problem: str | None, exc: BaseException | None) -> NoReturn:
         if problem is not None:
@@ -596,36 +633,3 @@ class SocketTransport(Actor):
         with contextlib.suppress(Exception):
             write_now(self._asgi_send, {"type": "websocket.close", "code": code,
                                         "reason": reason})
-
-
-def _connect_info(scope: Scope) -> dict[str, Any]:
-    """What a Socket's ``connect`` learns of the request (Phoenix's ``connect_info``)."""
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers") or ()
-    ]
-    client = scope.get("client") or (None, None)
-    server = scope.get("server") or (None, None)
-    host = next((v for k, v in headers if k == "host"), None)
-    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-    info: dict[str, Any] = {
-        "peer_data": {"address": client[0], "port": client[1], "ssl_cert": None},
-        "uri": {
-            "scheme": scheme,
-            "host": host.rsplit(":", 1)[0] if host else server[0],
-            "port": server[1],
-            "path": scope.get("path", ""),
-            "query": scope.get("query_string", b"").decode("latin-1"),
-        },
-        "x_headers": [(k, v) for k, v in headers if k.startswith("x-")],
-        "user_agent": next((v for k, v in headers if k == "user-agent"), None),
-        "headers": headers,
-    }
-    for protocol in scope.get("subprotocols") or ():
-        if protocol.startswith(_BEARER):
-            token = protocol[len(_BEARER):]
-            with contextlib.suppress(ValueError):
-                info["auth_token"] = base64.urlsafe_b64decode(
-                    token + "=" * (-len(token) % 4)
-                ).decode()
-    return info
