@@ -12,9 +12,13 @@ A join that raises or returns something else is logged, and the transport answer
 
 The GenServer's state is the channel's ``SocketState``. The server routes:
 
-- ``Message`` (a client frame the transport forwarded): ``phx_leave`` answers ok and stops
-  with ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
-  here and pushed to the transport;
+- ``Inbound`` (a client frame the transport forwarded, counted against the connection's
+  backlog): the count is given back, then ``phx_leave`` answers ok and stops with
+  ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
+  here and pushed to the transport. Once the connection is gone (its backlog is closed),
+  what is left of them is dropped without running ``handle_in``: nobody would read the
+  answers, and the channel stops at the transport's ``Down`` behind them. (The test
+  helpers send a bare ``Message``, handled the same way, uncounted.)
 - ``Broadcast`` on the channel's own topic: ``handle_out`` if the event is intercepted, else
   pushed as it is (the fastlane writes the others without waking the channel); a
   ``Broadcast`` on any other topic the channel subscribed to goes to ``handle_info``, as in
@@ -47,7 +51,7 @@ from beamish.web._fastlane import Fastlane
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import Message
 from beamish.web._socket import SocketState
-from beamish.web._wire import Push, SocketClose
+from beamish.web._wire import Inbound, Push, SocketClose
 
 __all__ = ["JOIN_CRASHED", "ChannelServer"]
 
@@ -129,6 +133,12 @@ class ChannelServer(GenServer):
 
     def handle_info(self, message: Any, socket: SocketState) -> Any:
         kind = type(message)
+        if kind is Inbound:
+            share = message.share
+            if share.backlog.closed:
+                return NoReply(socket)  # the client is gone: dropped
+            share.take(message.size)
+            return self._handle_in(message.message, socket)
         if kind is Message:
             return self._handle_in(message, socket)
         if kind is Broadcast and message.topic == socket.topic:

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["Socket", "SocketOptions", "SocketState", "check_session_options", "match_route"]
 
 _NUMBER_OPTIONS = (
-    "timeout", "max_channels", "max_frame_size", "max_queue_bytes", "longpoll_window",
+    "timeout", "max_channels", "max_frame_size", "max_queue_bytes", "max_backlog",
+    "max_backlog_bytes", "backlog_timeout", "longpoll_window",
 )
 _OPTION_NAMES = (
     *_NUMBER_OPTIONS, "longpoll", "websocket_path", "longpoll_path", "error_handler", "session",
@@ -66,6 +67,16 @@ class SocketOptions:
       fast enough (1 MiB); past it the connection is closed with 1013 (try again later)
       rather than let the queue eat memory. Over LongPoll, what waits for the client's
       next poll is bounded the same way.
+    - ``max_backlog`` and ``max_backlog_bytes``: how many client messages (100), and how
+      many bytes of them (1 MiB, counting a text frame's characters), one connection may
+      have read and not yet handled, at its channels and in its own process together. At
+      either limit the server stops reading from the connection (TCP then slows the
+      client down) until the backlog is back to half of it.
+    - ``backlog_timeout``: seconds a connection's backlog may stay at its limit without
+      coming back to half of it (10 s): past that the client is closed with 1008 (policy
+      violation) and a warning naming the socket and the topic that did not keep up.
+      When a connection closes, its channels drop the messages it sent that they have
+      not handled yet.
     - ``longpoll``: also serve the LongPoll transport, on ``{path}/longpoll`` (False, as in
       Phoenix): the ``phoenix`` client falls back to it where WebSockets are blocked.
     - ``longpoll_window``: seconds a LongPoll poll waits for frames before it answers empty,
@@ -95,6 +106,9 @@ class SocketOptions:
     max_channels: int = 100
     max_frame_size: int = 1_048_576
     max_queue_bytes: int = 1_048_576
+    max_backlog: int = 100
+    max_backlog_bytes: int = 1_048_576
+    backlog_timeout: float = 10.0
     longpoll: bool = False
     longpoll_window: float = 10.0
     websocket_path: str = "/websocket"
