@@ -729,3 +729,17 @@ async def test_transport_error_handler_that_fails_leaves_a_403_and_says_why(capl
             assert refused.value.response.status_code == 403
     assert "error_handler raised RuntimeError: the handler broke" in caplog.text
     assert "error_handler returned 429; it must return a Starlette Response" in caplog.text
+
+
+async def test_transport_channel_crash_report_names_the_channel_topic_socket_and_event(caplog):
+    async with serving() as url, connected(url, "vsn=2.0.0&user_id=42") as client:
+        join_ref = await client.join("room:crashing")
+        await client.expect(event="phx_reply")
+        await client.push("room:crashing", "boom", join_ref=join_ref)
+        await client.expect(event="phx_error")
+    [report_] = [r for r in caplog.records if r.name == "beamish.gen_server"]
+    heading = report_.getMessage().splitlines()[0]
+    assert heading.startswith("Channel Room <0.") and "ChannelServer" not in heading, heading
+    assert "on 'room:crashing'" in heading and "UserSocket 'user_sockets:42'" in heading
+    assert "event 'boom'" in heading and heading.endswith("terminating"), heading
+    assert report_.exc_info[1].args == ("boom",)

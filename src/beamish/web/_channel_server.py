@@ -31,6 +31,11 @@ The GenServer's state is the channel's ``SocketState``. The server routes:
 Stopping: ``terminate`` runs the channel's ``terminate``; after a clean stop it tells the
 transport with ``SocketClose``, which writes ``phx_close``. After a crash (or a kill) it
 says nothing: the transport's monitor fires and the client gets ``phx_error``.
+
+Reports name the user's code, not this module: the GenServer's crash report is headed
+``Channel RoomChannel <0.13.0> on 'room:lobby' (UserSocket 'user_socket:1', event
+'new_msg') terminating``, the channel's class, its topic, its socket and what it was
+handling (``_who``, which the GenServer asks for the words that name a server).
 """
 
 from __future__ import annotations
@@ -40,10 +45,10 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from beamish._otp.gen_server import GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.gen_server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import monitor, send, trap_exit
 from beamish._runtime.messages import Down, is_clean_exit
-from beamish._runtime.request import ReplyTo
+from beamish._runtime.request import ReplyTo, Request
 from beamish.pubsub import PubSub
 from beamish.web._channel import Channel, ChannelError, reply_parts
 from beamish.web._clip import clip, clip_text
@@ -67,6 +72,20 @@ class ChannelServer(GenServer):
     ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
 
     __slots__ = ("_channel", "_intercepts", "_transport_ref", "_writer")
+
+    display_name = "Channel"
+
+    def _who(self) -> str:
+        # The GenServer's words for this server in reports: the user's channel, its topic,
+        # its socket, and what it was handling (the GenServer's last message and state).
+        pid = getattr(self, "pid", None)
+        socket = getattr(self, "_state", None)
+        if type(socket) is not SocketState:
+            return repr(pid)
+        about = [_socket_words(socket), _doing(getattr(self, "_last", None)) or ""]
+        details = ", ".join(part for part in about if part)
+        who = f"{_name(socket)} {pid!r} on {clip(socket.topic)}"
+        return f"{who} ({details})" if details else who
 
     # -- joining ------------------------------------------------------------------------------
 
@@ -95,8 +114,9 @@ class ChannelServer(GenServer):
 
     def _join_crashed(self, socket: SocketState, exc: Exception) -> Stop:
         _log.error(
-            "%s crashed joining %s: %s: %s", _name(socket), clip(socket.topic),
-            type(exc).__name__, clip_text(exc), exc_info=(type(exc), exc, exc.__traceback__),
+            "%s crashed joining %s%s: %s: %s", _name(socket), clip(socket.topic),
+            _of(socket), type(exc).__name__, clip_text(exc),
+            exc_info=(type(exc), exc, exc.__traceback__),
         )
         return Stop(("join_crashed", socket.topic))
 
@@ -112,9 +132,9 @@ class ChannelServer(GenServer):
                 return Ignore()
             case _:
                 _log.error(
-                    "%s.join(%s, ...) returned %s; it must return Ok(socket), ('ok', socket), "
+                    "%s.join(%s, ...) returned %s%s; it must return Ok(socket), ('ok', socket), "
                     "('ok', reply, socket) or ('error', reply), with a dict reply",
-                    _name(socket), clip(socket.topic), clip(result),
+                    _name(socket), clip(socket.topic), clip(result), _of(socket),
                 )
                 return Stop(("join_crashed", socket.topic))
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
@@ -231,6 +251,38 @@ def _reply(socket: SocketState, ref: str | None, status: str, payload: Any) -> N
     send(socket.transport_pid, Push(socket.serializer.encode_reply(  # type: ignore[arg-type]
         socket.join_ref, ref, socket.topic, status, payload  # type: ignore[arg-type]
     )))
+
+
+def _doing(message: Any) -> str | None:
+    """What a channel was handling, for a report: ``event 'new_msg'``, ``a call``..."""
+    kind = type(message)
+    if kind is Inbound:
+        message = message.message
+        kind = Message
+    if kind is Message:
+        return f"event {clip(message.event)}"
+    if kind is Broadcast:
+        return f"broadcast {clip(message.event)} on {clip(message.topic)}"
+    if kind is Request:
+        return "a call"
+    if kind is Cast:
+        return "a cast"
+    if message is None:
+        return None
+    return "a message in handle_info"
+
+
+def _of(socket: SocketState) -> str:
+    """`` (UserSocket 'user_socket:1')``: the socket a channel belongs to, for a log line."""
+    about = _socket_words(socket)
+    return f" ({about})" if about else ""
+
+
+def _socket_words(socket: SocketState) -> str:
+    about = [socket.handler.__qualname__] if socket.handler is not None else []
+    if socket.id is not None:
+        about.append(clip(socket.id))
+    return " ".join(about)
 
 
 def _name(socket: SocketState) -> str:
