@@ -29,7 +29,8 @@ The GenServer's state is the channel's ``SocketState``. The server routes:
   ``handle_info``.
 
 Stopping: ``terminate`` runs the channel's ``terminate``; after a clean stop it tells the
-transport with ``SocketClose``, which writes ``phx_close``. After a crash (or a kill) it
+transport with ``SocketClose``, which writes ``phx_close`` (and unlinks it: the test helpers
+link a channel to the test process, which a clean stop must not end). After a crash (or a kill) it
 says nothing: the transport's monitor fires and the client gets ``phx_error``.
 
 Reports name the user's code, not this module: the GenServer's crash report is headed
@@ -46,7 +47,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from beamish._otp.gen_server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
-from beamish._runtime.api import monitor, send, trap_exit
+from beamish._runtime.api import monitor, send, trap_exit, unlink
 from beamish._runtime.messages import Down, is_clean_exit
 from beamish._runtime.request import ReplyTo, Request
 from beamish.pubsub import PubSub
@@ -242,6 +243,9 @@ class ChannelServer(GenServer):
 
 def _closed(reason: Any, socket: SocketState) -> None:
     if is_clean_exit(reason) and socket.joined and socket.transport_pid is not None:
+        # A channel joined by the test helpers is linked to the test process, its transport
+        # there: a clean stop is no failure of the test. (A real transport is not linked.)
+        unlink(socket.transport_pid)
         send(socket.transport_pid, SocketClose(
             socket.channel_pid, socket.topic, socket.join_ref  # type: ignore[arg-type]
         ))
