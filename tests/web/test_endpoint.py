@@ -463,3 +463,21 @@ def test_endpoint_socket_paths_are_checked():
     for path in ("live", "/live/", 7):
         with pytest.raises(ValueError, match="websocket_path"):
             type("Bad", (Socket,), {}, websocket_path=path)
+
+
+async def test_endpoint_broadcasts_on_its_pubsub_as_phoenix_endpoints_do():
+    from beamish.pubsub import PubSub
+    from beamish.testing import refute_receive, start_supervised
+    from beamish.web import Broadcast
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(pubsub="app")
+    PubSub.subscribe("app", "room:1")
+    endpoint.broadcast("room:1", "news", {"n": 1})
+    await assert_receive(Broadcast("room:1", "news", {"n": 1}))
+    endpoint.local_broadcast("room:1", "news", {"n": 2})
+    await assert_receive(Broadcast("room:1", "news", {"n": 2}))
+    endpoint.broadcast_from(beamish.self(), "room:1", "news", {"n": 3})  # skips the sender
+    await refute_receive(Broadcast, timeout=0)
+    with pytest.raises(ValueError, match=r"Endpoint\.broadcast\(\).*pubsub="):
+        make_endpoint().broadcast("room:1", "news", {})

@@ -35,6 +35,7 @@ from beamish._otp.application import ensure_all_started, name_of, stop_applicati
 from beamish._runtime.api import current_runtime, wait_exit
 from beamish._runtime.api import exit as exit_process
 from beamish._runtime.runtime import Runtime
+from beamish.web import _fastlane
 from beamish.web._clip import clip
 from beamish.web._origin import make_origin_check
 from beamish.web._request import (
@@ -65,7 +66,8 @@ class Endpoint:
       ``/socket/websocket``, and on ``/socket/longpoll`` too for a socket with
       ``longpoll=True`` (the socket's ``websocket_path`` and ``longpoll_path`` options
       change the last part);
-    - ``pubsub``: the name of the PubSub the sockets broadcast through;
+    - ``pubsub``: the name of the PubSub the sockets broadcast through, and
+      ``broadcast``, ``broadcast_from`` and ``local_broadcast`` too;
     - ``application``: the Application (class or instance) the lifespan starts, with its
       dependencies, when it is not running yet; the lifespan stops what it started;
     - ``check_origin``: WebSocket origin check: True (same host, the default), False, a
@@ -146,6 +148,32 @@ class Endpoint:
     def running(self) -> bool:
         """True between the lifespan's startup and its shutdown."""
         return self._requests is not None
+
+    # -- broadcasting (Phoenix's Endpoint.broadcast and friends) ----------------------------
+
+    def broadcast(self, topic: str, event: str, payload: Any) -> None:
+        """Send ``event`` with ``payload`` (a dict, or bytes) to every channel joined to
+        ``topic``, through this endpoint's PubSub (``beamish.web.broadcast``)."""
+        _fastlane.broadcast(self._broadcasting("broadcast"), topic, event, payload)
+
+    def broadcast_from(self, from_pid: Any, topic: str, event: str, payload: Any) -> None:
+        """Like ``broadcast``, skipping the subscriber ``from_pid`` (a channel's pid)."""
+        _fastlane.broadcast_from(
+            self._broadcasting("broadcast_from"), from_pid, topic, event, payload
+        )
+
+    def local_broadcast(self, topic: str, event: str, payload: Any) -> None:
+        """Like ``broadcast``, to the subscribers on this node only."""
+        _fastlane.local_broadcast(self._broadcasting("local_broadcast"), topic, event, payload)
+
+    def _broadcasting(self, what: str) -> str:
+        if self.pubsub is None:
+            raise ValueError(
+                f"Endpoint.{what}() sends through the endpoint's PubSub, and this endpoint has "
+                "none: pass Endpoint(pubsub='<name>') (the name of a PubSub the application "
+                "starts), or call beamish.web.broadcast(pubsub, topic, event, payload)"
+            )
+        return self.pubsub
 
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of a named route of the router (see ``Router.url_for``)."""
