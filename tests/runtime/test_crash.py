@@ -230,6 +230,7 @@ async def test_a_channel_crash_is_counted_and_hooked_once(caplog):
         def handle_in(self, event, payload, socket):
             raise RuntimeError("channel broke")
 
+    beamish.trap_exit(True)  # the joined channel is linked to the test, as in Phoenix
     await start_supervised((PubSub, {"name": "ps"}))
     crashes = Crashes(caplog)
     _, socket = await join(channel_socket(pubsub="ps"), "room:1", channel=Room)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import ClassVar
 
@@ -22,7 +23,9 @@ from beamish.testing import (
     join,
     leave,
     push,
+    refute_broadcast,
     refute_push,
+    refute_receive,
     refute_reply,
     start_supervised,
     subscribe_and_join,
@@ -249,17 +252,20 @@ async def test_channel_stop_with_reply_166():
 
 
 async def test_channel_crash_166(caplog):
+    beamish.trap_exit(True)  # the channel is linked to the test, which would go with it
     _, socket = await joined()
     ref = beamish.monitor(socket.channel_pid)
     push(socket, "boom")
     down = await assert_receive(Down)
     assert isinstance(down.reason, beamish.Crash) and str(down.reason.exception) == "boom"
+    await assert_receive(beamish.Exit(socket.channel_pid, down.reason))  # Phoenix's {:EXIT, ...}
     await assert_receive(("terminate", "room:lobby", down.reason))  # terminate still ran
     assert down.ref == ref
     assert "boom" in caplog.text
 
 
 async def test_channel_bad_reply_crashes_with_a_message(caplog):
+    beamish.trap_exit(True)
     _, socket = await joined()
     beamish.monitor(socket.channel_pid)
     push(socket, "bad_reply")
@@ -275,8 +281,87 @@ async def test_channel_leave_and_close():
     await assert_receive(("terminate", "room:lobby", ("shutdown", "left")))
 
     _, socket = await join(socket, "room:other")
-    close(socket)
+    await close(socket)
+    assert not beamish.is_alive(socket.channel_pid)  # close waits for the channel to go
     await assert_receive(("terminate", "room:other", ("shutdown", "closed")))
+    await close(socket)  # closing again is harmless
+    await refute_receive(beamish.Exit, timeout=0)  # clean ends are not the test's failure
+
+
+class Stubborn(Channel):
+    """A channel whose terminate never returns (Phoenix's "foo:timeout")."""
+
+    def join(self, topic, payload, socket):
+        return Ok(socket)
+
+    async def terminate(self, reason, socket):
+        report(("terminating", reason))
+        await asyncio.Event().wait()
+
+
+async def test_channel_close_kills_a_channel_whose_terminate_blocks():
+    beamish.register("test")
+    await start_supervised((PubSub, {"name": "ps"}))
+    _, socket = await join(channel_socket(pubsub="ps"), "stubborn", channel=Stubborn)
+    ref = beamish.monitor(socket.channel_pid)
+    await close(socket, timeout=0.05)
+    assert await assert_receive(Down) == Down(ref, socket.channel_pid, "killed")
+    await assert_receive(("terminating", ("shutdown", "closed")))  # it was asked first
+    await close(socket, 0)  # closing again is harmless
+
+
+async def test_channel_crash_reaches_the_test_process_as_in_phoenix():
+    # The channel is linked to the test process: a channel that crashes ends the test,
+    # with the channel's error, instead of leaving it to wait for a reply that never comes.
+    await start_supervised((PubSub, {"name": "ps"}))
+
+    async def a_test():
+        _, socket = await join(channel_socket(UserSocket, pubsub="ps"), "room:lobby")
+        push(socket, "bad_reply")
+        await assert_reply("never", "ok", timeout=5)
+
+    test = beamish.spawn(a_test)
+    ref = beamish.monitor(test)
+    down = await assert_receive(Down, timeout=10)  # longer than the inner test waits
+    assert down.ref == ref and isinstance(down.reason, beamish.Crash), down
+    error = down.reason.exception
+    assert isinstance(error, ChannelError) and "a channel reply is 'ok'" in str(error)
+
+
+async def test_channel_assert_broadcast_failure_says_what_was_expected_and_what_came():
+    _, socket = await joined()
+    push(socket, "broadcast", {"event": "shout", "payload": {"text": "hi"}})
+    push(socket, "broadcast", {"event": "new_msg", "payload": {"body": "other"}})
+    await assert_push("shout")
+    with pytest.raises(AssertionError) as failure:
+        await assert_broadcast("new_msg", {"body": "hi"}, timeout=0.01)
+    text = str(failure.value)
+    assert "<function" not in text, text
+    assert "assert_broadcast('new_msg', {'body': 'hi'}) failed" in text
+    assert "no broadcast of 'new_msg' with a payload matching {'body': 'hi'}" in text
+    assert "Broadcasts received (2):" in text
+    assert "'room:lobby' 'shout' {'text': 'hi'}" in text
+    assert "'room:lobby' 'new_msg' {'body': 'other'}" in text
+    with pytest.raises(AssertionError) as failure:
+        await refute_broadcast("shout", timeout=0)
+    assert "<function" not in str(failure.value) and "'shout'" in str(failure.value)
+
+
+async def test_channel_assert_push_and_reply_failures_list_what_the_client_got():
+    _, socket = await joined()
+    ref = push(socket, "reply_error")
+    await assert_reply(ref, "error")
+    ref = push(socket, "reply_map", {"x": 1})
+    with pytest.raises(AssertionError) as failure:
+        await assert_reply(ref, "ok", {"resp": 2}, timeout=0.01)
+    text = str(failure.value)
+    assert "<function" not in text and f"no reply to {ref!r} with status 'ok'" in text, text
+    assert f"Replies received (1):\n  {ref!r} 'ok' {{'resp': 1}}" in text, text
+    send(socket.channel_pid, "push")
+    with pytest.raises(AssertionError) as failure:
+        await assert_push("info_pushed", timeout=0.01)
+    text = str(failure.value)
+    assert "no push of 'info_pushed'" in text and "'info_push' {'n': 1}" in text, text
 
 
 async def test_channels_are_ordinary_server_processes_175(caplog):

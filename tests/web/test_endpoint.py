@@ -277,6 +277,16 @@ async def test_endpoint_websocket_origin_check_refuses_other_sites():
             assert (await ws.receive_text()).startswith("hello")
 
 
+async def test_endpoint_websocket_refusal_logs_the_origin_clipped(caplog):
+    origin = "https://" + "evil" * 50_000 + ".example"
+    async with ASGIClient(make_endpoint()) as client:
+        with pytest.raises(WebSocketRejected):
+            async with client.websocket_connect("/ws/echo", headers={"origin": origin}):
+                pass
+    [line] = [r.getMessage() for r in caplog.records if "check_origin" in r.getMessage()]
+    assert len(line) < 700 and "…(200016 bytes)" in line, line[:800]
+
+
 async def test_endpoint_websocket_origin_list():
     endpoint = make_endpoint(check_origin=["https://app.example", "//*.example.org"])
     async with ASGIClient(endpoint) as client:
@@ -416,3 +426,58 @@ async def test_endpoint_hands_socket_mounts_to_the_channels_transport_after_its_
                 async with client.websocket_connect("/socket/websocket?vsn=2.0.0"):
                     pass
             assert full.value.status_code == 503
+
+
+async def test_endpoint_serves_a_socket_on_its_own_transport_paths():
+    # Phoenix: socket "/socket", UserSocket, websocket: [path: "/live"], longpoll: [path: "/lp"]
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.web import Socket
+
+    class LiveSocket(Socket, websocket_path="/live", longpoll=True, longpoll_path="/lp",
+                     longpoll_window=1.0):
+        pass
+
+    class RootSocket(Socket, websocket_path=""):
+        pass
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(sockets={"/socket": LiveSocket, "/bare": RootSocket}, pubsub="app")
+    heartbeat = [None, "1", "phoenix", "phx_reply", {"status": "ok", "response": {}}]
+    async with ASGIClient(endpoint) as client:
+        for path in ("/socket/live?vsn=2.0.0", "/bare?vsn=2.0.0"):
+            async with client.websocket_connect(path) as ws:
+                await ws.send_text('[null,"1","phoenix","heartbeat",{}]')
+                assert await ws.receive_json() == heartbeat
+        with pytest.raises(WebSocketRejected):  # not a socket's path any more: the router's
+            async with client.websocket_connect("/socket/websocket?vsn=2.0.0"):
+                pass
+        opened = (await client.get("/socket/lp?vsn=2.0.0")).json()
+        assert opened["status"] == 410 and opened["token"]
+        assert (await client.get("/socket/longpoll?vsn=2.0.0")).status_code == 404
+
+
+def test_endpoint_socket_paths_are_checked():
+    from beamish.web import Socket
+
+    for path in ("live", "/live/", 7):
+        with pytest.raises(ValueError, match="websocket_path"):
+            type("Bad", (Socket,), {}, websocket_path=path)
+
+
+async def test_endpoint_broadcasts_on_its_pubsub_as_phoenix_endpoints_do():
+    from beamish.pubsub import PubSub
+    from beamish.testing import refute_receive, start_supervised
+    from beamish.web import Broadcast
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(pubsub="app")
+    PubSub.subscribe("app", "room:1")
+    endpoint.broadcast("room:1", "news", {"n": 1})
+    await assert_receive(Broadcast("room:1", "news", {"n": 1}))
+    endpoint.local_broadcast("room:1", "news", {"n": 2})
+    await assert_receive(Broadcast("room:1", "news", {"n": 2}))
+    endpoint.broadcast_from(beamish.self(), "room:1", "news", {"n": 3})  # skips the sender
+    await refute_receive(Broadcast, timeout=0)
+    with pytest.raises(ValueError, match=r"Endpoint\.broadcast\(\).*pubsub="):
+        make_endpoint().broadcast("room:1", "news", {})

@@ -397,7 +397,7 @@ async def test_transport_disconnect_broadcast_173():
             await client.expect(topic=topic, event="phx_reply")
         refs = [beamish.monitor(beamish.whereis(t)) for t in ("room:d1", "room:d2")]
         broadcast("ps", "user_sockets:1001", "disconnect", {})
-        assert await client.closed() == 1000
+        assert await client.closed() == 1001  # going away: phoenix.js reconnects (not on 1000)
         for _ in refs:
             down = await assert_receive(Down, timeout=2)
             assert down.ref in refs and beamish.is_shutdown(down.reason)
@@ -530,3 +530,216 @@ async def test_transport_killed_closes_the_connection_at_once_with_1011():
         beamish.exit(transport, "kill")
         assert await client.closed() == 1011  # no frame from the client was needed
         assert time.monotonic() - started < 1.0
+
+
+# -- Phoenix's behaviour, item by item (lib/phoenix/socket.ex, channel/server.ex) ----------------
+
+
+async def test_transport_leave_of_a_topic_not_joined_is_answered_ok_and_not_logged(caplog):
+    # phoenix.js leaves after a refused join; Phoenix answers ok, with the join_ref it got
+    with caplog.at_level(logging.WARNING, logger="beamish"):
+        async with serving() as url, connected(url) as client:
+            join_ref = await client.join("room:lobby", {"refuse": "no"})
+            assert (await client.expect(ref=join_ref))[4]["status"] == "error"
+            ref = await client.push("room:lobby", "phx_leave", join_ref=join_ref)
+            assert await client.expect(ref=ref) == [
+                join_ref, ref, "room:lobby", "phx_reply", ok()
+            ]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_transport_unmatched_topic_is_logged_clipped_and_only_for_a_join(caplog):
+    topic = "nowhere:" + "x" * 500_000
+    with caplog.at_level(logging.DEBUG, logger="beamish"):
+        async with serving() as url, connected(url, max_size=None) as client:
+            ref = await client.join(topic)
+            assert (await client.expect(ref=ref))[4] == {
+                "status": "error", "response": {"reason": "unmatched topic"}
+            }
+            ref = await client.push(topic, "ping")  # Phoenix answers it without a warning
+            assert (await client.expect(ref=ref))[4]["response"] == {"reason": "unmatched topic"}
+    unmatched = [r.getMessage() for r in caplog.records
+                 if "unmatched" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert len(unmatched) == 1, unmatched  # the join, as Phoenix warns of it
+    assert len(unmatched[0]) < 500 and "…(500008 bytes)" in unmatched[0], unmatched[0][:600]
+    assert sum(len(r.getMessage()) for r in caplog.records) < 5_000
+
+
+class NewsRoom(Channel):
+    """Subscribes to a second topic; what is broadcast there is its business."""
+
+    def join(self, topic, payload, socket):
+        PubSub.subscribe(socket.pubsub, "headlines")
+        return Ok(socket)
+
+    def handle_info(self, message, socket):
+        report(("info", message))
+        match message:
+            case beamish.web.Broadcast("headlines", "headline", {"title": title}):
+                self.push(socket, "news", {"title": title.upper()})
+        return NoReply(socket)
+
+
+class NewsSocket(Socket):
+    channels: ClassVar = {"news:*": NewsRoom}
+
+
+async def test_transport_broadcast_on_another_subscribed_topic_reaches_handle_info():
+    async with serving(NewsSocket) as url, connected(url) as client:
+        join_ref = await client.join("news:today")
+        await client.expect(event="phx_reply")
+        broadcast("ps", "headlines", "headline", {"title": "calm seas"})
+        message = await assert_receive(("info", beamish.ANY), timeout=2)
+        assert message[1] == beamish.web.Broadcast("headlines", "headline", {"title": "calm seas"})
+        assert await client.expect(event="news") == [
+            join_ref, None, "news:today", "news", {"title": "CALM SEAS"}
+        ]
+        ping = await client.push("phoenix", "heartbeat")
+        await client.expect(topic="phoenix", ref=ping)  # everything before it has arrived
+        assert not [f for f in client.unread if f[3] == "headline"]  # never pushed raw
+
+
+async def test_transport_error_handler_answers_a_refused_connect():
+    from starlette.responses import PlainTextResponse
+
+    def too_many(connect_info, reason):
+        report(("refused", reason))
+        return PlainTextResponse("slow down", status_code=429, headers={"retry-after": "5"})
+
+    class LimitedSocket(UserSocket, error_handler=too_many):
+        def connect(self, params, socket, connect_info):
+            if params.get("reject") == "rate":
+                return ("error", "rate_limited")
+            if params.get("reject") == "plain":
+                return "error"
+            return Ok(socket.assign(user_id=None))
+
+    async with serving(LimitedSocket) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connected(url, "vsn=2.0.0&reject=rate"):
+                pass
+        response = refused.value.response
+        assert (response.status_code, response.body) == (429, b"slow down")
+        assert response.headers["retry-after"] == "5"
+        await assert_receive(("refused", "rate_limited"), timeout=2)
+        with pytest.raises(InvalidStatus) as refused:  # no reason: the handler is not asked
+            async with connected(url, "vsn=2.0.0&reject=plain"):
+                pass
+        assert refused.value.response.status_code == 403
+        async with connected(url) as client:  # accepted connections are untouched
+            ping = await client.push("phoenix", "heartbeat")
+            assert (await client.expect(ref=ping))[4] == ok()
+
+
+async def test_transport_connect_info_trace_context_and_websocket_headers():
+    class InfoSocket(Socket):
+        channels: ClassVar = {"room:*": Room}
+
+        def connect(self, params, socket, connect_info):
+            report(("connect", connect_info))
+            return Ok(socket)
+
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    async with serving(InfoSocket) as url, connected(
+        url, additional_headers={"traceparent": traceparent, "tracestate": "beamish=1"},
+    ):
+        _, info = await assert_receive(("connect", beamish.ANY), timeout=2)
+    assert info["trace_context_headers"] == [
+        ("traceparent", traceparent), ("tracestate", "beamish=1")
+    ]
+    names = [name for name, _ in info["sec_websocket_headers"]]
+    assert "sec-websocket-key" in names and "sec-websocket-version" in names
+    assert all(name.startswith("sec-websocket-") for name in names)
+    assert info["session"] is None  # no session options on this socket
+
+
+SECRET = "a secret for the tests' session cookies"
+
+
+async def session_cookie(values):
+    """The cookie Starlette's SessionMiddleware writes for ``values``, as a page would set it."""
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.sessions import SessionMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def login(request):
+        request.session.update(values)
+        return PlainTextResponse("in")
+
+    page = Starlette(routes=[Route("/login", login)],
+                     middleware=[Middleware(SessionMiddleware, secret_key=SECRET)])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(page),
+                                 base_url="http://testserver") as http:
+        return (await http.get("/login")).cookies["session"]
+
+
+async def test_transport_connect_info_session_needs_the_csrf_token():
+    class SessionSocket(Socket, session={"secret_key": SECRET}):
+        channels: ClassVar = {"room:*": Room}
+
+        def connect(self, params, socket, connect_info):
+            report(("session", connect_info["session"]))
+            return Ok(socket)
+
+    cookie = await session_cookie({"user_id": 7, "_csrf_token": "t0ken"})
+    forged = cookie[:-4] + ("AAAA" if not cookie.endswith("AAAA") else "BBBB")
+    cases = [
+        (cookie, "&_csrf_token=t0ken", {"user_id": 7, "_csrf_token": "t0ken"}),
+        (cookie, "", None),  # no token: a page of another site could have opened it
+        (cookie, "&_csrf_token=guess", None),
+        (forged, "&_csrf_token=t0ken", None),
+        (None, "&_csrf_token=t0ken", None),
+    ]
+    async with serving(SessionSocket) as url:
+        for sent, query, expected in cases:
+            headers = {"cookie": f"session={sent}"} if sent else {}
+            async with connected(url, "vsn=2.0.0" + query, additional_headers=headers):
+                assert await assert_receive(("session", beamish.ANY), timeout=2) == (
+                    "session", expected
+                )
+
+
+def test_socket_session_option_is_checked():
+    with pytest.raises(ValueError, match="secret_key"):
+        type("Bad", (Socket,), {}, session={"cookie": "session"})
+    with pytest.raises(ValueError, match="unknown key"):
+        type("Bad", (Socket,), {}, session={"secret_key": "s", "secret": "t"})
+    with pytest.raises(TypeError, match="error_handler"):
+        type("Bad", (Socket,), {}, error_handler="429")
+
+
+async def test_transport_error_handler_that_fails_leaves_a_403_and_says_why(caplog):
+    def broken(connect_info, reason):
+        if reason == "raise":
+            raise RuntimeError("the handler broke")
+        return 429  # not a Response
+
+    class BrokenHandlerSocket(UserSocket, error_handler=broken):
+        def connect(self, params, socket, connect_info):
+            return ("error", params["why"])
+
+    async with serving(BrokenHandlerSocket) as url:
+        for why in ("raise", "junk"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connected(url, f"vsn=2.0.0&why={why}"):
+                    pass
+            assert refused.value.response.status_code == 403
+    assert "error_handler raised RuntimeError: the handler broke" in caplog.text
+    assert "error_handler returned 429; it must return a Starlette Response" in caplog.text
+
+
+async def test_transport_channel_crash_report_names_the_channel_topic_socket_and_event(caplog):
+    async with serving() as url, connected(url, "vsn=2.0.0&user_id=42") as client:
+        join_ref = await client.join("room:crashing")
+        await client.expect(event="phx_reply")
+        await client.push("room:crashing", "boom", join_ref=join_ref)
+        await client.expect(event="phx_error")
+    [report_] = [r for r in caplog.records if r.name == "beamish.gen_server"]
+    heading = report_.getMessage().splitlines()[0]
+    assert heading.startswith("Channel Room <0.") and "ChannelServer" not in heading, heading
+    assert "on 'room:crashing'" in heading and "UserSocket 'user_sockets:42'" in heading
+    assert "event 'boom'" in heading and heading.endswith("terminating"), heading
+    assert report_.exc_info[1].args == ("boom",)

@@ -10,6 +10,17 @@ test process as its transport and parent; ``push`` sends it a client message.
 ``assert_broadcast`` sees what is broadcast there. The channels monitor the test process,
 so they stop when the test ends.
 
+As in Phoenix.ChannelTest, a joined channel is linked to the test process: a channel that
+crashes (``handle_in`` returning nothing, say) ends the test with the channel's error, where
+the test would otherwise wait for a reply that never comes. Unlike Phoenix, a channel that
+stops cleanly (a leave, ``close``, a ``Stop`` with a shutdown reason) unlinks before it goes,
+so those do not end the test (the channel server unlinks its transport on a clean stop;
+a real transport is never linked, so it changes nothing there). ``close(socket, timeout)``
+kills a channel that has not stopped within ``timeout``, as Phoenix's ``close/2``.
+
+When an assertion fails, it says what it looked for and lists what did arrive of that kind
+(the broadcasts, the pushes or the replies), never the helper's own predicate.
+
 As in Phoenix.ChannelTest::
 
     socket = channel_socket(UserSocket, "user:1", {"user_id": 1}, pubsub="chat")
@@ -29,14 +40,22 @@ from typing import Any
 
 from beamish._errors import BeamishError, StartError, StartIgnored
 from beamish._otp.gen_server import Ok
-from beamish._runtime.api import exit
+from beamish._runtime.api import exit, unlink, wait_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.api import send as _send
 from beamish._runtime.isolation import isolate, mark_immutable
 from beamish._runtime.patterns import ANY, compile_patterns
 from beamish._runtime.receive import receive
 from beamish.pubsub import PubSub
-from beamish.testing._receive import assert_receive, refute_receive
+from beamish.testing._receive import (
+    MISSING,
+    check_timeout,
+    describe_pattern,
+    peek,
+    receive_or_missing,
+    short,
+    waited,
+)
 from beamish.web._channel import Channel
 from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
 from beamish.web._fastlane import broadcast_from as _broadcast_from
@@ -154,7 +173,8 @@ async def join(
     """Join ``topic`` as a client would: ``(reply, joined_socket)``.
 
     The channel is ``channel``, or the one the socket's Socket class routes ``topic`` to.
-    Raises ``JoinError`` (with the ``reply``) if the join is refused or crashes.
+    It is linked to the calling process (see the module docstring). Raises ``JoinError``
+    (with the ``reply``) if the join is refused or crashes.
     """
     if channel is None:
         routes = socket.handler.channels if socket.handler is not None else {}
@@ -164,7 +184,7 @@ async def join(
     join_ref = str(next(_refs))
     joining = socket.replace(topic=topic, channel=channel, join_ref=join_ref, ref=join_ref)
     try:
-        pid = await ChannelServer.start(
+        pid = await ChannelServer.start_link(
             (channel, joining, isolate(dict(payload or {}))), timeout=timeout
         )
     except StartIgnored:
@@ -215,9 +235,22 @@ def leave(socket: SocketState) -> str:
     return push(socket, "phx_leave", {})
 
 
-def close(socket: SocketState) -> None:
-    """Close the channel as the transport does when the connection closes."""
-    exit(_channel_pid(socket, "close"), ("shutdown", "closed"))
+async def close(socket: SocketState, timeout: float = 5.0) -> None:
+    """Close the channel as the transport does when the connection closes, and wait until
+    it is gone: its ``terminate`` runs with ``("shutdown", "closed")``; a channel still
+    there after ``timeout`` seconds (a ``terminate`` that blocks) is killed. Closing a
+    channel that is gone already does nothing."""
+    pid = _channel_pid(socket, "close")
+    check_timeout("close", timeout)
+    unlink(pid)  # the test closes it: however it ends, that is no failure of the test
+    exited = wait_exit(pid, timeout=timeout)
+    exit(pid, ("shutdown", "closed"))
+    try:
+        await exited
+    except TimeoutError:
+        exited = wait_exit(pid)
+        exit(pid, "kill")
+        await exited
 
 
 def broadcast_from(socket: SocketState, event: str, payload: Any) -> None:
@@ -238,15 +271,19 @@ async def assert_push(event: str, payload: Any = ANY, *, timeout: float = 0.1) -
     """Wait for the channel to push ``event`` (a matching ``payload`` pattern) to its client;
     returns the payload. Broadcasts that reach the client count too."""
     __tracebackhide__ = True
-    found = await _assert(f"assert_push({event!r}, {payload!r})",
-                          _is_push(event, payload), timeout)
+    found = await _assert(
+        f"assert_push({event!r}, {describe_pattern(payload)})",
+        f"no push of {event!r}{_matching('a payload', payload)}",
+        _is_push(event, payload), timeout, _PUSHES,
+    )
     return found.data.payload
 
 
 async def refute_push(event: str, payload: Any = ANY, *, timeout: float = 0.1) -> None:
     """Fail if the channel pushes ``event`` (matching ``payload``) within ``timeout``."""
     __tracebackhide__ = True
-    await _refute(f"refute_push({event!r}, {payload!r})", _is_push(event, payload), timeout)
+    await _refute(f"refute_push({event!r}, {describe_pattern(payload)})",
+                  _is_push(event, payload), timeout, _PUSHES)
 
 
 async def assert_reply(
@@ -254,8 +291,11 @@ async def assert_reply(
 ) -> Any:
     """Wait for the reply to the message ``push`` returned ``ref`` for; returns its response."""
     __tracebackhide__ = True
-    found = await _assert(f"assert_reply({ref!r}, {status!r}, {payload!r})",
-                          _is_reply(ref, status, payload), timeout)
+    found = await _assert(
+        f"assert_reply({ref!r}, {status!r}, {describe_pattern(payload)})",
+        f"no reply to {ref!r} with status {status!r}{_matching('a response', payload)}",
+        _is_reply(ref, status, payload), timeout, _REPLIES,
+    )
     return found.data.payload["response"]
 
 
@@ -264,29 +304,36 @@ async def refute_reply(
 ) -> None:
     """Fail if a matching reply to ``ref`` arrives within ``timeout``."""
     __tracebackhide__ = True
-    await _refute(f"refute_reply({ref!r}, {status!r}, {payload!r})",
-                  _is_reply(ref, status, payload), timeout)
+    await _refute(f"refute_reply({ref!r}, {status!r}, {describe_pattern(payload)})",
+                  _is_reply(ref, status, payload), timeout, _REPLIES)
 
 
 async def assert_broadcast(event: str, payload: Any = ANY, *, timeout: float = 0.1) -> Any:
     """Wait for ``event`` (matching ``payload``) broadcast on a topic the test process
     subscribed to (``subscribe_and_join`` does); returns the payload."""
     __tracebackhide__ = True
-    found = await _assert(f"assert_broadcast({event!r}, {payload!r})",
-                          _is_broadcast(event, payload), timeout)
+    found = await _assert(
+        f"assert_broadcast({event!r}, {describe_pattern(payload)})",
+        f"no broadcast of {event!r}{_matching('a payload', payload)}",
+        _is_broadcast(event, payload), timeout, _BROADCASTS,
+    )
     return found.payload
 
 
 async def refute_broadcast(event: str, payload: Any = ANY, *, timeout: float = 0.1) -> None:
     """Fail if ``event`` (matching ``payload``) is broadcast within ``timeout``."""
     __tracebackhide__ = True
-    await _refute(f"refute_broadcast({event!r}, {payload!r})",
-                  _is_broadcast(event, payload), timeout)
+    await _refute(f"refute_broadcast({event!r}, {describe_pattern(payload)})",
+                  _is_broadcast(event, payload), timeout, _BROADCASTS)
 
 
 def _matcher(payload: Any) -> Any:
     matcher = compile_patterns((payload,))
     return matcher if matcher is not None else (lambda _p: True)
+
+
+def _matching(what: str, payload: Any) -> str:
+    return "" if payload is ANY else f" with {what} matching {describe_pattern(payload)}"
 
 
 def _is_push(event: str, payload: Any) -> Any:
@@ -321,17 +368,73 @@ def _is_broadcast(event: str, payload: Any) -> Any:
     return is_broadcast
 
 
-async def _assert(what: str, predicate: Any, timeout: float) -> Any:
-    __tracebackhide__ = True
-    try:
-        return await assert_receive(predicate, timeout=timeout)
-    except AssertionError as failure:
-        raise AssertionError(f"{what} failed.\n{failure}") from None
+# What an assertion lists when it fails: a title, and the line for a message of that kind.
 
 
-async def _refute(what: str, predicate: Any, timeout: float) -> None:
+def _push_line(m: Any) -> str | None:
+    data = m.data if type(m) is Push else None
+    if type(data) is not Message or data.event == "phx_reply":
+        return None
+    return f"{data.topic!r} {data.event!r} {short(data.payload)}"
+
+
+def _reply_line(m: Any) -> str | None:
+    data = m.data if type(m) is Push else None
+    if type(data) is not Message or data.event != "phx_reply":
+        return None
+    reply = data.payload
+    return f"{data.ref!r} {reply.get('status')!r} {short(reply.get('response'))}"
+
+
+def _broadcast_line(m: Any) -> str | None:
+    if type(m) is not Broadcast:
+        return None
+    return f"{m.topic!r} {m.event!r} {short(m.payload)}"
+
+
+_PUSHES = ("Pushes received", "No push was received (broadcasts that reach the client count).",
+           _push_line)
+_REPLIES = ("Replies received", "No reply was received.", _reply_line)
+_BROADCASTS = (
+    "Broadcasts received",
+    "No broadcast was received (assert_broadcast sees the topics the test process subscribed "
+    "to: subscribe_and_join does).",
+    _broadcast_line,
+)
+_SHOWN = 10
+
+
+async def _assert(what: str, missing: str, predicate: Any, timeout: float, kind: Any) -> Any:
     __tracebackhide__ = True
-    try:
-        await refute_receive(predicate, timeout=timeout)
-    except AssertionError as failure:
-        raise AssertionError(f"{what} failed.\n{failure}") from None
+    clock = check_timeout(what.split("(", 1)[0], timeout)
+    found = await receive_or_missing((predicate,), timeout, clock)
+    if found is MISSING:
+        title, none, line = kind
+        mailbox = await peek()
+        lines = [line(m) for m in mailbox]
+        seen = [text for text in lines if text is not None]
+        report = [f"{what} failed: {missing} {waited(timeout, clock)}."]
+        if seen:
+            report.append(f"{title} ({len(seen)}):")
+            report.extend(f"  {text}" for text in seen[:_SHOWN])
+            if len(seen) > _SHOWN:
+                report.append(f"  ... and {len(seen) - _SHOWN} more")
+        else:
+            report.append(none)
+        others = [m for m, text in zip(mailbox, lines, strict=True) if text is None]
+        if others:
+            report.append(f"Other messages in the mailbox ({len(others)}):")
+            report.extend(f"  {short(m)}" for m in others[:_SHOWN])
+            if len(others) > _SHOWN:
+                report.append(f"  ... and {len(others) - _SHOWN} more")
+        raise AssertionError("\n".join(report))
+    return found
+
+
+async def _refute(what: str, predicate: Any, timeout: float, kind: Any) -> None:
+    __tracebackhide__ = True
+    clock = check_timeout(what.split("(", 1)[0], timeout)
+    found = await receive_or_missing((predicate,), timeout, clock)
+    if found is not MISSING:
+        shown = kind[2](found) or short(found)
+        raise AssertionError(f"{what} failed: {shown} arrived {waited(timeout, clock)}.")

@@ -21,14 +21,22 @@ from beamish.testing._clock import VirtualClock
 from beamish.testing._idle import wait_until_idle
 
 __all__ = [
+    "MISSING",
     "assert_receive",
     "assert_received",
+    "check_timeout",
     "describe_pattern",
+    "peek",
+    "receive_or_missing",
     "refute_receive",
     "refute_received",
+    "short",
+    "waited",
 ]
 
-_MISSING: Any = object()
+MISSING: Any = object()
+"""What ``receive_or_missing`` returns when nothing matched."""
+_MISSING = MISSING
 _SHOWN = 10  # messages listed in a failure, as ExUnit does
 _WIDTH = 200  # characters of one message's repr
 
@@ -49,8 +57,8 @@ async def assert_receive(pattern: Any = ANY, *patterns: Any, timeout: float = 0.
     """
     __tracebackhide__ = True
     wanted = (pattern, *patterns)
-    clock = _check("assert_receive", timeout)
-    message = await _receive(wanted, timeout, clock)
+    clock = check_timeout("assert_receive", timeout)
+    message = await receive_or_missing(wanted, timeout, clock)
     if message is _MISSING:
         raise AssertionError(await _not_received("assert_receive", wanted, timeout, clock))
     return message
@@ -78,8 +86,8 @@ async def refute_receive(pattern: Any = ANY, *patterns: Any, timeout: float = 0.
     """
     __tracebackhide__ = True
     wanted = (pattern, *patterns)
-    clock = _check("refute_receive", timeout)
-    message = await _receive(wanted, timeout, clock)
+    clock = check_timeout("refute_receive", timeout)
+    message = await receive_or_missing(wanted, timeout, clock)
     if message is not _MISSING:
         raise AssertionError(_received("refute_receive", wanted, message, timeout, clock))
 
@@ -106,20 +114,26 @@ def describe_pattern(pattern: Any) -> str:
         return "{" + ", ".join(f"{k!r}: {describe_pattern(v)}" for k, v in pattern.items()) + "}"
     if callable(pattern):
         return f"<function {getattr(pattern, '__qualname__', repr(pattern))}>"
-    return _short(pattern)
+    return short(pattern)
 
 
-# -- inside ---------------------------------------------------------------------------------
+# -- inside (the channel helpers build on these too) -----------------------------------------
 
 
-def _check(what: str, timeout: Any) -> VirtualClock | None:
+def check_timeout(what: str, timeout: Any) -> VirtualClock | None:
+    """Refuse a bad ``timeout`` for ``what()``; the runtime's clock if it is virtual."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
         raise ValueError(f"{what}() needs a timeout in seconds >= 0, got {timeout!r}")
     clock = current_runtime().clock
     return clock if isinstance(clock, VirtualClock) else None
 
 
-async def _receive(wanted: tuple[Any, ...], timeout: float, clock: VirtualClock | None) -> Any:
+async def receive_or_missing(
+    wanted: tuple[Any, ...], timeout: float, clock: VirtualClock | None
+) -> Any:
+    """The first message matching ``wanted`` within ``timeout`` (idleness, on a virtual
+    clock), taken from the mailbox; ``MISSING`` if none."""
+    __tracebackhide__ = True
     if clock is None:
         return await receive(*wanted, timeout=timeout, default=_MISSING)
     message = await receive(*wanted, timeout=0, default=_MISSING)
@@ -129,7 +143,7 @@ async def _receive(wanted: tuple[Any, ...], timeout: float, clock: VirtualClock 
     return message
 
 
-async def _peek() -> list[Any]:
+async def peek() -> list[Any]:
     """The calling process's mailbox, in order, leaving it as it is."""
     seen: list[Any] = []
 
@@ -147,7 +161,8 @@ def _patterns(wanted: tuple[Any, ...]) -> str:
     return "any of " + ", ".join(describe_pattern(p) for p in wanted)
 
 
-def _waited(timeout: float, clock: VirtualClock | None) -> str:
+def waited(timeout: float, clock: VirtualClock | None) -> str:
+    """How long a helper looked: ``within 0.1s``, ``in the mailbox``..."""
     if clock is not None and timeout > 0:
         return (
             f"by the time every process was idle (on a virtual clock, which stays at "
@@ -160,15 +175,15 @@ def _waited(timeout: float, clock: VirtualClock | None) -> str:
 async def _not_received(
     what: str, wanted: tuple[Any, ...], timeout: float, clock: VirtualClock | None
 ) -> str:
-    mailbox = await _peek()
-    lines = [f"{what}() failed: no message matching {_patterns(wanted)} {_waited(timeout, clock)}."]
+    mailbox = await peek()
+    lines = [f"{what}() failed: no message matching {_patterns(wanted)} {waited(timeout, clock)}."]
     if not mailbox:
         lines.append("The mailbox is empty.")
     else:
         lines.append(
             f"Showing {min(len(mailbox), _SHOWN)} of {len(mailbox)} message(s) in the mailbox:"
         )
-        lines.extend(f"  {_short(m)}" for m in mailbox[:_SHOWN])
+        lines.extend(f"  {short(m)}" for m in mailbox[:_SHOWN])
     return "\n".join(lines)
 
 
@@ -176,11 +191,12 @@ def _received(
     what: str, wanted: tuple[Any, ...], message: Any, timeout: float, clock: VirtualClock | None
 ) -> str:
     return (
-        f"{what}() failed: received {_short(message)}, which matches {_patterns(wanted)}, "
-        f"{_waited(timeout, clock)}."
+        f"{what}() failed: received {short(message)}, which matches {_patterns(wanted)}, "
+        f"{waited(timeout, clock)}."
     )
 
 
-def _short(value: Any) -> str:
+def short(value: Any) -> str:
+    """``repr(value)``, cut to 200 characters."""
     text = repr(value)
     return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."

@@ -22,6 +22,7 @@ from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
 from beamish.web import _fastlane
+from beamish.web._clip import clip
 from beamish.web._socket import SocketState
 from beamish.web._wire import Push
 
@@ -121,7 +122,7 @@ class Channel:
 
     def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} on {socket.topic!r} got the event {event!r} but "
+            f"{type(self).__qualname__} on {clip(socket.topic)} got the event {clip(event)} but "
             "defines no handle_in(self, event, payload, socket)"
         )
 
@@ -131,20 +132,20 @@ class Channel:
 
     def handle_info(self, message: Any, socket: SocketState) -> Any:
         _log.warning(
-            "%s on %r (%s) received an unexpected message in handle_info: %r",
-            type(self).__qualname__, socket.topic, socket.channel_pid, message,
+            "%s on %s (%s) received an unexpected message in handle_info: %s",
+            type(self).__qualname__, clip(socket.topic), socket.channel_pid, clip(message),
         )
         return NoReply(socket)
 
     def handle_call(self, request: Any, from_: ReplyTo, socket: SocketState) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} on {socket.topic!r} got the call {request!r} but "
+            f"{type(self).__qualname__} on {clip(socket.topic)} got the call {clip(request)} but "
             "defines no handle_call(self, request, from_, socket)"
         )
 
     def handle_cast(self, request: Any, socket: SocketState) -> Any:
         raise NotImplementedError(
-            f"{type(self).__qualname__} on {socket.topic!r} got the cast {request!r} but "
+            f"{type(self).__qualname__} on {clip(socket.topic)} got the cast {clip(request)} but "
             "defines no handle_cast(self, request, socket)"
         )
 
@@ -225,7 +226,7 @@ def reply_parts(reply: Any) -> tuple[str, Any]:
             return reply[0], payload
     raise ChannelError(
         f"a channel reply is 'ok', 'error', ('ok', payload) or ('error', payload) with a dict "
-        f"(or bytes) payload; got {reply!r}"
+        f"(or bytes) payload; got {clip(reply)}"
     )
 
 

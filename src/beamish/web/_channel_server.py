@@ -12,18 +12,31 @@ A join that raises or returns something else is logged, and the transport answer
 
 The GenServer's state is the channel's ``SocketState``. The server routes:
 
-- ``Message`` (a client frame the transport forwarded): ``phx_leave`` answers ok and stops
-  with ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
-  here and pushed to the transport;
-- ``Broadcast``: ``handle_out`` if the event is intercepted, else pushed as it is;
+- ``Inbound`` (a client frame the transport forwarded, counted against the connection's
+  backlog): the count is given back, then ``phx_leave`` answers ok and stops with
+  ``("shutdown", "left")``; anything else goes to ``handle_in``, whose reply is encoded
+  here and pushed to the transport. Once the connection is gone (its backlog is closed),
+  what is left of them is dropped without running ``handle_in``: nobody would read the
+  answers, and the channel stops at the transport's ``Down`` behind them. (The test
+  helpers send a bare ``Message``, handled the same way, uncounted.)
+- ``Broadcast`` on the channel's own topic: ``handle_out`` if the event is intercepted, else
+  pushed as it is (the fastlane writes the others without waking the channel); a
+  ``Broadcast`` on any other topic the channel subscribed to goes to ``handle_info``, as in
+  Phoenix, where the channel filters or transforms it;
 - the transport's ``Down``: stop with ``("shutdown", "closed")`` (or the transport's reason
   if it was not a clean one);
 - calls, casts and any other message: the channel's ``handle_call``, ``handle_cast`` and
   ``handle_info``.
 
 Stopping: ``terminate`` runs the channel's ``terminate``; after a clean stop it tells the
-transport with ``SocketClose``, which writes ``phx_close``. After a crash (or a kill) it
+transport with ``SocketClose``, which writes ``phx_close`` (and unlinks it: the test helpers
+link a channel to the test process, which a clean stop must not end). After a crash (or a kill) it
 says nothing: the transport's monitor fires and the client gets ``phx_error``.
+
+Reports name the user's code, not this module: the GenServer's crash report is headed
+``Channel RoomChannel <0.13.0> on 'room:lobby' (UserSocket 'user_socket:1', event
+'new_msg') terminating``, the channel's class, its topic, its socket and what it was
+handling (``_who``, which the GenServer asks for the words that name a server).
 """
 
 from __future__ import annotations
@@ -33,17 +46,18 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from beamish._otp.gen_server import GenServer, Ignore, NoReply, Ok, Reply, Stop
-from beamish._runtime.api import monitor, send, trap_exit
+from beamish._otp.gen_server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._runtime.api import monitor, send, trap_exit, unlink
 from beamish._runtime.messages import Down, is_clean_exit
-from beamish._runtime.request import ReplyTo
+from beamish._runtime.request import ReplyTo, Request
 from beamish.pubsub import PubSub
 from beamish.web._channel import Channel, ChannelError, reply_parts
+from beamish.web._clip import clip, clip_text
 from beamish.web._fastlane import Fastlane
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import Message
 from beamish.web._socket import SocketState
-from beamish.web._wire import Push, SocketClose
+from beamish.web._wire import Inbound, Push, SocketClose
 
 __all__ = ["JOIN_CRASHED", "ChannelServer"]
 
@@ -59,6 +73,20 @@ class ChannelServer(GenServer):
     ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
 
     __slots__ = ("_channel", "_intercepts", "_transport_ref", "_writer")
+
+    display_name = "Channel"
+
+    def _who(self) -> str:
+        # The GenServer's words for this server in reports: the user's channel, its topic,
+        # its socket, and what it was handling (the GenServer's last message and state).
+        pid = getattr(self, "pid", None)
+        socket = getattr(self, "_state", None)
+        if type(socket) is not SocketState:
+            return repr(pid)
+        about = [_socket_words(socket), _doing(getattr(self, "_last", None)) or ""]
+        details = ", ".join(part for part in about if part)
+        who = f"{_name(socket)} {pid!r} on {clip(socket.topic)}"
+        return f"{who} ({details})" if details else who
 
     # -- joining ------------------------------------------------------------------------------
 
@@ -87,8 +115,9 @@ class ChannelServer(GenServer):
 
     def _join_crashed(self, socket: SocketState, exc: Exception) -> Stop:
         _log.error(
-            "%s crashed joining %r: %s: %s", _name(socket), socket.topic, type(exc).__name__,
-            exc, exc_info=(type(exc), exc, exc.__traceback__),
+            "%s crashed joining %s%s: %s: %s", _name(socket), clip(socket.topic),
+            _of(socket), type(exc).__name__, clip_text(exc),
+            exc_info=(type(exc), exc, exc.__traceback__),
         )
         return Stop(("join_crashed", socket.topic))
 
@@ -104,9 +133,9 @@ class ChannelServer(GenServer):
                 return Ignore()
             case _:
                 _log.error(
-                    "%s.join(%r, ...) returned %r; it must return Ok(socket), ('ok', socket), "
+                    "%s.join(%s, ...) returned %s%s; it must return Ok(socket), ('ok', socket), "
                     "('ok', reply, socket) or ('error', reply), with a dict reply",
-                    _name(socket), socket.topic, result,
+                    _name(socket), clip(socket.topic), clip(result), _of(socket),
                 )
                 return Stop(("join_crashed", socket.topic))
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
@@ -125,9 +154,15 @@ class ChannelServer(GenServer):
 
     def handle_info(self, message: Any, socket: SocketState) -> Any:
         kind = type(message)
+        if kind is Inbound:
+            share = message.share
+            if share.backlog.closed:
+                return NoReply(socket)  # the client is gone: dropped
+            share.take(message.size)
+            return self._handle_in(message.message, socket)
         if kind is Message:
             return self._handle_in(message, socket)
-        if kind is Broadcast:
+        if kind is Broadcast and message.topic == socket.topic:
             if message.event in self._intercepts:
                 return self._channel.handle_out(message.event, message.payload, socket)
             Channel.push(socket, message.event, message.payload)
@@ -187,7 +222,7 @@ class ChannelServer(GenServer):
         raise ChannelError(
             f"handle_in must return NoReply(socket), Reply(reply, socket), Stop(reason, "
             f"socket[, reply=reply]) or the tuples ('noreply', socket), ('reply', reply, "
-            f"socket), ('stop', reason[, reply], socket); got {result!r}"
+            f"socket), ('stop', reason[, reply], socket); got {clip(result)}"
         )
 
     # -- stopping -----------------------------------------------------------------------------
@@ -208,6 +243,9 @@ class ChannelServer(GenServer):
 
 def _closed(reason: Any, socket: SocketState) -> None:
     if is_clean_exit(reason) and socket.joined and socket.transport_pid is not None:
+        # A channel joined by the test helpers is linked to the test process, its transport
+        # there: a clean stop is no failure of the test. (A real transport is not linked.)
+        unlink(socket.transport_pid)
         send(socket.transport_pid, SocketClose(
             socket.channel_pid, socket.topic, socket.join_ref  # type: ignore[arg-type]
         ))
@@ -217,6 +255,38 @@ def _reply(socket: SocketState, ref: str | None, status: str, payload: Any) -> N
     send(socket.transport_pid, Push(socket.serializer.encode_reply(  # type: ignore[arg-type]
         socket.join_ref, ref, socket.topic, status, payload  # type: ignore[arg-type]
     )))
+
+
+def _doing(message: Any) -> str | None:
+    """What a channel was handling, for a report: ``event 'new_msg'``, ``a call``..."""
+    kind = type(message)
+    if kind is Inbound:
+        message = message.message
+        kind = Message
+    if kind is Message:
+        return f"event {clip(message.event)}"
+    if kind is Broadcast:
+        return f"broadcast {clip(message.event)} on {clip(message.topic)}"
+    if kind is Request:
+        return "a call"
+    if kind is Cast:
+        return "a cast"
+    if message is None:
+        return None
+    return "a message in handle_info"
+
+
+def _of(socket: SocketState) -> str:
+    """`` (UserSocket 'user_socket:1')``: the socket a channel belongs to, for a log line."""
+    about = _socket_words(socket)
+    return f" ({about})" if about else ""
+
+
+def _socket_words(socket: SocketState) -> str:
+    about = [socket.handler.__qualname__] if socket.handler is not None else []
+    if socket.id is not None:
+        about.append(clip(socket.id))
+    return " ".join(about)
 
 
 def _name(socket: SocketState) -> str:

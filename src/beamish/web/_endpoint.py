@@ -15,10 +15,11 @@ each WebSocket connection too, after the endpoint's protections:
   (``ws_max_size``), which refuses such frames before reading them whole; under another
   server, set its own limit too (Hypercorn: ``websocket_max_message_size``).
 
-WebSockets on ``{path}/websocket`` of a ``sockets`` entry go to the Channels transport
-(``beamish.web._transport.serve_socket``); the others go to the router. HTTP requests to
-``{path}/longpoll`` of a socket with ``longpoll=True`` go to its LongPoll transport
-(``_longpoll.py``), each in its own process too; a LongPoll session counts as a connection.
+WebSockets on ``{path}/websocket`` of a ``sockets`` entry (the socket's ``websocket_path``)
+go to the Channels transport (``beamish.web._transport.serve_socket``); the others go to the
+router. HTTP requests to ``{path}/longpoll`` (``longpoll_path``) of a socket with
+``longpoll=True`` go to its LongPoll transport (``_longpoll.py``), each in its own process
+too; a LongPoll session counts as a connection.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from beamish._otp.application import ensure_all_started, name_of, stop_applicati
 from beamish._runtime.api import current_runtime, wait_exit
 from beamish._runtime.api import exit as exit_process
 from beamish._runtime.runtime import Runtime
+from beamish.web import _fastlane
+from beamish.web._clip import clip
 from beamish.web._origin import make_origin_check
 from beamish.web._request import (
     ASGIApp,
@@ -61,8 +64,10 @@ class Endpoint:
       (any ASGI app works: a Starlette or FastAPI app gets a process per request too);
     - ``sockets``: ``{"/socket": UserSocket}``: Channels sockets, served on
       ``/socket/websocket``, and on ``/socket/longpoll`` too for a socket with
-      ``longpoll=True``;
-    - ``pubsub``: the name of the PubSub the sockets broadcast through;
+      ``longpoll=True`` (the socket's ``websocket_path`` and ``longpoll_path`` options
+      change the last part);
+    - ``pubsub``: the name of the PubSub the sockets broadcast through, and
+      ``broadcast``, ``broadcast_from`` and ``local_broadcast`` too;
     - ``application``: the Application (class or instance) the lifespan starts, with its
       dependencies, when it is not running yet; the lifespan stops what it started;
     - ``check_origin``: WebSocket origin check: True (same host, the default), False, a
@@ -144,6 +149,32 @@ class Endpoint:
         """True between the lifespan's startup and its shutdown."""
         return self._requests is not None
 
+    # -- broadcasting (Phoenix's Endpoint.broadcast and friends) ----------------------------
+
+    def broadcast(self, topic: str, event: str, payload: Any) -> None:
+        """Send ``event`` with ``payload`` (a dict, or bytes) to every channel joined to
+        ``topic``, through this endpoint's PubSub (``beamish.web.broadcast``)."""
+        _fastlane.broadcast(self._broadcasting("broadcast"), topic, event, payload)
+
+    def broadcast_from(self, from_pid: Any, topic: str, event: str, payload: Any) -> None:
+        """Like ``broadcast``, skipping the subscriber ``from_pid`` (a channel's pid)."""
+        _fastlane.broadcast_from(
+            self._broadcasting("broadcast_from"), from_pid, topic, event, payload
+        )
+
+    def local_broadcast(self, topic: str, event: str, payload: Any) -> None:
+        """Like ``broadcast``, to the subscribers on this node only."""
+        _fastlane.local_broadcast(self._broadcasting("local_broadcast"), topic, event, payload)
+
+    def _broadcasting(self, what: str) -> str:
+        if self.pubsub is None:
+            raise ValueError(
+                f"Endpoint.{what}() sends through the endpoint's PubSub, and this endpoint has "
+                "none: pass Endpoint(pubsub='<name>') (the name of a PubSub the application "
+                "starts), or call beamish.web.broadcast(pubsub, topic, event, payload)"
+            )
+        return self.pubsub
+
     def url_for(self, name: str, /, **params: Any) -> str:
         """The path of a named route of the router (see ``Router.url_for``)."""
         finder = getattr(self.router, "url_for", None)
@@ -203,7 +234,7 @@ class Endpoint:
             # imported here: only an endpoint with LongPoll sockets needs it
             from beamish.web._longpoll import LongPoll
 
-            paths[path.rstrip("/") + "/longpoll"] = LongPoll(
+            paths[_under(path, options.longpoll_path)] = LongPoll(
                 socket, pubsub=self.pubsub or "", origin_ok=self._origin_ok,
                 admit=lambda: self.connections() < self.max_connections,
             )
@@ -221,8 +252,8 @@ class Endpoint:
             elif name == b"host":
                 host = value.decode("latin-1")
         if not self._origin_ok(origin, host):
-            log.warning("refused a WebSocket on %s from origin %r (host %r): check_origin",
-                        scope.get("path"), origin, host)
+            log.warning("refused a WebSocket on %s from origin %s (host %s): check_origin",
+                        clip(scope.get("path")), clip(origin), clip(host))
             await _deny(scope, send, 403)
             return
         if self.connections() >= self.max_connections:
@@ -333,7 +364,7 @@ async def _websocket_process(
             await app(scope, receive, tracked_send)
     except ProcessExit as stop:
         log.warning("WebSocket %s: its process %r was stopped by an exit signal: %r",
-                    scope.get("path"), pid, stop.reason)
+                    clip(scope.get("path")), pid, stop.reason)
         await _close_after_error(scope, send, state, 1001)
     except SystemLimitError as exc:
         log.error("WebSocket refused: %s", exc)
@@ -341,7 +372,7 @@ async def _websocket_process(
     except Exception as exc:
         rid = requests.prefix + (format(pid.id, "x") if pid is not None else "0")
         log.error(
-            "WebSocket %s crashed: %s in %r: %s: %s", rid, scope.get("path"), pid,
+            "WebSocket %s crashed: %s in %r: %s: %s", rid, clip(scope.get("path")), pid,
             type(exc).__name__, exc, exc_info=(type(exc), exc, exc.__traceback__),
             extra={"request_id": rid},
         )
@@ -357,7 +388,7 @@ async def _close_after_error(scope: Scope, send: Send, state: dict[str, bool], c
         else:
             await _deny(scope, send, 500)
     except Exception:  # the client is gone already
-        log.debug("could not close the WebSocket %s", scope.get("path"), exc_info=True)
+        log.debug("could not close the WebSocket %s", clip(scope.get("path")), exc_info=True)
 
 
 class _FrameGuard:
@@ -413,8 +444,14 @@ def _socket_paths(sockets: Mapping[str, Any]) -> dict[str, Any]:
     for path, socket in sockets.items():
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"a socket path starts with '/', like '/socket'; got {path!r}")
-        paths[path.rstrip("/") + "/websocket"] = socket
+        options = getattr(socket, "options", None)
+        paths[_under(path, getattr(options, "websocket_path", "/websocket"))] = socket
     return paths
+
+
+def _under(mount: str, path: str) -> str:
+    """A transport's path under a socket's mount point (Phoenix joins them the same way)."""
+    return (mount.rstrip("/") + path) or "/"
 
 
 async def _in_runtime(runtime: Runtime, work: Callable[[], Awaitable[Any]]) -> Any:

@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Awaitable, Mapping
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -39,12 +40,16 @@ from beamish.web._serializer import V2_JSON, Serializer
 if TYPE_CHECKING:
     from beamish.web._channel import Channel
 
-__all__ = ["Socket", "SocketOptions", "SocketState", "match_route"]
+__all__ = ["Socket", "SocketOptions", "SocketState", "check_session_options", "match_route"]
 
 _NUMBER_OPTIONS = (
-    "timeout", "max_channels", "max_frame_size", "max_queue_bytes", "longpoll_window",
+    "timeout", "max_channels", "max_frame_size", "max_queue_bytes", "max_backlog",
+    "max_backlog_bytes", "backlog_timeout", "longpoll_window",
 )
-_OPTION_NAMES = (*_NUMBER_OPTIONS, "longpoll")
+_OPTION_NAMES = (
+    *_NUMBER_OPTIONS, "longpoll", "websocket_path", "longpoll_path", "error_handler", "session",
+)
+_SESSION_KEYS = ("csrf_token_key", "check_csrf")  # beside SessionMiddleware's own options
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,20 +67,54 @@ class SocketOptions:
       fast enough (1 MiB); past it the connection is closed with 1013 (try again later)
       rather than let the queue eat memory. Over LongPoll, what waits for the client's
       next poll is bounded the same way.
+    - ``max_backlog`` and ``max_backlog_bytes``: how many client messages (100), and how
+      many bytes of them (1 MiB, counting a text frame's characters), one connection may
+      have read and not yet handled, at its channels and in its own process together. At
+      either limit the server stops reading from the connection (TCP then slows the
+      client down) until the backlog is back to half of it.
+    - ``backlog_timeout``: seconds a connection's backlog may stay at its limit without
+      coming back to half of it (10 s): past that the client is closed with 1008 (policy
+      violation) and a warning naming the socket and the topic that did not keep up.
+      When a connection closes, its channels drop the messages it sent that they have
+      not handled yet.
     - ``longpoll``: also serve the LongPoll transport, on ``{path}/longpoll`` (False, as in
       Phoenix): the ``phoenix`` client falls back to it where WebSockets are blocked.
     - ``longpoll_window``: seconds a LongPoll poll waits for frames before it answers empty,
       and how long a session outlives its last poll (10 s, as Phoenix's ``window_ms``). It
       must be shorter than the endpoint's ``request_timeout`` and the client's
       ``longpollerTimeout`` (20 s).
+    - ``websocket_path`` and ``longpoll_path``: where the endpoint serves each transport
+      under the socket's mount point (``"/websocket"`` and ``"/longpoll"``, Phoenix's
+      ``path`` option): ``websocket_path="/live"`` serves ``/socket/live``, and ``""``
+      the mount point itself.
+    - ``error_handler``: ``error_handler(connect_info, reason)`` answers a connection that
+      ``connect`` refused with ``("error", reason)``: it returns the Starlette ``Response``
+      the handshake gets (a 429, say), as Phoenix's ``:error_handler``. None (the default):
+      every refusal is a 403. The server must offer ASGI's ``websocket.http.response``
+      extension (uvicorn and Hypercorn do); otherwise the refusal stays a 403.
+    - ``session``: read the session cookie that Starlette's ``SessionMiddleware`` writes, into
+      ``connect_info["session"]`` (Phoenix's ``connect_info: [session: ...]``). A dict of
+      that middleware's options (``secret_key`` at least, as the app gives them), or a
+      function returning one, called at each connection. As in Phoenix, the session is
+      given only when the client passes the session's CSRF token as the ``_csrf_token``
+      parameter (the session key is ``csrf_token_key``, ``"_csrf_token"`` by default;
+      ``check_csrf=False`` skips the check); otherwise it is None. None (the default): no
+      session is read.
     """
 
     timeout: float = 60.0
     max_channels: int = 100
     max_frame_size: int = 1_048_576
     max_queue_bytes: int = 1_048_576
+    max_backlog: int = 100
+    max_backlog_bytes: int = 1_048_576
+    backlog_timeout: float = 10.0
     longpoll: bool = False
     longpoll_window: float = 10.0
+    websocket_path: str = "/websocket"
+    longpoll_path: str = "/longpoll"
+    error_handler: Callable[[dict[str, Any], Any], Any] | None = None
+    session: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if type(self.longpoll) is not bool:
@@ -87,11 +126,46 @@ class SocketOptions:
                 raise ValueError(
                     f"socket option {name} must be a positive number, got {value!r}"
                 )
+        for name in ("websocket_path", "longpoll_path"):
+            path = getattr(self, name)
+            if type(path) is not str or (path and (path[0] != "/" or path[-1] == "/")):
+                raise ValueError(
+                    f"socket option {name} is a path under the socket's mount point, starting "
+                    f"with '/' and not ending with one (\"/live\"), or \"\" for the mount "
+                    f"point itself; got {path!r}"
+                )
+        if self.error_handler is not None and not callable(self.error_handler):
+            raise TypeError(
+                "socket option error_handler must be a function (connect_info, reason) -> "
+                f"Response, or None; got {self.error_handler!r}"
+            )
+        if self.session is not None and not callable(self.session):
+            check_session_options(self.session)
 
     def replace(self, **changes: Any) -> SocketOptions:
         """A copy with ``changes``; an unknown option is refused, naming the known ones."""
         _check_option_names(changes, "SocketOptions.replace()")
         return dataclasses.replace(self, **changes)
+
+
+def check_session_options(options: Any) -> dict[str, Any]:
+    """The ``session`` option as a dict, checked against ``SessionMiddleware``'s options."""
+    from starlette.middleware.sessions import SessionMiddleware
+
+    accepted = [p for p in inspect.signature(SessionMiddleware).parameters if p != "app"]
+    if not isinstance(options, Mapping) or "secret_key" not in options:
+        raise ValueError(
+            "socket option session is the options of the app's SessionMiddleware, as a dict "
+            "with secret_key at least ({'secret_key': SECRET}), or a function returning one; "
+            f"got {options!r}"
+        )
+    unknown = sorted(set(options) - set(accepted) - set(_SESSION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"socket option session: unknown key(s) {', '.join(unknown)}; the keys are "
+            f"{', '.join([*accepted, *_SESSION_KEYS])}"
+        )
+    return dict(options)
 
 
 def _check_option_names(options: Mapping[str, Any], where: str) -> None:
@@ -215,10 +289,12 @@ class Socket:
     - ``connect(params, socket, connect_info)``: ``params`` are the query parameters of the
       WebSocket URL (the JavaScript client's ``params``), ``connect_info`` what the
       transport knows of the request (``peer_data``, ``uri``, ``x_headers``, ``headers``,
-      ``user_agent``, and what the endpoint adds). Return ``Ok(socket)`` or
+      ``user_agent``, ``trace_context_headers``, ``sec_websocket_headers``, ``session``,
+      ``auth_token``, and what the endpoint adds). Return ``Ok(socket)`` or
       ``("ok", socket)`` to accept, with assigns; ``"error"``, ``("error", reason)`` or
-      ``None`` to refuse: the handshake is then rejected with 403. Left out: every
-      connection is accepted. An exception refuses the connection too, and is logged.
+      ``None`` to refuse: the handshake is then rejected with 403, or with what the
+      ``error_handler`` option answers for ``reason``. Left out: every connection is
+      accepted. An exception refuses the connection too, and is logged.
     - ``id(socket)``: a string naming this connection for every socket of the same user,
       or ``None`` (the default). Broadcasting ``"disconnect"`` to that string closes them
       all: ``broadcast(pubsub, "user_socket:42", "disconnect", {})``.

@@ -8,9 +8,15 @@ task of its own). The actor does everything else:
 - **Connecting.** It runs the Socket's ``connect`` (and ``id``) inside the process, then
   accepts the handshake, or refuses it (the server answers 403). A socket with an ``id``
   subscribes to that topic, so a ``"disconnect"`` broadcast there closes it.
-- **Reading.** It decodes each frame: heartbeats on topic ``phoenix`` are answered at once;
+- **Reading.** The reader counts each frame against the connection's backlog
+  (``_backlog.py``) and stops reading while the backlog is at ``max_backlog`` messages or
+  ``max_backlog_bytes``, until it is back to half: a client cannot queue more at its
+  channels than that. The process decodes each frame: heartbeats on topic ``phoenix`` are
+  answered at once;
   ``phx_join`` starts a channel server (and waits for its join, as Phoenix's transport does);
-  any other event goes to the topic's channel, or is answered ``"unmatched topic"``.
+  any other event goes to the topic's channel, or is answered ``"unmatched topic"`` (a
+  ``phx_leave`` of a topic that is not joined is answered ok, as Phoenix does: the client
+  leaves after a refused join). Only a join of a topic no channel serves is logged.
 - **Writing.** Channels send it ``Push`` frames. It writes each through the ASGI ``send``
   without waiting (``write_now``). When a write has to wait, the frames behind it queue in
   the process, and past ``max_queue_bytes`` the client is closed with 1013: a client that
@@ -22,17 +28,22 @@ task of its own). The actor does everything else:
   (``SocketClose``, the client gets ``phx_close``); one that crashes or is killed gives
   ``phx_error``. Channels monitor it in turn and stop when it goes.
 - **Closing.** No frame for ``timeout`` seconds: a normal close (1000). A frame larger than
-  ``max_frame_size``: 1009. A frame that is not the protocol: 1007. The runtime stopping:
-  1001, so clients reconnect. Its own crash: 1011.
+  ``max_frame_size``: 1009. A frame that is not the protocol: 1007. A backlog that stays
+  at its limit for ``backlog_timeout``: 1008. The runtime stopping: 1001, so clients
+  reconnect. Its own crash: 1011. On any exit it closes its backlog, and its channels drop
+  what the client sent that they have not handled.
 
-Close codes: 1000 idle timeout or ``disconnect``; 1001 server going away; 1007 malformed
-frame; 1009 frame too big; 1011 internal error; 1013 outbound queue full.
+Close codes: 1000 idle timeout; 1001 server going away, or a ``disconnect`` broadcast (as
+Phoenix: phoenix.js reconnects after 1001, not after 1000); 1007 malformed frame; 1009 frame
+too big; 1008 channel backlog full; 1011 internal error; 1013 outbound queue full.
+
+What a client sent reaches the log clipped (``_clip.py``): a topic, a version, a malformed
+frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import inspect
 import logging
@@ -62,11 +73,14 @@ from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
 from beamish._runtime.receive import receive_nowait
 from beamish.pubsub import PubSub
+from beamish.web._backlog import Backlog, Share
 from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
+from beamish.web._clip import clip, clip_text
+from beamish.web._connect_info import connect_info, read_session
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerError
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
-from beamish.web._wire import Push, SocketClose
+from beamish.web._wire import Inbound, Push, SocketClose
 from beamish.web._writer import write_now
 
 __all__ = ["SocketTransport", "serve_socket"]
@@ -75,15 +89,18 @@ _log = logging.getLogger("beamish.socket")
 
 _INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops reading
 _DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
-_BEARER = "base64url.bearer.phx."
 
 
 @mark_immutable
 class _In:
-    __slots__ = ("data",)
+    """A frame from the client; ``size`` is what the reader counted against the backlog
+    (None: not counted, as for a LongPoll post)."""
 
-    def __init__(self, data: str | bytes) -> None:
+    __slots__ = ("data", "size")
+
+    def __init__(self, data: str | bytes, size: int | None = None) -> None:
         self.data = data
+        self.size = size
 
 
 @mark_immutable
@@ -115,7 +132,16 @@ class _IdleCheck:
     __slots__ = ()
 
 
+@mark_immutable
+class _BacklogCheck:
+    __slots__ = ()
+
+
 _IDLE = _IdleCheck()
+_BACKLOG_CHECK = _BacklogCheck()
+
+_Entry = tuple[Pid, str | None, Ref, Share]
+"""A joined channel: its pid, its join_ref, the transport's monitor, its part of the backlog."""
 _DONE = _Drained(None)
 
 
@@ -150,16 +176,19 @@ async def serve_socket(
     if not vsn.startswith("2."):
         _log.error(
             "%s: the client asked for protocol version %r; this server speaks 2.x (the "
-            "phoenix JavaScript client sends vsn=2.0.0)", socket_cls.__qualname__, vsn,
+            "phoenix JavaScript client sends vsn=2.0.0)", socket_cls.__qualname__, clip(vsn),
         )
         await send({"type": "websocket.close"})
         return
     opts = options if options is not None else socket_cls.options
     info = _connect_info(scope)
+    if opts.session is not None:
+        info["session"] = await read_session(scope, params, opts.session)
     if connect_info:
         info.update(connect_info)
     transport = SocketTransport(socket_cls, opts, pubsub, params, info, V2_JSON, send, scope)
     pid = spawn_opt(transport, trap_exit=True)
+    backlog = transport.backlog
     limit = opts.max_frame_size
     try:
         while True:
@@ -180,7 +209,13 @@ async def serve_socket(
                     with contextlib.suppress(Exception):
                         await send({"type": "websocket.close", "code": 1011})
                     continue
-                send_to(pid, _TooBig(size) if size > limit else _In(data))
+                if size > limit:
+                    send_to(pid, _TooBig(size))
+                elif backlog.read(size):  # at the limit: no more reading until it drains
+                    send_to(pid, _In(data, size))
+                    await backlog.wait()
+                else:
+                    send_to(pid, _In(data, size))
                 while transport.mailbox_size() > _INBOX_LIMIT and is_alive(pid):
                     await asyncio.sleep(0.005)  # the process is behind: stop reading a while
             elif kind == "websocket.disconnect":
@@ -196,12 +231,15 @@ async def serve_socket(
 send_to = send
 """The process API's ``send`` (``serve_socket``'s own ``send`` is the ASGI one)."""
 
+_connect_info = connect_info  # where LongPoll has always found it
+
 
 class SocketTransport(Actor):
     """The process of one WebSocket connection (see the module docstring)."""
 
     __slots__ = (
         "_asgi_send",
+        "_backlog_watched",
         "_by_pid",
         "_channels",
         "_clock",
@@ -220,6 +258,7 @@ class SocketTransport(Actor):
         "_socket_cls",
         "_transport_name",
         "_watch_idle",
+        "backlog",
     )
 
     def __init__(
@@ -237,7 +276,7 @@ class SocketTransport(Actor):
         self._asgi_send = asgi_send
         self._scope: Scope | None = scope
         self._socket: SocketState | None = None
-        self._channels: dict[str, tuple[Pid, str | None, Ref]] = {}
+        self._channels: dict[str, _Entry] = {}
         self._by_pid: dict[Pid, str] = {}
         self._pending: asyncio.Task[None] | None = None
         self._outbox: deque[str | bytes] | None = None
@@ -247,6 +286,10 @@ class SocketTransport(Actor):
         self._clock: Any = None
         self._transport_name = transport_name  # SocketState.transport
         self._watch_idle = watch_idle  # False where the other end keeps time (LongPoll)
+        self.backlog = Backlog(
+            options.max_backlog, options.max_backlog_bytes, current_runtime().clock
+        )
+        self._backlog_watched = False  # a _BacklogCheck is on its way
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -263,36 +306,43 @@ class SocketTransport(Actor):
         try:
             result = handler.connect(params, socket, info)
         except Exception as exc:
-            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
+            self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
         if inspect.isawaitable(result):
-            return self._connect_async(handler, result)
-        self._connected(handler, result)
-        return None
+            return self._connect_async(handler, result, info)
+        return self._connected(handler, result, info)
 
-    async def _connect_async(self, handler: Socket, awaitable: Awaitable[Any]) -> None:
+    async def _connect_async(
+        self, handler: Socket, awaitable: Awaitable[Any], info: dict[str, Any]
+    ) -> None:
         try:
             result = await awaitable
         except Exception as exc:
-            self._refuse(f"connect raised {type(exc).__name__}: {exc}", exc)
-        self._connected(handler, result)
+            self._refuse(f"connect raised {type(exc).__name__}: {clip_text(exc)}", exc)
+        rest = self._connected(handler, result, info)
+        if rest is not None:
+            await rest
 
-    def _connected(self, handler: Socket, result: Any) -> None:
+    def _connected(
+        self, handler: Socket, result: Any, info: dict[str, Any]
+    ) -> Awaitable[None] | None:
         match result:
             case Ok(SocketState() as socket, None) | ("ok", SocketState() as socket):
                 pass
+            case ("error", reason) if self._options.error_handler is not None:
+                return self._refuse_with_handler(info, reason)
             case None | "error" | ("error", _):
                 self._refuse(None, None)
             case _:
                 self._refuse(
-                    f"connect returned {result!r}; it must return Ok(socket) or ('ok', socket) "
+                    f"connect returned {clip(result)}; it must return Ok(socket) or ('ok', socket) "
                     "to accept, 'error' or ('error', reason) to refuse", None,
                 )
         try:
             socket_id = handler.id(socket)
         except Exception as exc:
-            self._refuse(f"id raised {type(exc).__name__}: {exc}", exc)
+            self._refuse(f"id raised {type(exc).__name__}: {clip_text(exc)}", exc)
         if socket_id is not None and type(socket_id) is not str:
-            self._refuse(f"id returned {socket_id!r}; it must return a str or None", None)
+            self._refuse(f"id returned {clip(socket_id)}; it must return a str or None", None)
         self._socket = socket.replace(id=socket_id, transport_pid=self.pid)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         requested = (self._scope or {}).get("subprotocols") or ()
@@ -304,6 +354,33 @@ class SocketTransport(Actor):
             PubSub.subscribe(self._pubsub, socket_id)
         if self._watch_idle:
             send_after(self.pid, _IDLE, self._options.timeout)
+        return None
+
+    async def _refuse_with_handler(self, info: dict[str, Any], reason: Any) -> NoReturn:
+        """Answer a refused handshake with what the socket's ``error_handler`` returns."""
+        scope, self._scope = self._scope or {}, None
+        error_handler = self._options.error_handler
+        assert error_handler is not None
+        try:
+            response = error_handler(info, reason)
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as exc:
+            self._refuse(f"error_handler raised {type(exc).__name__}: {clip_text(exc)}", exc)
+        status, body = getattr(response, "status_code", None), getattr(response, "body", None)
+        if type(status) is not int or not isinstance(body, bytes):
+            self._refuse(
+                f"error_handler returned {clip(response)}; it must return a Starlette "
+                "Response with a body, such as PlainTextResponse('...', status_code=429)", None,
+            )
+        if "websocket.http.response" not in (scope.get("extensions") or {}):
+            self._refuse(None, None)  # the server cannot answer a handshake with a response
+        self._closing = True
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await self._asgi_send({"type": "websocket.http.response.start", "status": status,
+                                   "headers": list(response.raw_headers)})
+            await self._asgi_send({"type": "websocket.http.response.body", "body": body})
+        raise ProcessExit("normal")
 
     def _refuse(self, problem: str | None, exc: BaseException | None) -> NoReturn:
         if problem is not None:
@@ -324,7 +401,7 @@ class SocketTransport(Actor):
             if kind is Push:
                 self._write(message.data)
             elif kind is _In:
-                return self._incoming(message.data)
+                return self._incoming(message.data, message.size)
             elif kind is SocketClose:
                 self._channel_closed(message)
             elif kind is Down:
@@ -333,6 +410,8 @@ class SocketTransport(Actor):
                 self._drained(message.error)
             elif kind is _IdleCheck:
                 self._idle_check()
+            elif kind is _BacklogCheck:
+                self._backlog_check()
             elif kind is _Closed:
                 raise ProcessExit("normal")
             elif kind is _TooBig:
@@ -344,7 +423,7 @@ class SocketTransport(Actor):
                 raise ProcessExit("normal")
             elif kind is Broadcast:
                 if message.event == "disconnect":
-                    self._close(1000, "")
+                    self._close(1001, "disconnected")
                     raise ProcessExit(("shutdown", "disconnected"))
             elif kind is Exit and message.reason != "normal":
                 self._close(1001, "going away")
@@ -356,41 +435,64 @@ class SocketTransport(Actor):
             self._close(1011, "internal error")
             raise
 
-    def _incoming(self, data: str | bytes) -> Awaitable[None] | None:
+    def _incoming(self, data: str | bytes, counted: int | None) -> Awaitable[None] | None:
+        backlog = self.backlog
+        size = counted if counted is not None else len(data)
         if self._closing:
+            if counted is not None:
+                backlog.release(size)
             return None
+        if backlog.over_since is not None and not self._backlog_watched:
+            self._watch_backlog()
         self._last_in = self._clock.now()
         try:
             message = self._serializer.decode(data)
         except SerializerError as exc:
             _log.warning("%s: closing a connection that sent a malformed frame: %s",
-                         self._socket_cls.__qualname__, exc)
+                         self._socket_cls.__qualname__, clip_text(exc))
             self._close(1007, "malformed message")
             raise ProcessExit("normal") from None
         topic = message.topic
         entry = self._channels.get(topic)
         event = message.event
         if event == "heartbeat" and topic == "phoenix":
+            if counted is not None:
+                backlog.release(size)
             self._write(self._serializer.encode_reply(None, message.ref, topic, "ok", {}))
-        elif event == "phx_join":
+            return None
+        if (entry is not None and event != "phx_join"
+                and (message.join_ref is None or message.join_ref == entry[1])):
+            share = entry[3]  # handed on with its count, which the channel gives back
+            if counted is None:
+                backlog.read(size)  # a LongPoll frame: counted now
+            share.count += 1  # Share.give, written out: this is every client message's path
+            share.bytes += size
+            send(entry[0], Inbound(message, size, share))
+            if backlog.over_since is not None and not self._backlog_watched:
+                self._watch_backlog()
+            return None
+        if counted is not None:
+            backlog.release(size)  # handled here, now
+        if event == "phx_join":
             return self._join(message, entry)
-        elif entry is None:
-            self._unmatched(message)
-        elif message.join_ref is None or message.join_ref == entry[1]:
-            send(entry[0], message)
+        if entry is None:
+            if event == "phx_leave":  # left after a refused join, or raced a close: ok
+                self._write(self._serializer.encode_reply(
+                    message.join_ref, message.ref, topic, "ok", {}
+                ))
+            else:
+                self._unmatched(message, logged=False)
         # else: a message for an earlier join of the topic, which the client raced: dropped
         return None
 
     # -- joining and leaving -------------------------------------------------------------------
 
-    def _join(
-        self, message: Message, entry: tuple[Pid, str | None, Ref] | None
-    ) -> Awaitable[None] | None:
+    def _join(self, message: Message, entry: _Entry | None) -> Awaitable[None] | None:
         if entry is not None:
             return self._guard(self._rejoin(message, entry))
         channel_cls = match_route(self._socket_cls.channels, message.topic)
         if channel_cls is None:
-            self._unmatched(message)
+            self._unmatched(message, logged=True)
             return None
         join_ref = message.join_ref or message.ref
         if len(self._channels) >= self._options.max_channels:
@@ -417,11 +519,13 @@ class SocketTransport(Actor):
                 join_ref, message.ref, message.topic, "error", JOIN_CRASHED
             ))
             return
-        self._channels[message.topic] = (pid, join_ref, monitor(pid))
+        self._channels[message.topic] = (
+            pid, join_ref, monitor(pid), self.backlog.share(message.topic)
+        )
         self._by_pid[pid] = message.topic
 
-    async def _rejoin(self, message: Message, entry: tuple[Pid, str | None, Ref]) -> None:
-        old, old_join_ref, _ = entry
+    async def _rejoin(self, message: Message, entry: _Entry) -> None:
+        old, old_join_ref, _, _ = entry
         self._forget(message.topic)
         exited = wait_exit(old, timeout=_DUPLICATE_JOIN_WAIT)
         exit(old, ("shutdown", "duplicate_join"))
@@ -446,18 +550,23 @@ class SocketTransport(Actor):
             self._close(1011, "internal error")
             raise
 
-    def _unmatched(self, message: Message) -> None:
-        _log.warning("%s: ignoring unmatched topic %r", self._socket_cls.__qualname__,
-                     message.topic)
+    def _unmatched(self, message: Message, *, logged: bool) -> None:
+        # Phoenix warns of a join no channel serves; a message for a topic that is not
+        # joined (the channel stopped, the client raced it) is only answered.
+        _log.log(
+            logging.WARNING if logged else logging.DEBUG, "%s: ignoring unmatched topic %s",
+            self._socket_cls.__qualname__, clip(message.topic),
+        )
         self._write(self._serializer.encode_reply(
             None, message.ref, message.topic, "error", {"reason": "unmatched topic"}
         ))
 
-    def _forget(self, topic: str) -> tuple[Pid, str | None, Ref] | None:
+    def _forget(self, topic: str) -> _Entry | None:
         entry = self._channels.pop(topic, None)
         if entry is not None:
             del self._by_pid[entry[0]]
             demonitor(entry[2], flush=True)
+            entry[3].forget()
         return entry
 
     def _channel_closed(self, message: SocketClose) -> None:
@@ -473,8 +582,9 @@ class SocketTransport(Actor):
         topic = self._by_pid.get(message.pid)
         if topic is None or self._channels[topic][2] != message.ref:
             return
-        _, join_ref, _ = self._channels.pop(topic)
+        _, join_ref, _, share = self._channels.pop(topic)
         del self._by_pid[message.pid]
+        share.forget()
         self._write(self._serializer.encode(
             join_ref, join_ref, topic, "phx_error", {"reason": "channel_crash"}
         ))
@@ -490,6 +600,46 @@ class SocketTransport(Actor):
             self._close(1000, "")
             raise ProcessExit("normal")
         send_after(self.pid, _IDLE, timeout - quiet)
+
+    def _watch_backlog(self) -> None:
+        self._backlog_watched = True
+        send_after(self.pid, _BACKLOG_CHECK, self._options.backlog_timeout)
+
+    def _backlog_check(self) -> None:
+        self._backlog_watched = False
+        since = self.backlog.over_since
+        if since is None or self._closing:
+            return  # it came back down meanwhile
+        timeout = self._options.backlog_timeout
+        stuck = self._clock.now() - since
+        if stuck < timeout:  # it came down and filled up again since the check was sent
+            self._backlog_watched = True
+            send_after(self.pid, _BACKLOG_CHECK, timeout - stuck)
+            return
+        _log.warning(
+            "%s: closing a connection whose channels did not keep up with it for %.3g s: "
+            "%d messages (%d bytes) read and not handled (max_backlog=%d, "
+            "max_backlog_bytes=%d); %s",
+            self._describe(), stuck, self.backlog.count, self.backlog.bytes,
+            self._options.max_backlog, self._options.max_backlog_bytes, self._laggard(),
+        )
+        self._close(1008, "channel backlog full")
+        raise ProcessExit(("shutdown", "channel_backlog_full"))
+
+    def _describe(self) -> str:
+        socket_id = self._socket.id if self._socket is not None else None
+        name = f"{self._socket_cls.__qualname__} {self.pid!r}"
+        return f"{name} (id {clip(socket_id)})" if socket_id is not None else name
+
+    def _laggard(self) -> str:
+        """Which channel holds the most of the backlog, for the log."""
+        share = max(self.backlog.shares, key=lambda s: s.count, default=None)
+        if share is None or not share.count:
+            return "they wait in the connection's own process (a join that does not return?)"
+        channel = match_route(self._socket_cls.channels, share.topic)
+        name = channel.__qualname__ if channel is not None else "channel"
+        pid = self._channels[share.topic][0]
+        return f"the most at topic {clip(share.topic)} ({name} {pid!r}, {share.count} messages)"
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -521,8 +671,8 @@ class SocketTransport(Actor):
             pending = write_now(self._asgi_send, message)
         except Exception as exc:  # the client is gone (uvicorn: ClientDisconnected)
             self._closing = True
-            _log.debug("%s: write failed, the connection is gone: %r",
-                       self._socket_cls.__qualname__, exc)
+            _log.debug("%s: write failed, the connection is gone: %s",
+                       self._socket_cls.__qualname__, clip(exc))
             raise ProcessExit("normal") from None
         if pending is not None:
             self._pending = pending
@@ -569,7 +719,9 @@ class SocketTransport(Actor):
 
     def exited(self, reason: Any) -> None:
         # Runs on every exit, a kill included: a connection whose process is gone is closed
-        # at once (1011), so its reader returns instead of waiting for the client's next frame.
+        # at once (1011), so its reader returns instead of waiting for the client's next frame;
+        # its channels drop what they were sent and have not handled.
+        self.backlog.close()
         self._close(1011, "internal error")
 
     def _close(self, code: int, reason: str) -> None:
@@ -580,36 +732,3 @@ class SocketTransport(Actor):
         with contextlib.suppress(Exception):
             write_now(self._asgi_send, {"type": "websocket.close", "code": code,
                                         "reason": reason})
-
-
-def _connect_info(scope: Scope) -> dict[str, Any]:
-    """What a Socket's ``connect`` learns of the request (Phoenix's ``connect_info``)."""
-    headers = [
-        (name.decode("latin-1"), value.decode("latin-1"))
-        for name, value in scope.get("headers") or ()
-    ]
-    client = scope.get("client") or (None, None)
-    server = scope.get("server") or (None, None)
-    host = next((v for k, v in headers if k == "host"), None)
-    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-    info: dict[str, Any] = {
-        "peer_data": {"address": client[0], "port": client[1], "ssl_cert": None},
-        "uri": {
-            "scheme": scheme,
-            "host": host.rsplit(":", 1)[0] if host else server[0],
-            "port": server[1],
-            "path": scope.get("path", ""),
-            "query": scope.get("query_string", b"").decode("latin-1"),
-        },
-        "x_headers": [(k, v) for k, v in headers if k.startswith("x-")],
-        "user_agent": next((v for k, v in headers if k == "user-agent"), None),
-        "headers": headers,
-    }
-    for protocol in scope.get("subprotocols") or ():
-        if protocol.startswith(_BEARER):
-            token = protocol[len(_BEARER):]
-            with contextlib.suppress(ValueError):
-                info["auth_token"] = base64.urlsafe_b64decode(
-                    token + "=" * (-len(token) % 4)
-                ).decode()
-    return info

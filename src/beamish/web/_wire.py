@@ -5,8 +5,13 @@
   ``Push`` object to every transport it reaches, so a broadcast is encoded once.
 - ``SocketClose(pid, topic, join_ref)``: a channel stopping on purpose (a leave, a ``Stop``
   with a clean reason) tells its transport, which forgets it and writes ``phx_close``.
+- ``Inbound(message, size, share)``: a client message the transport hands to a channel,
+  with what it counts against the channel's share of the connection's backlog
+  (``_backlog.py``); the channel gives the count back when it takes the message, or drops
+  the message if the connection is gone.
 
-Both are immutable and pass between processes by reference.
+All are immutable and pass between processes by reference (the backlog they point to is
+shared on purpose).
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from typing import Any
 
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.pid import Pid
+from beamish.web._backlog import Share
+from beamish.web._serializer import Message
 
-__all__ = ["Push", "SocketClose"]
+__all__ = ["Inbound", "Push", "SocketClose"]
 
 
 @mark_immutable
@@ -47,3 +54,20 @@ class SocketClose:
 
     def __repr__(self) -> str:
         return f"SocketClose({self.pid!r}, {self.topic!r}, {self.join_ref!r})"
+
+
+@mark_immutable
+class Inbound:
+    """A client message for a channel, counted against the channel's ``share`` of its
+    connection's backlog."""
+
+    __slots__ = ("message", "share", "size")
+    __match_args__ = ("message", "size")
+
+    def __init__(self, message: Message, size: int, share: Share) -> None:
+        self.message = message
+        self.size = size
+        self.share = share
+
+    def __repr__(self) -> str:
+        return f"Inbound({self.message!r}, {self.size})"
