@@ -416,3 +416,28 @@ async def test_endpoint_hands_socket_mounts_to_the_channels_transport_after_its_
                 async with client.websocket_connect("/socket/websocket?vsn=2.0.0"):
                     pass
             assert full.value.status_code == 503
+
+
+async def test_endpoint_plain_http_on_a_socket_path_is_400_as_in_phoenix():
+    """Phoenix's WebSocket transport answers a request that is not an upgrade with 400 (after
+    its origin check); the path exists, so 404 would mislead."""
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.web import Socket
+
+    class Sockets(Socket):
+        pass
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(sockets={"/socket": Sockets}, pubsub="app")
+    async with ASGIClient(endpoint) as client:
+        plain = await client.get("/socket/websocket?vsn=2.0.0")
+        assert plain.status_code == 400
+        assert "Upgrade: websocket" in plain.text
+        assert (await client.post("/socket/websocket", content=b"x")).status_code == 400
+        other_site = await client.get(
+            "/socket/websocket", headers={"origin": "https://evil.example"}
+        )
+        assert other_site.status_code == 403
+        assert (await client.get("/socket/elsewhere")).status_code == 404
+        assert endpoint.connections() == 0
