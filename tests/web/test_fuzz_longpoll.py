@@ -34,7 +34,7 @@ from tests.web.test_fuzz_serializer import (
     short_text,
 )
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NDJSON = "application/x-ndjson"
 
 # -- strategies ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from beamish.web import Message, SerializerError
 from beamish.web._serializer import V2_JSON
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- strategies ----------------------------------------------------------------------------
 
