@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/soak.py --quick      # scaled down (about a minute)
     .venv/bin/python bench/soak.py --markdown   # the table as Markdown
     .venv/bin/python bench/soak.py --only churn,flood-topic
+    .venv/bin/python bench/soak.py --only churn --size churn=20000
 
 Progress goes to stderr; the report (a header, then the table) to stdout. For each case the
 script starts a fresh node, ``beamish run soak:Soak`` (this module is also the application
@@ -275,8 +276,9 @@ class Node:
         return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
     def sample(self) -> Sample:
+        fds, rss = self.fds(), self.rss()  # before /stats, whose own connection is a descriptor
         stats = self.stats()
-        return Sample(self.rss(), stats["processes"], self.fds(), stats["max_mailbox"])
+        return Sample(rss, stats["processes"], fds, stats["max_mailbox"])
 
 
 class Sampler:
@@ -650,8 +652,8 @@ def render(outcomes: list[Outcome], quick: bool, markdown: bool, started: str) -
 LOAD = ""
 
 
-async def main_async(names: list[str], quick: bool) -> list[Outcome]:
-    return [await run_case(name, SIZES[name][1 if quick else 0]) for name in names]
+async def main_async(names: list[str], sizes: dict[str, int]) -> list[Outcome]:
+    return [await run_case(name, sizes[name]) for name in names]
 
 
 def main() -> int:
@@ -660,14 +662,23 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="scaled down: about a minute")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--only", help=f"comma-separated cases among {', '.join(CASES)}")
+    parser.add_argument(
+        "--size", action="append", default=[], metavar="CASE=N", help="a case's size (repeatable)"
+    )
     args = parser.parse_args()
     names = list(CASES) if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = [n for n in names if n not in CASES]
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; the cases are {', '.join(CASES)}")
+    sizes = {name: SIZES[name][1 if args.quick else 0] for name in CASES}
+    for option in args.size:
+        name, _, value = option.partition("=")
+        if name not in CASES or not value.isdigit():
+            parser.error(f"--size takes CASE=N with CASE among {', '.join(CASES)}, got {option!r}")
+        sizes[name] = int(value)
     LOAD = load_average()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    outcomes = asyncio.run(main_async(names, args.quick))
+    outcomes = asyncio.run(main_async(names, sizes))
     print(render(outcomes, args.quick, args.markdown, started))
     return 0 if all(o.held for o in outcomes) else 1
 
