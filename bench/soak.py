@@ -158,8 +158,14 @@ async def stats(request: Request) -> JSONResponse:
     )
 
 
-def sse_topics(scope: Any) -> list[str]:
-    return [SSE_TOPIC]  # one fixed topic: the stream serves nothing else
+def stream_options() -> dict[str, Any]:
+    """Only ``SSE_TOPIC`` may be streamed: an ``allow`` list where EventStream has one (deny
+    by default); a stream from before it serves the request's ``topic``, which is that."""
+    try:
+        from beamish.web._sse_config import OPTIONS
+    except ImportError:
+        return {}
+    return {"allow": [SSE_TOPIC]} if "allow" in OPTIONS else {}
 
 
 router.mount("/events", EventStream.app(STREAM), timeout=None)
@@ -170,7 +176,7 @@ class Soak(Application):
         return await Supervisor.start_link(
             [
                 (PubSub, {"name": PUBSUB}),
-                (EventStream, {"name": STREAM, "pubsub": PUBSUB, "topics": sse_topics}),
+                (EventStream, {"name": STREAM, "pubsub": PUBSUB, **stream_options()}),
             ],
             strategy="rest_for_one",
         )
@@ -613,8 +619,9 @@ def versions() -> str:
     for name in names:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found.append(f"{name} {importlib.metadata.version(name)}")
+    package = os.path.dirname(os.path.abspath(beamish.__file__))  # the beamish the node runs
     revision = subprocess.run(
-        ["git", "-C", HERE, "describe", "--always", "--dirty"], capture_output=True, text=True
+        ["git", "-C", package, "describe", "--always", "--dirty"], capture_output=True, text=True
     ).stdout.strip()
     return f"Python {platform.python_version()}, beamish {revision or '?'}, " + ", ".join(found)
 
