@@ -35,9 +35,9 @@ and its open file descriptors; and the bound each case checks:
 - **slow-sse**: the same with a Server-Sent Events reader that stops reading. Bound: as for
   the WebSocket, the stream is closed at its queue bound.
 - **flood-slow**: one client pushes 10 KB frames as fast as it can at a channel whose
-  ``handle_in`` takes ``SLOW`` seconds, then leaves. Bound: the node's memory peak stays
-  under ``PEAK_RSS``, and no backlog outlives the client by more than ``DRAIN`` seconds (the
-  client is slowed or closed instead).
+  ``handle_in`` takes ``SLOW`` seconds, for at most ``FLOOD_SECONDS``, then leaves. Bound:
+  the node's memory peak stays under ``PEAK_RSS``, and no backlog outlives the client by
+  more than ``DRAIN`` seconds (the client is slowed or closed instead).
 - **flood-topic**: 20 frames whose topic (never joined) is 500 KB. Bound: the log written
   meanwhile stays under ``LOG_BYTES`` (client-controlled text is truncated in log lines).
 """
@@ -85,6 +85,7 @@ MB = 1_048_576
 CHURN_RSS = 32 * MB  # resident memory churn may leave behind (allocator slack)
 PEAK_RSS = 128 * MB  # how far above its start a case may take the node's memory
 DRAIN = 10.0  # seconds a backlog may outlive the client that made it
+FLOOD_SECONDS = 60.0  # how long the flooding client goes on (if the node slows it down)
 LOG_BYTES = 256 * 1024  # log written while 20 frames with a 500 KB topic arrive
 SETTLE = 20.0  # seconds to wait for the node to come back to its baseline after a case
 
@@ -516,21 +517,29 @@ async def flood_slow(node: Node, frames: int) -> tuple[str, bool, str]:
     pad = "x" * 10_000
     code: int | None = None
     sent = 0
+    started = time.monotonic()
     async with connect(url, compression=None, max_size=None) as ws:
         await ws.send(json.dumps(["1", "1", "slow:flood", "phx_join", {}]))
         while json.loads(await ws.recv())[1] != "1":
             pass
         try:
-            for n in range(frames):
-                await ws.send(json.dumps(["1", str(n + 2), "slow:flood", "work", {"pad": pad}]))
-                sent += 1
+            async with asyncio.timeout(FLOOD_SECONDS):  # a node that slows it down ends this
+                for n in range(frames):
+                    frame = json.dumps(["1", str(n + 2), "slow:flood", "work", {"pad": pad}])
+                    await ws.send(frame)
+                    sent += 1
         except ConnectionClosed as closed:
             code = closed.rcvd.code if closed.rcvd is not None else None
+        except TimeoutError:
+            pass
     left = time.monotonic()
     drained = await wait_connections_gone(node, timeout=DRAIN)
     outlived = time.monotonic() - left
-    work = f"{sent:,} of {frames:,} frames of 10 KB"
-    how = f"closed by the node ({code})" if code is not None else "the client sent all"
+    work = f"{sent:,} of {frames:,} frames of 10 KB in {left - started:.0f} s"
+    if code is not None:
+        how = f"closed by the node ({code})"
+    else:
+        how = "the client sent all" if sent == frames else "the client was slowed down"
     if drained:
         return work, True, f"{how}; nothing left {outlived:.1f} s after the client left"
     backlog = (await asyncio.to_thread(node.stats))["mailboxes"]
