@@ -84,7 +84,7 @@ SLOW = 0.02  # seconds a push to a slow:* channel takes to handle
 MB = 1_048_576
 CHURN_RSS = 32 * MB  # resident memory churn may leave behind (allocator slack)
 PEAK_RSS = 128 * MB  # how far above its start a case may take the node's memory
-DRAIN = 10.0  # seconds a backlog may outlive the client that made it
+DRAIN = 30.0  # seconds a backlog may outlive the client (what its socket buffers still held)
 FLOOD_SECONDS = 60.0  # how long the flooding client goes on (if the node slows it down)
 LOG_BYTES = 256 * 1024  # log written while 20 frames with a 500 KB topic arrive
 SETTLE = 20.0  # seconds to wait for the node to come back to its baseline after a case
@@ -145,16 +145,19 @@ async def flood_stream(request: Request) -> PlainTextResponse:
 
 @router.get("/stats")
 async def stats(request: Request) -> JSONResponse:
-    lengths = [
-        info.message_queue_len
-        for info in (beamish.process_info(pid) for pid in beamish.processes())
-        if info is not None
-    ]
+    infos = [info for info in map(beamish.process_info, beamish.processes()) if info is not None]
+    longest = max(infos, key=lambda info: info.message_queue_len, default=None)
     return JSONResponse(
         {
             "processes": beamish.statistics().process_count,
-            "max_mailbox": max(lengths, default=0),
-            "mailboxes": sum(lengths),
+            "max_mailbox": longest.message_queue_len if longest is not None else 0,
+            "mailboxes": sum(info.message_queue_len for info in infos),
+            "longest": (
+                f"{longest.pid!r} {longest.initial_call} in {longest.current_function}, "
+                f"{longest.status}"
+                if longest is not None
+                else ""
+            ),
         }
     )
 
@@ -271,8 +274,8 @@ class Node:
         finally:
             connection.close()
 
-    def stats(self, timeout: float = 5) -> dict[str, int]:
-        stats: dict[str, int] = json.loads(self.request("GET", "/stats", timeout))
+    def stats(self, timeout: float = 5) -> dict[str, Any]:
+        stats: dict[str, Any] = json.loads(self.request("GET", "/stats", timeout))
         return stats
 
     def rss(self) -> int:
@@ -542,8 +545,13 @@ async def flood_slow(node: Node, frames: int) -> tuple[str, bool, str]:
         how = "the client sent all" if sent == frames else "the client was slowed down"
     if drained:
         return work, True, f"{how}; nothing left {outlived:.1f} s after the client left"
-    backlog = (await asyncio.to_thread(node.stats))["mailboxes"]
-    return work, False, f"{how}; {backlog:,} messages still queued {DRAIN:.0f} s after it left"
+    stats = await asyncio.to_thread(node.stats)
+    return (
+        work,
+        False,
+        f"{how}; {stats['mailboxes']:,} messages still queued {DRAIN:.0f} s after it left "
+        f"(the longest mailbox: {stats['longest']})",
+    )
 
 
 async def flood_topic(node: Node, frames: int) -> tuple[str, bool, str]:
