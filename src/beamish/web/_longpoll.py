@@ -18,7 +18,7 @@ Every HTTP request is a process of its own, as any request to the endpoint:
   ``{"status": 204}`` after ``longpoll_window`` seconds of nothing. A session that is gone
   answers ``{"status": 410}``: the client reconnects and rejoins its channels.
 - ``POST`` with the token carries the client's messages, one per line (``application/
-  x-ndjson``, lines ending in ``\n`` or ``\r\n``); each goes to the transport as a frame
+  x-ndjson``, lines ending in ``\\n`` or ``\\r\\n``); each goes to the transport as a frame
   would. A binary push comes base64 encoded, as the client sends it (a text message is a
   JSON array, so it starts with ``[``). As in Phoenix, only the first ``MAX_BATCH`` (100)
   lines of a body are read, the most the ``phoenix`` client puts in one; the rest are
@@ -421,7 +421,7 @@ send_to = send
 def entries(body: bytes, content_type: str) -> tuple[list[bytes], int]:
     """The client messages of a POST body, and how many lines past ``MAX_BATCH`` were dropped.
 
-    An ``application/x-ndjson`` body holds one message per line (``\n`` or ``\r\n``); of
+    An ``application/x-ndjson`` body holds one message per line (``\\n`` or ``\\r\\n``); of
     its first ``MAX_BATCH`` lines, the empty ones are skipped (Phoenix counts them too). Any
     other body is one message.
     """
