@@ -284,6 +284,7 @@ async def test_postgres_backends_terminated_under_load_surface_only_as_connectio
                 await eventually(lambda: db.statistics().connected >= 2, what="connections")
                 lost_before = db.statistics().disconnects
                 pids = await _backends(admin, name)
+                assert pids, "the pool says it is connected, the server lists no backend"
                 await admin.fetchval("SELECT pg_terminate_backend($1)", random.choice(pids))
                 await eventually(
                     lambda lost=lost_before: db.statistics().disconnects > lost,
