@@ -481,3 +481,28 @@ async def test_endpoint_broadcasts_on_its_pubsub_as_phoenix_endpoints_do():
     await refute_receive(Broadcast, timeout=0)
     with pytest.raises(ValueError, match=r"Endpoint\.broadcast\(\).*pubsub="):
         make_endpoint().broadcast("room:1", "news", {})
+
+
+async def test_endpoint_plain_http_on_a_socket_path_is_400_as_in_phoenix():
+    """Phoenix's WebSocket transport answers a request that is not an upgrade with 400 (after
+    its origin check); the path exists, so 404 would mislead."""
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.web import Socket
+
+    class Sockets(Socket):
+        pass
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(sockets={"/socket": Sockets}, pubsub="app")
+    async with ASGIClient(endpoint) as client:
+        plain = await client.get("/socket/websocket?vsn=2.0.0")
+        assert plain.status_code == 400
+        assert "Upgrade: websocket" in plain.text
+        assert (await client.post("/socket/websocket", content=b"x")).status_code == 400
+        other_site = await client.get(
+            "/socket/websocket", headers={"origin": "https://evil.example"}
+        )
+        assert other_site.status_code == 403
+        assert (await client.get("/socket/elsewhere")).status_code == 404
+        assert endpoint.connections() == 0

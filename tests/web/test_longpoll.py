@@ -373,4 +373,127 @@ async def test_longpoll_other_methods_are_405_naming_the_accepted_ones():
     async with serving() as (_, client):
         response = await client.put(f"{PATH}?vsn=2.0.0")
         assert response.status_code == 405
-        assert response.json()["error"] == "LongPoll takes GET and POST, not PUT"
+        assert response.json()["error"] == "LongPoll takes GET, POST and OPTIONS, not PUT"
+        assert response.headers["allow"] == "GET, POST, OPTIONS"
+
+
+# -- Phoenix's edges: batch size, CORS, the token header --------------------------------------
+
+
+async def test_longpoll_reads_at_most_100_entries_of_a_batch_and_drops_the_rest(caplog):
+    """Phoenix takes the first 100 lines of an ndjson POST (``@max_poll_batch_size``); the
+    phoenix client never sends more (``MAX_LONGPOLL_BATCH_SIZE``)."""
+    async with serving() as (endpoint, client):
+        poller = Poller(client)
+        await poller.open()
+        ref = await poller.join("room:lobby")
+        await poller.expect("room:lobby", "phx_reply", ref)
+        lines = [
+            orjson.dumps(["1", str(1000 + n), "room:lobby", "ping", {"n": n}]).decode()
+            for n in range(150)
+        ]
+        with caplog.at_level(logging.WARNING, logger="beamish.socket"):
+            assert (await poller.post(*lines))["status"] == 200
+        assert "dropped 50 of the 150 entries" in caplog.text
+        last = await poller.expect("room:lobby", "phx_reply", "1099")  # the 100th is read
+        assert last[4] == ok({"pong": {"n": 99}, "transport": "longpoll"})
+        heartbeat = await poller.push("phoenix", "heartbeat")  # behind every reply read
+        await poller.expect("phoenix", "phx_reply", heartbeat)
+        replies = [frame[1] for frame in poller.unread if frame[3] == "phx_reply"]
+        assert not [r for r in replies if int(r) >= 1100], replies  # the rest never ran
+        assert endpoint.connections() == 1
+
+
+async def test_longpoll_lines_may_end_with_crlf():
+    """Phoenix splits a batch on "\\n" and "\\r\\n"; a base64 binary line ending in "\\r"
+    must still read as binary."""
+    async with serving() as (_, client):
+        poller = Poller(client)
+        await poller.open()
+        join = orjson.dumps(["1", "1", "room:lobby", "phx_join", {}])
+        parts = [b"1", b"7", b"room:lobby", b"binary"]
+        frame = bytes([0, *map(len, parts)]) + b"".join(parts) + b"\x01\x02\x03"
+        body = join + b"\r\n" + base64.b64encode(frame) + b"\r\n"
+        response = await client.post(
+            poller.url(), content=body, headers={"content-type": "application/x-ndjson"}
+        )
+        assert response.json()["status"] == 200
+        await poller.expect("room:lobby", "phx_reply", "1")
+        reply = await poller.expect("room:lobby", "phx_reply", "7")
+        assert reply[4] == ok({"got": [1, 2, 3]})
+
+
+async def test_longpoll_takes_the_session_token_from_its_header():
+    """Current phoenix.js sends ``X-Phoenix-Longpoll-Token`` instead of ``?token=``; the
+    header wins over the query, where ``token`` may be one of the socket's own params."""
+    async with serving() as (_, client):
+        poller = Poller(client, "vsn=2.0.0&token=user-secret")
+        opened = await poller.open()
+        assert opened["status"] == 410
+        header = {"x-phoenix-longpoll-token": opened["token"]}
+        join = orjson.dumps(["1", "1", "room:lobby", "phx_join", {}])
+        posted = await client.post(
+            f"{PATH}?vsn=2.0.0&token=user-secret", content=join,
+            headers={**header, "content-type": "application/x-ndjson"},
+        )
+        assert posted.json() == {"status": 200, "token": opened["token"]}
+        polled = (await client.get(f"{PATH}?vsn=2.0.0&token=user-secret", headers=header)).json()
+        assert polled["status"] == 200 and polled["token"] == opened["token"]
+        assert orjson.loads(polled["messages"][0])[3] == "phx_reply"
+
+
+ALLOWED = "https://app.example"
+
+
+async def test_longpoll_preflight_from_an_allowed_origin_gets_cors_headers():
+    """Phoenix answers OPTIONS with 200 and CORS headers, after its origin check."""
+    async with serving(check_origin=[ALLOWED]) as (_, client):
+        response = await client.request(
+            "OPTIONS", f"{PATH}?vsn=2.0.0",
+            headers={
+                "origin": ALLOWED, "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type, x-phoenix-longpoll-token",
+            },
+        )
+        assert response.status_code == 200 and response.content == b""
+        assert response.headers["access-control-allow-origin"] == ALLOWED
+        assert response.headers["access-control-allow-methods"] == "get, post, options"
+        assert (response.headers["access-control-allow-headers"]
+                == "content-type, x-phoenix-longpoll-token")
+        assert response.headers["access-control-max-age"] == "3600"
+        assert "origin" in response.headers["vary"].lower()
+
+
+async def test_longpoll_preflight_from_a_refused_origin_gets_no_cors_headers(caplog):
+    async with serving(check_origin=[ALLOWED]) as (endpoint, client):
+        with caplog.at_level(logging.WARNING, logger="beamish.socket"):
+            response = await client.request(
+                "OPTIONS", f"{PATH}?vsn=2.0.0",
+                headers={"origin": "https://evil.example",
+                         "access-control-request-method": "POST"},
+            )
+        assert response.status_code == 403
+        assert not [h for h in response.headers if h.startswith("access-control-")]
+        assert "check_origin" in caplog.text
+        assert endpoint.connections() == 0
+
+
+async def test_longpoll_every_answer_to_an_allowed_origin_allows_it():
+    """Phoenix sets ``access-control-allow-origin`` on each LongPoll answer; beamish sets it
+    to the origin it checked, and never for a refused one."""
+    async with serving(check_origin=[ALLOWED]) as (_, client):
+        poller = Poller(client)
+        origin = {"origin": ALLOWED}
+        opened = await client.get(poller.url(), headers=origin)
+        assert opened.headers["access-control-allow-origin"] == ALLOWED
+        poller.token = opened.json()["token"]
+        posted = await client.post(poller.url(), content=b"", headers=origin)
+        assert posted.headers["access-control-allow-origin"] == ALLOWED
+        polled = await client.get(poller.url(), headers=origin)
+        assert polled.json()["status"] == 204
+        assert polled.headers["access-control-allow-origin"] == ALLOWED
+        refused = await client.get(poller.url(), headers={"origin": "https://evil.example"})
+        assert refused.status_code == 403
+        assert "access-control-allow-origin" not in refused.headers
+        same_site = await client.get(poller.url())  # no Origin: nothing to allow
+        assert "access-control-allow-origin" not in same_site.headers

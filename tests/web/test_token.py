@@ -7,6 +7,7 @@ import time
 import pytest
 
 from beamish.web import Token, TokenError
+from beamish.web._token import DEFAULT_CLOCK_SKEW
 
 SECRET = "a secret key base of some length"
 
@@ -49,3 +50,23 @@ def test_token_needs_a_secret_and_json():
         Token.sign("", "s", 1)
     with pytest.raises(TypeError, match="JSON"):
         Token.sign(SECRET, "s", object())
+
+
+def test_token_stamped_in_the_future_is_refused_beyond_the_clock_skew():
+    ten_years = 10 * 365 * 86_400
+    for max_age in (86_400, None):
+        token = Token.sign(SECRET, "s", "data", signed_at=time.time() + ten_years)
+        with pytest.raises(TokenError) as refused:
+            Token.verify(SECRET, "s", token, max_age=max_age)
+        assert refused.value.reason == "invalid"
+        assert "in the future" in str(refused.value) and "clock_skew" in str(refused.value)
+
+
+def test_token_clock_skew_admits_a_signer_whose_clock_is_a_little_ahead():
+    token = Token.sign(SECRET, "s", "data", signed_at=time.time() + DEFAULT_CLOCK_SKEW / 2)
+    assert Token.verify(SECRET, "s", token) == "data"
+    with pytest.raises(TokenError) as refused:
+        Token.verify(SECRET, "s", token, clock_skew=0)
+    assert refused.value.reason == "invalid"
+    with pytest.raises(ValueError, match="clock_skew"):
+        Token.verify(SECRET, "s", token, clock_skew=-1)

@@ -40,8 +40,12 @@ class Row(Protocol):
 class DriverConnection(Protocol):
     """One open database connection. Used by one process at a time (its lease holder).
 
-    Query methods raise the library's own errors; ``is_disconnect(error)`` tells which of
-    them mean the connection itself is gone.
+    Query methods raise the library's own errors. Which of them mean that the connection
+    itself is gone is decided in one place, the lease (``_lease.py``), from two facts: the
+    driver's ``is_disconnect(error)`` (what the error says) and the connection's
+    ``is_closed()`` (whether it is closing or closed as the error comes: a statement that
+    fails because its connection is being closed under it fails for that reason, whatever
+    its error says). Either way the caller gets ``ConnectionLost``.
     """
 
     async def execute(self, sql: str, args: Sequence[Any]) -> int:
@@ -83,6 +87,11 @@ class DriverConnection(Protocol):
         e.g. when the server terminates it. Drivers that cannot tell may ignore it."""
         ...
 
+    def is_closed(self) -> bool:
+        """True once the connection is closing or closed, by the server, the network or
+        ``close``/``terminate``: no statement can run on it any more."""
+        ...
+
     async def close(self) -> None:
         """Close gracefully; never raises."""
         ...
@@ -119,7 +128,8 @@ class Driver(Protocol):
         ...
 
     def is_disconnect(self, error: BaseException) -> bool:
-        """True if ``error`` means the connection is gone (not a problem of the query)."""
+        """True if ``error`` means the connection is gone (not a problem of the query), from
+        the error alone; list every form the library gives it (``_postgres.py`` does)."""
         ...
 
     def describe(self) -> str:

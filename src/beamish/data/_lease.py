@@ -9,7 +9,9 @@ method raises ``TransactionError``.
 Each statement goes through ``_run``, which turns the driver's "the connection is gone"
 errors into ``ConnectionLost``, remembers how the lease stands (so the checkin tells the
 connection process whether to roll back, or to give up the connection), and, when hooks
-are attached, times the statement for the ``"query"`` event.
+are attached, times the statement for the ``"query"`` event. ``_lost`` is the one place
+that decides what is a lost connection: an error the driver's ``is_disconnect`` calls one,
+or any error of a statement whose connection is closed or closing by the time it fails.
 """
 
 from __future__ import annotations
@@ -168,7 +170,7 @@ class Connection:
     def _lost(self, exc: Exception) -> ConnectionLost | None:
         """A ConnectionLost if ``exc`` means the connection is gone (the lease is then
         broken), else None: a query's own error leaves the connection usable."""
-        if not self._table.driver.is_disconnect(exc):
+        if not (self._table.driver.is_disconnect(exc) or self._conn.is_closed()):
             return None
         self._state = BROKEN
         return ConnectionLost(pool=self._table.name, reason=f"{type(exc).__name__}: {exc}")

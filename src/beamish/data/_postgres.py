@@ -7,6 +7,27 @@ connection, so a query a pool runs often is parsed once per connection.
 Two things come from asyncpg's own pool, for a cancelled statement: asyncpg cancels it on
 the server in the background, and ``reset`` waits for that before it rolls back, exactly as
 asyncpg's ``Pool.release`` does (through the same protected methods).
+
+A lost connection. asyncpg says "the connection is gone" in several ways, depending on how
+far it got when the server went away; ``Postgres.is_disconnect`` knows them all, and the
+pool's lease turns each into ``ConnectionLost`` (as it does any error of a statement whose
+connection ``is_closed()`` by then: closing a connection cancels its statement, which then
+fails with ``QueryCanceledError`` or an ``InternalClientError``):
+
+- ``ConnectionDoesNotExistError``: the socket closed under a statement;
+- ``InterfaceError("... connection is closed")``: a statement on a connection asyncpg has
+  already seen close;
+- ``InternalClientError("cannot switch to state ...")`` and its kin: the server's FATAL
+  (``pg_terminate_backend``, a shutdown, an idle timeout) reached an idle connection, and
+  the next statement started before the close did. asyncpg's protocol then waits for a
+  "ready" that never comes, so the connection is unusable whatever its socket says. Other
+  ``InternalClientError`` s (a type without a codec, a stale statement cache) are the
+  query's;
+- ``ProtocolError``: the bytes no longer make sense, and nothing after them will;
+- ``OSError`` (a reset, a broken pipe), but not ``TimeoutError``;
+- a server error of SQLSTATE class 08 (connection exception), ``57P01``-``57P05`` (shutdowns,
+  a dropped database, the idle-session timeout), or of severity ``FATAL``/``PANIC`` (the
+  server ends the session after any of them, the idle-in-transaction timeout included).
 """
 
 from __future__ import annotations
@@ -25,9 +46,21 @@ _LEVELS = {
     "repeatable_read": "BEGIN ISOLATION LEVEL REPEATABLE READ",
     "serializable": "BEGIN ISOLATION LEVEL SERIALIZABLE",
 }
-# SQLSTATEs that mean the session is over: connection exceptions (class 08) and the
-# server shutting the backend down (admin_shutdown, crash_shutdown, cannot_connect_now).
-_GONE = ("57P01", "57P02", "57P03")
+# SQLSTATEs that mean the session is over, beside class 08 (connection exceptions):
+# admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped, idle_session_timeout.
+_GONE = ("57P01", "57P02", "57P03", "57P04", "57P05")
+# Severities after which the server closes the session.
+_FATAL = ("FATAL", "PANIC")
+# How asyncpg's protocol says it can no longer run a statement on this connection.
+_BROKEN = (
+    "cannot switch to",
+    "cannot process message",
+    "got result for unknown protocol state",
+    "_on_result:",
+    "not connected",
+    "unknown error in protocol implementation",
+    "waiter is not done while handling critical protocol error",
+)
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
@@ -86,15 +119,21 @@ class Postgres:
         return sql
 
     def is_disconnect(self, error: BaseException) -> bool:
+        """True if ``error`` means this connection is gone (see the module's docstring)."""
         import asyncpg  # type: ignore[import-untyped]
 
-        if isinstance(error, asyncpg.ConnectionDoesNotExistError | ConnectionError | OSError):
-            return True
-        if isinstance(error, asyncpg.InterfaceError):
-            return "closed" in str(error)
+        if isinstance(error, OSError):
+            return not isinstance(error, TimeoutError)
         if isinstance(error, asyncpg.PostgresError):
             state = getattr(error, "sqlstate", None) or ""
-            return state.startswith("08") or state in _GONE
+            severity = getattr(error, "severity_en", None) or getattr(error, "severity", None)
+            return state.startswith("08") or state in _GONE or severity in _FATAL
+        if isinstance(error, asyncpg.InterfaceError):
+            return "connection is closed" in str(error)
+        if isinstance(error, asyncpg.ProtocolError):
+            return True
+        if isinstance(error, asyncpg.InternalClientError):
+            return str(error).startswith(_BROKEN)
         return False
 
     async def connect(self) -> PostgresConnection:
@@ -155,6 +194,9 @@ class PostgresConnection:
 
     def on_close(self, callback: Callable[[], None]) -> None:
         self._raw.add_termination_listener(lambda _connection: callback())
+
+    def is_closed(self) -> bool:
+        return bool(self._raw.is_closed())
 
     async def close(self) -> None:
         try:

@@ -251,6 +251,9 @@ class SQLiteConnection:
     def on_close(self, callback: Callable[[], None]) -> None:
         return None  # an SQLite connection never closes by itself
 
+    def is_closed(self) -> bool:
+        return self._worker is None
+
     async def close(self) -> None:
         self.terminate()
 

@@ -19,7 +19,9 @@ WebSockets on ``{path}/websocket`` of a ``sockets`` entry (the socket's ``websoc
 go to the Channels transport (``beamish.web._transport.serve_socket``); the others go to the
 router. HTTP requests to ``{path}/longpoll`` (``longpoll_path``) of a socket with
 ``longpoll=True`` go to its LongPoll transport (``_longpoll.py``), each in its own process
-too; a LongPoll session counts as a connection.
+too; a LongPoll session counts as a connection. A plain HTTP request to a socket's WebSocket
+path is answered 400 (403 from a refused origin), as Phoenix answers it: the path exists,
+but only for WebSocket upgrades.
 """
 
 from __future__ import annotations
@@ -207,6 +209,9 @@ class Endpoint:
             app = self._app
             if self._longpolls:
                 app = self._longpolls.get(route_path(scope), app)
+            if self.sockets and route_path(scope) in self.sockets:
+                await self._not_an_upgrade(scope, send)
+                return
             await requests.serve(app, scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
@@ -239,6 +244,21 @@ class Endpoint:
                 admit=lambda: self.connections() < self.max_connections,
             )
         return paths
+
+    async def _not_an_upgrade(self, scope: Scope, send: Send) -> None:
+        origin = host = None
+        for name, value in scope.get("headers", ()):
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+        if not self._origin_ok(origin, host):
+            await plain_response(send, scope, 403, [])
+            return
+        await plain_response(
+            send, scope, 400, [], "this path takes WebSocket connections only: a GET with "
+            "the headers Connection: Upgrade and Upgrade: websocket",
+        )
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         requests = self._requests

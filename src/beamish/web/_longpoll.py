@@ -18,13 +18,25 @@ Every HTTP request is a process of its own, as any request to the endpoint:
   ``{"status": 204}`` after ``longpoll_window`` seconds of nothing. A session that is gone
   answers ``{"status": 410}``: the client reconnects and rejoins its channels.
 - ``POST`` with the token carries the client's messages, one per line (``application/
-  x-ndjson``); each goes to the transport as a frame would. A binary push comes base64
-  encoded, as the client sends it (a text message is a JSON array, so it starts with ``[``).
+  x-ndjson``, lines ending in ``\\n`` or ``\\r\\n``); each goes to the transport as a frame
+  would. A binary push comes base64 encoded, as the client sends it (a text message is a
+  JSON array, so it starts with ``[``). As in Phoenix, only the first ``MAX_BATCH`` (100)
+  lines of a body are read, the most the ``phoenix`` client puts in one; the rest are
+  dropped, with a warning in the log.
+- ``OPTIONS`` is a browser's CORS preflight: answered 200 with the methods allowed and the
+  headers asked for, as Phoenix answers it, once the origin check has passed.
 
-Every answer also carries the token, as the client keeps the last one it got. The token is
-signed with a key made when the endpoint starts, so a made-up token is never taken for a
-session; a session lives in the worker that opened it (run several workers behind sticky
-routing, or use WebSockets).
+The token travels in the ``x-phoenix-longpoll-token`` header (current ``phoenix`` clients)
+or as the last ``token`` query parameter (older ones); the header wins, as in Phoenix, since
+``token`` may also be one of the socket's own params. Every answer carries the token, as the
+client keeps the last one it got. The token is signed with a key made when the endpoint
+starts, so a made-up token is never taken for a session; a session lives in the worker that
+opened it (run several workers behind sticky routing, or use WebSockets).
+
+Origins. Every request goes through the endpoint's ``check_origin`` first; a refused origin
+gets 403 and no CORS header, so a page of another site cannot read the answer. An answer
+to a request whose ``Origin`` passed names that origin in ``access-control-allow-origin``
+(Phoenix sends ``*`` on every answer, refused ones included).
 
 A session ends when its transport does (an idle socket, a ``disconnect`` broadcast, the
 runtime stopping), and when no poll came for ``longpoll_window`` seconds after the last one
@@ -72,6 +84,12 @@ _log = logging.getLogger("beamish.socket")
 
 _CONNECT_TIMEOUT = 30.0  # seconds a new session's connect may take before the GET gives up
 _BODY_FRAMES = 8  # a POST body may hold this many maximal frames (the client batches pushes)
+MAX_BATCH = 100  # lines of a POST body that are read, as Phoenix's @max_poll_batch_size
+_TOKEN_HEADER = "x-phoenix-longpoll-token"
+_PREFLIGHT = {
+    "access-control-allow-methods": "get, post, options",
+    "access-control-max-age": "3600",
+}
 _SALT = "beamish longpoll session"
 _GONE = "gone"  # what _session() says of a token of ours whose session has ended
 
@@ -235,11 +253,17 @@ class LongPoll:
         origin, host = request.headers.get("origin"), request.headers.get("host")
         if not self._origin_ok(origin, host):
             _log.warning("refused a LongPoll request on %s from origin %r (host %r): "
-                         "check_origin", scope.get("path"), origin, host)
-            response: Response = _json(403, {"status": 403})
+                         "check_origin", scope.get("path"), _clip(origin), _clip(host))
+            await _json(403, {"status": 403})(scope, receive, send)
+            return
+        if request.method == "OPTIONS":
+            response: Response = _preflight(request)
         elif request.method not in ("GET", "POST"):
-            response = _json(405, {"status": 405,
-                                   "error": f"LongPoll takes GET and POST, not {request.method}"})
+            response = _json(405, {
+                "status": 405, "error": f"LongPoll takes GET, POST and OPTIONS, not "
+                                        f"{_clip(request.method)}",
+            })
+            response.headers["allow"] = "GET, POST, OPTIONS"
         else:
             session = self._session(request)
             if isinstance(session, LongPollSession):
@@ -251,16 +275,24 @@ class LongPoll:
                 response = await self._open(request)
             else:  # a session that has ended: the client reconnects and rejoins
                 response = _json(200, {"status": 410, "token": None})
+        if origin is not None:  # it passed the check: this origin may read the answer
+            response.headers["access-control-allow-origin"] = origin
+            response.headers.append("vary", "origin")
         await response(scope, receive, send)
 
     def _session(self, request: Request) -> LongPollSession | str | None:
         """The session the request's token names; ``_GONE`` for a token of ours whose session
         has ended; None for no token, or a token that is not ours (a socket param, say)."""
-        tokens = request.query_params.getlist("token")
-        if not tokens or not tokens[-1]:  # ours comes last, after the socket's own params
+        token = request.headers.get(_TOKEN_HEADER)
+        if token is None:
+            tokens = request.query_params.getlist("token")
+            if not tokens:
+                return None
+            token = tokens[-1]  # ours comes last, after the socket's own params
+        if not token:
             return None
         try:
-            session_id = self._signer.loads(tokens[-1])
+            session_id = self._signer.loads(token)
         except BadData:
             return None
         found = self.sessions.get(session_id) if type(session_id) is str else None
@@ -277,7 +309,7 @@ class LongPoll:
             _log.error(
                 "%s: a LongPoll client asked for protocol version %r; this server speaks 2.x "
                 "(the phoenix JavaScript client sends vsn=2.0.0)",
-                self.socket_cls.__qualname__, vsn,
+                self.socket_cls.__qualname__, _clip(vsn),
             )
             return _json(403, {"status": 403})
         if not self._admit():
@@ -365,15 +397,16 @@ class LongPoll:
             chunks.append(chunk)
         body = b"".join(chunks)
         session.seen()
-        if request.headers.get("content-type", "").startswith("application/x-ndjson"):
-            lines = body.split(b"\n")
-        else:
-            lines = [body]
+        lines, dropped = entries(body, request.headers.get("content-type", ""))
+        if dropped:
+            _log.warning(
+                "LongPoll session %s: dropped %d of the %d entries of a POST: a batch is read "
+                "up to its first %d lines, as Phoenix reads it (the phoenix client sends no "
+                "more)", session.id[:8], dropped, dropped + len(lines), MAX_BATCH,
+            )
         pid, transport = session.pid, session.transport
         assert pid is not None and transport is not None
         for line in lines:
-            if not line:
-                continue
             size = len(line)
             send_to(pid, _TooBig(size) if size > options.max_frame_size else _In(_frame(line)))
             while transport.mailbox_size() > _INBOX_LIMIT and not session.gone:
@@ -383,6 +416,23 @@ class LongPoll:
 
 send_to = send
 """The process API's ``send`` (ASGI's ``send`` is a parameter here)."""
+
+
+def entries(body: bytes, content_type: str) -> tuple[list[bytes], int]:
+    """The client messages of a POST body, and how many lines past ``MAX_BATCH`` were dropped.
+
+    An ``application/x-ndjson`` body holds one message per line (``\\n`` or ``\\r\\n``); of
+    its first ``MAX_BATCH`` lines, the empty ones are skipped (Phoenix counts them too). Any
+    other body is one message.
+    """
+    if not content_type.startswith("application/x-ndjson"):
+        return ([body] if body else []), 0
+    lines = body.split(b"\n", MAX_BATCH)
+    dropped = 0
+    if len(lines) > MAX_BATCH:
+        dropped = sum(1 for line in lines.pop().split(b"\n") if line.strip(b"\r"))
+    kept = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+    return [line for line in kept if line], dropped
 
 
 def _frame(line: bytes) -> str | bytes:
@@ -400,3 +450,17 @@ def _frame(line: bytes) -> str | bytes:
 
 def _json(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"cache-control": "no-store"})
+
+
+def _preflight(request: Request) -> Response:
+    """A CORS preflight's answer, as Phoenix gives it: the headers the browser asks to send
+    are allowed (the origin has passed the check already)."""
+    asked = ", ".join(request.headers.getlist("access-control-request-headers"))
+    return Response(b"", 200, headers={**_PREFLIGHT, "access-control-allow-headers": asked})
+
+
+def _clip(text: str | None, limit: int = 200) -> str | None:
+    """A client-sent string as a log line may show it: at most ``limit`` characters."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"

@@ -4,6 +4,11 @@ A token carries JSON data, signed with a secret and a *salt* (a name for what th
 for, so that a token made for one purpose is refused for another) and stamped with the time
 it was made. It is signed, not encrypted: the client can read the data, not change it.
 Signing and checking are itsdangerous's ``URLSafeTimedSerializer``.
+
+A token stamped later than now is refused (reason ``"invalid"``), however long ``max_age``
+is: its age would be negative, so a time limit would not bound it. Clocks of the machines
+that sign and verify may disagree a little, so ``clock_skew`` seconds (one minute by
+default) of future are tolerated. Phoenix.Token takes any future stamp; this is stricter.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from beamish._errors import BeamishError
 __all__ = ["Token", "TokenError"]
 
 DEFAULT_MAX_AGE = 86_400.0  # one day, as Phoenix.Token
+DEFAULT_CLOCK_SKEW = 60.0  # seconds a token's stamp may be ahead of this machine's clock
 
 
 class TokenError(BeamishError, ValueError):
@@ -38,7 +44,8 @@ class Token:
 
     ``verify`` returns the data, or raises ``TokenError`` whose ``reason`` says why:
     ``"expired"`` (older than ``max_age`` seconds), ``"invalid"`` (bad signature, other
-    secret or salt, garbled), ``"missing"`` (``None`` or empty). The data must be JSON:
+    secret or salt, garbled, or stamped more than ``clock_skew`` seconds in the future),
+    ``"missing"`` (``None`` or empty). The data must be JSON:
     dicts, lists, strings, numbers, booleans, ``None``.
     """
 
@@ -62,14 +69,20 @@ class Token:
     @staticmethod
     def verify(
         secret: str | bytes, salt: str, token: str | None, *,
-        max_age: float | None = DEFAULT_MAX_AGE,
+        max_age: float | None = DEFAULT_MAX_AGE, clock_skew: float = DEFAULT_CLOCK_SKEW,
     ) -> Any:
         """The data of a token made by ``sign`` with the same secret and salt.
 
-        ``max_age`` is in seconds (one day by default; ``None``: no limit). Raises
-        ``TokenError`` with ``reason`` ``"expired"``, ``"invalid"`` or ``"missing"``.
+        ``max_age`` is in seconds (one day by default; ``None``: no limit). ``clock_skew``
+        is how many seconds a token's stamp may be ahead of this clock (60 by default); one
+        further in the future is invalid, whatever ``max_age`` says. Raises ``TokenError``
+        with ``reason`` ``"expired"``, ``"invalid"`` or ``"missing"``.
         """
         _check_secret(secret)
+        if isinstance(clock_skew, bool) or not isinstance(clock_skew, int | float) or not (
+            clock_skew >= 0
+        ):
+            raise ValueError(f"clock_skew must be seconds >= 0, got {clock_skew!r}")
         if not token:
             raise TokenError("missing", "no token was given (None or empty)")
         if not isinstance(token, str):
@@ -82,7 +95,14 @@ class Token:
                 "invalid", "the token is invalid: bad signature, another secret or salt, or "
                 "garbled"
             ) from None
-        if max_age is not None and time.time() - signed.timestamp() > max_age:
+        age = time.time() - signed.timestamp()
+        if -age > clock_skew:
+            raise TokenError(
+                "invalid", f"the token is stamped {-age:.0f} seconds in the future, more than "
+                f"the clock_skew of {clock_skew} seconds allows: it was not made by a signer "
+                "with a sound clock (check the clocks of the machines that sign tokens)"
+            )
+        if max_age is not None and age > max_age:
             raise TokenError("expired", f"the token is older than {max_age} seconds")
         return data
 
