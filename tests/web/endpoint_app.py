@@ -53,6 +53,11 @@ async def crash(request: Request) -> Response:
     raise ValueError("the handler broke")
 
 
+@router.get("/crash/{rest:path}")
+async def crash_anywhere(request: Request) -> Response:
+    raise ValueError("the handler broke")
+
+
 @router.get("/not-a-response")
 async def not_a_response(request: Request) -> Any:
     return "just a str"

@@ -62,6 +62,17 @@ async def test_endpoint_crash_gives_500_with_request_id_and_one_crash_report(cap
     assert report.exc_info is not None and report.request_id == rid
 
 
+async def test_endpoint_crash_report_clips_the_client_path(caplog):
+    caplog.set_level(logging.ERROR)
+    long = "x" * 20_000
+    async with ASGIClient(make_endpoint()) as client:
+        assert (await client.get(f"/crash/{long}")).status_code == 500
+    [report] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    message = report.getMessage()
+    assert "GET /crash/xxxx" in message and "…(20007 bytes)" in message
+    assert len(message) < 2_000
+
+
 async def test_endpoint_crash_leaves_other_requests_alone():
     async with ASGIClient(make_endpoint()) as client:
         slow = asyncio.ensure_future(client.get("/sleep/0.2"))

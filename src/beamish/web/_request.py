@@ -55,6 +55,7 @@ from beamish._runtime.messages import is_shutdown
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import sleep
 from beamish._runtime.runtime import Runtime
+from beamish.web._clip import clip_text
 from beamish.web._inflight import InFlight, ticks_for
 
 __all__ = [
@@ -130,7 +131,8 @@ class Requests:
             if flight.status == 0 and flight.why is None:
                 log.error(
                     "request %s (%s %s) ended without sending a response",
-                    flight.request_id(), scope.get("method"), scope.get("path"),
+                    flight.request_id(), clip_text(scope.get("method")),
+                    clip_text(scope.get("path")),
                 )
                 await _answer(flight, 500)
         finally:
@@ -145,7 +147,8 @@ class Requests:
         rid = flight.request_id()
         log.error(
             "request %s crashed: %s %s in %r: %s: %s",
-            rid, scope.get("method"), scope.get("path"), flight.pid, type(exc).__name__, exc,
+            rid, clip_text(scope.get("method")), clip_text(scope.get("path")), flight.pid,
+            type(exc).__name__, exc,
             exc_info=(type(exc), exc, exc.__traceback__), extra={"request_id": rid},
         )
         if flight.status == 0:
@@ -161,14 +164,15 @@ class Requests:
         if why == "timeout":
             log.warning(
                 "request %s (%s %s) in %r passed its deadline; stopped",
-                rid, scope.get("method"), scope.get("path"), flight.pid,
+                rid, clip_text(scope.get("method")), clip_text(scope.get("path")), flight.pid,
                 extra={"request_id": rid},
             )
             status = 504
         else:
             log.warning(
                 "request %s (%s %s): its process %r was stopped by an exit signal: %r",
-                rid, scope.get("method"), scope.get("path"), flight.pid, reason,
+                rid, clip_text(scope.get("method")), clip_text(scope.get("path")), flight.pid,
+                reason,
                 extra={"request_id": rid},
             )
             status = 503 if is_shutdown(reason) else 500
