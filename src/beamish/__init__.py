@@ -27,8 +27,7 @@ from beamish._errors import (
     SystemLimitError,
     TrackerError,
 )
-from beamish._otp.agent import Agent
-from beamish._otp.application import (
+from beamish._otp.application.application import (
     Application,
     ApplicationInfo,
     StartType,
@@ -38,11 +37,20 @@ from beamish._otp.application import (
     stop_all_applications,
     stop_application,
 )
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.dynamic_supervisor import DynamicFlags, DynamicSupervisor
-from beamish._otp.gen_server import Cast, Continue, GenServer, Ignore, NoReply, Ok, Reply, Stop
-from beamish._otp.gen_statem import GenStateMachine
-from beamish._otp.gen_statem_results import (
+from beamish._otp.application.settings import Settings
+from beamish._otp.gen_server.agent import Agent
+from beamish._otp.gen_server.server import (
+    Cast,
+    Continue,
+    GenServer,
+    Ignore,
+    NoReply,
+    Ok,
+    Reply,
+    Stop,
+)
+from beamish._otp.gen_statem.machine import GenStateMachine
+from beamish._otp.gen_statem.results import (
     EventTimeout,
     GenericTimeout,
     Hibernate,
@@ -57,11 +65,12 @@ from beamish._otp.gen_statem_results import (
     StateTimeout,
     StopAndReply,
 )
-from beamish._otp.partition_supervisor import PartitionSupervisor
-from beamish._otp.registry import Registry
-from beamish._otp.settings import Settings
-from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
-from beamish._otp.task import Task
+from beamish._otp.registry.registry import Registry
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.supervisor.dynamic import DynamicFlags, DynamicSupervisor
+from beamish._otp.supervisor.partition import PartitionSupervisor
+from beamish._otp.supervisor.supervisor import ChildCounts, ChildInfo, Supervisor, SupervisorFlags
+from beamish._otp.task.task import Task
 from beamish._public import publish
 from beamish._runtime.api import (
     as_process,

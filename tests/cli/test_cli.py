@@ -270,7 +270,7 @@ def test_load_application_takes_a_class_or_an_instance():
     assert type(load_application(TARGET, str(ROOT))) is sample_app.Sample
     assert load_application("tests.cli.sample_app:prebuilt", str(ROOT)) is sample_app.prebuilt
     with pytest.raises(TargetError, match="not an Application subclass or instance"):
-        load_application("beamish._otp.application:Application", str(ROOT))
+        load_application("beamish._otp.application.application:Application", str(ROOT))
 
 
 def test_run_exits_2_for_a_target_that_cannot_be_imported():

@@ -27,7 +27,7 @@ from beamish import (
     stop_all_applications,
     stop_application,
 )
-from beamish._otp.application import CONTROLLER, check_start_type, start_order
+from beamish._otp.application.application import CONTROLLER, check_start_type, start_order
 
 # Each async test registers itself as "report"; the applications and workers below tell it
 # what happens to them, so the tests check order without sleeping.

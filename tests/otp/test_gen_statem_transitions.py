@@ -28,7 +28,7 @@ from beamish import (
     Stop,
     StopAndReply,
 )
-from beamish._otp.gen_statem_results import (
+from beamish._otp.gen_statem.results import (
     Go,
     Refused,
     action_list,
@@ -36,7 +36,7 @@ from beamish._otp.gen_statem_results import (
     decide,
     decide_init,
 )
-from beamish._otp.gen_statem_transitions import (
+from beamish._otp.gen_statem.transitions import (
     NO_OPTIONS,
     CancelTimer,
     Machine,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamish._otp.registry_table import RegistryTable, new_table, parse_kind
+from beamish._otp.registry.table import RegistryTable, new_table, parse_kind
 from beamish._runtime.pid import NodeId, Pid
 
 NODE = NodeId("table-test", 1)

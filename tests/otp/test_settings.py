@@ -10,7 +10,7 @@ from typing import Any, Literal
 import pytest
 
 from beamish._errors import BeamishError, SettingsError
-from beamish._otp.settings import Settings, Variable, reader_for
+from beamish._otp.application.settings import Settings, Variable, reader_for
 
 
 class Color(enum.Enum):

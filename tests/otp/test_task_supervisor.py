@@ -21,7 +21,7 @@ from beamish import (
     receive,
     send,
 )
-from beamish._otp.task_supervisor import TaskSupervisor
+from beamish._otp.task.supervisor import TaskSupervisor
 
 
 async def wait_for_go(*_):

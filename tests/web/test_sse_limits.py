@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import beamish
-from beamish._otp.registry import Registry
+from beamish._otp.registry.registry import Registry
 from beamish.web import Endpoint, EndpointServer, EventStream, Router, SSEEvent
 from beamish.web._sse_outbox import Outbox
 from tests.web.sse_client import attached, eventually, serving, start, stream

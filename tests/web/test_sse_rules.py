@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 import beamish
 from beamish import Supervisor
-from beamish._otp.registry import Registry
+from beamish._otp.registry.registry import Registry
 from beamish.pubsub import PubSub
 from beamish.web import Broadcast, Endpoint, EndpointServer, EventStream, Router
 from tests.web.sse_client import attached, read_events, serving, start, stream

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from beamish._errors import SettingsError
-from beamish._otp.application import Application
+from beamish._otp.application.application import Application
 from beamish.cli._logging import configure_logging
 from beamish.cli._node import ExitCode, Service, run_node
 from beamish.cli._target import load_application

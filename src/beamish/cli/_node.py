@@ -34,13 +34,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from beamish._errors import StartError
-from beamish._otp.application import (
+from beamish._otp.application.application import (
     Application,
     ensure_all_started,
     ensure_controller,
     stop_all_applications,
 )
-from beamish._otp.application_controller import describe_reason
+from beamish._otp.application.controller import describe_reason
 from beamish._runtime.api import wait_exit
 from beamish._runtime.entry import new_event_loop
 from beamish._runtime.introspection import ProcessInfo

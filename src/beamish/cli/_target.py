@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from beamish._otp.application import Application
+from beamish._otp.application.application import Application
 
 __all__ = ["TargetError", "load_application"]
 

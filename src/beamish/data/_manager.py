@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import monitor, monotonic, send, send_after
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid, Ref

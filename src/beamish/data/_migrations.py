@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from beamish._errors import StartIgnored
-from beamish._otp.child_spec import ChildSpec
+from beamish._otp.supervisor.child_spec import ChildSpec
 
 if TYPE_CHECKING:
     from beamish.data._pool import Pool

@@ -29,8 +29,8 @@ from beamish._errors import (
     StartError,
     TransactionError,
 )
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.supervisor import Supervisor
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import current_runtime, is_alive, make_ref, send, whereis
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_immutable

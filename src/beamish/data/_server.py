@@ -24,7 +24,7 @@ import time
 import weakref
 from typing import Any
 
-from beamish._otp.gen_server import Continue, GenServer, NoReply, Ok, Stop
+from beamish._otp.gen_server.server import Continue, GenServer, NoReply, Ok, Stop
 from beamish._runtime.api import demonitor, monitor, send, send_after, trap_exit
 from beamish._runtime.messages import Down, is_clean_exit
 from beamish._runtime.pid import Pid, Ref

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.registry import Registry
+from beamish._otp.registry.registry import Registry
+from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import current_runtime, send
 from beamish._runtime.pid import Pid
 from beamish.pubsub._adapter import Adapter, LocalAdapter

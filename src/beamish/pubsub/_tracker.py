@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, overload
 
 from beamish._errors import TrackerError
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.gen_server import GenServer, Ok
-from beamish._otp.supervisor import Supervisor
+from beamish._otp.gen_server.server import GenServer, Ok
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import current_runtime, is_alive, whereis
 from beamish._runtime.pid import Pid
 from beamish.pubsub._tracker_shard import (

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from beamish._errors import RegistryError
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import demonitor, monitor, monotonic, send_after, trap_exit
 from beamish._runtime.isolation import is_immutable, mark_immutable
 from beamish._runtime.messages import Down, Exit, is_clean_exit

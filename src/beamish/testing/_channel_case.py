@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from beamish._errors import BeamishError, StartError, StartIgnored
-from beamish._otp.gen_server import Ok
+from beamish._otp.gen_server.server import Ok
 from beamish._runtime.api import exit, unlink, wait_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.api import send as _send

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from beamish._errors import CallError, StartError, SupervisorError
-from beamish._otp.supervisor import Supervisor
+from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import exit, is_alive
 from beamish._runtime.context import current_runtime
 from beamish._runtime.pid import Pid

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from beamish._errors import BeamishError
-from beamish._otp.gen_server import NoReply
+from beamish._otp.gen_server.server import NoReply
 from beamish._runtime.api import send
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.pid import Pid

@@ -46,7 +46,7 @@ import logging
 from collections.abc import Awaitable
 from typing import Any
 
-from beamish._otp.gen_server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.gen_server.server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import monitor, send, trap_exit, unlink
 from beamish._runtime.messages import Down, is_clean_exit
 from beamish._runtime.request import ReplyTo, Request

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from beamish._errors import NoRuntimeError, ProcessExit, SystemLimitError
-from beamish._otp.application import ensure_all_started, name_of, stop_application
+from beamish._otp.application.application import ensure_all_started, name_of, stop_application
 from beamish._runtime.api import current_runtime, wait_exit
 from beamish._runtime.api import exit as exit_process
 from beamish._runtime.runtime import Runtime

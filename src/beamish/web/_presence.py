@@ -23,9 +23,9 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, overload
 
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Stop
-from beamish._otp.supervisor import Supervisor
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Stop
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.pid import Pid
 from beamish.pubsub._pubsub import PubSub
 from beamish.pubsub._tracker import Tracker, UserDiffs

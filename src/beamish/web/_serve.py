@@ -37,7 +37,7 @@ from typing import Any, cast
 import uvicorn
 
 from beamish._errors import BeamishError, NoRuntimeError
-from beamish._otp.application import Application
+from beamish._otp.application.application import Application
 from beamish._runtime.api import current_runtime
 from beamish.web._edge import (
     DEFAULT_HEADER_TIMEOUT,

@@ -36,8 +36,8 @@ from typing import Any
 from starlette.requests import Request
 
 from beamish._errors import CallError
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.gen_server import GenServer
+from beamish._otp.gen_server.server import GenServer
+from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import (
     current_runtime,
     demonitor,

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import cancel_timer, demonitor, monitor, send_after
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.messages import Down

@@ -55,7 +55,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from beamish._errors import ProcessExit, StartError, StartIgnored
-from beamish._otp.gen_server import Ok
+from beamish._otp.gen_server.server import Ok
 from beamish._runtime.api import (
     current_runtime,
     demonitor,

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from beamish._errors import CallError, InvalidTargetError
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
+from beamish._otp.supervisor.child_spec import ChildSpec, ChildSpecOptions
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
 

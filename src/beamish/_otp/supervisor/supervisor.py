@@ -23,9 +23,14 @@ from beamish._errors import (
     StartIgnored,
     SupervisorError,
 )
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, child_name, to_child_spec
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
-from beamish._otp.strategy import STRATEGIES, Intensity, affected, should_restart
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
+from beamish._otp.supervisor.child_spec import (
+    ChildSpec,
+    ChildSpecOptions,
+    child_name,
+    to_child_spec,
+)
+from beamish._otp.supervisor.strategy import STRATEGIES, Intensity, affected, should_restart
 from beamish._runtime.api import exit, monotonic, send, trap_exit, wait_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_immutable

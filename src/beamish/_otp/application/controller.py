@@ -32,8 +32,8 @@ from beamish._errors import (
     SettingsError,
     StartError,
 )
-from beamish._otp.application import Application, ApplicationInfo, Box
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
+from beamish._otp.application.application import Application, ApplicationInfo, Box
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import exit, link, process_info, send, spawn_opt, trap_exit, wait_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_immutable

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from beamish._errors import (
     ProcessExit,
 )
-from beamish._otp.gen_server import Cast, _Sys, _SysFailure
-from beamish._otp.gen_server_results import NOTHING, Ignore, Stop
-from beamish._otp.gen_statem_results import (
+from beamish._otp.gen_server.results import NOTHING, Ignore, Stop
+from beamish._otp.gen_server.server import Cast, _Sys, _SysFailure
+from beamish._otp.gen_statem.results import (
     Go,
     KeepState,
     KeepStateAndData,
@@ -49,7 +49,7 @@ from beamish._otp.gen_statem_results import (
     decide_init,
     short,
 )
-from beamish._otp.gen_statem_transitions import (
+from beamish._otp.gen_statem.transitions import (
     NO_OPTIONS,
     CancelTimer,
     Event,

@@ -31,8 +31,8 @@ from beamish._errors import (
     NotOwnerError,
     ProcessExit,
 )
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.task_stream import TaskStream
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.task.stream import TaskStream
 from beamish._runtime.api import (
     demonitor,
     exit,
@@ -56,7 +56,7 @@ from beamish._runtime.process import Actor
 from beamish._runtime.receive import receive, receive_nowait
 
 if TYPE_CHECKING:
-    from beamish._otp.task_supervisor import TaskSupervisor
+    from beamish._otp.task.supervisor import TaskSupervisor
 
 __all__ = ["Task"]
 
@@ -576,4 +576,4 @@ def take_now(pattern: Matcher, what: str) -> Any:
 
 
 # Task.Supervisor lives in its own module, which builds on this one and sets the attribute.
-import beamish._otp.task_supervisor  # noqa: E402, F401
+import beamish._otp.task.supervisor  # noqa: E402, F401

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from beamish._errors import ProcessExit, SupervisorError
-from beamish._otp.child_spec import RESTARTS, ChildSpec
-from beamish._otp.dynamic_supervisor import DynamicSupervisor
-from beamish._otp.task import (
+from beamish._otp.supervisor.child_spec import RESTARTS, ChildSpec
+from beamish._otp.supervisor.dynamic import DynamicSupervisor
+from beamish._otp.task.stream import Starter, TaskStream
+from beamish._otp.task.task import (
     DEFAULT_CONCURRENCY,
     ReplyAlias,
     Task,
@@ -26,7 +27,6 @@ from beamish._otp.task import (
     down_of,
     run_task,
 )
-from beamish._otp.task_stream import Starter, TaskStream
 from beamish._runtime.api import demonitor, link, monitor, send, spawn_link
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.messages import Down

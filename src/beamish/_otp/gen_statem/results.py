@@ -23,7 +23,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-from beamish._otp.gen_server_results import NOTHING, Ignore, NoReply, Ok, Reply, Stop
+from beamish._otp.gen_server.results import NOTHING, Ignore, NoReply, Ok, Reply, Stop
 from beamish._runtime.request import ReplyTo
 
 __all__ = [

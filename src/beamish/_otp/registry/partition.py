@@ -31,10 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 from beamish._errors import RegistryError
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply
-from beamish._otp.registry_table import RegistryTable
-from beamish._otp.supervisor import Supervisor
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
+from beamish._otp.registry.table import RegistryTable
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import current_runtime, demonitor, monitor, trap_exit, whereis
 from beamish._runtime.api import self as _self
 from beamish._runtime.messages import Down, Exit

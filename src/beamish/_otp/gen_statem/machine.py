@@ -23,13 +23,13 @@ from beamish._errors import (
     StartIgnored,
 )
 from beamish._otp import naming
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
-from beamish._otp.gen_server import Cast, _Sys, _SysFailure
-from beamish._otp.gen_statem_process import StateMachineProcess, display, parse_mode
-from beamish._otp.gen_statem_results import (
+from beamish._otp.gen_server.server import Cast, _Sys, _SysFailure
+from beamish._otp.gen_statem.process import StateMachineProcess, display, parse_mode
+from beamish._otp.gen_statem.results import (
     KeepStateAndData,
     short,
 )
+from beamish._otp.supervisor.child_spec import ChildSpec, ChildSpecOptions
 from beamish._runtime.api import (
     exit,
     send,

@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from beamish._errors import StartError, SupervisorError
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions, child_name, to_child_spec
-from beamish._otp.gen_server import GenServer, NoReply, Ok, Reply, Stop
-from beamish._otp.strategy import Intensity, should_restart
-from beamish._otp.supervisor import (
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
+from beamish._otp.supervisor.child_spec import (
+    ChildSpec,
+    ChildSpecOptions,
+    child_name,
+    to_child_spec,
+)
+from beamish._otp.supervisor.strategy import Intensity, should_restart
+from beamish._otp.supervisor.supervisor import (
     ChildCounts,
     ChildInfo,
     _check_flags,

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from typing import Any
 
 from beamish._errors import InvalidNameError, NotRegisteredError
-from beamish._otp.child_spec import ChildSpec, to_child_spec
-from beamish._otp.supervisor import ChildCounts, ChildInfo, Supervisor
+from beamish._otp.supervisor.child_spec import ChildSpec, to_child_spec
+from beamish._otp.supervisor.supervisor import ChildCounts, ChildInfo, Supervisor
 from beamish._runtime.api import current_runtime, is_alive, send, whereis
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.pid import Pid

@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from beamish._errors import NoRuntimeError, NotRegisteredError, RegistryError
-from beamish._otp.child_spec import ChildSpec
-from beamish._otp.registry_partition import (
+from beamish._otp.registry.partition import (
     find_table,
     lock,
     start_registry,
     stopping,
 )
-from beamish._otp.registry_table import Entry, RegistryTable, check_registry_name, new_table
+from beamish._otp.registry.table import Entry, RegistryTable, check_registry_name, new_table
+from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import is_alive, link, send, unlink
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import isolate, mark_immutable

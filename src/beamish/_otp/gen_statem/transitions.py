@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from beamish._otp.gen_server_results import Reply
-from beamish._otp.gen_statem_results import (
+from beamish._otp.gen_server.results import Reply
+from beamish._otp.gen_statem.results import (
     ACTION_FORMS,
     ENTER_ACTIONS,
     EventTimeout,

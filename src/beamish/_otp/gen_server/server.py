@@ -35,10 +35,9 @@ from beamish._errors import (
     StartIgnored,
 )
 from beamish._otp import naming
-from beamish._otp.child_spec import ChildSpec, ChildSpecOptions
-from beamish._otp.gen_server_results import NOTHING as _NOTHING
-from beamish._otp.gen_server_results import RESULTS as _RESULTS
-from beamish._otp.gen_server_results import (
+from beamish._otp.gen_server.results import NOTHING as _NOTHING
+from beamish._otp.gen_server.results import RESULTS as _RESULTS
+from beamish._otp.gen_server.results import (
     BadReturnValue,
     Continue,
     Ignore,
@@ -47,8 +46,9 @@ from beamish._otp.gen_server_results import (
     Reply,
     Stop,
 )
-from beamish._otp.gen_server_results import after_of as _after_of
-from beamish._otp.gen_server_results import normalize as _normalize
+from beamish._otp.gen_server.results import after_of as _after_of
+from beamish._otp.gen_server.results import normalize as _normalize
+from beamish._otp.supervisor.child_spec import ChildSpec, ChildSpecOptions
 from beamish._runtime.api import (
     cancel_timer,
     exit,

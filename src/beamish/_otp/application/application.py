@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from beamish._errors import ApplicationError, CallError, StartError
-from beamish._otp.gen_server import GenServer
-from beamish._otp.settings import Settings
+from beamish._otp.application.settings import Settings
+from beamish._otp.gen_server.server import GenServer
 from beamish._runtime.api import whereis
 from beamish._runtime.isolation import mark_immutable
 from beamish._runtime.pid import Pid
@@ -296,7 +296,7 @@ def start_order(app: type[Application]) -> list[type[Application]]:
 
 async def ensure_controller() -> Pid:
     """The application controller's pid, started if it is not running."""
-    from beamish._otp.application_controller import Controller
+    from beamish._otp.application.controller import Controller
 
     pid = whereis(CONTROLLER)
     if pid is not None:
@@ -312,7 +312,7 @@ async def ensure_controller() -> Pid:
 
 async def _call(request: tuple[Any, ...], *, create: bool, timeout: float | None = None) -> Any:
     """Call the controller; retry when it exited (with nothing left to run) meanwhile."""
-    from beamish._otp.application_controller import Failure
+    from beamish._otp.application.controller import Failure
 
     for attempt in range(3):
         pid = await ensure_controller() if create else whereis(CONTROLLER)

@@ -1,0 +1,1 @@
+"""Applications: start, stop and settings of a supervision tree, and their controller."""

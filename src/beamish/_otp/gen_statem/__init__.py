@@ -1,0 +1,1 @@
+"""GenStateMachine (gen_statem): states, timeouts and postponed events."""

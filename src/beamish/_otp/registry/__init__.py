@@ -1,0 +1,1 @@
+"""Registry: keys to processes, unique or duplicate, partitioned, read without a message."""

@@ -1,0 +1,1 @@
+"""Supervisors: child specs, restart strategies, the dynamic and the partitioned supervisor."""

@@ -1,0 +1,1 @@
+"""Task, Task.Supervisor and async streams of tasks."""
