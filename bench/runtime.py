@@ -91,7 +91,7 @@ class MemoryProbe:
         return grown
 
 
-@beamish.mark_immutable  # shared on purpose: spawn would otherwise copy it per process
+@beamish.mark_shared  # shared on purpose: spawn would otherwise copy it per process
 class Started:
     """A count that idle processes bump once when they first run (shared on purpose: it
     is benchmark scaffolding, not a message)."""

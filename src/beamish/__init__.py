@@ -107,7 +107,7 @@ from beamish._runtime.api import (
 from beamish._runtime.clock import Clock, RealClock
 from beamish._runtime.entry import new_event_loop, run
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
-from beamish._runtime.isolation import is_immutable, mark_immutable
+from beamish._runtime.isolation import is_shared, mark_shared
 from beamish._runtime.messages import Crash, Down, Exit, is_clean_exit, is_shutdown
 from beamish._runtime.patterns import ANY
 from beamish._runtime.pid import Pid, Ref
@@ -200,11 +200,11 @@ __all__ = [
     "exit",
     "is_alive",
     "is_clean_exit",
-    "is_immutable",
+    "is_shared",
     "is_shutdown",
     "link",
     "make_ref",
-    "mark_immutable",
+    "mark_shared",
     "monitor",
     "monotonic",
     "new_event_loop",

@@ -70,12 +70,12 @@ def test_isolate_keeps_shared_references_and_cycles():
 
 
 def test_isolate_refuses_what_cannot_be_copied():
-    with pytest.raises(MessageCopyError, match=r"cannot send a _thread\.lock.*mark_immutable"):
+    with pytest.raises(MessageCopyError, match=r"cannot send a _thread\.lock.*mark_shared"):
         isolate({"lock": threading.Lock()})
 
 
-def test_mark_immutable_passes_instances_by_reference():
-    @beamish.mark_immutable
+def test_mark_shared_passes_instances_by_reference():
+    @beamish.mark_shared
     class Handle:
         def __init__(self):
             self.lock = threading.Lock()
@@ -84,7 +84,7 @@ def test_mark_immutable_passes_instances_by_reference():
     assert isolate(handle) is handle
     assert isolate((1, handle)) is not None
     with pytest.raises(TypeError, match="takes a class"):
-        beamish.mark_immutable(handle)
+        beamish.mark_shared(handle)
 
 
 async def test_receiver_never_sees_later_changes():

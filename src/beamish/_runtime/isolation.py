@@ -13,8 +13,11 @@ The policy, applied by ``send`` to every message:
   structs (many cannot be copied anyway: their ``__init__`` differs from their args).
 - Functions, methods and partials pass by reference: what a closure captured is shared, as
   it is in the sender, so capture immutable values.
-- A class whose instances are safe to share (immutable by construction, or thread-safe on
-  purpose) can say so with :func:`mark_immutable`; its instances then pass by reference.
+- A class whose instances are meant to be shared by reference, though they are not values
+  (a connection, a pool's handle, an object that is thread-safe on purpose), says so with
+  :func:`mark_shared`; its instances then pass by reference and are never copied. Messages
+  that are values are records instead (``@message``): checked, and copied only when they hold
+  something mutable.
 
 ``send`` inlines the common fast paths (an atomic value, or a short tuple of atomic values);
 everything else comes here.
@@ -33,7 +36,7 @@ from beamish._errors import MessageCopyError
 from beamish._runtime.messages import Crash, Down, Exit
 from beamish._runtime.pid import Pid, Ref
 
-__all__ = ["ATOMIC", "isolate", "is_immutable", "mark_immutable"]
+__all__ = ["ATOMIC", "isolate", "is_shared", "mark_shared"]
 
 T = TypeVar("T")
 
@@ -54,19 +57,22 @@ _kinds: dict[type, int] = {}
 _dc_fields: dict[type, tuple[str, ...]] = {}
 
 
-def mark_immutable(cls: type[T]) -> type[T]:
-    """Declare that instances of ``cls`` may be shared between processes as they are.
+def mark_shared(cls: type[T]) -> type[T]:
+    """Declare that instances of ``cls`` are shared between processes by reference.
 
-    Use it as a class decorator for types that are immutable by construction (or safe to
-    share on purpose); their instances then pass by reference, without a check or a copy::
+    For objects that are not values but handles meant to be shared (a connection, a pool's
+    lease, a thread-safe cache): their instances pass as they are, without a check or a copy,
+    and every process that receives one holds the same object::
 
-        @mark_immutable
-        class Point:
-            __slots__ = ("x", "y")
+        @mark_shared
+        class Connection:
             ...
+
+    The name says what happens, not that the object is immutable: the class promises that
+    sharing it is safe.
     """
     if not isinstance(cls, type):
-        raise TypeError(f"mark_immutable() takes a class, got {cls!r}")
+        raise TypeError(f"mark_shared() takes a class, got {cls!r}")
     ATOMIC.add(cls)
     return cls
 
@@ -93,22 +99,22 @@ def _kind(t: type) -> int:
     return k
 
 
-def is_immutable(value: Any) -> bool:
-    """True if ``value`` would pass by reference (it holds nothing mutable)."""
+def is_shared(value: Any) -> bool:
+    """True if ``value`` would pass by reference (it holds nothing that must be copied)."""
     t = type(value)
     if t in ATOMIC:
         return True
     k = _kind(t)
     if k == _CONTAINER:
-        return all(is_immutable(x) for x in value)
+        return all(is_shared(x) for x in value)
     if k == _FROZEN_DC:
-        return all(is_immutable(getattr(value, name)) for name in _dc_fields[t])
+        return all(is_shared(getattr(value, name)) for name in _dc_fields[t])
     return k == 0
 
 
 def isolate(message: T) -> T:
     """Return ``message`` itself if it is immutable, else a deep copy of it."""
-    if is_immutable(message):
+    if is_shared(message):
         return message
     copied: T = _copy(message, {})
     return copied
@@ -133,7 +139,7 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
             out_dict[_copy(k, memo)] = _copy(v, memo)
         return out_dict
     if t is tuple:
-        if is_immutable(value):
+        if is_shared(value):
             return value
         out_tuple = tuple([_copy(x, memo) for x in value])
         memo[id(value)] = out_tuple
@@ -142,11 +148,11 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
         out_set = {_copy(x, memo) for x in value}
         memo[id(value)] = out_set
         return out_set
-    if t is frozenset and is_immutable(value):
+    if t is frozenset and is_shared(value):
         return value
     if t is bytearray:
         return bytearray(value)
-    if is_immutable(value):
+    if is_shared(value):
         return value
     if _kind(t) == _FROZEN_DC:  # field by field: deepcopy would be ~10x slower
         copied_dc = object.__new__(t)
@@ -161,5 +167,5 @@ def _copy(value: Any, memo: dict[int, Any]) -> Any:
             f"cannot send a {t.__module__}.{t.__qualname__} between processes: it is mutable "
             f"and copying it failed ({exc}). Send immutable data (tuples, frozen dataclasses, "
             "str, numbers), or, if sharing it is safe, declare the class with "
-            "beamish.mark_immutable."
+            "beamish.mark_shared."
         ) from exc

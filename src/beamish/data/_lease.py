@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._errors import ConnectionLost, TransactionError
 from beamish._runtime.api import send
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid, Ref
 from beamish.data._messages import ABORTED, BROKEN, CLOSED, OPEN, Checkin
 from beamish.data._telemetry import Hooks, QueryEvent
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 
-@mark_immutable  # handed from the manager to one caller: a lease, not shared state
+@mark_shared  # handed from the manager to one caller: a lease, not shared state
 class Connection:
     """A connection checked out of a pool, for the process that checked it out.
 

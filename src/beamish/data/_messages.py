@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid, Ref
 
 __all__ = [
@@ -35,7 +35,7 @@ BROKEN = "broken"  # the database connection is gone: the connection process exi
 CLOSED = "closed"  # checked in; any further use is an error
 
 
-@mark_immutable
+@mark_shared
 class Checkout:
     __slots__ = ("ref",)
 
@@ -46,7 +46,7 @@ class Checkout:
         return f"Checkout({self.ref!r})"
 
 
-@mark_immutable
+@mark_shared
 class Leased:
     __slots__ = ("caller", "ref")
 
@@ -55,7 +55,7 @@ class Leased:
         self.ref = ref
 
 
-@mark_immutable
+@mark_shared
 class Checkin:
     __slots__ = ("ref", "state")
 
@@ -64,7 +64,7 @@ class Checkin:
         self.state = state
 
 
-@mark_immutable
+@mark_shared
 class Idle:
     __slots__ = ("pid",)
 
@@ -72,7 +72,7 @@ class Idle:
         self.pid = pid
 
 
-@mark_immutable
+@mark_shared
 class Register:
     """``conn`` is the driver connection: owned by the connection process, lent by the
     manager to one caller at a time (hence shared on purpose)."""
@@ -84,7 +84,7 @@ class Register:
         self.conn = conn
 
 
-@mark_immutable
+@mark_shared
 class Cancel:
     __slots__ = ("ref",)
 
@@ -92,7 +92,7 @@ class Cancel:
         self.ref = ref
 
 
-@mark_immutable
+@mark_shared
 class Tick:
     """A timer message: ``kind`` is ``"sweep"`` (manager), ``"connect"`` or ``"ping"``."""
 

@@ -33,7 +33,7 @@ from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import current_runtime, is_alive, make_ref, send, whereis
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import request
 from beamish.data._driver import Driver
@@ -53,7 +53,7 @@ def _positive(value: Any, what: str) -> float:
     return float(value)
 
 
-@mark_immutable
+@mark_shared
 class Pool:
     """A pool of database connections, each owned by a supervised process.
 

@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 
 __all__ = ["Postgres", "PostgresConnection"]
 
@@ -64,7 +64,7 @@ _BROKEN = (
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
-@mark_immutable
+@mark_shared
 class Postgres:
     """A PostgreSQL database, reached with asyncpg.
 

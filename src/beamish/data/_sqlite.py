@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish.data._driver import split_script
 
 __all__ = ["SQLite", "SQLiteConnection"]
@@ -33,7 +33,7 @@ _MODES = {"deferred": "BEGIN DEFERRED", "immediate": "BEGIN IMMEDIATE",
 _STOP: Any = object()
 
 
-@mark_immutable
+@mark_shared
 class SQLite:
     """An SQLite database: a file, or ``":memory:"``.
 

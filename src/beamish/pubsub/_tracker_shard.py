@@ -42,7 +42,7 @@ from typing import Any
 from beamish._errors import RegistryError
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import demonitor, monitor, monotonic, send_after, trap_exit
-from beamish._runtime.isolation import is_immutable, mark_immutable
+from beamish._runtime.isolation import is_shared, mark_shared
 from beamish._runtime.messages import Down, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.request import ReplyTo
@@ -105,7 +105,7 @@ class _Goodbye:
     sender: Peer
 
 
-@mark_immutable
+@mark_shared
 class _Tick:
     __slots__ = ()
 
@@ -149,7 +149,7 @@ class Pool:
 
 def copy_meta(meta: dict[str, Any]) -> dict[str, Any]:
     """A copy of a meta that shares only its immutable values."""
-    return {k: v if is_immutable(v) else copy.deepcopy(v) for k, v in meta.items()}
+    return {k: v if is_shared(v) else copy.deepcopy(v) for k, v in meta.items()}
 
 
 def check_meta(meta: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from beamish._otp.gen_server.server import Ok
 from beamish._runtime.api import exit, unlink, wait_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.api import send as _send
-from beamish._runtime.isolation import isolate, mark_immutable
+from beamish._runtime.isolation import isolate, mark_shared
 from beamish._runtime.patterns import ANY, compile_patterns
 from beamish._runtime.receive import receive
 from beamish.pubsub import PubSub
@@ -96,7 +96,7 @@ class JoinError(BeamishError, RuntimeError):
         self.reply = reply
 
 
-@mark_immutable
+@mark_shared
 class TestSerializer:
     """A serializer that does not encode: each frame is a ``Message`` (payload copied)."""
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from beamish._errors import BeamishError
 from beamish._otp.gen_server.server import NoReply
 from beamish._runtime.api import send
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
 from beamish.web import _fastlane
@@ -35,7 +35,7 @@ class ChannelError(BeamishError, ValueError):
     """A channel helper used against its rules (pushing before the join, a bad reply)."""
 
 
-@mark_immutable
+@mark_shared
 class SocketRef:
     """Where a reply to one client message goes, from any process (``Channel.socket_ref``)."""
 

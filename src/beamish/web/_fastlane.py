@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from beamish._runtime.api import send
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 from beamish.pubsub import PubSub
 from beamish.web._messages import Broadcast
@@ -40,7 +40,7 @@ DirectWrite = Callable[[Any], bool]
 returns True, or returns False when something is queued ahead of it (send a ``Push``)."""
 
 
-@mark_immutable
+@mark_shared
 class Fastlane:
     """A channel's subscription metadata: where to write a broadcast, unless intercepted."""
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from beamish._errors import BeamishError
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 
 __all__ = ["V2_JSON", "Message", "Serializer", "SerializerError", "V2JSONSerializer"]
 
@@ -39,7 +39,7 @@ class SerializerError(BeamishError, ValueError):
     """A frame that cannot be encoded or decoded (a payload that is not a map, bad JSON)."""
 
 
-@mark_immutable
+@mark_shared
 class Message:
     """One decoded frame: ``[join_ref, ref, topic, event, payload]``.
 
@@ -98,7 +98,7 @@ class Serializer(Protocol):
         ...
 
 
-@mark_immutable
+@mark_shared
 class V2JSONSerializer:
     """Phoenix's ``V2.JSONSerializer``: JSON text frames, and binary frames for ``bytes``."""
 

@@ -49,7 +49,7 @@ from beamish._runtime.api import (
     whereis,
 )
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.receive import receive
@@ -288,7 +288,7 @@ async def _plain(
 # -- a connection -----------------------------------------------------------------------------
 
 
-@mark_immutable
+@mark_shared
 class _Written:
     """A write that had to wait has finished (``error`` None) or failed."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 
 __all__ = ["DEFAULTS", "OPTIONS", "AllowList", "StreamConfig", "parse_options", "show"]
 
@@ -70,7 +70,7 @@ class AllowList:
         return topic in self.exact or any(topic.startswith(p) for p in self.prefixes)
 
 
-@mark_immutable
+@mark_shared
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     """One event stream's settings (see ``EventStream`` for each option)."""

@@ -29,7 +29,7 @@ import orjson
 
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import cancel_timer, demonitor, monitor, send_after
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid, Ref
 from beamish.pubsub import PubSub
@@ -57,7 +57,7 @@ def encode_data(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
-@mark_immutable
+@mark_shared
 class Publish:
     """What ``EventStream.publish`` broadcasts on a topic: an event for the streams only."""
 

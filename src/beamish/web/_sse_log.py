@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 
 __all__ = ["GAP_EVENT", "EventLog", "Resume", "SSEEvent", "check_event_name", "parse_id"]
 
@@ -49,7 +49,7 @@ _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _SHOWN = 100  # characters of a client's id echoed back in a gap event
 
 
-@mark_immutable
+@mark_shared
 class SSEEvent:
     """One numbered event of a stream, with its ``text/event-stream`` bytes made once."""
 

@@ -23,13 +23,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish.web._sse_log import SSEEvent
 
 __all__ = ["Outbox"]
 
 
-@mark_immutable
+@mark_shared
 class Outbox:
     """One connection's queue (shared by reference between the hub and the connection)."""
 

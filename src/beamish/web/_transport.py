@@ -67,7 +67,7 @@ from beamish._runtime.api import (
     spawn_opt,
     wait_exit,
 )
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -91,7 +91,7 @@ _INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops rea
 _DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
 
 
-@mark_immutable
+@mark_shared
 class _In:
     """A frame from the client; ``size`` is what the reader counted against the backlog
     (None: not counted, as for a LongPoll post)."""
@@ -103,7 +103,7 @@ class _In:
         self.size = size
 
 
-@mark_immutable
+@mark_shared
 class _Closed:
     __slots__ = ("code",)
 
@@ -111,7 +111,7 @@ class _Closed:
         self.code = code
 
 
-@mark_immutable
+@mark_shared
 class _TooBig:
     __slots__ = ("size",)
 
@@ -119,7 +119,7 @@ class _TooBig:
         self.size = size
 
 
-@mark_immutable
+@mark_shared
 class _Drained:
     __slots__ = ("error",)
 
@@ -127,12 +127,12 @@ class _Drained:
         self.error = error
 
 
-@mark_immutable
+@mark_shared
 class _IdleCheck:
     __slots__ = ()
 
 
-@mark_immutable
+@mark_shared
 class _BacklogCheck:
     __slots__ = ()
 

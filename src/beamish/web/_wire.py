@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 from beamish.web._backlog import Share
 from beamish.web._serializer import Message
@@ -26,7 +26,7 @@ from beamish.web._serializer import Message
 __all__ = ["Inbound", "Push", "SocketClose"]
 
 
-@mark_immutable
+@mark_shared
 class Push:
     """An encoded frame for a transport to write."""
 
@@ -40,7 +40,7 @@ class Push:
         return f"Push({self.data!r})"
 
 
-@mark_immutable
+@mark_shared
 class SocketClose:
     """A channel's clean stop: the transport writes ``phx_close`` for ``join_ref``."""
 
@@ -56,7 +56,7 @@ class SocketClose:
         return f"SocketClose({self.pid!r}, {self.topic!r}, {self.join_ref!r})"
 
 
-@mark_immutable
+@mark_shared
 class Inbound:
     """A client message for a channel, counted against the channel's ``share`` of its
     connection's backlog."""

@@ -37,7 +37,7 @@ from beamish._errors import ApplicationError, CallError, StartError
 from beamish._otp.application.settings import Settings
 from beamish._otp.gen_server.server import GenServer
 from beamish._runtime.api import whereis
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 
 __all__ = [
@@ -411,7 +411,7 @@ async def started_applications() -> list[ApplicationInfo]:
     return found or []
 
 
-@mark_immutable
+@mark_shared
 class Box:
     """Carries an Application instance between processes by reference, not as a copy.
 

@@ -36,7 +36,7 @@ from beamish._otp.application.application import Application, ApplicationInfo, B
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import exit, link, process_info, send, spawn_opt, trap_exit, wait_exit
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import receive
@@ -47,7 +47,7 @@ __all__ = ["Controller", "Failure", "describe_reason"]
 _log = logging.getLogger("beamish.application")
 
 
-@mark_immutable
+@mark_shared
 class Failure:
     """A controller reply that the client raises."""
 
@@ -57,7 +57,7 @@ class Failure:
         self.error = error
 
 
-@mark_immutable
+@mark_shared
 class _Started:
     __slots__ = ("master", "supervisor")
 

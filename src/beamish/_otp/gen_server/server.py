@@ -59,7 +59,7 @@ from beamish._runtime.api import (
     unlink,
 )
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import isolate, mark_immutable
+from beamish._runtime.isolation import isolate, mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -82,7 +82,7 @@ _log = logging.getLogger("beamish.gen_server")
 # takes besides the user's.
 
 
-@mark_immutable
+@mark_shared
 class Cast:
     """The message ``GenServer.cast`` sends (its request was isolated by ``cast``)."""
 
@@ -96,7 +96,7 @@ class Cast:
         return f"Cast({self.request!r})"
 
 
-@mark_immutable
+@mark_shared
 class _Sys:
     """A system request (get_state, suspend, stop, ...), handled even while suspended."""
 
@@ -107,7 +107,7 @@ class _Sys:
         self.args = args
 
 
-@mark_immutable
+@mark_shared
 class _IdleTimeout:
     __slots__ = ("generation",)
 
@@ -711,7 +711,7 @@ class GenServer(Actor, ChildSpecOptions):
             await more
 
 
-@mark_immutable
+@mark_shared
 class _SysFailure:
     __slots__ = ("error",)
 

@@ -68,7 +68,7 @@ from beamish._runtime.api import (
     send_after,
     unlink,
 )
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -96,7 +96,7 @@ _BUDGET = 1000  # queued events handled in a row before the machine lets the loo
 _MODES = ("state_functions", "handle_event_function")
 
 
-@mark_immutable
+@mark_shared
 class _Timeout:
     """What one of the machine's own timers sends it: the timeout's type and token."""
 

@@ -24,7 +24,7 @@ from beamish._otp.registry.table import Entry, RegistryTable, check_registry_nam
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import is_alive, link, send, unlink
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import isolate, mark_immutable
+from beamish._runtime.isolation import isolate, mark_shared
 from beamish._runtime.patterns import ANY, compile_patterns
 from beamish._runtime.pid import Pid
 
@@ -328,7 +328,7 @@ class Registry:
         return await lock(_table(registry), key, fn)
 
 
-@mark_immutable
+@mark_shared
 class _Via:
     """The registry object of a via name: implements the via protocol (see naming.py)."""
 

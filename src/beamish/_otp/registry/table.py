@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from beamish._errors import InvalidNameError
-from beamish._runtime.isolation import is_immutable, isolate, mark_immutable
+from beamish._runtime.isolation import is_shared, isolate, mark_shared
 from beamish._runtime.pid import Pid
 
 __all__ = [
@@ -96,7 +96,7 @@ class KeyTable:
     def note(self, key: Any, value: Any, delta: int) -> None:
         """Count an entry in or out (``delta`` +1 or -1), and its value if it is mutable."""
         self.size += delta
-        if not is_immutable(value):
+        if not is_shared(value):
             left = self.mutable.get(key, 0) + delta
             if left > 0:
                 self.mutable[key] = left
@@ -113,7 +113,7 @@ class OwnerTable:
         self.owners: dict[Pid, list[Registration]] = {}
 
 
-@mark_immutable  # a handle, like an ETS table id: shared between processes on purpose
+@mark_shared  # a handle, like an ETS table id: shared between processes on purpose
 class RegistryTable:
     """All partitions of one registry, and what callers need to know about it.
 

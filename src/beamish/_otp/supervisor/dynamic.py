@@ -35,7 +35,7 @@ from beamish._otp.supervisor.supervisor import (
 )
 from beamish._runtime.api import monotonic, send, trap_exit
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Exit, is_clean_exit
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
@@ -185,7 +185,7 @@ def _init_arg(cls: type[DynamicSupervisor], arg: Any, flags: dict[str, Any]) -> 
     return ("module", cls, arg)
 
 
-@mark_immutable
+@mark_shared
 class _Retry:
     __slots__ = ("key",)
 

@@ -27,7 +27,7 @@ from beamish._errors import InvalidNameError, NotRegisteredError
 from beamish._otp.supervisor.child_spec import ChildSpec, to_child_spec
 from beamish._otp.supervisor.supervisor import ChildCounts, ChildInfo, Supervisor
 from beamish._runtime.api import current_runtime, is_alive, send, whereis
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 
 __all__ = ["PartitionSupervisor"]
@@ -80,7 +80,7 @@ async def _start_partition(
     return result
 
 
-@mark_immutable
+@mark_shared
 class _Via:
     """The via-protocol object of ``PartitionSupervisor.via(name, key)``."""
 

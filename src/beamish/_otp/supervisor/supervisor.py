@@ -33,7 +33,7 @@ from beamish._otp.supervisor.child_spec import (
 from beamish._otp.supervisor.strategy import STRATEGIES, Intensity, affected, should_restart
 from beamish._runtime.api import exit, monotonic, send, trap_exit, wait_exit
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo
@@ -305,7 +305,7 @@ def _init_arg(cls: type[Supervisor], first: Any, flags: dict[str, Any]) -> tuple
     return ("module", cls, first)
 
 
-@mark_immutable
+@mark_shared
 class _Error:
     __slots__ = ("error",)
 
@@ -319,7 +319,7 @@ def _result(value: Any) -> Any:
     return value
 
 
-@mark_immutable
+@mark_shared
 class _Retry:
     __slots__ = ("child_id",)
 

@@ -43,7 +43,7 @@ from beamish._runtime.api import (
     wait_exit,
 )
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
@@ -59,7 +59,7 @@ _END: Any = object()
 _ON_TIMEOUT = ("exit", "kill_task")
 
 
-@mark_immutable
+@mark_shared
 class _Timeout:
     __slots__ = ("ref",)
 
@@ -67,7 +67,7 @@ class _Timeout:
         self.ref = ref
 
 
-@mark_immutable
+@mark_shared
 class _Close:
     __slots__ = ()
 

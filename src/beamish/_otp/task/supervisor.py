@@ -28,7 +28,7 @@ from beamish._otp.task.task import (
     run_task,
 )
 from beamish._runtime.api import demonitor, link, monitor, send, spawn_link
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import receive
@@ -38,7 +38,7 @@ __all__ = ["TaskSupervisor"]
 _OPTIONS = ("name", "max_children", "max_restarts", "max_seconds")
 
 
-@mark_immutable
+@mark_shared
 class _Go:
     """From the owner to a supervised task: your result goes to ``alias``."""
 

@@ -48,7 +48,7 @@ from beamish._runtime.api import (
     unlink,
 )
 from beamish._runtime.api import self as _self
-from beamish._runtime.isolation import mark_immutable
+from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Down, is_clean_exit
 from beamish._runtime.patterns import Matcher
 from beamish._runtime.pid import Pid, Ref
@@ -66,7 +66,7 @@ _TIMEOUT: Any = object()
 _ON_TIMEOUT = ("nothing", "ignore", "kill_task")
 
 
-@mark_immutable
+@mark_shared
 class ReplyAlias:
     """Where a task's result goes: the owner's mailbox, while the owner still wants it.
 
