@@ -240,5 +240,6 @@ class Hub(GenServer):
                     c.outbox.peak_bytes,
                 )
                 for pid, c in self.connections.items()
+                if not c.outbox.closed  # an ended stream takes no more events: not listed
             ),
         )
