@@ -82,7 +82,11 @@ from beamish._runtime.api import (
     link,
     make_ref,
     monitor,
+    monitor_node,
+    monitor_nodes,
     monotonic,
+    node,
+    nodes,
     offload,
     on_exit,
     process_info,
@@ -108,11 +112,20 @@ from beamish._runtime.clock import Clock, RealClock
 from beamish._runtime.entry import new_event_loop, run
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import is_shared, mark_shared
-from beamish._runtime.messages import Crash, Down, Exit, is_clean_exit, is_shutdown
+from beamish._runtime.messages import (
+    Crash,
+    Down,
+    Exit,
+    NodeDown,
+    NodeUp,
+    is_clean_exit,
+    is_shutdown,
+)
 from beamish._runtime.patterns import ANY
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
 from beamish._runtime.receive import receive, receive_nowait, sleep
+from beamish._runtime.records import message
 from beamish._runtime.request import ReplyTo, Request, reply, request
 from beamish._runtime.runtime import Runtime
 from beamish._runtime.watchdog import LongSchedule
@@ -157,6 +170,8 @@ __all__ = [
     "NoProcessError",
     "NoReply",
     "NoRuntimeError",
+    "NodeDown",
+    "NodeUp",
     "NotInProcessError",
     "NotOwnerError",
     "NotRegisteredError",
@@ -205,9 +220,14 @@ __all__ = [
     "link",
     "make_ref",
     "mark_shared",
+    "message",
     "monitor",
+    "monitor_node",
+    "monitor_nodes",
     "monotonic",
     "new_event_loop",
+    "node",
+    "nodes",
     "offload",
     "on_exit",
     "process_info",

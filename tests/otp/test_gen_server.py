@@ -716,7 +716,7 @@ async def test_name_option_validation_22():
     for bad in [("via", object(), "x"), ("nope", 1), 42]:
         with pytest.raises(InvalidNameError, match="Accepted names"):
             await Stack.start_link([], name=bad)
-    with pytest.raises(InvalidNameError, match="need a cluster"):
+    with pytest.raises(InvalidNameError, match="need this node to be in a cluster"):
         await Stack.start_link([], name=("global", "x"))
     pid = await Stack.start_link([], name=None)
     assert beamish.process_info(pid).name is None

@@ -5,10 +5,11 @@ A server is named by one of these (``None`` starts it unnamed):
 - ``"name"``: a locally registered name (a ``str``);
 - ``("via", registry, key)``: a name kept by ``registry``, any object that implements the
   *via protocol* below (``beamish.Registry`` and ``PartitionSupervisor`` do);
-- ``("global", term)``: a cluster-wide name; it needs the cluster, which is not part of this
-  release, so it is refused with an error saying so.
+- ``("global", term)``: a cluster-wide name (``beamish.cluster.global_names``); it needs the
+  node to be in a cluster, and is refused with an error saying so otherwise.
 
-A running server is addressed by its pid or by any of the name forms above.
+A running server is addressed by its pid, by any of the name forms above, or by
+``(name, node)``: the server registered as ``name`` on the node called ``node``.
 
 The via protocol, as in Elixir (each is called by the process that needs it)::
 
@@ -23,11 +24,13 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from beamish._errors import InvalidNameError, not_awaited
-from beamish._runtime.api import is_alive
+from beamish._runtime.api import current_runtime, is_alive
 from beamish._runtime.api import whereis as _whereis_local
 from beamish._runtime.pid import Pid
 
-__all__ = ["ServerRef", "ViaRegistry", "check_name", "describe", "whereis"]
+__all__ = [
+    "ServerRef", "ViaRegistry", "check_name", "describe", "destination", "normalize", "whereis",
+]
 
 ServerRef = Pid | str | tuple[Any, ...]
 
@@ -66,27 +69,62 @@ def check_name(name: Any) -> None:
             )
         return
     if type(name) is tuple and len(name) == 2 and name[0] == "global":
-        raise InvalidNameError(
-            f"global names such as {name!r} need a cluster, which this release does not "
-            "include yet; use a local name (a str) or a via name"
-        )
+        _global_registry(name)
+        return
     raise InvalidNameError(
         not_awaited(name, None, "a server (a pid or a name)")
         or f"invalid server name {name!r}. Accepted names: {_ACCEPTED}"
     )
 
 
+def _global_registry(name: Any) -> Any:
+    registry = current_runtime().global_registry
+    if registry is None:
+        raise InvalidNameError(
+            f"global names such as {name!r} need this node to be in a cluster: connect it "
+            "first (beamish.cluster.connect, or beamish run --cluster URL)"
+        )
+    return registry
+
+
+def normalize(name: Any) -> Any:
+    """A name to register under, with ``("global", term)`` as the via name it stands for."""
+    if type(name) is tuple and len(name) == 2 and name[0] == "global":
+        return ("via", _global_registry(name), name[1])
+    return name
+
+
+def _is_remote(server: Any) -> bool:
+    return (type(server) is tuple and len(server) == 2 and type(server[0]) is str
+            and type(server[1]) is str and server[0] != "global")
+
+
 def whereis(server: Any) -> Pid | None:
-    """The pid of a server given by pid or name, or None if nobody is there."""
+    """The pid of a server given by pid or name, or None if nobody is there (a pid of
+    another node is returned as it is: whether it lives is for its node to say)."""
     if type(server) is Pid:
-        return server if is_alive(server) else None
+        return server if is_alive(server) or server.node_id.index else None
     if type(server) is str:
         return _whereis_local(server)
     if type(server) is tuple and len(server) == 3 and server[0] == "via":
         found: Pid | None = server[1].whereis_name(server[2])
         return found
+    if type(server) is tuple and len(server) == 2 and server[0] == "global":
+        return _global_registry(server).whereis_name(server[1])  # type: ignore[no-any-return]
+    if _is_remote(server):
+        if server[1] == current_runtime().node_id.name:
+            return _whereis_local(server[0])
+        return None
     check_name(server)
     return None
+
+
+def destination(server: Any) -> Pid | tuple[str, str] | None:
+    """Where a call or cast to ``server`` goes: a pid, ``(name, node)`` for a server of
+    another node, or None if nobody is there."""
+    if _is_remote(server) and server[1] != current_runtime().node_id.name:
+        return server  # type: ignore[no-any-return]
+    return whereis(server)
 
 
 def describe(server: Any) -> str:

@@ -163,7 +163,7 @@ send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *proc = SLOT(dest, off_pid_proc);
     if (proc == NULL || proc == Py_None) {
-        Py_RETURN_NONE;  /* a dead (or remote) pid: dropped, as on the BEAM */
+        return fallback(dest, message);  /* dead, or of another node: the cold branch */
     }
     PyObject *mailbox = SLOT(proc, off_mailbox);
     PyObject *actor = SLOT(proc, off_actor);

@@ -28,7 +28,8 @@ from beamish._runtime.scheduler import Scheduler
 
 __all__ = [
     "as_process", "cancel_timer", "current_runtime", "demonitor", "exit", "is_alive", "link",
-    "make_ref", "monitor", "monotonic", "offload", "on_exit", "process_info", "processes",
+    "make_ref", "monitor", "monitor_node", "monitor_nodes", "monotonic", "node", "nodes",
+    "offload", "on_exit", "process_info", "processes",
     "read_timer",
     "register", "registered", "self", "send", "send_after", "spawn", "spawn_link",
     "spawn_monitor", "spawn_opt", "statistics", "trap_exit", "unlink", "unregister",
@@ -127,7 +128,7 @@ def spawn_opt(
 # -- messages -------------------------------------------------------------------------------
 
 
-def _send_py(dest: Pid | str, message: Any) -> None:
+def _send_py(dest: Pid | str | tuple[str, str], message: Any) -> None:
     """Send ``message`` to a pid or a registered name. Never blocks.
 
     To a dead pid the message is dropped silently (as on the BEAM); to a name that nobody
@@ -137,9 +138,14 @@ def _send_py(dest: Pid | str, message: Any) -> None:
     try:
         proc = dest._proc  # type: ignore[union-attr]  # a Pid: one slot read, no lookup
     except AttributeError:
+        if type(dest) is tuple:
+            _send_other(dest, message)
+            return
         proc = _runtime_of(_context.current_process())._resolve_name(dest)
     if proc is None:
-        return
+        if dest._node.index:  # type: ignore[union-attr]  # a pid of another node
+            _send_other(dest, message)  # type: ignore[arg-type]
+        return  # a dead local pid: dropped, as on the BEAM
     t = type(message)
     if t not in _ATOMIC:
         if t is tuple:
@@ -172,12 +178,26 @@ def _send_py(dest: Pid | str, message: Any) -> None:
                 waiter.set_result(None)
 
 
+def _send_other(dest: Pid | tuple[str, str], message: Any) -> None:
+    """The cold branch of ``send``: a pid of another node, or ``(name, node)``."""
+    runtime = _runtime_of(_context.current_process())
+    if type(dest) is tuple:
+        if len(dest) != 2 or type(dest[0]) is not str or type(dest[1]) is not str:
+            raise TypeError(
+                f"send() takes a Pid, a registered name or (name, node), got {dest!r}"
+            )
+        if dest[1] == runtime.node_id.name:
+            send(dest[0], message)
+            return
+    runtime._send_remote(dest, message)
+
+
 def _request_tick(scheduler: Scheduler) -> None:
     """For the C send: the scheduler has work and no tick pending (``pending`` is set)."""
     scheduler._loop.call_soon(scheduler.tick, context=scheduler._context)
 
 
-def _fast_send() -> Callable[[Pid | str, Any], None] | None:
+def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
     """The C send (``_speedups``), configured, if it was built and is not disabled."""
     if os.environ.get("BEAMISH_PURE_PYTHON"):
         return None
@@ -189,7 +209,7 @@ def _fast_send() -> Callable[[Pid | str, Any], None] | None:
     return _speedups.send
 
 
-send: Callable[[Pid | str, Any], None] = _fast_send() or _send_py
+send: Callable[[Pid | str | tuple[str, str], Any], None] = _fast_send() or _send_py
 """Send ``message`` to a pid or a registered name. Never blocks.
 
 To a dead pid the message is dropped silently (as on the BEAM); to a name that nobody holds
@@ -217,6 +237,8 @@ def exit(pid: Pid, reason: Any) -> None:
     runtime = _runtime_of(me)
     target = pid._proc
     if target is None:
+        if pid._node.index:  # a process of another node
+            runtime._exit_remote(me.pid if me is not None else None, pid, reason, link=False)
         return
     reason = isolate(reason)
     if type(reason) is str and reason == "kill":
@@ -239,13 +261,19 @@ def link(pid: Pid) -> None:
     _check_pid(pid, "link()")
     me = _require("link()")
     runtime = me.runtime
-    if runtime._link(me, pid):
+    if pid._node.index and pid._proc is None:  # a process of another node
+        if runtime._link_remote(me, pid):
+            return
+        why = "noconnection"
+    elif runtime._link(me, pid):
         return
+    else:
+        why = "noproc"
     if me.trap_exit:
-        runtime._deliver(me, Exit(pid, "noproc"))
+        runtime._deliver(me, Exit(pid, why))
         return
-    runtime._exit_process(me, "noproc")
-    raise ProcessExit("noproc")
+    runtime._exit_process(me, why)
+    raise ProcessExit(why)
 
 
 def unlink(pid: Pid) -> None:
@@ -253,26 +281,37 @@ def unlink(pid: Pid) -> None:
     _check_pid(pid, "unlink()")
     me = _require("unlink()")
     me.runtime._unlink(me, pid)
+    if pid._node.index:
+        me.runtime._unlink_remote(me, pid)
 
 
-def monitor(target: Pid | str) -> Ref:
-    """Watch ``target`` (a pid or a registered name); returns the monitor's ref.
+def monitor(target: Pid | str | tuple[str, str]) -> Ref:
+    """Watch ``target`` (a pid, a registered name or ``(name, node)``); returns the ref.
 
     When the target exits, the caller gets ``Down(ref, pid, reason)`` once. If it is not
-    alive, the ``Down`` arrives at once with reason ``"noproc"``. Each call makes an
-    independent monitor.
+    alive, the ``Down`` arrives at once with reason ``"noproc"``; if it lives on a node that
+    is not connected (or goes down), with ``"noconnection"``. Each call makes an independent
+    monitor.
     """
     me = _require("monitor()")
     runtime = me.runtime
     ref = runtime.make_ref()
     if type(target) is Pid:
         proc = target._proc
+        if proc is None and target._node.index:
+            runtime._monitor_remote(me, target, ref)
+            return ref
     elif type(target) is str:
         proc = runtime._names.get(target)
+    elif type(target) is tuple and len(target) == 2 and all(type(t) is str for t in target):
+        if target[1] != runtime.node_id.name:
+            runtime._monitor_remote(me, target, ref)
+            return ref
+        proc = runtime._names.get(target[0])
     else:
         raise TypeError(
             not_awaited(target, "monitor()", "a Pid or a registered name")
-            or f"monitor() takes a Pid or a registered name (str), got {target!r}"
+            or f"monitor() takes a Pid or a registered name (str) or (name, node), got {target!r}"
         )
     if proc is None:
         runtime._deliver(me, Down(ref, target, "noproc"))
@@ -390,8 +429,42 @@ def trap_exit(enabled: bool = True) -> bool:
 
 
 def is_alive(pid: Pid) -> bool:
-    """True if ``pid`` is a live local process."""
+    """True if ``pid`` is a live local process (False for a pid of another node)."""
     return _check_pid(pid, "is_alive()")._proc is not None
+
+
+# -- nodes ----------------------------------------------------------------------------------
+
+
+def node(pid: Pid | None = None) -> str:
+    """The name of this node, or of the node ``pid`` lives on."""
+    if pid is not None:
+        return _check_pid(pid, "node()").node
+    return _runtime_of(_context.current_process()).node_id.name
+
+
+def nodes() -> list[str]:
+    """The names of the nodes this one is connected to (empty outside a cluster)."""
+    return _runtime_of(_context.current_process()).connected_nodes()
+
+
+def monitor_node(node: str, enabled: bool = True) -> None:
+    """Get ``NodeDown(node, reason)`` once when ``node`` disconnects (at once if it is not
+    connected now); each call adds one. ``enabled=False`` removes one."""
+    if type(node) is not str:
+        raise TypeError(f"monitor_node() takes a node name (str), got {node!r}")
+    me = _require("monitor_node()")
+    if enabled:
+        me.runtime.monitor_node(me, node)
+    else:
+        me.runtime.demonitor_node(me, node)
+
+
+def monitor_nodes(enabled: bool = True) -> None:
+    """Get ``NodeUp(node)`` and ``NodeDown(node, reason)`` for every node that connects or
+    disconnects, until called with ``enabled=False`` (as ``net_kernel:monitor_nodes``)."""
+    me = _require("monitor_nodes()")
+    me.runtime.monitor_nodes(me, enabled)
 
 
 # -- names ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import types
 from typing import Any, TypeVar
 
 from beamish._errors import MessageCopyError
-from beamish._runtime.messages import Crash, Down, Exit
+from beamish._runtime.messages import Crash, Down, Exit, NodeDown, NodeUp
 from beamish._runtime.pid import Pid, Ref
 
 __all__ = ["ATOMIC", "isolate", "is_shared", "mark_shared"]
@@ -46,7 +46,7 @@ T = TypeVar("T")
 ATOMIC: set[type] = {
     str, int, float, complex, bool, bytes, type(None), type(Ellipsis), range,
     types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial, type,
-    Pid, Ref, Crash, Down, Exit,
+    Pid, Ref, Crash, Down, Exit, NodeUp, NodeDown,
 }
 
 # Per-type classification, filled lazily.

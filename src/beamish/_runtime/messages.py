@@ -20,7 +20,7 @@ from typing import Any
 
 from beamish._runtime.pid import Pid, Ref
 
-__all__ = ["Crash", "Down", "Exit", "is_clean_exit", "is_shutdown"]
+__all__ = ["Crash", "Down", "Exit", "NodeDown", "NodeUp", "is_clean_exit", "is_shutdown"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,23 @@ class Down:
     reason: Any
 
 
+@dataclass(frozen=True, slots=True)
+class NodeUp:
+    """Sent to a process that called ``monitor_nodes()`` when ``node`` connects."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDown:
+    """Sent when ``node`` disconnects: to processes that called ``monitor_nodes()`` and once
+    per ``monitor_node(node)``. ``reason`` says why (``"noconnection"``: its heartbeats
+    stopped; ``"disconnect"``: it said goodbye; ``"restarted"``: a new incarnation came)."""
+
+    node: str
+    reason: Any = "noconnection"
+
+
 class Crash:
     """The exit reason of a process that raised: the exception and its traceback.
 
@@ -83,7 +100,13 @@ class Crash:
         return f"Crash({self.exception!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Crash and other.exception is self.exception
+        if type(other) is not Crash:
+            return NotImplemented  # let a pattern (ANY, say) answer
+        return other.exception is self.exception or (
+            type(other.exception) is type(self.exception)
+            and hasattr(self.exception, "type_name")  # a RemoteError: equal by value
+            and other.exception == self.exception
+        )
 
     def __hash__(self) -> int:
         return id(self.exception)

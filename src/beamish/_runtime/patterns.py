@@ -9,6 +9,7 @@ pattern                     matches
 ``ANY``                     any message
 a class, e.g. ``Down``      instances of that class (``isinstance``)
 a tuple ``(p1, p2, ...)``   a tuple of the same length whose items match ``p1``, ``p2``, ...
+a dataclass instance        the same class, field by field: ``Down(ref, ANY, ANY)``
 a dict ``{"k": p, ...}``    a mapping that has every key, each value matching its pattern
 a function (not a class)    messages for which ``function(message)`` is true
 ``None``, ``True``, ``False``  that very object (``is``), as in ``match``
@@ -20,6 +21,7 @@ Several patterns given to one ``receive`` match if any of them does.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,6 +82,15 @@ def _compile(pattern: Any) -> Matcher:
             return True
 
         return match_mapping
+    if _is_record_pattern(pattern):  # Down(ref, ANY, ANY): field by field, as match does
+        cls = type(pattern)
+        fields = [(f.name, _compile(getattr(pattern, f.name)))
+                  for f in dataclasses.fields(pattern) if getattr(pattern, f.name) is not ANY]
+
+        def match_record(m: Any) -> bool:
+            return type(m) is cls and all(sub(getattr(m, name)) for name, sub in fields)
+
+        return match_record
     if pattern is None or pattern is True or pattern is False:
         singleton = pattern
         return lambda m: m is singleton
@@ -88,6 +99,14 @@ def _compile(pattern: Any) -> Matcher:
         return lambda m: bool(predicate(m))
     value = pattern
     return lambda m: bool(m == value)
+
+
+def _is_record_pattern(pattern: Any) -> bool:
+    """A dataclass instance with a pattern (ANY, a class...) in a field."""
+    return (
+        dataclasses.is_dataclass(pattern) and not isinstance(pattern, type)
+        and not all(_is_plain(getattr(pattern, f.name)) for f in dataclasses.fields(pattern))
+    )
 
 
 def _is_plain(pattern: Any) -> bool:

@@ -12,19 +12,25 @@ by reference: copying one returns the same object.
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from beamish._runtime.process import Process
 
-__all__ = ["NodeId", "Pid", "Ref"]
+__all__ = ["NodeId", "Pid", "Ref", "new_creation"]
 
 
 class NodeId:
-    """The identity of one node (one runtime): its name and its creation number.
+    """The identity of one node incarnation: its name and its creation number.
 
-    ``index`` is how this node is shown in pids: 0 for the node that owns the object,
-    a small positive number for nodes known through a cluster.
+    Two node ids are equal when name and creation are: a node restarted under the same name
+    has a new creation, so the pids of its previous life never reach the new one. Creations
+    are random 32-bit numbers (``new_creation``), unique across OS processes and restarts
+    with overwhelming likelihood, where the BEAM keeps them in epmd.
+
+    ``index`` is how this node is shown in pids: 0 for the node that owns the object, a small
+    positive number for each node known through a cluster (``<3.42.0>``).
     """
 
     __slots__ = ("creation", "index", "name")
@@ -36,6 +42,25 @@ class NodeId:
 
     def __repr__(self) -> str:
         return f"NodeId({self.name!r}, creation={self.creation})"
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            type(other) is NodeId and other.creation == self.creation and other.name == self.name
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.creation))
+
+    def __copy__(self) -> NodeId:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> NodeId:
+        return self
+
+
+def new_creation() -> int:
+    """A random non-zero 32-bit creation number for a new node incarnation."""
+    return secrets.randbits(32) or 1
 
 
 class Pid:
@@ -60,6 +85,11 @@ class Pid:
         """The name of the node this process lives on."""
         return self._node.name
 
+    @property
+    def node_id(self) -> NodeId:
+        """The node incarnation this process lives on (name and creation)."""
+        return self._node
+
     def __repr__(self) -> str:
         return f"<{self._node.index}.{self.id}.0>"
 
@@ -68,13 +98,17 @@ class Pid:
 
     def __eq__(self, other: object) -> bool:
         return self is other or (
-            type(other) is Pid and other.id == self.id and other._node is self._node
+            type(other) is Pid and other.id == self.id
+            and (other._node is self._node or other._node == self._node)
         )
 
     def __lt__(self, other: Pid) -> bool:
         if type(other) is not Pid:
             return NotImplemented
-        return (self._node.creation, self.id) < (other._node.creation, other.id)
+        a, b = self._node, other._node
+        if a is b:
+            return self.id < other.id
+        return (a.name, a.creation, self.id) < (b.name, b.creation, other.id)
 
     def __copy__(self) -> Pid:
         return self
@@ -113,7 +147,8 @@ class Ref:
 
     def __eq__(self, other: object) -> bool:
         return self is other or (
-            type(other) is Ref and other.id == self.id and other._node is self._node
+            type(other) is Ref and other.id == self.id
+            and (other._node is self._node or other._node == self._node)
         )
 
     def __copy__(self) -> Ref:

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from beamish._errors import CallError
 from beamish._runtime import context as _context
 from beamish._runtime.isolation import ATOMIC, isolate
-from beamish._runtime.pid import Pid
+from beamish._runtime.pid import NodeId, Pid
+from beamish._runtime.remote import node_of
 
 if TYPE_CHECKING:
     from beamish._runtime.clock import TimerHandle
@@ -46,34 +47,46 @@ class ReplyTo:
     ``reply_to.pid`` is the caller's pid (None if the caller is not a process).
     """
 
-    __slots__ = ("_future", "_runtime", "_started", "_timeout", "_timer", "pid")
+    __slots__ = ("_alias", "_future", "_node", "_runtime", "_started", "_timeout", "_timer", "pid")
 
     _runtime: Runtime
     _started: float
     _timeout: float
 
-    def __init__(self, pid: Pid | None, future: asyncio.Future[Any]) -> None:
+    def __init__(self, pid: Pid | None, future: asyncio.Future[Any] | None) -> None:
         self.pid = pid
         self._future = future
         self._timer: TimerHandle | None = None
+        self._alias: int | None = None  # set when it crosses the wire (Remote._alias)
+        self._node: NodeId | None = None  # the caller's node, for one that came over the wire
+
+    @classmethod
+    def _remote(cls, node: NodeId, pid: Pid | None, alias: int) -> ReplyTo:
+        """The ``ReplyTo`` of a call waiting on another node (the wire codec makes these)."""
+        reply_to = cls(pid, None)
+        reply_to._node = node
+        reply_to._alias = alias
+        return reply_to
 
     @property
     def active(self) -> bool:
-        """True while the caller still waits for the reply."""
-        return not self._future.done()
+        """True while the caller still waits for the reply (always, for a remote caller:
+        its node drops a late reply)."""
+        return self._future is None or not self._future.done()
 
     def __repr__(self) -> str:
         return f"ReplyTo({self.pid!r}, {'waiting' if self.active else 'done'})"
 
     def __call__(self, _ref: Any, _pid: Pid, reason: Any) -> None:
         # the watched destination exited before replying
-        if not self._future.done():
-            self._future.set_exception(_Failed(reason))
+        future = self._future
+        if future is not None and not future.done():
+            future.set_exception(_Failed(reason))
 
     def _arm(self) -> None:
         # Runs one loop turn after the request was sent: most replies have come by then,
         # and those calls never pay for a timer.
-        if self._future.done():
+        if self._future is None or self._future.done():
             return
         clock = self._runtime.clock
         remaining = self._timeout - (clock.now() - self._started)
@@ -83,8 +96,9 @@ class ReplyTo:
             self._timer = clock.call_later(remaining, self._expire)
 
     def _expire(self) -> None:
-        if not self._future.done():
-            self._future.set_exception(_Failed("timeout"))
+        future = self._future
+        if future is not None and not future.done():
+            future.set_exception(_Failed("timeout"))
 
 
 class _Failed(Exception):
@@ -119,13 +133,18 @@ ATOMIC.update((ReplyTo, Request))
 def reply(reply_to: ReplyTo, value: Any) -> None:
     """Answer a request. Dropped silently if the caller stopped waiting."""
     future = reply_to._future
+    if future is None:  # the caller waits on another node
+        runtime = _context.current_runtime()
+        if runtime.distribution is not None:
+            runtime.distribution.reply(reply_to._node, reply_to._alias, value)  # type: ignore[arg-type]
+        return
     if not future.done():
         future.set_result(value if type(value) in ATOMIC else isolate(value))
 
 
 async def request(
-    dest: Pid | str, payload: Any, *, timeout: float | None = 5.0, what: str = "request",
-    server: Any = None,
+    dest: Pid | str | tuple[str, str], payload: Any, *, timeout: float | None = 5.0,
+    what: str = "request", server: Any = None,
 ) -> Any:
     """Send ``Request(reply_to, payload)`` to ``dest`` and return the reply.
 
@@ -136,10 +155,18 @@ async def request(
     runtime = me.runtime if me is not None else _context.current_runtime()
     if type(dest) is Pid:
         target: Process | None = dest._proc
+        if target is None and dest._node.index:
+            return await _remote_request(runtime, me, dest, payload, timeout, what, server)
     elif type(dest) is str:
         target = runtime._names.get(dest)
+    elif type(dest) is tuple and len(dest) == 2 and all(type(d) is str for d in dest):
+        if dest[1] != runtime.node_id.name:
+            return await _remote_request(runtime, me, dest, payload, timeout, what, server)
+        target = runtime._names.get(dest[0])
     else:
-        raise TypeError(f"request() needs a Pid or a registered name (str), got {dest!r}")
+        raise TypeError(
+            f"request() needs a Pid, a registered name (str) or (name, node), got {dest!r}"
+        )
     if target is None or target is me:
         why = "noproc" if target is None else "calling_self"
         raise CallError(why, (what, dest if server is None else server, payload, timeout))
@@ -175,3 +202,42 @@ async def request(
         watchers = target.watchers
         if watchers:
             watchers.pop(reply_to, None)  # type: ignore[call-overload]
+
+
+async def _remote_request(
+    runtime: Runtime, me: Process | None, dest: Pid | tuple[str, str], payload: Any,
+    timeout: float | None, what: str, server: Any,
+) -> Any:
+    """A request to a process of another node: the reply comes back through an alias, and
+    a monitor on the destination ends the call if it exits or its node goes down."""
+    call = (what, dest if server is None else server, payload, timeout)
+    node = node_of(dest)
+    dist = runtime.distribution
+    if dist is None or not dist.is_connected(node):
+        raise CallError(("nodedown", node), call)
+    future: asyncio.Future[Any] = runtime._loop.create_future()
+    reply_to = ReplyTo(None if me is None else me.pid, future)
+    alias = runtime._alias(reply_to)
+    ref = runtime.make_ref()
+    runtime._monitor_remote(reply_to, dest, ref)
+    try:
+        runtime._send_remote(dest, Request(reply_to, payload))  # raises if it cannot be encoded
+        if timeout is not None:
+            reply_to._runtime = runtime
+            reply_to._timeout = timeout
+            reply_to._started = runtime.clock.now()
+            runtime._loop.call_soon(reply_to._arm)
+        return await future
+    except _Failed as failed:
+        why = failed.why
+        failed.__traceback__ = None
+        if type(why) is str and why == "noconnection":
+            why = ("nodedown", node)
+        raise CallError(why, call) from None
+    finally:
+        if reply_to._timer is not None:
+            reply_to._timer.cancel()
+        if not future.done():
+            future.cancel()
+        runtime._aliases.pop(alias, None)
+        runtime._demonitor_remote(ref)

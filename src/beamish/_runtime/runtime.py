@@ -43,8 +43,9 @@ from beamish._runtime.introspection import process_info as _process_info
 from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.messages import Crash
 from beamish._runtime.names import Names
-from beamish._runtime.pid import NodeId, Pid, Ref
+from beamish._runtime.pid import NodeId, Pid, Ref, new_creation
 from beamish._runtime.process import INIT, Actor, Process
+from beamish._runtime.remote import Remote
 from beamish._runtime.scheduler import Scheduler
 from beamish._runtime.signals import Signals
 from beamish._runtime.timers import Timers
@@ -52,11 +53,10 @@ from beamish._runtime.watchdog import Watchdog
 
 __all__ = ["Runtime"]
 
-_creations = itertools.count(1)
 DEFAULT_MAX_PROCESSES = 1_048_576
 
 
-class Runtime(Signals, Names, Timers):
+class Runtime(Signals, Names, Timers, Remote):
     """One beamish node: processes, names, timers, scheduler and watchdog.
 
     Options (all keyword-only):
@@ -98,7 +98,7 @@ class Runtime(Signals, Names, Timers):
             raise ValueError(f"long_schedule must be > 0 seconds or None, got {long_schedule!r}")
         if reductions < 1 or tick_budget < 1:
             raise ValueError("reductions and tick_budget must be >= 1")
-        self.node_id = NodeId(node, next(_creations))
+        self.node_id = NodeId(node, new_creation())
         self.max_processes = max_processes
         self.shutdown_timeout = shutdown_timeout
         self.clock: Clock = clock if clock is not None else RealClock()
@@ -126,6 +126,7 @@ class Runtime(Signals, Names, Timers):
         self._watchdog: Watchdog | None = None
         self._started_at = 0.0
         self.extensions: dict[str, Any] = {}
+        self._init_remote()
         self.spawned = 0
         self.exited = 0
         self.crashed = 0

@@ -64,6 +64,14 @@ class Signals:
     exited: int
     crashed: int
 
+    if TYPE_CHECKING:  # the Remote mixin's
+        _remote_monitors: dict[Ref, Any]
+
+        def _demonitor_remote(self, ref: Ref) -> bool: ...
+        def _exit_remote(
+            self, sender: Pid | None, target: Pid, reason: Any, *, link: bool
+        ) -> None: ...
+
     # -- delivery -----------------------------------------------------------------------
 
     def _deliver(self, proc: Process, message: Any) -> None:
@@ -162,9 +170,12 @@ class Signals:
         reason = proc.exit_reason
         if proc.monitors:  # monitors this process held: the targets forget them
             for ref, watched in proc.monitors.items():
-                t = watched._proc
-                if t is not None and t.watchers:
-                    t.watchers.pop(ref, None)
+                t = watched._proc if type(watched) is Pid else None
+                if t is not None:
+                    if t.watchers:
+                        t.watchers.pop(ref, None)
+                elif ref in self._remote_monitors:  # on another node: tell it
+                    self._demonitor_remote(ref)
             proc.monitors = None
         if proc.watchers:  # monitors on this process: each fires once
             watchers = proc.watchers
@@ -189,6 +200,8 @@ class Signals:
                 if linked is not None:
                     _drop_link(linked, pid)
                     self._exit_signal(linked, pid, reason, link=True)
+                elif other._node.index:  # a process of another node: over the wire
+                    self._exit_remote(pid, other, reason, link=True)
         if self.instruments.exit:
             self.instruments.emit(self.instruments.exit, pid, reason)
         actor = proc.actor
@@ -254,10 +267,12 @@ class Signals:
             watcher.monitors[ref] = target.pid
 
     def _unwatch(self, target_pid: Pid, ref: Ref) -> bool:
-        target = target_pid._proc
-        if target is not None and target.watchers:
-            return target.watchers.pop(ref, None) is not None
-        return False
+        target = target_pid._proc if type(target_pid) is Pid else None
+        if target is not None:
+            if target.watchers:
+                return target.watchers.pop(ref, None) is not None
+            return False
+        return self._demonitor_remote(ref)
 
 
 # A process's links are None, one Pid, or a set of pids: most processes have at most one

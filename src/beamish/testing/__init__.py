@@ -69,11 +69,22 @@ except ModuleNotFoundError as exc:  # installed without the web extra
         raise
     _missing = exc
 
+_CLUSTER = ("LocalCluster", "LocalNode", "local_cluster")
+_missing_cluster: ModuleNotFoundError | None = None
+try:  # the cluster helpers need the cluster extra
+    from beamish.testing._cluster import LocalCluster, LocalNode, local_cluster
+except ModuleNotFoundError as exc:  # installed without the cluster extra
+    if (exc.name or "beamish").partition(".")[0] == "beamish":
+        raise
+    _missing_cluster = exc
+
 
 __all__ = [
     "ASGIClient",
     "JoinError",
     "LeftoverError",
+    "LocalCluster",
+    "LocalNode",
     "VirtualClock",
     "VirtualTimer",
     "WebSocketDisconnected",
@@ -91,6 +102,7 @@ __all__ = [
     "connect",
     "join",
     "leave",
+    "local_cluster",
     "push",
     "refute_broadcast",
     "refute_push",
@@ -107,6 +119,8 @@ __all__ = [
 
 if _missing is not None:
     __all__ = [name for name in __all__ if name not in _WEB]
+if _missing_cluster is not None:
+    __all__ = [name for name in __all__ if name not in _CLUSTER]
 
 publish(globals(), __all__, __name__)
 del publish

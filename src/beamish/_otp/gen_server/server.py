@@ -273,7 +273,7 @@ class GenServer(Actor, ChildSpecOptions):
         if type(server) is Pid or type(server) is str:
             dest: Any = server
         else:
-            dest = naming.whereis(server)
+            dest = naming.destination(server)
             if dest is None:
                 raise CallError("noproc", ("GenServer.call", server, request_, timeout))
         return request(dest, request_, timeout=timeout, what="GenServer.call", server=server)
@@ -291,7 +291,7 @@ class GenServer(Actor, ChildSpecOptions):
             if inspect.isawaitable(server):  # a bug, not a server that is not there
                 naming.check_name(server)
             try:
-                dest = naming.whereis(server)
+                dest = naming.destination(server)
             except Exception:
                 return
             if dest is None:
@@ -313,7 +313,7 @@ class GenServer(Actor, ChildSpecOptions):
         """
         _check_timeout(timeout, "GenServer.stop")
         call = ("GenServer.stop", server, reason, timeout)
-        dest = naming.whereis(server)
+        dest = naming.destination(server)
         if dest is None:
             raise CallError("noproc", call)
         try:
@@ -747,7 +747,7 @@ def _check_timeout(timeout: Any, what: str) -> None:
 
 async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
     _check_timeout(timeout, f"GenServer.{request_.kind}")
-    dest = naming.whereis(server)
+    dest = naming.destination(server)
     call = (f"GenServer.{request_.kind}", server, timeout)
     if dest is None:
         raise CallError("noproc", call)
@@ -763,6 +763,7 @@ async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
 async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | None,
                  *, link: bool) -> Pid:
     naming.check_name(name)
+    name = naming.normalize(name)
     _check_timeout(timeout, f"{cls.__qualname__}.start_link")
     try:
         server = cls()

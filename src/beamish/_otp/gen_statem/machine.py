@@ -173,7 +173,7 @@ class GenStateMachine(StateMachineProcess, ChildSpecOptions):
         if type(server) is Pid or type(server) is str:
             dest: Any = server
         else:
-            dest = naming.whereis(server)
+            dest = naming.destination(server)
             if dest is None:
                 raise CallError("noproc", ("GenStateMachine.call", server, request_, timeout))
         return request(dest, request_, timeout=timeout, what="GenStateMachine.call", server=server)
@@ -185,7 +185,7 @@ class GenStateMachine(StateMachineProcess, ChildSpecOptions):
             dest: Any = server
         else:
             try:
-                dest = naming.whereis(server)
+                dest = naming.destination(server)
             except Exception:
                 return
             if dest is None:
@@ -207,7 +207,7 @@ class GenStateMachine(StateMachineProcess, ChildSpecOptions):
         """
         _check_timeout(timeout, "GenStateMachine.stop")
         call = ("GenStateMachine.stop", server, reason, timeout)
-        dest = naming.whereis(server)
+        dest = naming.destination(server)
         if dest is None:
             raise CallError("noproc", call)
         try:
@@ -293,7 +293,7 @@ def _check_timeout(timeout: Any, what: str) -> None:
 
 async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
     _check_timeout(timeout, f"GenStateMachine.{request_.kind}")
-    dest = naming.whereis(server)
+    dest = naming.destination(server)
     call = (f"GenStateMachine.{request_.kind}", server, timeout)
     if dest is None:
         raise CallError("noproc", call)
@@ -310,6 +310,7 @@ async def _start(
     cls: type[GenStateMachine], arg: Any, name: Any, timeout: float | None, *, link: bool
 ) -> Pid:
     naming.check_name(name)
+    name = naming.normalize(name)
     _check_timeout(timeout, f"{cls.__qualname__}.start_link")
     try:
         machine = cls()

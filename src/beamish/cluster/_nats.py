@@ -1,0 +1,82 @@
+"""The NATS transport (``nats-py``): the default engine for a cluster of machines.
+
+Core NATS subjects, no JetStream: the cluster needs ordered delivery per publisher and
+subject, which core NATS gives, and treats a lost frame as a lost connection (its sessions).
+A subscription's pending queue is bounded (``pending_bytes``, default 64 MiB): a node that
+cannot keep up is told by the server as a slow consumer and loses frames, and its peers'
+sessions with it restart, as a broken connection does on the BEAM.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from beamish.cluster._transport import Handler, Subscription, Transport, TransportError
+
+__all__ = ["NatsTransport"]
+
+_log = logging.getLogger("beamish.cluster")
+
+
+class NatsTransport(Transport):
+    def __init__(self, url: str, *, pending_bytes: int = 64 * 1024 * 1024, **options: Any) -> None:
+        super().__init__(**options)
+        self.url = url
+        self.pending_bytes = pending_bytes
+        self._nc: Any = None
+
+    async def connect(self) -> None:
+        import nats
+
+        async def disconnected() -> None:
+            self._set_state(False)
+
+        async def reconnected() -> None:
+            self._set_state(True)
+
+        async def error(exc: Exception) -> None:
+            _log.warning("NATS at %s: %s", _safe(self.url), exc)
+
+        try:
+            self._nc = await nats.connect(
+                self.url, name="beamish", allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5, disconnected_cb=disconnected,
+                reconnected_cb=reconnected, error_cb=error, connect_timeout=5,
+            )
+        except Exception as exc:
+            raise TransportError(f"cannot connect to NATS at {_safe(self.url)}: {exc}") from None
+        self.max_payload = self._nc.max_payload
+        self._set_state(True)
+
+    async def subscribe(self, subject: str, handler: Handler) -> Subscription:
+        async def callback(msg: Any) -> None:
+            handler(msg.data)
+
+        sub = await self._nc.subscribe(
+            subject, cb=callback, pending_msgs_limit=-1, pending_bytes_limit=self.pending_bytes
+        )
+        return Subscription(subject, sub.unsubscribe)
+
+    async def _write(self, batch: list[tuple[str, bytes]]) -> None:
+        nc = self._nc
+        for subject, frame in batch:
+            await nc.publish(subject, frame)
+        await nc.flush()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._nc is not None:
+            try:
+                await self._nc.drain()
+            except Exception:
+                await self._nc.close()
+            self._nc = None
+
+
+def _safe(url: str) -> str:
+    """The URL without its credentials, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

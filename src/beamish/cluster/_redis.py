@@ -1,0 +1,103 @@
+"""The Redis transport (``redis`` with ``hiredis``): pub/sub channels, because most Python
+teams already run Redis.
+
+Frames are published through one connection with pipelining (a batch costs one round trip,
+not one per frame) and read through another, subscribed. Redis pub/sub delivers in order per
+publishing connection and drops nothing silently but a client whose output buffer passes the
+server's ``client-output-buffer-limit``, which the server then disconnects: the cluster sees a
+lost connection, and its sessions restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from beamish.cluster._nats import _safe
+from beamish.cluster._transport import Handler, Subscription, Transport, TransportError
+
+__all__ = ["RedisTransport"]
+
+_log = logging.getLogger("beamish.cluster")
+
+
+class RedisTransport(Transport):
+    max_payload = 8 * 1024 * 1024
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.url = url
+        self._client: Any = None
+        self._pubsub: Any = None
+        self._handlers: dict[bytes, Handler] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        import redis.asyncio as redis
+
+        try:
+            self._client = redis.Redis.from_url(self.url, decode_responses=False)
+            await self._client.ping()
+            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        except Exception as exc:
+            raise TransportError(f"cannot connect to Redis at {_safe(self.url)}: {exc}") from None
+        self._set_state(True)
+
+    async def subscribe(self, subject: str, handler: Handler) -> Subscription:
+        channel = subject.encode()
+        self._handlers[channel] = handler
+        await self._pubsub.subscribe(channel)
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(
+                self._read(), name="beamish-redis-reader"
+            )
+
+        async def cancel() -> None:
+            self._handlers.pop(channel, None)
+            with contextlib.suppress(Exception):
+                await self._pubsub.unsubscribe(channel)
+
+        return Subscription(subject, cancel)
+
+    async def _read(self) -> None:
+        pubsub = self._pubsub
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                _log.warning("Redis at %s: %s", _safe(self.url), exc)
+                self._set_state(False)
+                await asyncio.sleep(0.5)
+                continue
+            if not self.connected:
+                self._set_state(True)
+            if message is None or message.get("type") != "message":
+                continue
+            handler = self._handlers.get(message["channel"])
+            if handler is not None:
+                handler(message["data"])
+
+    async def _write(self, batch: list[tuple[str, bytes]]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for subject, frame in batch:
+            pipe.publish(subject, frame)
+        await pipe.execute()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+        self._pubsub = self._client = None
