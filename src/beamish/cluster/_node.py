@@ -32,6 +32,7 @@ from typing import Any
 import msgpack
 
 from beamish._runtime import context as _context
+from beamish._runtime.api import current_runtime
 from beamish._runtime.pid import NodeId, Pid, Ref
 from beamish.cluster._codec import Codec, WireError
 from beamish.cluster._nodes import NodeTable
@@ -49,12 +50,15 @@ from beamish.cluster._session import (
     Sessions,
 )
 from beamish.cluster._transport import FrameTooLarge, Transport, TransportBusy
+from beamish.pubsub._adapter import REMOTE
+from beamish.pubsub._pubsub import _ADAPTERS, PubSub, dispatcher_name, dispatcher_named
 
 __all__ = ["ClusterNode"]
 
 _log = logging.getLogger("beamish.cluster")
 
-_SEND, _SEND_NAME, _REPLY, _LINK, _UNLINK, _EXIT, _MONITOR, _DEMONITOR, _DOWN = range(1, 10)
+(_SEND, _SEND_NAME, _REPLY, _LINK, _UNLINK, _EXIT, _MONITOR, _DEMONITOR, _DOWN,
+ _PUBSUB) = range(1, 11)
 _FRAME_OVERHEAD = 256  # header, tag and msgpack framing, with room to spare
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -116,6 +120,7 @@ class ClusterNode:
         )
         self._subscriptions.append(await self.transport.subscribe(self._broadcast, self._arrived))
         self.running = True
+        self.runtime.extensions[REMOTE] = self.pubsub_broadcast
         await self._start_services()
         self._announce()
         self._ticker = self._loop.create_task(self._tick_loop(), name="beamish-cluster-ticker")
@@ -174,6 +179,8 @@ class ClusterNode:
         self._subscriptions.clear()
         self.runtime.detach_distribution(self)
         self.runtime.global_registry = None
+        if self.runtime.extensions.get(REMOTE) == self.pubsub_broadcast:
+            del self.runtime.extensions[REMOTE]
         await self.transport.close()  # the node owns its transport
 
     def _now(self) -> float:
@@ -247,6 +254,21 @@ class ClusterNode:
     def down(self, watcher: Pid, ref: Ref, target: Any, reason: Any) -> None:
         node = watcher._node
         self._queue(node.name, node.creation, self._encode_signal([_DOWN, ref, target, reason], 3))
+
+    def pubsub_broadcast(self, node: str | None, pubsub: str, topic: str, message: Any,
+                         dispatcher: Any, from_pid: Pid | None) -> None:
+        """A PubSub broadcast for the other nodes (``node=None``) or one: encoded once, one
+        operation per node, fanned out there by that node's PubSub."""
+        try:
+            name = dispatcher_name(dispatcher)
+        except TypeError as exc:
+            raise WireError(str(exc)) from None
+        op = self._encode([_PUBSUB, pubsub, topic, message, name, from_pid])
+        if node is not None:
+            self._queue(node, 0, op)
+            return
+        for peer in list(self.sessions.current.values()):
+            self._queue(peer.name, peer.creation, op)
 
     # -- encoding and queueing ----------------------------------------------------------------
 
@@ -429,6 +451,8 @@ class ClusterNode:
                     rt.dist_demonitor(node, _ref(op[1]))
                 elif kind == _DOWN:
                     rt.dist_down(_ref(op[1]), op[2], op[3])
+                elif kind == _PUBSUB:
+                    _pubsub_in(op, node)
                 else:
                     raise WireError(f"an unknown operation {kind!r}")
             except Exception as exc:
@@ -436,6 +460,20 @@ class ClusterNode:
                     "cluster: an operation from node %s was dropped: %s: %s", peer.name,
                     type(exc).__name__, str(exc)[:200],
                 )
+
+
+def _pubsub_in(op: list[Any], node: NodeId) -> None:
+    """A broadcast from another node, fanned out to this node's subscribers."""
+    _, pubsub, topic, message, name, from_pid = op
+    if type(pubsub) is not str or type(topic) is not str:
+        raise WireError("a broadcast without a PubSub name or topic")
+    if pubsub not in current_runtime().extensions.get(_ADAPTERS, {}):
+        return  # this node does not run that PubSub: nobody here subscribes to it
+    dispatcher = dispatcher_named(name)
+    if from_pid is None:
+        PubSub.local_broadcast(pubsub, topic, message, dispatcher)
+    else:
+        PubSub.local_broadcast_from(pubsub, _remote(from_pid, node), topic, message, dispatcher)
 
 
 def _remote(pid: Any, node: NodeId) -> Pid:

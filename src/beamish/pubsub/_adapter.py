@@ -12,7 +12,8 @@ adapter for every other node. The contract is small on purpose, so that a cluste
 
 ``dispatcher`` travels with the message: it names how the receiving node fans it out
 (``None`` for plain sends). An adapter must never block the publisher: it queues and
-returns. ``LocalAdapter`` is the single-node adapter: there are no other nodes.
+returns. ``LocalAdapter`` is the default: this node, and its cluster's nodes when it is in
+one. Dispatchers cross nodes by name (``PubSub.register_dispatcher``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 
 from beamish._runtime.pid import Pid
 
-__all__ = ["Adapter", "LocalAdapter"]
+__all__ = ["REMOTE", "Adapter", "LocalAdapter"]
 
 
 class Adapter(Protocol):
@@ -36,13 +37,24 @@ class Adapter(Protocol):
     ) -> None: ...
 
 
+REMOTE = "beamish.pubsub.remote"
+"""The runtime extension a cluster sets when the node joins one: a function
+``(node | None, pubsub, topic, message, dispatcher, from_pid)`` that hands a broadcast to every
+other node (``node=None``) or to one."""
+
+
 class LocalAdapter:
-    """A single node: broadcasts reach local subscribers only."""
+    """The default adapter: this node alone, and every node of its cluster once it is in one
+    (``beamish.cluster.connect``), as Phoenix.PubSub's default adapter spans the BEAM's
+    cluster. A broadcast then costs one message per other node, never one per subscriber."""
 
-    __slots__ = ("_node",)
+    __slots__ = ("_extensions", "_node", "_pubsub")
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, pubsub: str | None = None,
+                 extensions: dict[str, Any] | None = None) -> None:
         self._node = node
+        self._pubsub = pubsub
+        self._extensions = extensions if extensions is not None else {}
 
     def node_name(self) -> str:
         return self._node
@@ -50,9 +62,13 @@ class LocalAdapter:
     def broadcast(
         self, topic: str, message: Any, dispatcher: Any, from_pid: Pid | None
     ) -> None:
-        return None
+        remote = self._extensions.get(REMOTE)
+        if remote is not None:
+            remote(None, self._pubsub, topic, message, dispatcher, from_pid)
 
     def direct_broadcast(
         self, node: str, topic: str, message: Any, dispatcher: Any, from_pid: Pid | None
     ) -> None:
-        return None  # another node: unknown on a single node, so nothing is delivered
+        remote = self._extensions.get(REMOTE)
+        if remote is not None:
+            remote(node, self._pubsub, topic, message, dispatcher, from_pid)

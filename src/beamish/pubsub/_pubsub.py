@@ -1,4 +1,4 @@
-"""PubSub: topic-based publish/subscribe between processes, local and (later) across nodes.
+"""PubSub: topic-based publish/subscribe between processes, on one node and across a cluster.
 
 How it works. A PubSub is a duplicate-key ``Registry`` (keys by topic, partitioned) plus an
 adapter for other nodes. ``subscribe`` registers the caller under the topic, with optional
@@ -24,13 +24,56 @@ from beamish._runtime.api import current_runtime, send
 from beamish._runtime.pid import Pid
 from beamish.pubsub._adapter import Adapter, LocalAdapter
 
-__all__ = ["Dispatcher", "PubSub"]
+__all__ = ["Dispatcher", "PubSub", "dispatcher_name", "dispatcher_named", "register_dispatcher"]
 
 Dispatcher = Callable[[list[tuple[Pid, Any]], Pid | None, Any], Any]
 """``dispatcher(entries, from_pid, message)``: deliver ``message`` to the subscribers in
 ``entries`` (``(pid, metadata)`` pairs), skipping ``from_pid`` if given."""
 
 _ADAPTERS = "beamish.pubsub.adapters"
+
+# Dispatchers by name, so that a broadcast can be described on the wire.
+_DISPATCHERS: dict[str, Dispatcher] = {}
+_DISPATCHER_NAMES: dict[Any, str] = {}
+
+
+def register_dispatcher(name: str, dispatcher: Dispatcher) -> Dispatcher:
+    """Give ``dispatcher`` a name by which other nodes find it (they must register the same
+    function under the same name: define it in a module every node imports)."""
+    if type(name) is not str or not name:
+        raise TypeError(f"a dispatcher's name is a non-empty str, got {name!r}")
+    if not callable(dispatcher):
+        raise TypeError(f"a dispatcher is a function (entries, from_pid, message), got "
+                        f"{dispatcher!r}")
+    taken = _DISPATCHERS.get(name)
+    if taken is not None and taken is not dispatcher:
+        raise ValueError(f"the dispatcher name {name!r} is taken by {taken!r}")
+    _DISPATCHERS[name] = dispatcher
+    _DISPATCHER_NAMES[dispatcher] = name
+    return dispatcher
+
+
+def dispatcher_name(dispatcher: Dispatcher | None) -> str | None:
+    """The name a broadcast's dispatcher travels under (None for the plain one)."""
+    if dispatcher is None:
+        return None
+    name = _DISPATCHER_NAMES.get(dispatcher)
+    if name is None:
+        raise TypeError(
+            f"the dispatcher {dispatcher!r} has no name, so a broadcast through it cannot "
+            "reach other nodes: register it with PubSub.register_dispatcher(name, fn)"
+        )
+    return name
+
+
+def dispatcher_named(name: str | None) -> Dispatcher | None:
+    """The dispatcher registered as ``name``; raises LookupError naming it if none is."""
+    if name is None:
+        return None
+    found = _DISPATCHERS.get(name)
+    if found is None:
+        raise LookupError(f"no dispatcher is registered as {name!r} on this node")
+    return found
 
 
 def _adapters() -> dict[str, Adapter]:
@@ -67,7 +110,8 @@ class PubSub:
         """Start a PubSub named ``name``: its registry and its adapter (single node by
         default; ``adapter`` builds one from the node name)."""
         runtime = current_runtime()
-        built = adapter(runtime.node) if adapter is not None else LocalAdapter(runtime.node)
+        built = (adapter(runtime.node) if adapter is not None
+                 else LocalAdapter(runtime.node, name, runtime.extensions))
         _adapters()[name] = built
         return await Registry.start_link(keys=("duplicate", "key"), name=name,
                                          partitions=partitions)
@@ -149,6 +193,8 @@ class PubSub:
     @staticmethod
     def node_name(pubsub: str) -> str:
         return _adapter(pubsub).node_name()
+
+    register_dispatcher = staticmethod(register_dispatcher)
 
 
 def _adapter(pubsub: str) -> Adapter:

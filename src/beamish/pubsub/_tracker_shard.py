@@ -45,9 +45,17 @@ from beamish._runtime.api import demonitor, monitor, monotonic, send_after, trap
 from beamish._runtime.isolation import is_shared, mark_shared
 from beamish._runtime.messages import Down, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.records import register_wire_type
 from beamish._runtime.request import ReplyTo
 from beamish.pubsub._pubsub import PubSub
-from beamish.pubsub._tracker_state import Delta, Diffs, Entry, TrackerState, merge_diffs
+from beamish.pubsub._tracker_state import (
+    Delta,
+    Diffs,
+    Dots,
+    Entry,
+    TrackerState,
+    merge_diffs,
+)
 
 __all__ = [
     "Options", "Peer", "Pool", "UserDiffs", "check_meta", "copy_meta", "start_shard",
@@ -103,6 +111,15 @@ class _Transfer:
 @dataclass(frozen=True, slots=True)
 class _Goodbye:
     sender: Peer
+
+
+# what replicas send each other crosses nodes
+for _cls, _name in (
+    (Peer, "Peer"), (_Heartbeat, "Heartbeat"), (_TransferRequest, "TransferRequest"),
+    (_Transfer, "Transfer"), (_Goodbye, "Goodbye"), (Entry, "Entry"), (Dots, "Dots"),
+    (Delta, "Delta"),
+):
+    register_wire_type(_cls, f"beamish.tracker.{_name}")
 
 
 @mark_shared

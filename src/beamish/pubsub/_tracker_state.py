@@ -117,6 +117,7 @@ class Dots:
     """
 
     __slots__ = ("ranges",)
+    __match_args__ = ("ranges",)
 
     ranges: Mapping[str, Ranges]
 
@@ -189,6 +190,7 @@ class Delta:
     """
 
     __slots__ = ("context", "entries", "window")
+    __match_args__ = ("entries", "context", "window")
 
     entries: tuple[Entry, ...]
     context: Dots

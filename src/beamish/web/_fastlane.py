@@ -100,6 +100,9 @@ def fastlane(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any)
             send(pid, message)
 
 
+PubSub.register_dispatcher("beamish.web.fastlane", fastlane)  # so broadcasts cross nodes
+
+
 def broadcast(pubsub: str, topic: str, event: str, payload: Any) -> None:
     """Broadcast ``event`` with ``payload`` to every channel joined to ``topic``, on every
     node (Phoenix's ``Endpoint.broadcast``). ``payload`` is a dict, or bytes for a binary

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from beamish._runtime.records import register_wire_type
+
 __all__ = ["Broadcast"]
 
 
@@ -20,3 +22,6 @@ class Broadcast:
     topic: str
     event: str
     payload: Any
+
+
+register_wire_type(Broadcast, "beamish.web.Broadcast")  # broadcasts cross nodes

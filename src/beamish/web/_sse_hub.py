@@ -32,6 +32,7 @@ from beamish._runtime.api import cancel_timer, demonitor, monitor, send_after
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.records import register_wire_type
 from beamish.pubsub import PubSub
 from beamish.web._messages import Broadcast
 from beamish.web._sse_config import StreamConfig, show
@@ -62,11 +63,15 @@ class Publish:
     """What ``EventStream.publish`` broadcasts on a topic: an event for the streams only."""
 
     __slots__ = ("data", "event", "topic")
+    __match_args__ = ("topic", "event", "data")
 
     def __init__(self, topic: str, event: str | None, data: bytes) -> None:
         self.topic = topic
         self.event = event
         self.data = data
+
+
+register_wire_type(Publish, "beamish.web.sse.Publish")  # events cross nodes
 
 
 @dataclass(frozen=True, slots=True)
