@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import click
 from beamish._errors import SettingsError
 from beamish._otp.application.application import Application
 from beamish.cli._logging import configure_logging
-from beamish.cli._node import ExitCode, Service, run_node
+from beamish.cli._node import ClusterOptions, ExitCode, Service, run_node
 from beamish.cli._target import load_application
 
 # the edge limits' defaults, written out so that the help needs no web import to show them
@@ -21,6 +22,7 @@ DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_MAX_HEADER_BYTES = 32_768
 DEFAULT_MAX_HEADERS = 100
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
+DEFAULT_TICK_TIME = 60.0  # the cluster's (beamish.cluster.DEFAULT_TICK_TIME), likewise
 
 __all__ = ["main", "services_for"]
 
@@ -55,6 +57,24 @@ def services_for(
         return []
     return [EndpointServer(endpoint, host=host, port=port, graceful_timeout=graceful_timeout,
                            access_log=access_log, **limits)]
+
+
+def _engine(url: str) -> Any:
+    """The cluster's transport, made before the node's loop starts (importing an engine's
+    client takes a while, and would hold the loop)."""
+    try:
+        from beamish.cluster import transport_for
+    except ModuleNotFoundError as exc:
+        click.echo(f"Error: --cluster needs the cluster extra (pip install 'beamish[cluster]'): "
+                   f"{exc.name} is missing", err=True)
+        raise SystemExit(ExitCode.CLUSTER_FAILED) from None
+    try:
+        transport = transport_for(url)
+        transport.preload()
+    except (ValueError, ModuleNotFoundError) as exc:
+        click.echo(f"Error: --cluster {url!r}: {exc}", err=True)
+        raise SystemExit(ExitCode.USAGE) from None
+    return transport
 
 
 @main.command(context_settings=_CONTEXT)
@@ -120,10 +140,32 @@ def services_for(
     envvar="BEAMISH_KEEP_ALIVE_TIMEOUT", show_envvar=True,
     help="Seconds an idle keep-alive connection is kept open.",
 )
+@click.option(
+    "--name", "node_name", default=None, envvar="BEAMISH_NODE_NAME", show_envvar=True,
+    show_default="nonode@nohost; with --cluster, APP-PID@HOST",
+    help="The node's name, as other nodes address it (chat@host).",
+)
+@click.option(
+    "--cluster", "cluster_url", default=None, envvar="BEAMISH_CLUSTER", show_envvar=True,
+    help="Join the cluster on this engine: nats://host:4222 or redis://host:6379. Every node "
+    "needs the same secret in BEAMISH_COOKIE (at least 16 bytes).",
+)
+@click.option(
+    "--cluster-name", default="beamish", show_default=True, envvar="BEAMISH_CLUSTER_NAME",
+    show_envvar=True,
+    help="Which cluster to join on the engine (one engine can carry several).",
+)
+@click.option(
+    "--tick-time", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TICK_TIME,
+    show_default=True, envvar="BEAMISH_TICK_TIME", show_envvar=True,
+    help="Seconds without a word from a node before it is declared down (the BEAM's "
+    "net_ticktime).",
+)
 def run(
     target: str, shutdown_timeout: float, log_level: str, app_dir: str, host: str, port: int,
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
+    node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
 ) -> None:
     """Run an application until SIGTERM or Ctrl-C.
 
@@ -144,6 +186,7 @@ def run(
       3  an application stopped on its own (e.g. its root supervisor gave up)
       4  the stop was cut short (timeout, or a later signal); the rest was killed
       5  the web endpoint could not listen on --host:--port (e.g. the port is in use)
+      6  the node could not join its cluster (engine unreachable, or no secret)
     """
     configure_logging(log_level)
     app = load_application(target, app_dir)
@@ -153,7 +196,13 @@ def run(
         header_timeout=header_timeout, max_header_bytes=max_header_bytes,
         max_headers=max_headers, keep_alive_timeout=keep_alive_timeout,
     )
-    code = run_node(app, shutdown_timeout=shutdown_timeout, services=services)
+    cluster = None
+    if cluster_url is not None:
+        if node_name is None:
+            node_name = f"{app.name}-{os.getpid()}@{socket.gethostname()}"
+        cluster = ClusterOptions(_engine(cluster_url), cluster_name, tick_time)
+    code = run_node(app, shutdown_timeout=shutdown_timeout, services=services,
+                    node_name=node_name, cluster=cluster)
     raise SystemExit(int(code))
 
 

@@ -31,7 +31,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from beamish._errors import StartError
 from beamish._otp.application.application import (
@@ -63,6 +63,7 @@ class ExitCode(enum.IntEnum):
     CRASHED = 3  # an application stopped on its own (e.g. its root supervisor gave up)
     STOP_TIMEOUT = 4  # the stop was cut short (timeout or second signal); the rest was killed
     LISTEN_FAILED = 5  # the web endpoint could not listen on its address (e.g. in use)
+    CLUSTER_FAILED = 6  # the node could not join its cluster (engine unreachable, no secret)
 
     @property
     def meaning(self) -> str:
@@ -73,7 +74,16 @@ class ExitCode(enum.IntEnum):
             3: "an application stopped on its own",
             4: "the stop was cut short and what was left was killed",
             5: "the web endpoint could not listen on its address",
+            6: "the node could not join its cluster",
         }[self.value]
+
+
+class ClusterOptions(NamedTuple):
+    """``beamish run --cluster URL --cluster-name NAME --tick-time SECONDS``."""
+
+    url: Any  # a URL, or the Transport made from it
+    name: str = "beamish"
+    tick_time: float = 60.0
 
 
 class Service(Protocol):
@@ -91,11 +101,17 @@ class Service(Protocol):
 
 
 def run_node(
-    app: Application, *, shutdown_timeout: float = 30.0, services: Sequence[Service] = ()
+    app: Application, *, shutdown_timeout: float = 30.0, services: Sequence[Service] = (),
+    node_name: str | None = None, cluster: ClusterOptions | None = None,
 ) -> ExitCode:
-    """Run ``app`` until a signal or until it stops; returns the exit code."""
+    """Run ``app`` until a signal or until it stops; returns the exit code. With
+    ``cluster``, the node joins it before the application starts and leaves it (saying
+    goodbye) after the application stopped."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(_Node(app, shutdown_timeout, services).run())
+        node = _Node(app, shutdown_timeout, services)
+        node.node_name = node_name
+        node.cluster = cluster
+        return runner.run(node.run())
 
 
 class _Node:
@@ -109,6 +125,8 @@ class _Node:
         self.stopping: Service | None = None  # the service whose stop is under way
         self.signals: asyncio.Queue[int] = asyncio.Queue(maxsize=4)
         self.first_signal_at: float | None = None
+        self.node_name: str | None = None
+        self.cluster: ClusterOptions | None = None
 
     def _on_signal(self, signum: int) -> None:
         now = asyncio.get_running_loop().time()
@@ -128,14 +146,45 @@ class _Node:
     async def run(self) -> ExitCode:
         loop = asyncio.get_running_loop()
         remove = _handle_signals(loop, self._on_signal)
+        options: dict[str, Any] = {"shutdown_timeout": self.shutdown_timeout}
+        if self.node_name is not None:
+            options["node"] = self.node_name
         try:
-            async with Runtime(shutdown_timeout=self.shutdown_timeout) as runtime:
-                code = await self._life(runtime, loop)
+            async with Runtime(**options) as runtime:
+                member = await self._join(runtime)
+                if member is None and self.cluster is not None:
+                    code = ExitCode.CLUSTER_FAILED
+                else:
+                    try:
+                        code = await self._life(runtime, loop)
+                    finally:
+                        if member is not None:
+                            await member.stop()  # what the stop sent goes out, then goodbye
         finally:
             remove()
         log = _log.info if code is ExitCode.OK else _log.error
         log("exit code %d: %s", code.value, code.meaning)
         return code
+
+    async def _join(self, runtime: Runtime) -> Any:
+        """Join the cluster, if asked to; None if not asked or if it failed (logged)."""
+        if self.cluster is None:
+            return None
+        try:
+            from beamish.cluster import ClusterConfigError, TransportError, connect
+        except ModuleNotFoundError as exc:
+            _log.error("--cluster needs the cluster extra (pip install 'beamish[cluster]'): "
+                       "%s is missing", exc.name)
+            return None
+        try:
+            member = await connect(self.cluster.url, cluster=self.cluster.name,
+                                   tick_time=self.cluster.tick_time, runtime=runtime)
+        except (ClusterConfigError, TransportError, ValueError) as exc:
+            _log.error("could not join the cluster: %s", exc)
+            return None
+        _log.info("node %s joined cluster %r on %s", runtime.node_id.name, self.cluster.name,
+                  _without_credentials(str(getattr(self.cluster.url, "url", self.cluster.url))))
+        return member
 
     async def _life(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> ExitCode:
         controller = await ensure_controller()
@@ -278,6 +327,13 @@ def _describe(info: ProcessInfo, by_pid: dict[Any, ProcessInfo]) -> str:
     if parent is not None:
         text += f" under {parent.pid}" + (f" {parent.name!r}" if parent.name else "")
     return text
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
 
 
 def _code_of(reason: Any) -> ExitCode:

@@ -26,6 +26,9 @@ class NatsTransport(Transport):
         self.pending_bytes = pending_bytes
         self._nc: Any = None
 
+    def preload(self) -> None:
+        import nats  # noqa: F401
+
     async def connect(self) -> None:
         import nats
 

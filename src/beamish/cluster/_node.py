@@ -31,6 +31,7 @@ from typing import Any
 
 import msgpack
 
+from beamish._errors import RegistryError
 from beamish._runtime import context as _context
 from beamish._runtime.api import current_runtime
 from beamish._runtime.pid import NodeId, Pid, Ref
@@ -470,10 +471,14 @@ def _pubsub_in(op: list[Any], node: NodeId) -> None:
     if pubsub not in current_runtime().extensions.get(_ADAPTERS, {}):
         return  # this node does not run that PubSub: nobody here subscribes to it
     dispatcher = dispatcher_named(name)
-    if from_pid is None:
-        PubSub.local_broadcast(pubsub, topic, message, dispatcher)
-    else:
-        PubSub.local_broadcast_from(pubsub, _remote(from_pid, node), topic, message, dispatcher)
+    try:
+        if from_pid is None:
+            PubSub.local_broadcast(pubsub, topic, message, dispatcher)
+        else:
+            sender = _remote(from_pid, node)
+            PubSub.local_broadcast_from(pubsub, sender, topic, message, dispatcher)
+    except RegistryError:
+        return  # the PubSub is stopping here: its subscribers are going too
 
 
 def _remote(pid: Any, node: NodeId) -> Pid:

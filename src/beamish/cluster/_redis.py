@@ -34,6 +34,9 @@ class RedisTransport(Transport):
         self._handlers: dict[bytes, Handler] = {}
         self._reader: asyncio.Task[None] | None = None
 
+    def preload(self) -> None:
+        import redis.asyncio  # noqa: F401
+
     async def connect(self) -> None:
         import redis.asyncio as redis
 

@@ -92,6 +92,9 @@ class Transport(ABC):
     async def _write(self, batch: list[tuple[str, bytes]]) -> None:
         """Hand a batch of (subject, frame) to the engine, in order."""
 
+    def preload(self) -> None:  # noqa: B027  # most engines have nothing to load
+        """Import the engine's client now (before an event loop runs: it takes a while)."""
+
     async def close(self) -> None:
         if self._writer is not None:
             with _suppress_cancel():
