@@ -331,19 +331,30 @@ def test_run_help_shows_every_environment_variable():
 def test_run_options_come_from_the_environment(monkeypatch):
     seen = {}
 
-    def fake_run_node(app, *, shutdown_timeout, services):
+    def fake_run_node(app, *, shutdown_timeout, services, node_name, cluster):
         [server] = services
         seen.update(port=server.port, limit=server.max_connections,
-                    timeout=server.edge.limits.header_timeout)
+                    timeout=server.edge.limits.header_timeout, node=node_name,
+                    cluster=(cluster.url.url, cluster.name, cluster.tick_time))
         return ExitCode.OK
 
     monkeypatch.setattr("beamish.cli._commands.run_node", fake_run_node)
     result = CliRunner().invoke(main, ["run", "--app-dir", str(ROOT),
                                        "tests.web.endpoint_app:WebApp"], env={
         "BEAMISH_PORT": "4321", "BEAMISH_MAX_CONNECTIONS": "77", "BEAMISH_HEADER_TIMEOUT": "2.5",
+        "BEAMISH_NODE_NAME": "web@host", "BEAMISH_CLUSTER": "nats://127.0.0.1:4222",
+        "BEAMISH_CLUSTER_NAME": "prod", "BEAMISH_TICK_TIME": "15",
     })
     assert result.exit_code == 0, result.output
-    assert seen == {"port": 4321, "limit": 77, "timeout": 2.5}
+    assert seen == {"port": 4321, "limit": 77, "timeout": 2.5, "node": "web@host",
+                    "cluster": ("nats://127.0.0.1:4222", "prod", 15.0)}
+
+
+def test_run_refuses_an_unknown_cluster_engine():
+    result = CliRunner().invoke(main, ["run", "--app-dir", str(ROOT), "--cluster",
+                                       "amqp://x", "tests.web.endpoint_app:WebApp"])
+    assert result.exit_code == 2
+    assert "unknown cluster engine in 'amqp://x'" in result.output
 
 
 def test_run_help_defaults_are_the_servers():

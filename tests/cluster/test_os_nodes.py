@@ -86,7 +86,9 @@ class Nodes:
                 code = proc.wait(15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-                raise AssertionError(f"{name} did not stop on SIGTERM:\n{self.output(name)}")
+                raise AssertionError(
+                    f"{name} did not stop on SIGTERM:\n{self.output(name)}"
+                ) from None
             self.lines[name]._thread.join(5)  # it read to the end: the stream can close
             assert proc.stdout is not None
             proc.stdout.close()
@@ -220,3 +222,21 @@ async def _equal(awaitable, expected) -> bool:
         return bool(await awaitable == expected)
     except beamish.CallError:
         return False
+
+
+@pytest.mark.parametrize(("url", "cookie", "says"), [
+    ("nats://127.0.0.1:4222", None, "set BEAMISH_COOKIE"),
+    ("nats://127.0.0.1:4222", "short", "at least 16 bytes"),
+    ("redis://127.0.0.1:1", SECRET, "cannot connect to Redis at redis://127.0.0.1:1"),
+])
+def test_a_node_that_cannot_join_exits_with_code_6(url, cookie, says):
+    env = {k: v for k, v in os.environ.items() if k != "BEAMISH_COOKIE"}
+    if cookie is not None:
+        env["BEAMISH_COOKIE"] = cookie
+    done = subprocess.run(
+        [BEAMISH, "run", "tests.cluster.nodeapp:NodeApp", "--cluster", url],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 6, done.stderr
+    assert says in done.stderr and "exit code 6" in done.stderr
+    assert SECRET not in done.stderr  # the secret never reaches a log

@@ -153,7 +153,7 @@ class _Node:
             async with Runtime(**options) as runtime:
                 member = await self._join(runtime)
                 if member is None and self.cluster is not None:
-                    code = ExitCode.CLUSTER_FAILED
+                    code = ExitCode.CLUSTER_FAILED if self.first_signal_at is None else ExitCode.OK
                 else:
                     try:
                         code = await self._life(runtime, loop)
@@ -176,9 +176,23 @@ class _Node:
             _log.error("--cluster needs the cluster extra (pip install 'beamish[cluster]'): "
                        "%s is missing", exc.name)
             return None
+        joining = asyncio.ensure_future(connect(
+            self.cluster.url, cluster=self.cluster.name, tick_time=self.cluster.tick_time,
+            runtime=runtime,
+        ))
+        signalled = asyncio.ensure_future(self.signals.get())
         try:
-            member = await connect(self.cluster.url, cluster=self.cluster.name,
-                                   tick_time=self.cluster.tick_time, runtime=runtime)
+            await asyncio.wait({joining, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            signalled.cancel()
+        if not joining.done():  # a signal while joining: stop now
+            joining.cancel()
+            await asyncio.gather(joining, return_exceptions=True)
+            _log.info("received %s while joining the cluster; stopping",
+                      signal.Signals(signalled.result()).name)
+            return None
+        try:
+            member = joining.result()
         except (ClusterConfigError, TransportError, ValueError) as exc:
             _log.error("could not join the cluster: %s", exc)
             return None

@@ -9,6 +9,7 @@ sessions with it restart, as a broken connection does on the BEAM.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,10 +21,12 @@ _log = logging.getLogger("beamish.cluster")
 
 
 class NatsTransport(Transport):
-    def __init__(self, url: str, *, pending_bytes: int = 64 * 1024 * 1024, **options: Any) -> None:
+    def __init__(self, url: str, *, pending_bytes: int = 64 * 1024 * 1024,
+                 connect_timeout: float = 10.0, **options: Any) -> None:
         super().__init__(**options)
         self.url = url
         self.pending_bytes = pending_bytes
+        self.connect_timeout = connect_timeout
         self._nc: Any = None
 
     def preload(self) -> None:
@@ -38,17 +41,27 @@ class NatsTransport(Transport):
         async def reconnected() -> None:
             self._set_state(True)
 
+        failures: list[Exception] = []
+
         async def error(exc: Exception) -> None:
-            _log.warning("NATS at %s: %s", _safe(self.url), exc)
+            if self._nc is None:  # still connecting: said once, when connect gives up
+                failures.append(exc)
+            else:
+                _log.warning("NATS at %s: %s", _safe(self.url), exc)
 
         try:
-            self._nc = await nats.connect(
+            # once connected it reconnects forever; the first connection is bounded
+            self._nc = await asyncio.wait_for(nats.connect(
                 self.url, name="beamish", allow_reconnect=True, max_reconnect_attempts=-1,
                 reconnect_time_wait=0.5, disconnected_cb=disconnected,
-                reconnected_cb=reconnected, error_cb=error, connect_timeout=5,
-            )
+                reconnected_cb=reconnected, error_cb=error, connect_timeout=2,
+            ), self.connect_timeout)
         except Exception as exc:
-            raise TransportError(f"cannot connect to NATS at {_safe(self.url)}: {exc}") from None
+            why = failures[-1] if failures else exc
+            raise TransportError(
+                f"cannot connect to NATS at {_safe(self.url)} within {self.connect_timeout:g}s: "
+                f"{why or type(why).__name__}"
+            ) from None
         self.max_payload = self._nc.max_payload
         self._set_state(True)
 

@@ -41,8 +41,10 @@ class RedisTransport(Transport):
         import redis.asyncio as redis
 
         try:
-            self._client = redis.Redis.from_url(self.url, decode_responses=False)
-            await self._client.ping()
+            self._client = redis.Redis.from_url(
+                self.url, decode_responses=False, socket_connect_timeout=5
+            )
+            await asyncio.wait_for(self._client.ping(), 10)
             self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
         except Exception as exc:
             raise TransportError(f"cannot connect to Redis at {_safe(self.url)}: {exc}") from None
