@@ -77,11 +77,14 @@ class Lines:
 class ChatNode:
     """``beamish run examples.chat.app:Chat`` in a subprocess (what ``make run`` starts)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *args: str, env: dict[str, str] | None = None) -> None:
+        """``args``: more ``beamish run`` options (``--name``, ``--cluster``...); ``env``:
+        variables over the test's environment."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "beamish.cli", "run", "examples.chat.app:Chat",
-             "--port", str(port), "--shutdown-timeout", "10"],
+             "--port", str(port), "--shutdown-timeout", "10", *args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         assert self.proc.stderr is not None
         self.log = Lines(self.proc.stderr)
