@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from beamish._errors import InvalidNameError, NoProcessError, ProcessExit, not_a
 from beamish._runtime import context as _context
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import ATOMIC, isolate
+from beamish._runtime.mailbox import deliver as _deliver
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Process
@@ -155,27 +155,7 @@ def _send_py(dest: Pid | str | tuple[str, str], message: Any) -> None:
                     break
         else:
             message = isolate(message)
-    mailbox = proc.mailbox
-    if mailbox is None:
-        mailbox = proc.mailbox = deque()
-    mailbox.append(message)
-    if proc.actor is not None:
-        if not proc.scheduled:
-            if not proc.busy:
-                proc.scheduled = True
-                proc.runtime.scheduler.enqueue(proc)
-            else:  # busy: an async handler may wait in receive()
-                waiting = proc.waiter
-                if waiting is not None:
-                    proc.waiter = None
-                    if not waiting.done():
-                        waiting.set_result(None)
-    else:
-        waiter = proc.waiter
-        if waiter is not None:
-            proc.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+    _deliver(proc, message)
 
 
 def _send_other(dest: Pid | tuple[str, str], message: Any) -> None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._runtime.instruments import Instruments
 from beamish._runtime.isolation import isolate
+from beamish._runtime.mailbox import deliver
 from beamish._runtime.messages import Crash, Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor, Process
@@ -74,29 +75,8 @@ class Signals:
 
     # -- delivery -----------------------------------------------------------------------
 
-    def _deliver(self, proc: Process, message: Any) -> None:
-        """Put an already isolated message in a live process's mailbox and wake it."""
-        mailbox = proc.mailbox
-        if mailbox is None:
-            mailbox = proc.mailbox = deque()
-        mailbox.append(message)
-        if proc.actor is not None:
-            if not proc.scheduled:
-                if not proc.busy:
-                    proc.scheduled = True
-                    self.scheduler.enqueue(proc)
-                else:  # busy: an async handler may wait in receive()
-                    waiting = proc.waiter
-                    if waiting is not None:
-                        proc.waiter = None
-                        if not waiting.done():
-                            waiting.set_result(None)
-        else:
-            waiter = proc.waiter
-            if waiter is not None:
-                proc.waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+    # Put an already isolated message in a live process's mailbox and wake it.
+    _deliver = staticmethod(deliver)
 
     # -- exits ----------------------------------------------------------------------------
 
