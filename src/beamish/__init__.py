@@ -128,6 +128,7 @@ from beamish._runtime.receive import receive, receive_nowait, sleep
 from beamish._runtime.records import message
 from beamish._runtime.request import ReplyTo, Request, reply, request
 from beamish._runtime.runtime import Runtime
+from beamish._runtime.tables import Table, delete_table, find_table, new_table
 from beamish._runtime.watchdog import LongSchedule
 
 __version__ = "0.1.0"
@@ -205,14 +206,17 @@ __all__ = [
     "SupervisorError",
     "SupervisorFlags",
     "SystemLimitError",
+    "Table",
     "Task",
     "TrackerError",
     "as_process",
     "cancel_timer",
     "current_runtime",
+    "delete_table",
     "demonitor",
     "ensure_all_started",
     "exit",
+    "find_table",
     "is_alive",
     "is_clean_exit",
     "is_shared",
@@ -226,6 +230,7 @@ __all__ = [
     "monitor_nodes",
     "monotonic",
     "new_event_loop",
+    "new_table",
     "node",
     "nodes",
     "offload",

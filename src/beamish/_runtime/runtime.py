@@ -48,6 +48,7 @@ from beamish._runtime.process import INIT, Actor, Process
 from beamish._runtime.remote import Remote
 from beamish._runtime.scheduler import Scheduler
 from beamish._runtime.signals import Signals
+from beamish._runtime.tables import Table
 from beamish._runtime.timers import Timers
 from beamish._runtime.watchdog import Watchdog
 
@@ -126,6 +127,7 @@ class Runtime(Signals, Names, Timers, Remote):
         self._watchdog: Watchdog | None = None
         self._started_at = 0.0
         self.extensions: dict[str, Any] = {}
+        self._tables: dict[Any, Table] = {}  # owned tables (tables.py), by name
         self._init_remote()
         self.spawned = 0
         self.exited = 0
@@ -162,9 +164,10 @@ class Runtime(Signals, Names, Timers, Remote):
         self._token = _context.CURRENT.set(self)
         return self
 
-    # ``extensions``: state that a layer above the kernel keeps per runtime (the registry's
-    # table index, PubSub's adapters...), under a key named after the layer, e.g.
-    # ``rt.extensions.setdefault("beamish.registry", {})``. The kernel never reads it.
+    # ``extensions``: configuration a layer above the kernel keeps per runtime for as long as
+    # the runtime lives (the event streams' settings), under a key named after the layer.
+    # State that belongs to a process (a registry's table, a pool's) is an owned table
+    # instead (``tables.py``), which goes with its owner. The kernel never reads either.
 
     def bind(self) -> None:
         """Make this runtime current in the calling context (e.g. a server's own task)."""

@@ -72,13 +72,23 @@ class NatsTransport(Transport):
         sub = await self._nc.subscribe(
             subject, cb=callback, pending_msgs_limit=-1, pending_bytes_limit=self.pending_bytes
         )
-        return Subscription(subject, sub.unsubscribe)
+        await self._nc.flush()  # a round trip: the server has the subscription
+
+        async def cancel() -> None:
+            await sub.unsubscribe()
+            await self._nc.flush()
+
+        return Subscription(subject, cancel)
 
     async def _write(self, batch: list[tuple[str, bytes]]) -> None:
         nc = self._nc
-        for subject, frame in batch:
+        for subject, frame in batch:  # into the client's buffer; its flusher writes it out
             await nc.publish(subject, frame)
-        await nc.flush()
+
+    async def flush(self) -> None:
+        await super().flush()
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.flush()
 
     async def close(self) -> None:
         await super().close()

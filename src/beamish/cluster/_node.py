@@ -33,8 +33,8 @@ import msgpack
 
 from beamish._errors import RegistryError
 from beamish._runtime import context as _context
-from beamish._runtime.api import current_runtime
 from beamish._runtime.pid import NodeId, Pid, Ref
+from beamish._runtime.tables import find_table, new_table
 from beamish.cluster._codec import Codec, WireError
 from beamish.cluster._nodes import NodeTable
 from beamish.cluster._session import (
@@ -121,7 +121,6 @@ class ClusterNode:
         )
         self._subscriptions.append(await self.transport.subscribe(self._broadcast, self._arrived))
         self.running = True
-        self.runtime.extensions[REMOTE] = self.pubsub_broadcast
         await self._start_services()
         self._announce()
         self._ticker = self._loop.create_task(self._tick_loop(), name="beamish-cluster-ticker")
@@ -144,6 +143,8 @@ class ClusterNode:
                 ChildSpec(id="global", start=(global_server, (table,))),
                 ChildSpec(id="pg", start=(pg_scope, (SCOPE,))),
             ], name="beamish.cluster")
+            # PubSub's default adapter finds the cluster here while the services run
+            new_table(REMOTE, self.pubsub_broadcast, owner=self._services)
         finally:
             _context.CURRENT.reset(token)
 
@@ -180,8 +181,6 @@ class ClusterNode:
         self._subscriptions.clear()
         self.runtime.detach_distribution(self)
         self.runtime.global_registry = None
-        if self.runtime.extensions.get(REMOTE) == self.pubsub_broadcast:
-            del self.runtime.extensions[REMOTE]
         await self.transport.close()  # the node owns its transport
 
     def _now(self) -> float:
@@ -468,7 +467,7 @@ def _pubsub_in(op: list[Any], node: NodeId) -> None:
     _, pubsub, topic, message, name, from_pid = op
     if type(pubsub) is not str or type(topic) is not str:
         raise WireError("a broadcast without a PubSub name or topic")
-    if pubsub not in current_runtime().extensions.get(_ADAPTERS, {}):
+    if find_table((_ADAPTERS, pubsub)) is None:
         return  # this node does not run that PubSub: nobody here subscribes to it
     dispatcher = dispatcher_named(name)
     try:

@@ -20,6 +20,7 @@ from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import current_runtime, monitor, monitor_nodes, nodes, send
 from beamish._runtime.messages import Down, NodeDown, NodeUp
 from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.tables import find_table, new_table
 
 __all__ = [
     "PgServer", "get_local_members", "get_members", "join", "leave", "which_groups",
@@ -36,9 +37,8 @@ class PgServer(GenServer):
         monitor_nodes(True)
         self.scope = scope
         # group -> members (with repeats), for the whole cluster; read without a message
-        self.groups: dict[Any, list[Pid]] = current_runtime().extensions.setdefault(
-            f"beamish.pg:{scope}", {}
-        )
+        self.groups: dict[Any, list[Pid]] = {}
+        new_table(("beamish.pg", scope), self.groups)  # owned by this server: gone with it
         self.local: dict[Pid, tuple[Ref, list[Any]]] = {}  # member -> (monitor, its groups)
         for node in nodes():
             send((scope, node), ("sync", current_runtime().node_id.name, []))
@@ -131,13 +131,14 @@ class PgServer(GenServer):
 
 
 def _groups(scope: str) -> dict[Any, list[Pid]]:
-    groups = current_runtime().extensions.get(f"beamish.pg:{scope}")
+    found = find_table(("beamish.pg", scope))
+    groups: dict[Any, list[Pid]] | None = found.data if found is not None else None
     if groups is None:
         raise LookupError(
             f"no pg scope {scope!r} runs on this node: it starts with the node's cluster "
             "membership (beamish.cluster.connect)"
         )
-    return groups  # type: ignore[no-any-return]
+    return groups
 
 
 def _pids(pid_or_pids: Pid | list[Pid]) -> list[Pid]:

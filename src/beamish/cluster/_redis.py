@@ -32,6 +32,7 @@ class RedisTransport(Transport):
         self._client: Any = None
         self._pubsub: Any = None
         self._handlers: dict[bytes, Handler] = {}
+        self._confirmed: dict[bytes, asyncio.Event] = {}
         self._reader: asyncio.Task[None] | None = None
 
     def preload(self) -> None:
@@ -45,7 +46,7 @@ class RedisTransport(Transport):
                 self.url, decode_responses=False, socket_connect_timeout=5
             )
             await asyncio.wait_for(self._client.ping(), 10)
-            self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            self._pubsub = self._client.pubsub()
         except Exception as exc:
             raise TransportError(f"cannot connect to Redis at {_safe(self.url)}: {exc}") from None
         self._set_state(True)
@@ -53,11 +54,16 @@ class RedisTransport(Transport):
     async def subscribe(self, subject: str, handler: Handler) -> Subscription:
         channel = subject.encode()
         self._handlers[channel] = handler
+        confirmed = self._confirmed[channel] = asyncio.Event()
         await self._pubsub.subscribe(channel)
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(
                 self._read(), name="beamish-redis-reader"
             )
+        try:  # the server's confirmation: from here on, what is published reaches us
+            await asyncio.wait_for(confirmed.wait(), 10)
+        except TimeoutError:
+            raise TransportError(f"Redis did not confirm the subscription to {subject}") from None
 
         async def cancel() -> None:
             self._handlers.pop(channel, None)
@@ -80,7 +86,15 @@ class RedisTransport(Transport):
                 continue
             if not self.connected:
                 self._set_state(True)
-            if message is None or message.get("type") != "message":
+            if message is None:
+                continue
+            kind = message.get("type")
+            if kind == "subscribe":
+                event = self._confirmed.pop(message["channel"], None)
+                if event is not None:
+                    event.set()
+                continue
+            if kind != "message":
                 continue
             handler = self._handlers.get(message["channel"])
             if handler is not None:

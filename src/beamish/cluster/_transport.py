@@ -8,7 +8,8 @@ the cluster's (``_node.py``), so an engine is about a page of code:
 
 - ``connect()`` / ``close()``;
 - ``subscribe(subject, handler)``: ``handler(frame)`` runs on the event loop for each frame,
-  in order; returns a ``Subscription`` to ``cancel()``;
+  in order; returns, once the engine has the subscription, a ``Subscription`` to
+  ``cancel()``;
 - ``publish(subject, frame)``: never blocks. Frames queue in a bounded outbox that a writer
   task drains (``max_outbox`` bytes, default 64 MiB); past it ``TransportBusy`` is raised and
   the frame is not queued. A frame over ``max_payload`` raises ``FrameTooLarge``;

@@ -34,7 +34,7 @@ from beamish.data._messages import (
     Tick,
 )
 from beamish.data._queue import OVERLOADED, PoolQueue
-from beamish.data._table import KEY, PoolTable
+from beamish.data._table import PoolTable, find_table
 
 __all__ = ["OVERLOADED_REPLY", "PoolManager"]
 
@@ -66,9 +66,7 @@ class PoolManager(GenServer):
     by_ref: dict[Ref, Pid]
 
     def init(self, name: str) -> Any:
-        from beamish._runtime.api import current_runtime
-
-        table: PoolTable = current_runtime().extensions[KEY][name]
+        table: PoolTable = find_table(name, running=False)
         self.table = table
         self.queue = PoolQueue(table.pool.max_waiting, _is_waiting)
         self.slots = {}

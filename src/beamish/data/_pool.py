@@ -31,7 +31,7 @@ from beamish._errors import (
 )
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._otp.supervisor.supervisor import Supervisor
-from beamish._runtime.api import current_runtime, is_alive, make_ref, send, whereis
+from beamish._runtime.api import make_ref, send, whereis
 from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
@@ -41,7 +41,7 @@ from beamish.data._lease import Connection
 from beamish.data._manager import OVERLOADED_REPLY, PoolManager
 from beamish.data._messages import ABORTED, OPEN, Cancel, Checkout
 from beamish.data._server import ConnectionServer
-from beamish.data._table import KEY, PoolTable, find_table, new_table
+from beamish.data._table import PoolTable, find_table, publish
 from beamish.data._telemetry import CheckoutEvent, Hooks, PoolStatistics
 
 __all__ = ["Pool"]
@@ -280,27 +280,25 @@ class Pool:
 
 
 async def _start_pool(pool: Pool, link: bool) -> Pid:
-    tables: dict[str, PoolTable] = current_runtime().extensions.setdefault(KEY, {})
     running = whereis(pool.name)
-    old = tables.get(pool.name)
-    if running is not None or (
-        old is not None and old.manager is not None and is_alive(old.manager)
-    ):
+    if running is not None:
         raise StartError(
             ("already_started", running),
             f"cannot start pool {pool.name!r}: a pool or a process of that name runs "
             f"already ({running!r})",
         )
-    new_table(pool, pool.size)
+    table = PoolTable(pool, pool.size)
     if link:
-        return await _PoolSupervisor.start_link(pool.name, name=pool.name)
-    return await _PoolSupervisor.start(pool.name, name=pool.name)
+        return await _PoolSupervisor.start_link(table, name=pool.name)
+    return await _PoolSupervisor.start(table, name=pool.name)
 
 
 class _PoolSupervisor(Supervisor):
     """manager, then the connections: rest_for_one, so a new manager gets new connections."""
 
-    def init(self, name: str) -> Any:
+    def init(self, table: PoolTable) -> Any:
+        publish(table)  # owned by this supervisor: the pool's for as long as it runs
+        name = table.pool.name
         return Supervisor.init([
             Supervisor.child_spec_of((PoolManager, name), id="manager"),
             Supervisor.child_spec_of((_Connections, name), id="connections"),

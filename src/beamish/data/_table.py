@@ -1,7 +1,9 @@
 """A running pool's table: what every process of the runtime reads to use the pool.
 
-Registered per runtime (``Runtime.extensions["beamish.data"]``, by pool name), so two
-runtimes can run pools of the same name. Callers read it directly, without a message, as
+An owned table (``_runtime/tables.py``) of the pool's supervisor, named
+``("beamish.data", pool name)``: it lives as long as the pool does (across restarts of its
+manager and connections), and each runtime has its own, so two runtimes can run pools of the
+same name. Callers read it directly, without a message, as
 Registry callers read the registry's tables: to find the manager, the connection their
 process already holds (``owners``), the hooks, and the figures for ``statistics()``. The
 manager and the connection processes keep the figures up to date.
@@ -12,8 +14,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from beamish._errors import PoolError
-from beamish._runtime.api import current_runtime, is_alive
+from beamish._runtime.api import is_alive
 from beamish._runtime.pid import Pid
+from beamish._runtime.tables import find_table as _find_table
+from beamish._runtime.tables import new_table as _new_table
 from beamish.data._queue import PoolQueue, RestartHistory
 from beamish.data._telemetry import Hooks, PoolStatistics
 
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
     from beamish.data._lease import Connection
     from beamish.data._pool import Pool
 
-__all__ = ["KEY", "PoolTable", "find_table", "new_table"]
+__all__ = ["KEY", "PoolTable", "find_table", "publish"]
 
 KEY = "beamish.data"
 
@@ -65,16 +69,9 @@ class PoolTable:
         )
 
 
-def _tables() -> dict[str, PoolTable]:
-    tables: dict[str, PoolTable] = current_runtime().extensions.setdefault(KEY, {})
-    return tables
-
-
-def new_table(pool: Pool, size: int) -> PoolTable:
-    """Register a fresh table for ``pool`` (replacing the one of a stopped pool)."""
-    table = PoolTable(pool, size)
-    _tables()[pool.name] = table
-    return table
+def publish(table: PoolTable) -> None:
+    """Make ``table`` the pool's, owned by the caller (the pool's supervisor)."""
+    _new_table((KEY, table.pool.name), table)
 
 
 def find_table(name: str, *, running: bool = True) -> PoolTable:
@@ -83,8 +80,8 @@ def find_table(name: str, *, running: bool = True) -> PoolTable:
     With ``running=False``, the table of a pool that was started, even if its manager is
     being restarted right now (for statistics).
     """
-    tables: dict[str, PoolTable] = current_runtime().extensions.get(KEY, {})
-    table = tables.get(name)
+    found = _find_table((KEY, name))
+    table: PoolTable | None = found.data if found is not None else None
     if table is not None and not running:
         return table
     if table is None or table.manager is None or not is_alive(table.manager):

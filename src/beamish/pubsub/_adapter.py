@@ -38,7 +38,7 @@ class Adapter(Protocol):
 
 
 REMOTE = "beamish.pubsub.remote"
-"""The runtime extension a cluster sets when the node joins one: a function
+"""The owned table a cluster makes when the node joins one: its data is a function
 ``(node | None, pubsub, topic, message, dispatcher, from_pid)`` that hands a broadcast to every
 other node (``node=None``) or to one."""
 
@@ -48,13 +48,13 @@ class LocalAdapter:
     (``beamish.cluster.connect``), as Phoenix.PubSub's default adapter spans the BEAM's
     cluster. A broadcast then costs one message per other node, never one per subscriber."""
 
-    __slots__ = ("_extensions", "_node", "_pubsub")
+    __slots__ = ("_node", "_pubsub", "_tables")
 
     def __init__(self, node: str, pubsub: str | None = None,
-                 extensions: dict[str, Any] | None = None) -> None:
+                 tables: dict[Any, Any] | None = None) -> None:
         self._node = node
         self._pubsub = pubsub
-        self._extensions = extensions if extensions is not None else {}
+        self._tables = tables if tables is not None else {}  # the runtime's owned tables
 
     def node_name(self) -> str:
         return self._node
@@ -62,13 +62,13 @@ class LocalAdapter:
     def broadcast(
         self, topic: str, message: Any, dispatcher: Any, from_pid: Pid | None
     ) -> None:
-        remote = self._extensions.get(REMOTE)
+        remote = self._tables.get(REMOTE)
         if remote is not None:
-            remote(None, self._pubsub, topic, message, dispatcher, from_pid)
+            remote.data(None, self._pubsub, topic, message, dispatcher, from_pid)
 
     def direct_broadcast(
         self, node: str, topic: str, message: Any, dispatcher: Any, from_pid: Pid | None
     ) -> None:
-        remote = self._extensions.get(REMOTE)
+        remote = self._tables.get(REMOTE)
         if remote is not None:
-            remote(node, self._pubsub, topic, message, dispatcher, from_pid)
+            remote.data(node, self._pubsub, topic, message, dispatcher, from_pid)

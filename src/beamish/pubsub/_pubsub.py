@@ -22,6 +22,7 @@ from beamish._otp.registry.registry import Registry
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import current_runtime, send
 from beamish._runtime.pid import Pid
+from beamish._runtime.tables import find_table, new_table
 from beamish.pubsub._adapter import Adapter, LocalAdapter
 
 __all__ = ["Dispatcher", "PubSub", "dispatcher_name", "dispatcher_named", "register_dispatcher"]
@@ -30,7 +31,7 @@ Dispatcher = Callable[[list[tuple[Pid, Any]], Pid | None, Any], Any]
 """``dispatcher(entries, from_pid, message)``: deliver ``message`` to the subscribers in
 ``entries`` (``(pid, metadata)`` pairs), skipping ``from_pid`` if given."""
 
-_ADAPTERS = "beamish.pubsub.adapters"
+_ADAPTERS = "beamish.pubsub"  # a running PubSub's adapter: the table (_ADAPTERS, name)
 
 # Dispatchers by name, so that a broadcast can be described on the wire.
 _DISPATCHERS: dict[str, Dispatcher] = {}
@@ -76,11 +77,6 @@ def dispatcher_named(name: str | None) -> Dispatcher | None:
     return found
 
 
-def _adapters() -> dict[str, Adapter]:
-    adapters: dict[str, Adapter] = current_runtime().extensions.setdefault(_ADAPTERS, {})
-    return adapters
-
-
 def _plain(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any) -> None:
     if from_pid is None:
         for pid, _ in entries:
@@ -111,10 +107,11 @@ class PubSub:
         default; ``adapter`` builds one from the node name)."""
         runtime = current_runtime()
         built = (adapter(runtime.node) if adapter is not None
-                 else LocalAdapter(runtime.node, name, runtime.extensions))
-        _adapters()[name] = built
-        return await Registry.start_link(keys=("duplicate", "key"), name=name,
-                                         partitions=partitions)
+                 else LocalAdapter(runtime.node, name, runtime._tables))
+        pid = await Registry.start_link(keys=("duplicate", "key"), name=name,
+                                        partitions=partitions)
+        new_table((_ADAPTERS, name), built, owner=pid)  # gone with the registry
+        return pid
 
     @staticmethod
     def child_spec(options: dict[str, Any]) -> ChildSpec:
@@ -198,7 +195,8 @@ class PubSub:
 
 
 def _adapter(pubsub: str) -> Adapter:
-    adapter = _adapters().get(pubsub)
+    found = find_table((_ADAPTERS, pubsub))
+    adapter: Adapter | None = found.data if found is not None else None
     if adapter is None:
         from beamish._errors import RegistryError
 

@@ -16,7 +16,6 @@ tracked pid and runs ``handle_diff``.
 from __future__ import annotations
 
 import logging
-import weakref
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, overload
@@ -25,8 +24,9 @@ from beamish._errors import TrackerError
 from beamish._otp.gen_server.server import GenServer, Ok
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._otp.supervisor.supervisor import Supervisor
-from beamish._runtime.api import current_runtime, is_alive, whereis
+from beamish._runtime.api import is_alive
 from beamish._runtime.pid import Pid
+from beamish._runtime.tables import find_table, new_table
 from beamish.pubsub._tracker_shard import (
     Options,
     Pool,
@@ -40,7 +40,6 @@ from beamish.pubsub._tracker_state import TrackerState
 __all__ = ["Tracker", "TrackerError", "UserDiffs"]
 
 _log = logging.getLogger("beamish.tracker")
-_POOLS = "beamish.tracker.pools"  # the runtime extension holding the pool index
 _OPTIONS = (
     "name", "pubsub", "pool_size", "broadcast_period", "max_silent_periods", "down_period",
     "permdown_period", "replica", "scope", "arg",
@@ -112,25 +111,9 @@ def _seconds(value: Any, what: str) -> float:
     return float(value)
 
 
-def _index() -> dict[Pid, weakref.ref[Pool]]:
-    index: dict[Pid, weakref.ref[Pool]] = current_runtime().extensions.setdefault(_POOLS, {})
-    return index
-
-
-def _publish(pid: Pid, pool: Pool) -> None:
-    index = _index()
-
-    def forget(ref: weakref.ref[Pool]) -> None:
-        if index.get(pid) is ref:
-            del index[pid]
-
-    index[pid] = weakref.ref(pool, forget)
-
-
 def _pool(tracker: str) -> Pool:
-    pid = whereis(tracker) if type(tracker) is str else None
-    ref = _index().get(pid) if pid is not None else None
-    pool = ref() if ref is not None else None
+    found = find_table(("beamish.tracker", tracker)) if type(tracker) is str else None
+    pool: Pool | None = found.data if found is not None else None
     if pool is None:
         raise TrackerError(
             ("unknown_tracker", tracker),
@@ -249,7 +232,7 @@ class Tracker:
         pid = await Supervisor.start_link(
             children, name=opts.name, strategy="one_for_one", max_restarts=3, max_seconds=5
         )
-        _publish(pid, pool)
+        new_table(("beamish.tracker", opts.name), pool, owner=pid)
         return pid
 
     @classmethod

@@ -69,10 +69,11 @@ except ModuleNotFoundError as exc:  # installed without the web extra
         raise
     _missing = exc
 
-_CLUSTER = ("LocalCluster", "LocalNode", "local_cluster")
+_CLUSTER = ("LocalCluster", "LocalNode", "TransportSuite", "local_cluster")
 _missing_cluster: ModuleNotFoundError | None = None
 try:  # the cluster helpers need the cluster extra
     from beamish.testing._cluster import LocalCluster, LocalNode, local_cluster
+    from beamish.testing._transport_suite import TransportSuite
 except ModuleNotFoundError as exc:  # installed without the cluster extra
     if (exc.name or "beamish").partition(".")[0] == "beamish":
         raise
@@ -85,6 +86,7 @@ __all__ = [
     "LeftoverError",
     "LocalCluster",
     "LocalNode",
+    "TransportSuite",
     "VirtualClock",
     "VirtualTimer",
     "WebSocketDisconnected",

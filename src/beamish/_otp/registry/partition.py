@@ -16,16 +16,14 @@ process, with no message. The partitions own it:
   the registry's own supervisor restarts it whole, with empty tables. Registered processes
   are linked to their partition: they go down with it, as in Elixir.
 
-Callers find a table from the registry's name: ``whereis(name)`` gives the supervisor's pid
-and the runtime's table index (in ``Runtime.extensions``) maps that pid to its table. The
-map is weak: a table belongs to the processes of its registry (the supervisor's child specs
-and the partitions hold it) and disappears with them.
+Callers find a table from the registry's name: it is an owned table (``_runtime/tables.py``)
+of the registry's supervisor, named ``("beamish.registry", name)``, found with one dict
+lookup and deleted when the supervisor exits.
 """
 
 from __future__ import annotations
 
 import inspect
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -35,46 +33,26 @@ from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._otp.registry.table import RegistryTable
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._otp.supervisor.supervisor import Supervisor
-from beamish._runtime.api import current_runtime, demonitor, monitor, trap_exit, whereis
+from beamish._runtime.api import demonitor, monitor, trap_exit
 from beamish._runtime.api import self as _self
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.request import ReplyTo, reply, request
+from beamish._runtime.tables import find_table as _find_table
+from beamish._runtime.tables import new_table
 
 __all__ = ["find_table", "lock", "partition_name", "start_registry", "stopping"]
 
-_TABLES = "beamish.registry.tables"  # the runtime extension holding the table index
-
-
-def _index() -> dict[Pid, weakref.ref[RegistryTable]]:
-    """This runtime's map of registry pid -> weak reference to its table.
-
-    A plain dict of weakrefs: a lookup is one dict read and one call, about half the cost
-    of a WeakValueDictionary's. It lives in the runtime, so two runtimes never share it.
-    """
-    index: dict[Pid, weakref.ref[RegistryTable]] = current_runtime().extensions.setdefault(
-        _TABLES, {}
-    )
-    return index
+def _table_name(registry: str) -> tuple[str, str]:
+    return ("beamish.registry", registry)
 
 
 def find_table(name: str) -> RegistryTable | None:
-    """The table of the registry running under ``name``, or None."""
-    pid = whereis(name)
-    if pid is None:
-        return None
-    ref = _index().get(pid)
-    return None if ref is None else ref()
-
-
-def _publish(pid: Pid, table: RegistryTable) -> None:
-    index = _index()
-
-    def forget(_ref: weakref.ref[RegistryTable]) -> None:
-        if index.get(pid) is _ref:
-            del index[pid]
-
-    index[pid] = weakref.ref(table, forget)
+    """The table of the registry running under ``name``, or None: an owned table of the
+    registry's supervisor, so one dict lookup, and gone when the registry is."""
+    found = _find_table(_table_name(name))
+    table: RegistryTable | None = None if found is None else found.data
+    return table
 
 
 def partition_name(registry: str, index: int) -> str:
@@ -90,7 +68,7 @@ async def start_registry(table: RegistryTable) -> Pid:
     pid = await Supervisor.start_link(
         children, name=table.name, strategy="one_for_all", max_restarts=0
     )
-    _publish(pid, table)
+    new_table(_table_name(table.name), table, owner=pid)
     return pid
 
 

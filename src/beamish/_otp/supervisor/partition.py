@@ -10,8 +10,8 @@ partition its key picks. Routing reads a table, with no message::
 
 How it works. The process is a ``Supervisor`` (one_for_one) whose child ``i`` is the given
 child spec, started by a wrapper that records the pid it got in a table of partitions; a
-restart runs the wrapper again and records the new pid. The table lives in the runtime
-(``Runtime.extensions``), found by the supervisor's name. A key picks partition
+restart runs the wrapper again and records the new pid. The table is an owned table of the
+supervisor (``_runtime/tables.py``), found by the supervisor's name. A key picks partition
 ``hash(key) % partitions`` (an int key: ``abs(key) % partitions``), so a pid or a user id
 always lands on the same partition.
 """
@@ -19,43 +19,34 @@ always lands on the same partition.
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 from beamish._errors import InvalidNameError, NotRegisteredError
 from beamish._otp.supervisor.child_spec import ChildSpec, to_child_spec
 from beamish._otp.supervisor.supervisor import ChildCounts, ChildInfo, Supervisor
-from beamish._runtime.api import current_runtime, is_alive, send, whereis
+from beamish._runtime.api import is_alive, send
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
+from beamish._runtime.tables import find_table, new_table
 
 __all__ = ["PartitionSupervisor"]
 
-_TABLES = "beamish.partition_supervisor.tables"
 
 
 class _Partitions:
     """The pids of one PartitionSupervisor's partitions, by index (None while down)."""
 
-    __slots__ = ("__weakref__", "name", "pids")
+    __slots__ = ("name", "pids")
 
     def __init__(self, name: str, count: int) -> None:
         self.name = name
         self.pids: list[Pid | None] = [None] * count
 
 
-def _index() -> dict[Pid, weakref.ref[_Partitions]]:
-    index: dict[Pid, weakref.ref[_Partitions]] = current_runtime().extensions.setdefault(
-        _TABLES, {}
-    )
-    return index
-
-
 def _table(name: str) -> _Partitions:
-    pid = whereis(name)
-    ref = None if pid is None else _index().get(pid)
-    table = None if ref is None else ref()
+    found = find_table(("beamish.partition_supervisor", name)) if type(name) is str else None
+    table: _Partitions | None = None if found is None else found.data
     if table is None:
         raise NotRegisteredError(
             f"no PartitionSupervisor is running under {name!r}; start it first with "
@@ -159,13 +150,7 @@ class PartitionSupervisor:
             children, name=name, strategy="one_for_one", max_restarts=max_restarts,
             max_seconds=max_seconds,
         )
-        index_map = _index()
-
-        def forget(ref: weakref.ref[_Partitions]) -> None:
-            if index_map.get(pid) is ref:
-                del index_map[pid]
-
-        index_map[pid] = weakref.ref(table, forget)
+        new_table(("beamish.partition_supervisor", name), table, owner=pid)
         return pid
 
     @staticmethod
