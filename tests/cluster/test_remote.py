@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 import beamish
+import beamish.cluster
 from beamish import (
     ANY,
     CallError,
@@ -287,3 +288,26 @@ async def test_a_node_that_stops_says_goodbye():
 async def test_monitor_node_on_a_node_that_is_not_connected():
     beamish.monitor_node("nowhere@test")
     await assert_receive(NodeDown("nowhere@test", "noconnection"))
+
+
+@beamish.cluster.remote
+async def report_node(to):
+    send(to, ("ran on", beamish.node()))
+
+
+async def start_task_supervisor():
+    await beamish.Task.Supervisor.start(name="tasks")
+
+
+async def test_a_task_supervisor_child_started_from_another_node():
+    async with local_cluster("b@test") as cluster:
+        await cluster.node("b@test").run(start_task_supervisor)
+        pid = await beamish.Task.Supervisor.start_child(("tasks", "b@test"), report_node, self())
+        assert pid.node == "b@test"
+        await assert_receive(("ran on", "b@test"))
+
+        async def not_marked(to):
+            send(to, "never")
+
+        with pytest.raises(WireError, match=r"@beamish.cluster.remote"):
+            await beamish.Task.Supervisor.start_child(("tasks", "b@test"), not_marked, self())

@@ -29,7 +29,10 @@ import enum
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
-__all__ = ["WIRE_NAMES", "WIRE_TYPES", "WireType", "message", "register_wire_type"]
+__all__ = [
+    "WIRE_CALLABLES", "WIRE_CALLABLE_NAMES", "WIRE_NAMES", "WIRE_TYPES", "WireType", "message",
+    "register_wire_callable", "register_wire_type", "remote",
+]
 
 T = TypeVar("T", bound=type)
 
@@ -50,6 +53,37 @@ class WireType:
 
 WIRE_TYPES: dict[str, WireType] = {}  # wire name -> type
 WIRE_NAMES: dict[type, WireType] = {}  # type -> its registration
+WIRE_CALLABLES: dict[str, Any] = {}  # wire name -> function or class
+WIRE_CALLABLE_NAMES: dict[Any, str] = {}  # function or class -> wire name
+
+
+def register_wire_callable(obj: Any, name: str | None = None) -> Any:
+    """Let the function or class ``obj`` cross the wire *by name*: another node that
+    registered the same name gets its own object of that name (nothing is imported or
+    evaluated from the network). For code another node may start here, such as a
+    ``Task.Supervisor`` child's function."""
+    if not callable(obj):
+        raise TypeError(f"register_wire_callable() takes a function or a class, got {obj!r}")
+    wire = name if name is not None else (
+        f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    )
+    taken = WIRE_CALLABLES.get(wire)
+    if taken is not None and taken != obj:
+        raise ValueError(f"the wire name {wire!r} is taken by {taken!r}")
+    WIRE_CALLABLES[wire] = obj
+    WIRE_CALLABLE_NAMES[obj] = wire
+    return obj
+
+
+def remote(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """``@remote``: a function other nodes may ask this one to run (``Task.Supervisor``
+    children started from another node), known on the wire by ``name`` (default
+    ``module.QualName``). Every node that runs it must define it."""
+
+    def wrap(f: Any) -> Any:
+        return register_wire_callable(f, name)
+
+    return wrap if fn is None else wrap(fn)
 
 
 def register_wire_type(cls: T, name: str | None = None) -> T:

@@ -6,7 +6,7 @@ down; ``global_names`` and ``pg`` name processes across the cluster; ``ClusterPu
 broadcasts to every node. See docs/guides/cluster.md.
 """
 
-from beamish._runtime.records import message, register_wire_type
+from beamish._runtime.records import message, register_wire_callable, register_wire_type, remote
 from beamish.cluster import global_names, pg
 from beamish.cluster._codec import Codec, RemoteError, WireError
 from beamish.cluster._connect import (
@@ -44,7 +44,9 @@ __all__ = [
     "global_names",
     "message",
     "pg",
+    "register_wire_callable",
     "register_wire_type",
+    "remote",
     "secret_from_env",
     "transport_for",
 ]

@@ -18,6 +18,7 @@ code   type                body (itself msgpack)
 9      ReplyTo             [node name, creation, caller id or None, alias]
 10     Request             [reply_to, payload]
 11     Crash               [exception]                   (a crash reason)
+12     function or class   [wire name]                   (``@remote``, register_wire_callable)
 =====  ==================  ============================================================
 
 A value of any other type raises ``WireError`` at the sender, naming the type and how to
@@ -35,7 +36,13 @@ import msgpack
 
 from beamish._runtime.messages import Crash, Down, Exit, NodeDown, NodeUp
 from beamish._runtime.pid import Pid, Ref
-from beamish._runtime.records import WIRE_NAMES, WIRE_TYPES, register_wire_type
+from beamish._runtime.records import (
+    WIRE_CALLABLE_NAMES,
+    WIRE_CALLABLES,
+    WIRE_NAMES,
+    WIRE_TYPES,
+    register_wire_type,
+)
 from beamish._runtime.request import ReplyTo, Request
 from beamish.cluster._nodes import NodeTable
 
@@ -44,7 +51,7 @@ __all__ = ["MAX_DEPTH", "Codec", "RemoteError", "WireError"]
 MAX_DEPTH = 64
 
 (_TUPLE, _PID, _REF, _SET, _FROZENSET, _RECORD, _ENUM, _EXC, _REPLY_TO, _REQUEST,
- _CRASH) = range(1, 12)
+ _CRASH, _CALLABLE) = range(1, 13)
 
 for _cls in (Down, Exit, NodeUp, NodeDown):
     register_wire_type(_cls, f"beamish.{_cls.__name__}")
@@ -147,6 +154,18 @@ class Codec:
             )
         if t is Crash:
             return msgpack.ExtType(_CRASH, self._pack([term.exception]))
+        if callable(term):
+            try:
+                name = WIRE_CALLABLE_NAMES.get(term)
+            except TypeError:  # unhashable
+                name = None
+            if name is not None:
+                return msgpack.ExtType(_CALLABLE, self._pack([name]))
+            raise WireError(
+                f"cannot send {_show(term)} to another node: functions and classes cross by "
+                "name only. Mark a function other nodes may run with @beamish.cluster.remote "
+                "(or beamish.cluster.register_wire_callable) on every node"
+            )
         if isinstance(term, RemoteError):  # passed on: it keeps its first description
             return msgpack.ExtType(_EXC, self._pack([term.type_name, term.text]))
         if isinstance(term, BaseException):
@@ -232,6 +251,15 @@ class Codec:
             if type(reply_to) is not ReplyTo:
                 raise WireError("a request without a ReplyTo")
             return Request(reply_to, payload)
+        if code == _CALLABLE:
+            (name,) = _list(value, 1)
+            found = WIRE_CALLABLES.get(_str(name))
+            if found is None:
+                raise WireError(
+                    f"a function {name!r} that this node does not know: mark it with "
+                    "@beamish.cluster.remote on every node"
+                )
+            return found
         if code == _CRASH:
             (exception,) = _list(value, 1)
             if not isinstance(exception, BaseException):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from beamish._errors import SupervisorError
+from beamish._runtime.records import register_wire_type
 
 __all__ = [
     "ChildSpec", "ChildSpecOptions", "child_name", "child_spec_options", "to_child_spec",
@@ -92,6 +93,9 @@ def _check_keys(options: Mapping[str, Any], where: str) -> None:
             f"{where} got unknown child spec key(s) {', '.join(map(repr, unknown))}; the keys "
             f"are {', '.join(FIELDS)}"
         )
+
+
+register_wire_type(ChildSpec, "beamish.ChildSpec")  # a child can be started on another node
 
 
 class ChildSpecOptions:

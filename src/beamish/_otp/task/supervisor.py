@@ -32,6 +32,7 @@ from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import receive
+from beamish._runtime.records import register_wire_callable
 
 __all__ = ["TaskSupervisor"]
 
@@ -233,6 +234,11 @@ async def _async(
     alias = ReplyAlias(owner, ref)
     send(pid, _Go(alias))
     return Task(pid, ref, owner, alias)
+
+
+# what a task child's spec names crosses nodes by name, so a task can start on another node
+register_wire_callable(Task, "beamish.Task")
+register_wire_callable(Task.start_link, "beamish.Task.start_link")
 
 
 async def _start_child(sup: Any, spec: ChildSpec, what: str) -> Pid:
