@@ -164,12 +164,14 @@ def _send_py(dest: Pid | str, message: Any) -> None:
                     proc.waiter = None
                     if not waiting.done():
                         waiting.set_result(None)
+                        proc.runtime.wakeups += 1
     else:
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+                proc.runtime.wakeups += 1
 
 
 def _request_tick(scheduler: Scheduler) -> None:
@@ -328,6 +330,7 @@ def wait_exit(pid: Pid, *, timeout: float | None = None) -> Awaitable[Any]:
     def exited(_ref: Ref, _pid: Pid, reason: Any) -> None:
         if not future.done():
             future.set_result(reason)
+            runtime.wakeups += 1
 
     ref = runtime.make_ref()
     runtime._watch(target, ref, exited)
@@ -342,6 +345,7 @@ async def _await_exit(
             future.set_exception(
                 TimeoutError(f"wait_exit() timed out after {timeout}s: {pid!r} is still alive")
             )
+            runtime.wakeups += 1
 
     handle = None if timeout is None else runtime.clock.call_later(timeout, expire)
     try:

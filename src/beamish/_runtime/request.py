@@ -69,6 +69,7 @@ class ReplyTo:
         # the watched destination exited before replying
         if not self._future.done():
             self._future.set_exception(_Failed(reason))
+            self._runtime.wakeups += 1
 
     def _arm(self) -> None:
         # Runs one loop turn after the request was sent: most replies have come by then,
@@ -85,6 +86,7 @@ class ReplyTo:
     def _expire(self) -> None:
         if not self._future.done():
             self._future.set_exception(_Failed("timeout"))
+            self._runtime.wakeups += 1
 
 
 class _Failed(Exception):
@@ -121,6 +123,7 @@ def reply(reply_to: ReplyTo, value: Any) -> None:
     future = reply_to._future
     if not future.done():
         future.set_result(value if type(value) in ATOMIC else isolate(value))
+        reply_to._runtime.wakeups += 1
 
 
 async def request(
@@ -145,6 +148,7 @@ async def request(
         raise CallError(why, (what, dest if server is None else server, payload, timeout))
     future: asyncio.Future[Any] = runtime._loop.create_future()
     reply_to = ReplyTo(None if me is None else me.pid, future)
+    reply_to._runtime = runtime
     watchers = target.watchers
     if watchers is None:
         watchers = target.watchers = {}
@@ -153,7 +157,6 @@ async def request(
         payload = isolate(payload)
     runtime._deliver(target, Request(reply_to, payload))
     if timeout is not None:
-        reply_to._runtime = runtime
         reply_to._timeout = timeout
         reply_to._started = runtime.clock.now()
         scheduler = runtime.scheduler

@@ -129,6 +129,7 @@ class Runtime(Signals, Names, Timers):
         self.spawned = 0
         self.exited = 0
         self.crashed = 0
+        self.wakeups = 0  # see _runtime/wakeups.py
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -270,6 +271,7 @@ class Runtime(Signals, Names, Timers):
                 _task_main(proc, target, args), name=f"beamish{pid!r}",
                 context=proc.own_context(),
             )
+            self.wakeups += 1  # its task is due to start
         if self.instruments.spawn:
             self.instruments.emit(self.instruments.spawn, pid)
         return pid
@@ -334,6 +336,7 @@ class Runtime(Signals, Names, Timers):
         def on_exit(_ref: Ref, _pid: Pid, reason: Any) -> None:
             if not outcome.done():
                 outcome.set_result(reason)
+                self.wakeups += 1
 
         self._watch(proc, self.make_ref(), on_exit)
         task = proc.task
@@ -381,6 +384,7 @@ class Runtime(Signals, Names, Timers):
             registered_names=len(self._names),
             timers=len(self._timers),
             long_schedules=self._watchdog.reports if self._watchdog else 0,
+            wakeups=self.wakeups,
         )
 
     def _process_of_task(self, task: Any) -> Process | None:

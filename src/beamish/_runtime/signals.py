@@ -63,6 +63,7 @@ class Signals:
     scheduler: Scheduler
     exited: int
     crashed: int
+    wakeups: int
 
     # -- delivery -----------------------------------------------------------------------
 
@@ -83,12 +84,14 @@ class Signals:
                         proc.waiter = None
                         if not waiting.done():
                             waiting.set_result(None)
+                            self.wakeups += 1
         else:
             waiter = proc.waiter
             if waiter is not None:
                 proc.waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
+                    self.wakeups += 1
 
     # -- exits ----------------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Signals:
             task = proc.task
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
+                self.wakeups += 1  # its task runs once more, to unwind
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None
