@@ -291,7 +291,7 @@ async def test_deferred_reply_from_another_process_32():
 
         @staticmethod
         async def answer_later(from_):
-            await beamish.sleep(0.02)
+            await beamish.sleep(0.02)  # the subject: the reply comes later, from elsewhere
             assert GenServer.reply(from_, "deferred") is None
 
     pid = await Deferring.start_link(None)

@@ -49,7 +49,7 @@ async def test_request_deferred_reply_from_another_process():
 
         @staticmethod
         async def answer(reply_to: ReplyTo):
-            await beamish.sleep(0.01)
+            await beamish.sleep(0.01)  # the subject: the reply comes later, from elsewhere
             reply(reply_to, "deferred")
 
     pid = spawn(Deferring())
