@@ -40,17 +40,20 @@ async def worker(name: str) -> None:
                 return
 
 
-async def guardian(child_name: str) -> None:
-    """A hand-written supervisor in a few lines: trap exits, restart the crashed child."""
+async def guardian(child_name: str, owner: beamish.Pid) -> None:
+    """A hand-written supervisor in a few lines: trap exits, restart the crashed child, and
+    tell the owner each time the child is up under its name."""
     beamish.trap_exit(True)
     child = beamish.spawn_link(worker, child_name)
     beamish.register(child_name, child)
+    send(owner, ("up", child_name))
     while True:
         match await receive():
             case Exit(pid, Crash(exc)) if pid == child:
                 print(f"   guardian: {child_name} crashed ({exc!r}); restarting it")
                 child = beamish.spawn_link(worker, child_name)
                 beamish.register(child_name, child)
+                send(owner, ("up", child_name))
             case "stop":
                 return
 
@@ -92,12 +95,12 @@ async def main() -> None:
     print(f"   we trapped: {await receive(Exit, timeout=1)!r}")
 
     print("4. A guardian restarts its crashed child")
-    g = spawn(guardian, "squarer")
-    await beamish.sleep(0.01)
+    g = spawn(guardian, "squarer", beamish.self())
+    await receive(("up", "squarer"), timeout=1)
     send("squarer", ("work", 7, beamish.self()))
     print(f"   {await receive(timeout=1)}")
     send("squarer", ("work", "seven", beamish.self()))  # "seven" * "seven" raises
-    await beamish.sleep(0.01)
+    await receive(("up", "squarer"), timeout=1)  # restarted, and registered again
     send("squarer", ("work", 8, beamish.self()))
     print(f"   after the restart: {await receive(timeout=1)}")
     send(g, "stop")

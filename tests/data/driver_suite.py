@@ -25,7 +25,7 @@ from beamish.data import (
     QueryEvent,
     TransactionError,
 )
-from beamish.testing import start_supervised
+from beamish.testing import start_supervised, wait_until_idle
 
 
 @contextlib.asynccontextmanager
@@ -272,7 +272,7 @@ class DriverSuite:
 
             pid = beamish.spawn(writer)
             await receive("started", timeout=5)
-            await asyncio.sleep(0.05)
+            await wait_until_idle()  # the long statement is with the database
             beamish.exit(pid, "kill")
             started = time.monotonic()
             assert await count(db) == 0

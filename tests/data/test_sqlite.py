@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import pytest
 
 from beamish.data import Pool, SQLite
@@ -30,6 +33,26 @@ async def test_sqlite_file_uses_wal_by_default(sqlite):
         assert await db.fetch_value("PRAGMA journal_mode") == "wal"
         assert await db.fetch_value("PRAGMA foreign_keys") == 1
         assert db.param(2) == "?2"
+
+
+async def test_sqlite_connects_in_wal_while_another_connection_holds_the_write_lock(
+    tmp_path, caplog
+):
+    """Switching to WAL writes to the database; SQLite answers "database is locked" at once
+    when another connection holds the write lock, busy timeout or not. A pool's connections
+    opening a new file together met this, and the first attempt failed with a warning."""
+    path = str(tmp_path / "locked.db")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.05, holder.execute, ("COMMIT",))
+    release.start()
+    try:
+        async with pool_of(SQLite(path), size=1) as db:
+            assert await db.fetch_value("PRAGMA journal_mode") == "wal"
+        assert "could not connect" not in caplog.text
+    finally:
+        release.join()
+        holder.close()
 
 
 async def test_sqlite_named_parameters(sqlite):

@@ -21,6 +21,7 @@ from beamish import (
     receive,
     send,
 )
+from beamish.testing import wait_until_idle
 
 
 class Worker(GenServer):
@@ -44,15 +45,6 @@ def worker(restart="permanent", **arg):
     return ChildSpec(id=None, start=(Worker.start_link, (arg,)), restart=restart)
 
 
-async def wait_for(predicate, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await beamish.sleep(0.005)
-    raise AssertionError("condition not reached")
-
-
 async def test_max_children_79():
     sup = await DynamicSupervisor.start_link(max_children=1)
     await DynamicSupervisor.start_child(sup, worker())
@@ -73,14 +65,13 @@ async def test_a_restarting_child_still_occupies_its_slot_79():
             raise StartError("down")
         return await Worker.start_link({})
 
-    sup = await DynamicSupervisor.start_link(max_children=1, max_restarts=1000)
+    # it retries without end (the node is never idle), until the test ends
+    sup = await DynamicSupervisor.start_link(max_children=1, max_restarts=10**9)
     pid = await DynamicSupervisor.start_child(sup, ChildSpec(id=None, start=(flaky, ())))
+    beamish.monitor(pid)
     GenServer.cast(pid, ("exit", "died"))
-
-    async def restarting():
-        return [c.pid for c in await DynamicSupervisor.which_children(sup)] == ["restarting"]
-
-    await wait_for(restarting)
+    await receive(Down, timeout=1)  # the supervisor has the Exit, ahead of the next call
+    assert [c.pid for c in await DynamicSupervisor.which_children(sup)] == ["restarting"]
     with pytest.raises(SupervisorError) as info:
         await DynamicSupervisor.start_child(sup, worker())
     assert info.value.reason == "max_children"
@@ -103,12 +94,9 @@ async def test_restart_types_80(restart, reason, restarted):
     GenServer.cast(pid, ("exit", reason))
     await receive(Down, timeout=1)
     del ref
-
-    async def settled():
-        counts = await DynamicSupervisor.count_children(sup)
-        return counts == (ChildCounts(1, 1, 0, 1) if restarted else ChildCounts(0, 0, 0, 0))
-
-    await wait_for(settled)
+    await wait_until_idle()
+    counts = await DynamicSupervisor.count_children(sup)
+    assert counts == (ChildCounts(1, 1, 0, 1) if restarted else ChildCounts(0, 0, 0, 0))
     children = await DynamicSupervisor.which_children(sup)
     if restarted:
         assert children[0].pid != pid
@@ -170,14 +158,12 @@ async def test_terminate_a_restarting_child_83():
             raise StartError("down")
         return await Worker.start_link({})
 
-    sup = await DynamicSupervisor.start_link(max_restarts=1000)
+    sup = await DynamicSupervisor.start_link(max_restarts=10**9)  # it retries without end
     pid = await DynamicSupervisor.start_child(sup, ChildSpec(id=None, start=(flaky, ())))
+    beamish.monitor(pid)
     GenServer.cast(pid, ("exit", "died"))
-
-    async def restarting():
-        return (await DynamicSupervisor.count_children(sup)).active == 0
-
-    await wait_for(restarting)
+    await receive(Down, timeout=1)  # the supervisor has the Exit, ahead of the next call
+    assert (await DynamicSupervisor.count_children(sup)).active == 0
     assert await DynamicSupervisor.terminate_child(sup, pid) is None
     assert await DynamicSupervisor.count_children(sup) == ChildCounts(0, 0, 0, 0)
 

@@ -29,6 +29,8 @@ from beamish import (
     receive,
     send,
 )
+from beamish.testing import wait_until_idle
+from tests.conditions import eventually
 
 
 class Stack(GenServer):
@@ -119,7 +121,8 @@ async def test_call_timeout_keeps_server_and_drops_late_reply_26():
     assert info.value.reason == ("timeout", ("GenServer.call", pid, ("slow", 0.05), 0.01))
     assert "no reply within 0.01s" in str(info.value)
     assert await GenServer.call(pid, "pop") == 1  # still serving
-    await beamish.sleep(0.1)  # the late reply has been produced by now
+    await eventually(lambda: beamish.statistics().timers == 0, what="the slow answer's timer")
+    await wait_until_idle()  # the late reply has been produced
     assert await receive(timeout=0, default=None) is None
 
 
@@ -215,7 +218,7 @@ async def test_server_killed_while_a_call_waits_29():
     pid = await Stack.start([])
 
     async def killer():
-        await beamish.sleep(0.01)
+        await wait_until_idle()  # the call waits
         beamish.exit(pid, "killed by test")
 
     beamish.spawn(killer)
@@ -288,12 +291,12 @@ async def test_deferred_reply_from_another_process_32():
 
         @staticmethod
         async def answer_later(from_):
-            await beamish.sleep(0.02)
+            await beamish.sleep(0.02)  # the subject: the reply comes later, from elsewhere
             assert GenServer.reply(from_, "deferred") is None
 
     pid = await Deferring.start_link(None)
     caller = asyncio.ensure_future(GenServer.call(pid, "later"))
-    await beamish.sleep(0.005)
+    await wait_until_idle()  # the server took "later" and handed it on
     assert await GenServer.call(pid, "count") == 1  # serving others meanwhile
     assert await caller == "deferred"
 
@@ -311,12 +314,12 @@ async def test_timeout_zero_does_not_preempt_a_queued_message_34():
             return NoReply(state)
 
     pid = await Waits.start_link(None)
-    await beamish.sleep(0.02)
+    await wait_until_idle()  # a timeout of 0, had it been set, is due and fires too
     assert log == ["queued"]
     await GenServer.stop(pid)
 
 
-async def test_idle_timeout_delivers_timeout_when_nothing_arrives():
+async def test_idle_timeout_delivers_timeout_when_nothing_arrives(virtual_clock):
     log = []
 
     class Idle(GenServer):
@@ -328,7 +331,9 @@ async def test_idle_timeout_delivers_timeout_when_nothing_arrives():
             return NoReply(state)
 
     pid = await Idle.start_link(None)
-    await beamish.sleep(0.1)
+    await virtual_clock.advance(0.01)
+    assert log == []
+    await virtual_clock.advance(0.01)
     assert log == ["timeout"]
     await GenServer.stop(pid)
 
@@ -433,7 +438,7 @@ async def test_init_timeout_kills_the_server():
     with pytest.raises(StartError) as info:
         await SlowInit.start_link(None, timeout=0.02)
     assert info.value.reason == "timeout"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert len(beamish.processes()) == 1
 
 
@@ -609,7 +614,7 @@ async def test_missing_callbacks_44(caplog):
     beamish.trap_exit(True)
     pid = await Bare.start_link(None)
     send(pid, "plain message")
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert beamish.is_alive(pid)
     assert "unexpected message" in caplog.text and "plain message" in caplog.text
     with pytest.raises(CallError) as info:

@@ -29,6 +29,7 @@ from beamish import (
     receive,
     send,
 )
+from beamish.testing import wait_until_idle
 
 
 async def wait_for_go():
@@ -80,7 +81,7 @@ async def test_task_await_timeout_drops_the_late_reply_91():
     exited = beamish.wait_exit(task.pid)
     send(task.pid, "go")
     assert await exited == "normal"  # the task did finish, and tried to reply
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert await mailbox() == []  # neither (ref, "done") nor a Down for task.ref
 
     done = Task.async_(lambda: 1)
@@ -491,7 +492,7 @@ async def test_task_async_stream_failure_ends_a_caller_that_does_not_trap():
     pid, ref = beamish.spawn_monitor(consumer)
     down = await receive(Down, timeout=1)
     assert isinstance(down.reason, Crash) and str(down.reason.exception) == "task failed"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert beamish.processes() == [beamish.self()]
 
 
@@ -522,7 +523,7 @@ async def test_task_async_stream_is_lazy_and_composable_112():
             break
     assert taken == [("ok", 0), ("ok", 1), ("ok", 2), ("ok", 3)]
     assert len(pulled) <= 4 + 2  # only as much input as the concurrency allowed
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # the dropped generator is closed by the loop, then the stream
     assert cleaned == ["inner", "outer"]
     assert beamish.processes() == [beamish.self()]
 
@@ -554,12 +555,12 @@ async def test_task_async_stream_close_kills_the_running_tasks():
         started[n] = beamish.self()
         if n:
             await receive("never")
-        await beamish.sleep(0.005)  # done once the first three have started
+        await wait_until_idle()  # done once the first three have started
         return n
 
     stream = Task.async_stream(range(10), first_one_quick, max_concurrency=3)
     assert await anext(stream) == ("ok", 0)
-    await beamish.sleep(0.005)
+    await wait_until_idle()
     assert sorted(started) == [0, 1, 2]  # input is pulled only as tasks finish
     exited = [beamish.wait_exit(started[n]) for n in (1, 2)]
     await stream.aclose()
@@ -576,7 +577,7 @@ async def test_task_async_stream_dropped_half_way_stops_its_tasks():
     async for item in Task.async_stream(range(5), slow, max_concurrency=2):
         assert item == ("ok", 0)
         break
-    await beamish.sleep(0.01)  # the stream was garbage collected: its coordinator stopped
+    await wait_until_idle()  # the stream was garbage collected: its coordinator stopped
     assert beamish.processes() == [beamish.self()]
     assert await mailbox() == []
 

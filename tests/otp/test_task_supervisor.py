@@ -22,6 +22,7 @@ from beamish import (
     send,
 )
 from beamish._otp.task.supervisor import TaskSupervisor
+from beamish.testing import wait_until_idle
 
 
 async def wait_for_go(*_):
@@ -124,7 +125,7 @@ async def test_task_supervisor_async_nolink_results_reach_handle_info():
     sup = await Task.Supervisor.start_link()
     server = await Fetcher.start_link(sup)
     assert await GenServer.call(server, ("fetch", "page")) == "started"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert await GenServer.call(server, "seen") == [("result", "page"), ("down", "normal")]
     await GenServer.stop(server)
     await GenServer.stop(sup)
@@ -177,7 +178,7 @@ async def test_task_supervisor_await_timeout_drops_late_replies_121():
     exited = beamish.wait_exit(task.pid)
     send(task.pid, "go")
     assert await exited == "normal"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert await mailbox() == []
     await GenServer.stop(sup)
 
@@ -196,7 +197,7 @@ async def test_task_supervisor_async_stream_122():
         assert await anext(stream) == ("ok", 0)
     assert links() == [sup]  # the early stop left only the supervisor linked
     assert await mailbox() == []
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert await Task.Supervisor.children(sup) == []
 
     stream = Task.Supervisor.async_stream_nolink(sup, range(1, 5), exit_with)  # not trapping

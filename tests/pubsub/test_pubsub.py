@@ -7,6 +7,7 @@ import pytest
 import beamish
 from beamish import Down, receive, send, spawn
 from beamish.pubsub import PubSub
+from beamish.testing import wait_until_idle
 
 
 @pytest.fixture(params=[1, 8], ids=["1 partition", "8 partitions"])
@@ -72,10 +73,7 @@ async def test_dead_subscribers_are_dropped_152(partitions):
     beamish.exit(pid, "kill")
     await receive(Down, timeout=1)
     assert PubSub.broadcast("ps", "T", "x") is None
-    for _ in range(100):
-        if not PubSub.subscribers("ps", "T"):
-            break
-        await beamish.sleep(0.005)
+    await wait_until_idle()  # the registry has taken the Down
     assert PubSub.subscribers("ps", "T") == []
     del ref
 
@@ -134,7 +132,7 @@ async def test_mutable_broadcasts_are_isolated_per_subscriber():
     await receive("ready", timeout=1)
     PubSub.subscribe("ps", "T")
     PubSub.broadcast("ps", "T", ["original"])
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # the mutator has changed its copy
     assert await receive(list, timeout=1) == ["original"]
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import beamish
 from beamish import Actor, Down, receive, send, spawn
+from beamish.testing import wait_until_idle
 
 
 class Quiet(Actor):
@@ -37,7 +38,7 @@ async def test_process_info_of_an_actor():
 async def test_process_info_of_a_task_shaped_process():
     pid = spawn(waiting_body)
     send(pid, "not matched")
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # it looked at the message and waits again
     info = beamish.process_info(pid)
     assert info.kind == "task" and info.status == "waiting"
     assert info.message_queue_len == 1
@@ -65,6 +66,35 @@ async def test_processes_and_statistics():
     for pid in pids:
         beamish.exit(pid, "kill")
     assert beamish.statistics().exited == before.exited + 3
+
+
+async def echo_body():
+    while True:
+        reply_to, message = await receive()
+        send(reply_to, message)
+
+
+async def test_statistics_count_each_wakeup_the_runtime_causes():
+    def wakeups():
+        return beamish.statistics().wakeups
+
+    start = wakeups()
+    pid = spawn(echo_body)
+    assert wakeups() == start + 1  # a task due to start
+    await wait_until_idle()
+    start = wakeups()
+    send(pid, (beamish.self(), "a"))
+    send(pid, (beamish.self(), "b"))
+    assert wakeups() == start + 1  # woken once: the second message waits for it, running
+    assert await receive(timeout=1) == "a" and await receive(timeout=1) == "b"
+    await wait_until_idle()
+    start = wakeups()
+    actor = spawn(Quiet())
+    send(actor, "queued")  # an actor is queued on the run queue, no task woken
+    assert wakeups() == start
+    beamish.exit(pid, "kill")
+    assert wakeups() == start + 1  # its task runs once more, to unwind
+    beamish.exit(actor, "kill")
 
 
 async def test_instrument_hooks_see_spawn_exit_and_crash(runtime):
@@ -121,9 +151,9 @@ async def test_pid_and_ref_look_like_the_beam():
 
 async def test_process_info_shows_a_woken_task_as_runnable_until_it_runs():
     pid = spawn(waiting_body)
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert beamish.process_info(pid).status == "waiting"
     send(pid, "never")  # matches: its receive is now due to return
     assert beamish.process_info(pid).status == "runnable"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert beamish.process_info(pid) is None  # it ran and ended

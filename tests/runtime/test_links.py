@@ -6,6 +6,7 @@ import pytest
 
 import beamish
 from beamish import Crash, Down, Exit, ProcessExit, receive, send, spawn
+from beamish.testing import wait_until_idle
 
 
 async def idle():
@@ -22,7 +23,7 @@ async def test_abnormal_exit_propagates_transitively():  # OTP-SEMANTICS 7
     b = spawn(linked_idle, a)
     c = spawn(linked_idle, a)
     refs = {p: beamish.monitor(p) for p in (a, b, c)}
-    await beamish.sleep(0.01)  # b and c have linked
+    await wait_until_idle()  # b and c have linked
     beamish.exit(b, "boom")
     downs = {(await receive(Down, timeout=1)).pid: None for _ in range(3)}
     assert set(downs) == {a, b, c}
@@ -33,7 +34,7 @@ async def test_abnormal_exit_propagates_transitively():  # OTP-SEMANTICS 7
 async def test_exit_reason_is_carried_along_the_chain():
     a = spawn(idle)
     b = spawn(linked_idle, a)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # b has linked
     ref = beamish.monitor(a)
     beamish.exit(b, "boom")
     assert await receive(Down, timeout=1) == Down(ref, a, "boom")
@@ -47,7 +48,7 @@ async def test_normal_exit_does_not_propagate():  # OTP-SEMANTICS 8
 
     pid, ref = beamish.spawn_monitor(finishes)
     await receive(Down, timeout=1)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # the normal exit has reached a
     assert beamish.is_alive(a)
     beamish.exit(a, "kill")
 
@@ -88,7 +89,7 @@ async def test_exit_self_normal_in_a_trapping_process_becomes_a_message():
 async def test_shutdown_tuple_propagates_like_an_abnormal_reason():  # OTP-SEMANTICS 13
     a = spawn(idle)
     b = spawn(linked_idle, a)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # b has linked
     ref = beamish.monitor(a)
     beamish.exit(b, ("shutdown", "bye"))
     assert await receive(Down, timeout=1) == Down(ref, a, ("shutdown", "bye"))
@@ -110,9 +111,9 @@ async def test_link_is_idempotent_and_unlink_stops_propagation():  # OTP-SEMANTI
     beamish.unlink(b)
     assert beamish.process_info(b).links == ()
     beamish.exit(b, "crash")
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     dead = spawn(lambda: None)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # it ran and ended
     beamish.unlink(dead)  # never linked, and dead: a no-op
     beamish.unlink(spawn(lambda: None))
 
@@ -256,7 +257,7 @@ async def test_long_link_chain_falls_without_deep_recursion():
     for _ in range(20_000):
         prev = spawn(linked_idle, prev)
         chain.append(prev)
-    await beamish.sleep(0.05)
+    await wait_until_idle()  # every link is made
     beamish.exit(chain[-1], "domino")
     assert await receive(Down, timeout=5) == Down(ref, first, "domino")
     assert not any(beamish.is_alive(p) for p in chain)

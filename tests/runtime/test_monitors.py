@@ -6,6 +6,7 @@ import pytest
 
 import beamish
 from beamish import Down, receive, send, spawn
+from beamish.testing import wait_until_idle
 
 
 async def idle():
@@ -136,7 +137,7 @@ async def test_wait_exit_works_in_an_actor_async_handler():
 
     waiter = spawn(Waiter())
     send(waiter, target)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # the waiter watches the target
     beamish.exit(target, "done")
     assert await receive(timeout=1) == ("reason", "done")
     beamish.exit(waiter, "kill")
@@ -171,7 +172,7 @@ async def test_demonitor_flush_inside_an_actor_handler_keeps_later_messages():
     target = spawn(idle)
     flusher = spawn(Flusher())
     send(flusher, ("watch", target))
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # the flusher monitors the target
     # queued in one go: "flush" runs while the Down and "after" wait behind it
     send(flusher, "flush")
     beamish.exit(target, "kill")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import beamish
 from beamish import Down, Exit, receive, send, spawn
+from beamish.testing import wait_until_idle
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -135,9 +136,9 @@ def test_exit_propagation_over_random_link_graphs(graph):
             send(pids[a], ("link", pids[b]))
             await receive(("linked", a), timeout=2)
         beamish.exit(pids[victim], reason)
-        await beamish.sleep(0.01)
+        await wait_until_idle()  # every Down is sent, every trapped Exit reported
         dead = {}
-        while (down := await receive(Down, timeout=0.05, default=None)) is not None:
+        while (down := await receive(Down, timeout=0, default=None)) is not None:
             dead[refs[down.ref]] = down.reason
         exits = set()
         while (e := await receive(("exit", beamish.ANY, beamish.ANY, beamish.ANY),

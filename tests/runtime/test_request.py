@@ -8,6 +8,7 @@ import pytest
 
 import beamish
 from beamish import Actor, CallError, ReplyTo, Request, receive, reply, request, spawn
+from beamish.testing import wait_until_idle
 
 
 class Adder(Actor):
@@ -48,7 +49,7 @@ async def test_request_deferred_reply_from_another_process():
 
         @staticmethod
         async def answer(reply_to: ReplyTo):
-            await beamish.sleep(0.01)
+            await beamish.sleep(0.01)  # the subject: the reply comes later, from elsewhere
             reply(reply_to, "deferred")
 
     pid = spawn(Deferring())
@@ -107,7 +108,7 @@ async def test_request_timeout_keeps_server_and_drops_late_reply():
     assert held[0].active is False
     reply(held[0], "too late")  # dropped
     assert await request(pid, "ping") == "pong"
-    await beamish.sleep(0.01)
+    await wait_until_idle()
     assert await receive(timeout=0, default=None) is None  # nothing landed in the mailbox
     beamish.exit(pid, "kill")
 
@@ -137,7 +138,7 @@ async def test_request_fails_with_the_reason_of_a_server_that_dies():
     pid = spawn(Adder())
 
     async def killer():
-        await beamish.sleep(0.01)
+        await wait_until_idle()  # the server has taken the request, the caller waits
         beamish.exit(pid, "stop it")
 
     spawn(killer)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
 
 import pytest
 
 import beamish
 from beamish import Exit, ProcessExit, Runtime, receive, send, spawn
+from beamish.testing import wait_until_idle
 
 
 def test_run_returns_what_main_returns_and_uses_uvloop():
@@ -48,7 +50,7 @@ def test_run_shuts_down_processes_main_left_behind():
 
     async def main():
         spawn(lingering)
-        await beamish.sleep(0.01)
+        await wait_until_idle()  # it traps exits
 
     t = time.monotonic()
     beamish.run(main)
@@ -86,9 +88,9 @@ def test_as_process_turns_an_exception_into_a_crash_and_reraises():
             with pytest.raises(ValueError):
                 async with rt.as_process() as me:
                     rt.spawn(watcher, (me,))
-                    await beamish.sleep(0.01)
+                    await wait_until_idle()  # the watcher monitors the block
                     raise ValueError("in block")
-            await asyncio.sleep(0.01)
+            await wait_until_idle(rt)
             assert isinstance(watcher_log[0].reason, beamish.Crash)
 
     asyncio.run(outer())
@@ -129,7 +131,7 @@ def test_stop_gives_trapping_processes_their_exit_and_is_bounded():
 
         rt.spawn(polite)
         rt.spawn(stubborn)
-        await asyncio.sleep(0.01)
+        await wait_until_idle(rt)  # both trap exits
         t = time.monotonic()
         await rt.stop()
         elapsed = time.monotonic() - t
@@ -162,7 +164,7 @@ def test_stop_goes_top_down_through_parents():
     async def outer():
         async with Runtime() as rt:
             rt.spawn(parent)
-            await asyncio.sleep(0.01)
+            await wait_until_idle(rt)  # the parent has started its child
 
     asyncio.run(outer())
     assert order == ["parent got shutdown", "child", "parent"]
@@ -205,18 +207,18 @@ def test_runtime_validates_options():
 
 
 async def test_a_process_killed_while_offloaded_work_runs_leaves_the_work_to_finish():
-    done = []
+    release, finished = threading.Event(), threading.Event()
 
     def slow():
-        time.sleep(0.1)
-        done.append(True)
+        release.wait(5)
+        finished.set()
 
     async def offloader():
         await beamish.offload(slow)
 
     pid, ref = beamish.spawn_monitor(offloader)
-    await beamish.sleep(0.01)
+    await wait_until_idle()  # it waits for the work
     beamish.exit(pid, "kill")
     assert (await receive(beamish.Down, timeout=1)).reason == "killed"
-    await beamish.sleep(0.2)
-    assert done == [True]
+    release.set()
+    assert await beamish.offload(finished.wait, 5)  # the work went on to its end

@@ -68,7 +68,7 @@ async def test_receive_selective_waits_for_a_matching_message_and_skips_others()
 
     async def later():
         send(me, "noise-1")
-        await beamish.sleep(0.02)
+        await beamish.sleep(0.02)  # the subject: the rest comes later, while the receive waits
         send(me, "noise-2")
         send(me, ("reply", 7))
 
@@ -113,7 +113,7 @@ async def test_receive_message_before_timeout_wins():
     me = beamish.self()
 
     async def sender():
-        await beamish.sleep(0.02)
+        await beamish.sleep(0.02)  # the subject: a message that comes while the receive waits
         send(me, "in time")
 
     spawn(sender)
@@ -124,7 +124,7 @@ async def test_receive_infinite_waits_until_a_message():
     me = beamish.self()
 
     async def sender():
-        await beamish.sleep(0.05)
+        await beamish.sleep(0.05)  # the subject: a message that comes while the receive waits
         send(me, "finally")
 
     spawn(sender)

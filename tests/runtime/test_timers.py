@@ -8,6 +8,7 @@ import pytest
 
 import beamish
 from beamish import receive, spawn
+from tests.conditions import eventually
 
 
 async def test_send_after_delivers_after_the_delay():
@@ -54,7 +55,7 @@ async def test_timer_to_a_name_resolves_when_it_fires():
 
 async def test_timer_to_a_name_nobody_holds_is_dropped():
     beamish.send_after("nobody", "lost", 0)
-    await beamish.sleep(0.02)
+    await eventually(lambda: beamish.statistics().timers == 0, what="the timer firing")
     assert beamish.statistics().timers == 0
 
 

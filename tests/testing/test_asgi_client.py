@@ -107,8 +107,10 @@ async def test_asgi_client_raises_app_exceptions_or_gives_500():
 async def test_asgi_client_streams_and_closing_disconnects():
     loop = asyncio.get_running_loop()
     async with ASGIClient(app) as client:
-        async with client.stream("GET", "/forever") as response:
-            lines = response.aiter_lines()
+        async with (
+            client.stream("GET", "/forever") as response,
+            contextlib.aclosing(response.aiter_lines()) as lines,  # not left to the loop
+        ):
             assert await anext(lines) == "chunk 0"
             assert await anext(lines) == "chunk 1"
         closed = loop.time()

@@ -13,6 +13,11 @@ import beamish
 from beamish import Supervisor
 from beamish.pubsub import PubSub
 from beamish.web import EventStream
+from tests.conditions import eventually
+
+__all__ = [
+    "ID", "attached", "eventually", "next_block", "read_events", "serving", "start", "stream",
+]
 
 ID = re.compile(r"[0-9a-f]{16}-[0-9]+\Z")
 
@@ -88,21 +93,6 @@ async def read_events(lines, count):
         if "data" in block:
             events.append((block.get("id"), block.get("event"), block["data"]))
     return events
-
-
-async def eventually(condition, *, deadline=10.0, what="the condition"):
-    """Poll ``condition`` (a function, maybe async) until it is true; fail at the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if loop.time() > end:
-            raise AssertionError(f"{what} did not happen within {deadline}s")
-        await beamish.sleep(0.01)
 
 
 async def attached(count=1, stream_name="news"):

@@ -407,8 +407,7 @@ async def test_endpoint_streaming_response_stops_when_the_client_leaves(caplog):
         async with client.stream("GET", "/stream") as response:
             assert await anext(response.aiter_lines()) == "tick"
         _, pid = await assert_receive(("streaming", ANY))
-        await beamish.sleep(0.1)
-        assert not beamish.is_alive(pid)
+        await beamish.wait_exit(pid, timeout=5)  # the request process stops
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 

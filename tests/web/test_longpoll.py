@@ -23,6 +23,7 @@ from beamish.pubsub import PubSub
 from beamish.testing import start_supervised
 from beamish.testing._asgi_client import ASGIClient
 from beamish.web import Channel, Endpoint, Socket, broadcast
+from tests.conditions import eventually
 
 
 class Room(Channel):
@@ -185,13 +186,13 @@ async def test_longpoll_poll_waits_for_the_window_then_answers_204():
 
 
 async def test_longpoll_waiting_poll_answers_as_soon_as_a_frame_is_written():
-    async with serving(SlowPollSocket) as (_, client):
+    async with serving(SlowPollSocket) as (endpoint, client):
         poller = Poller(client)
         await poller.open()
         ref = await poller.join("room:lobby")
         await poller.expect("room:lobby", "phx_reply", ref)
         waiting = asyncio.ensure_future(poller.poll())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: only_session(endpoint)._polling, what="the poll waiting")
         started = time.monotonic()
         broadcast("ps", "room:lobby", "news", {"n": 1})
         body = await waiting
@@ -200,11 +201,11 @@ async def test_longpoll_waiting_poll_answers_as_soon_as_a_frame_is_written():
 
 
 async def test_longpoll_newer_poll_takes_over_from_a_waiting_one():
-    async with serving(SlowPollSocket) as (_, client):
+    async with serving(SlowPollSocket) as (endpoint, client):
         poller = Poller(client)
         await poller.open()
         first = asyncio.ensure_future(poller.poll())
-        await asyncio.sleep(0.1)
+        await eventually(lambda: only_session(endpoint)._polling, what="the first poll waiting")
         second = asyncio.ensure_future(poller.poll())
         assert (await asyncio.wait_for(first, 0.5))["status"] == 204
         assert not second.done()

@@ -347,6 +347,7 @@ def wait_exit(pid: Pid, *, timeout: float | None = None) -> Awaitable[Any]:
     def exited(_ref: Ref, _pid: Pid, reason: Any) -> None:
         if not future.done():
             future.set_result(reason)
+            runtime.wakeups += 1
 
     ref = runtime.make_ref()
     runtime._watch(target, ref, exited)
@@ -361,6 +362,7 @@ async def _await_exit(
             future.set_exception(
                 TimeoutError(f"wait_exit() timed out after {timeout}s: {pid!r} is still alive")
             )
+            runtime.wakeups += 1
 
     handle = None if timeout is None else runtime.clock.call_later(timeout, expire)
     try:

@@ -46,7 +46,13 @@ class ProcessInfo:
 
 @dataclass(frozen=True, slots=True)
 class RuntimeStatistics:
-    """Counters of one node."""
+    """Counters of one node.
+
+    ``run_queue`` is how many actors wait for their turn now. ``wakeups`` counts, since the
+    start, the times the runtime made a task-shaped process (or an actor's ``async``
+    handler) ready to run: a message or a reply for one that waited, a timer, a spawn, an
+    exit signal (see ``_runtime/wakeups.py``; ``wait_until_idle`` is built on it).
+    """
 
     node: str
     uptime: float
@@ -60,6 +66,7 @@ class RuntimeStatistics:
     registered_names: int
     timers: int
     long_schedules: int
+    wakeups: int
 
 
 def describe(target: Any) -> str:

@@ -37,9 +37,11 @@ def deliver(proc: Process, message: Any) -> None:
                     proc.waiter = None
                     if not waiting.done():
                         waiting.set_result(None)
+                        proc.runtime.wakeups += 1
     else:
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+                proc.runtime.wakeups += 1

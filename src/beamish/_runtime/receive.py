@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from beamish._errors import NotInProcessError, ProcessExit
 from beamish._runtime import context as _context
 from beamish._runtime.patterns import compile_patterns
 from beamish._runtime.process import Process
+
+if TYPE_CHECKING:
+    from beamish._runtime.runtime import Runtime
 
 __all__ = ["receive", "receive_nowait", "sleep"]
 
@@ -40,6 +43,7 @@ def _expire(proc: Process, expired: list[bool]) -> None:
         proc.waiter = None
         if not waiter.done():
             waiter.set_result(None)
+            proc.runtime.wakeups += 1
 
 
 async def receive(*patterns: Any, timeout: float | None = None, default: Any = _RAISE) -> Any:
@@ -117,6 +121,7 @@ async def receive(*patterns: Any, timeout: float | None = None, default: Any = _
             handle.cancel()
     proc.handled += 1
     if not proc.handled & 0xFF:
+        runtime.wakeups += 1  # runnable while it lets the others have a turn
         await asyncio.sleep(0)
     return message
 
@@ -163,16 +168,18 @@ async def sleep(seconds: float) -> None:
     """Sleep on the runtime's clock (a virtual clock in tests); like ``asyncio.sleep``."""
     runtime = _context.current_runtime()
     if seconds <= 0:
+        runtime.wakeups += 1  # runnable while it lets the others have a turn
         await asyncio.sleep(0)
         return
     future: asyncio.Future[None] = runtime._loop.create_future()
-    handle = runtime.clock.call_later(seconds, _resolve, future)
+    handle = runtime.clock.call_later(seconds, _resolve, future, runtime)
     try:
         await future
     finally:
         handle.cancel()
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
+def _resolve(future: asyncio.Future[None], runtime: Runtime) -> None:
     if not future.done():
         future.set_result(None)
+        runtime.wakeups += 1

@@ -72,6 +72,7 @@ class Remote:
 
     node_id: NodeId
     system_pid: Pid
+    wakeups: int
     _procs: dict[int, Process]
     _names: dict[str, Process]
 
@@ -217,6 +218,7 @@ class Remote:
         reply_to = self._aliases.get(alias)
         if reply_to is not None and reply_to._future is not None and not reply_to._future.done():
             reply_to._future.set_result(value)
+            self.wakeups += 1
 
     def dist_link(self, remote: Pid, local: Pid) -> None:
         proc = local._proc

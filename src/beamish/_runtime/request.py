@@ -82,6 +82,7 @@ class ReplyTo:
         future = self._future
         if future is not None and not future.done():
             future.set_exception(_Failed(reason))
+            self._runtime.wakeups += 1
 
     def _arm(self) -> None:
         # Runs one loop turn after the request was sent: most replies have come by then,
@@ -99,6 +100,7 @@ class ReplyTo:
         future = self._future
         if future is not None and not future.done():
             future.set_exception(_Failed("timeout"))
+            self._runtime.wakeups += 1
 
 
 class _Failed(Exception):
@@ -140,6 +142,7 @@ def reply(reply_to: ReplyTo, value: Any) -> None:
         return
     if not future.done():
         future.set_result(value if type(value) in ATOMIC else isolate(value))
+        reply_to._runtime.wakeups += 1
 
 
 async def request(
@@ -172,6 +175,7 @@ async def request(
         raise CallError(why, (what, dest if server is None else server, payload, timeout))
     future: asyncio.Future[Any] = runtime._loop.create_future()
     reply_to = ReplyTo(None if me is None else me.pid, future)
+    reply_to._runtime = runtime
     watchers = target.watchers
     if watchers is None:
         watchers = target.watchers = {}
@@ -180,7 +184,6 @@ async def request(
         payload = isolate(payload)
     runtime._deliver(target, Request(reply_to, payload))
     if timeout is not None:
-        reply_to._runtime = runtime
         reply_to._timeout = timeout
         reply_to._started = runtime.clock.now()
         scheduler = runtime.scheduler
@@ -217,6 +220,7 @@ async def _remote_request(
         raise CallError(("nodedown", node), call)
     future: asyncio.Future[Any] = runtime._loop.create_future()
     reply_to = ReplyTo(None if me is None else me.pid, future)
+    reply_to._runtime = runtime
     alias = runtime._alias(reply_to)
     ref = runtime.make_ref()
     runtime._monitor_remote(reply_to, dest, ref)

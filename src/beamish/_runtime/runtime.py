@@ -132,6 +132,7 @@ class Runtime(Signals, Names, Timers, Remote):
         self.spawned = 0
         self.exited = 0
         self.crashed = 0
+        self.wakeups = 0  # see _runtime/wakeups.py
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -274,6 +275,7 @@ class Runtime(Signals, Names, Timers, Remote):
                 _task_main(proc, target, args), name=f"beamish{pid!r}",
                 context=proc.own_context(),
             )
+            self.wakeups += 1  # its task is due to start
         if self.instruments.spawn:
             self.instruments.emit(self.instruments.spawn, pid)
         return pid
@@ -338,6 +340,7 @@ class Runtime(Signals, Names, Timers, Remote):
         def on_exit(_ref: Ref, _pid: Pid, reason: Any) -> None:
             if not outcome.done():
                 outcome.set_result(reason)
+                self.wakeups += 1
 
         self._watch(proc, self.make_ref(), on_exit)
         task = proc.task
@@ -385,6 +388,7 @@ class Runtime(Signals, Names, Timers, Remote):
             registered_names=len(self._names),
             timers=len(self._timers),
             long_schedules=self._watchdog.reports if self._watchdog else 0,
+            wakeups=self.wakeups,
         )
 
     def _process_of_task(self, task: Any) -> Process | None:

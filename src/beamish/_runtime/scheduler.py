@@ -155,6 +155,7 @@ class Scheduler:
             _finish_handler(proc, result), name=f"beamish{proc.pid!r}",
             context=proc.own_context(),
         )
+        self.runtime.wakeups += 1  # the handler's task is due to start
 
 
 async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:

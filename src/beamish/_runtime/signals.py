@@ -64,6 +64,7 @@ class Signals:
     scheduler: Scheduler
     exited: int
     crashed: int
+    wakeups: int
 
     if TYPE_CHECKING:  # the Remote mixin's
         _remote_monitors: dict[Ref, Any]
@@ -113,6 +114,7 @@ class Signals:
             task = proc.task
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
+                self.wakeups += 1  # its task runs once more, to unwind
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None

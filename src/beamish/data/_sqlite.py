@@ -20,6 +20,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -44,7 +45,8 @@ class SQLite:
         SQLite("app.db", pragmas={"cache_size": -64000})
 
     - ``wal``: use write-ahead logging (file databases; default True);
-    - ``busy_timeout``: seconds a statement waits for another connection's lock;
+    - ``busy_timeout``: seconds a statement, or the switch to WAL when a connection opens,
+      waits for another connection's lock;
     - ``foreign_keys``: enforce foreign keys (SQLite's own default is off; ours is on);
     - ``pragmas``: more ``PRAGMA name = value`` to run on each new connection.
 
@@ -127,7 +129,7 @@ def _open(driver: SQLite) -> sqlite3.Connection:
     try:
         raw.row_factory = sqlite3.Row
         if driver.wal and not driver.memory:
-            raw.execute("PRAGMA journal_mode = WAL")
+            _use_wal(raw, driver.busy_timeout)
             raw.execute("PRAGMA synchronous = NORMAL")
         raw.execute(f"PRAGMA busy_timeout = {int(driver.busy_timeout * 1000)}")
         raw.execute(f"PRAGMA foreign_keys = {'ON' if driver.foreign_keys else 'OFF'}")
@@ -139,6 +141,29 @@ def _open(driver: SQLite) -> sqlite3.Connection:
         raw.close()
         raise
     return raw
+
+
+def _use_wal(raw: sqlite3.Connection, timeout: float) -> None:
+    """Switch the database to write-ahead logging, retrying while another connection holds
+    its lock, up to ``timeout`` seconds.
+
+    The switch writes to the database. When another connection holds the write lock, SQLite
+    answers "database is locked" at once instead of waiting out the busy timeout (its busy
+    handler is not called for a lock upgrade, which could deadlock): the connections of a
+    pool opening a new file together met this at connect. So the driver waits here, as the
+    busy timeout would have.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode = WAL").close()
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 class _Worker(threading.Thread):

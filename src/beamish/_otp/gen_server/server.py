@@ -64,6 +64,7 @@ from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
 from beamish._runtime.request import ReplyTo, Request, reply, request
+from beamish._runtime.wakeups import fail, resolve
 
 __all__ = [
     "Cast",
@@ -726,8 +727,7 @@ def _display(cls: type[GenServer]) -> str:
 
 
 def _ack(ack: asyncio.Future[Any], value: tuple[Any, ...]) -> None:
-    if not ack.done():
-        ack.set_result(value)
+    resolve(ack, value)  # the caller of start_link is woken: counted, as the runtime counts
 
 
 def _short(value: Any, limit: int = 500) -> str:
@@ -822,8 +822,7 @@ async def _wait_ack(ack: asyncio.Future[Any], timeout: float | None) -> Any:
     clock = current_runtime().clock
 
     def expire() -> None:
-        if not ack.done():
-            ack.set_exception(TimeoutError())
+        fail(ack, TimeoutError())
 
     handle = clock.call_later(timeout, expire)
     try:

@@ -40,6 +40,7 @@ from beamish._runtime.api import self as _self
 from beamish._runtime.isolation import isolate
 from beamish._runtime.pid import Pid
 from beamish._runtime.request import ReplyTo, reply, request
+from beamish._runtime.wakeups import fail
 
 __all__ = ["GenStateMachine"]
 
@@ -366,8 +367,7 @@ async def _waitack(ack: asyncio.Future[Any], timeout: float | None) -> Any:
     from beamish._runtime.context import current_runtime
 
     def expire() -> None:
-        if not ack.done():
-            ack.set_exception(TimeoutError())
+        fail(ack, TimeoutError())
 
     handle = current_runtime().clock.call_later(timeout, expire)
     try:

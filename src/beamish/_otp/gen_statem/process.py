@@ -72,7 +72,9 @@ from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor
+from beamish._runtime.receive import sleep
 from beamish._runtime.request import ReplyTo, Request, reply
+from beamish._runtime.wakeups import resolve
 
 __all__ = ["StateMachineProcess", "acknowledge", "display", "parse_mode"]
 
@@ -284,7 +286,7 @@ class StateMachineProcess(Actor):
             budget -= 1
             if budget == 0:  # let the other processes run; our mailbox waits, in order
                 budget = _BUDGET
-                yield asyncio.sleep(0)
+                yield sleep(0)
 
     def _event(self, event: Event) -> _Steps:
         """Call the state callback with ``event``, then make the transition it returns."""
@@ -629,5 +631,4 @@ def display(cls: type[StateMachineProcess]) -> str:
 
 
 def acknowledge(ack: asyncio.Future[Any], value: tuple[Any, ...]) -> None:
-    if not ack.done():
-        ack.set_result(value)
+    resolve(ack, value)  # the caller of start_link is woken: counted, as the runtime counts
