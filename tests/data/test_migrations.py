@@ -6,7 +6,7 @@ import pytest
 
 from beamish import Supervisor
 from beamish.data import migration_files
-from tests.data.driver_suite import pool_of
+from beamish.testing._driver_suite import pool_of
 
 CREATE = "CREATE TABLE tasks (id INTEGER PRIMARY KEY, title TEXT NOT NULL);\n"
 

@@ -10,7 +10,7 @@ import pytest
 import beamish
 from beamish import StartError, Supervisor
 from beamish.data import Pool, PoolError, SQLite
-from tests.data.driver_suite import eventually, pool_of
+from beamish.testing._driver_suite import eventually, pool_of
 
 
 async def test_pool_starts_under_a_supervisor_as_a_tree(sqlite):

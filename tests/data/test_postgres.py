@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.data.driver_suite import DriverSuite, pool_of
+from beamish.testing._driver_suite import DriverSuite, pool_of
 
 
 class TestPostgres(DriverSuite):

@@ -20,8 +20,8 @@ import pytest
 import beamish
 from beamish import ANY, Supervisor, receive, send
 from beamish.data import ConnectionLost, PoolError, PoolTimeout, Postgres
+from beamish.testing._driver_suite import eventually, pool_of
 from tests.data.conftest import PG_DSN
-from tests.data.driver_suite import eventually, pool_of
 
 
 async def test_postgres_backend_terminated_mid_query(postgres):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from beamish.data import Pool, SQLite
-from tests.data.driver_suite import DriverSuite, pool_of
+from beamish.testing._driver_suite import DriverSuite, pool_of
 
 
 class TestSQLiteFile(DriverSuite):

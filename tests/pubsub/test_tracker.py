@@ -30,7 +30,7 @@ from beamish.testing import (
     stop_supervised,
     wait_until_idle,
 )
-from tests.pubsub.two_nodes import pubsub_on, second_node
+from beamish.testing._two_nodes import pubsub_on, second_node
 
 
 class Watched(Tracker):

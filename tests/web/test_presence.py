@@ -12,8 +12,8 @@ import beamish
 from beamish import ANY, Ok, Pid, Runtime, StartError, Supervisor, receive, send, spawn
 from beamish.pubsub import PubSub, TrackerError
 from beamish.testing import assert_receive, refute_receive, start_supervised
+from beamish.testing._two_nodes import pubsub_on, second_node
 from beamish.web import Broadcast, Presence
-from tests.pubsub.two_nodes import pubsub_on, second_node
 
 
 class ChatPresence(Presence, pubsub="ps"):

@@ -23,6 +23,7 @@ See ``docs/guides/testing.md``.
 
 from beamish._public import publish
 from beamish.testing._clock import VirtualClock, VirtualTimer
+from beamish.testing._driver_suite import DriverSuite
 from beamish.testing._idle import wait_until_idle
 from beamish.testing._leftovers import LeftoverError, check_leftovers
 from beamish.testing._receive import (
@@ -32,6 +33,7 @@ from beamish.testing._receive import (
     refute_received,
 )
 from beamish.testing._supervised import start_supervised, stop_supervised, supervised_scope
+from beamish.testing._two_nodes import Bridge, pubsub_on, second_node
 
 _WEB = (
     "ASGIClient", "JoinError", "WebSocketDisconnected", "WebSocketRejected", "WebSocketSession",
@@ -70,6 +72,7 @@ except ModuleNotFoundError as exc:  # installed without the web extra
     _missing = exc
 
 _CLUSTER = ("LocalCluster", "LocalNode", "TransportSuite", "local_cluster")
+
 _missing_cluster: ModuleNotFoundError | None = None
 try:  # the cluster helpers need the cluster extra
     from beamish.testing._cluster import LocalCluster, LocalNode, local_cluster
@@ -82,6 +85,8 @@ except ModuleNotFoundError as exc:  # installed without the cluster extra
 
 __all__ = [
     "ASGIClient",
+    "Bridge",
+    "DriverSuite",
     "JoinError",
     "LeftoverError",
     "LocalCluster",
@@ -105,12 +110,14 @@ __all__ = [
     "join",
     "leave",
     "local_cluster",
+    "pubsub_on",
     "push",
     "refute_broadcast",
     "refute_push",
     "refute_receive",
     "refute_received",
     "refute_reply",
+    "second_node",
     "start_supervised",
     "stop_supervised",
     "subscribe_and_join",

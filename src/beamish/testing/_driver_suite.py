@@ -1,8 +1,17 @@
-"""The shared conformance suite of database drivers, run through a real pool.
+"""``DriverSuite``: the conformance suite of database drivers, run through a real pool.
 
 A driver's test module subclasses ``DriverSuite`` and provides a ``driver`` fixture; every
-test here then runs against it (``test_sqlite.py``, ``test_postgres.py``). SQL is written for
-both dialects, with ``db.param(n)`` for placeholders.
+test here then runs against it (beamish runs it for SQLite and PostgreSQL, and a driver for
+another database runs it the same way)::
+
+    from beamish.testing import DriverSuite
+
+    class TestMyDriver(DriverSuite):
+        @pytest.fixture
+        def driver(self):
+            return MyDriver(...)
+
+SQL is written for both dialects, with ``db.param(n)`` for placeholders.
 """
 
 from __future__ import annotations
@@ -15,8 +24,11 @@ from typing import Any
 
 import pytest
 
-import beamish
-from beamish import ANY, receive, send
+from beamish._errors import BeamishError
+from beamish._runtime import api as beamish
+from beamish._runtime.api import send
+from beamish._runtime.patterns import ANY
+from beamish._runtime.receive import receive
 from beamish.data import (
     Connection,
     Pool,
@@ -25,7 +37,8 @@ from beamish.data import (
     QueryEvent,
     TransactionError,
 )
-from beamish.testing import start_supervised, wait_until_idle
+from beamish.testing._idle import wait_until_idle
+from beamish.testing._supervised import start_supervised
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +77,7 @@ class DriverSuite:
 
     # -- the query API --------------------------------------------------------------------
 
-    async def test_execute_returns_the_rows_changed(self, driver):
+    async def test_execute_returns_the_rows_changed(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             p1, p2 = db.param(1), db.param(2)
@@ -74,7 +87,7 @@ class DriverSuite:
             assert await db.execute(f"UPDATE items SET price = {p1}", 1.5) == 2
             assert await db.execute(f"DELETE FROM items WHERE id = {p1}", 99) == 0
 
-    async def test_fetch_rows_by_position_and_by_name(self, driver):
+    async def test_fetch_rows_by_position_and_by_name(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             await db.execute_many(
@@ -90,7 +103,7 @@ class DriverSuite:
             assert dict(first) == {"id": 1, "name": "apple", "price": 0.5}
             assert len(first) == 3
 
-    async def test_fetch_one_and_fetch_value(self, driver):
+    async def test_fetch_one_and_fetch_value(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             p1 = db.param(1)
@@ -101,7 +114,7 @@ class DriverSuite:
             assert row["name"] == "x"
             assert await db.fetch_value("SELECT id, name FROM items", column=1) == "x"
 
-    async def test_values_round_trip(self, driver):
+    async def test_values_round_trip(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await db.execute("CREATE TABLE t (i BIGINT, f DOUBLE PRECISION, s TEXT, b BYTEA)"
                              if driver.name == "postgresql" else
@@ -115,7 +128,7 @@ class DriverSuite:
                 [values, (None,) * 4], [(None,) * 4, values],
             )
 
-    async def test_parameters_are_bound_not_formatted(self, driver):
+    async def test_parameters_are_bound_not_formatted(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             evil = "x'); DROP TABLE items; --"
@@ -123,7 +136,7 @@ class DriverSuite:
             assert await db.fetch_value("SELECT name FROM items") == evil
             assert await count(db) == 1
 
-    async def test_execute_script_runs_several_statements(self, driver):
+    async def test_execute_script_runs_several_statements(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db, db.checkout() as conn:
             await conn.execute_script(
                 "CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1);\n"
@@ -133,16 +146,18 @@ class DriverSuite:
             assert await conn.fetch_value("SELECT sum(x) FROM a") == 3
             assert await conn.fetch_value("SELECT s FROM b") == "semi;colon"
 
-    async def test_a_query_error_is_the_drivers_and_leaves_the_pool_usable(self, driver):
+    async def test_a_query_error_is_the_drivers_and_leaves_the_pool_usable(
+        self, driver: Any
+    ) -> None:
         async with pool_of(driver, size=1) as db:
             with pytest.raises(Exception) as failure:
                 await db.execute("SELEKT nonsense")
-            assert not isinstance(failure.value, beamish.BeamishError)
+            assert not isinstance(failure.value, BeamishError)
             assert await db.fetch_value("SELECT 1") == 1
 
     # -- transactions ---------------------------------------------------------------------
 
-    async def test_transaction_commits_on_success(self, driver):
+    async def test_transaction_commits_on_success(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             async with db.transaction() as conn:
@@ -151,7 +166,7 @@ class DriverSuite:
                 await conn.execute("INSERT INTO items (id) VALUES (2)")
             assert await count(db) == 2
 
-    async def test_transaction_rolls_back_on_error(self, driver):
+    async def test_transaction_rolls_back_on_error(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             with pytest.raises(ValueError, match="boom"):
@@ -160,7 +175,7 @@ class DriverSuite:
                     raise ValueError("boom")
             assert await count(db) == 0
 
-    async def test_a_failed_statement_rolls_the_transaction_back(self, driver):
+    async def test_a_failed_statement_rolls_the_transaction_back(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             await make_table(db)
             with pytest.raises(Exception):  # noqa: B017 - the driver's own error class
@@ -171,7 +186,7 @@ class DriverSuite:
             await db.execute("INSERT INTO items (id) VALUES (1)")  # the connection is clean
             assert await count(db) == 1
 
-    async def test_nested_transactions_are_savepoints(self, driver):
+    async def test_nested_transactions_are_savepoints(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             await make_table(db)
             async with db.transaction():
@@ -185,7 +200,7 @@ class DriverSuite:
             ids = [r[0] for r in await db.fetch("SELECT id FROM items ORDER BY id")]
             assert ids == [1, 3]
 
-    async def test_transaction_rolls_back_when_cancelled(self, driver):
+    async def test_transaction_rolls_back_when_cancelled(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             await make_table(db)
             inside = asyncio.Event()
@@ -204,7 +219,7 @@ class DriverSuite:
                     await task
             assert await count(db) == 0
 
-    async def test_a_transaction_belongs_to_its_process(self, driver):
+    async def test_a_transaction_belongs_to_its_process(self, driver: Any) -> None:
         async with pool_of(driver, size=2) as db:
             await make_table(db)
             me = beamish.self()
@@ -219,14 +234,14 @@ class DriverSuite:
                 assert await receive(("seen", ANY), timeout=5) == ("seen", 0)
             assert await count(db) == 1
 
-    async def test_a_connection_cannot_be_used_after_its_block(self, driver):
+    async def test_a_connection_cannot_be_used_after_its_block(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             async with db.checkout() as conn:
                 assert await conn.fetch_value("SELECT 1") == 1
             with pytest.raises(TransactionError, match="checked in"):
                 await conn.fetch_value("SELECT 1")
 
-    async def test_a_cancelled_inner_block_aborts_the_outer_one(self, driver):
+    async def test_a_cancelled_inner_block_aborts_the_outer_one(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             await make_table(db)
             with pytest.raises(TransactionError, match="cancelled"):
@@ -239,7 +254,9 @@ class DriverSuite:
 
     # -- caller death, exhaustion ---------------------------------------------------------
 
-    async def test_a_caller_killed_mid_transaction_leaves_no_partial_write(self, driver):
+    async def test_a_caller_killed_mid_transaction_leaves_no_partial_write(
+        self, driver: Any
+    ) -> None:
         async with pool_of(driver, size=1) as db:
             await make_table(db)
             me = beamish.self()
@@ -256,7 +273,7 @@ class DriverSuite:
             assert await count(db) == 0  # the same (only) connection, rolled back
             assert db.statistics().connected == 1
 
-    async def test_a_caller_killed_mid_statement_returns_its_connection(self, driver):
+    async def test_a_caller_killed_mid_statement_returns_its_connection(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             await make_table(db)
             me = beamish.self()
@@ -278,7 +295,7 @@ class DriverSuite:
             assert await count(db) == 0
             assert time.monotonic() - started < 5
 
-    async def test_exhaustion_gives_a_timely_pool_timeout(self, driver):
+    async def test_exhaustion_gives_a_timely_pool_timeout(self, driver: Any) -> None:
         async with pool_of(driver, size=1, queue_timeout=0.2) as db:
             me = beamish.self()
 
@@ -302,7 +319,7 @@ class DriverSuite:
             beamish.exit(pid, "kill")
             assert await db.fetch_value("SELECT 1") == 1  # no deadlock: it came back
 
-    async def test_a_full_queue_turns_callers_away_at_once(self, driver):
+    async def test_a_full_queue_turns_callers_away_at_once(self, driver: Any) -> None:
         async with pool_of(driver, size=1, max_waiting=1, queue_timeout=5) as db:
             me = beamish.self()
 
@@ -325,7 +342,7 @@ class DriverSuite:
             beamish.exit(hold, "kill")
             assert await receive(("waited", ANY), timeout=5) == ("waited", 1)
 
-    async def test_a_cancelled_waiter_leaves_the_queue(self, driver):
+    async def test_a_cancelled_waiter_leaves_the_queue(self, driver: Any) -> None:
         async with pool_of(driver, size=1) as db:
             me = beamish.self()
 
@@ -345,7 +362,7 @@ class DriverSuite:
 
     # -- telemetry ------------------------------------------------------------------------
 
-    async def test_hooks_see_queries_and_checkouts(self, driver):
+    async def test_hooks_see_queries_and_checkouts(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
             queries: list[QueryEvent] = []
             checkouts: list[Any] = []

@@ -1,7 +1,10 @@
-"""Two runtimes on one event loop, joined by a PubSub adapter: a two-node cluster for tests.
+"""Two runtimes on one event loop, joined by a PubSub adapter alone: the reference an adapter
+author tests against (``local_cluster`` joins whole nodes instead).
 
 ``Bridge`` is a PubSub adapter that delivers a broadcast on the other runtimes by spawning a
 process there that broadcasts locally; spawn copies its arguments, as a wire would.
+``pubsub_on(node, nodes)`` is the child spec of a PubSub bridged to the other runtimes, and
+``second_node(nodes)`` starts one more runtime beside the test's.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from beamish import Runtime
+from beamish._runtime.runtime import Runtime
 from beamish.pubsub import PubSub
 
 
