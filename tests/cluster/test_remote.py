@@ -311,3 +311,14 @@ async def test_a_task_supervisor_child_started_from_another_node():
 
         with pytest.raises(WireError, match=r"@beamish.cluster.remote"):
             await beamish.Task.Supervisor.start_child(("tasks", "b@test"), not_marked, self())
+
+
+async def test_a_burst_from_a_sender_that_never_yields_goes_out_in_order():
+    async with local_cluster("b@test") as cluster:
+        pid = await cluster.node("b@test").run(register_echo, "echo")
+        member = cluster.node("a@test").member
+        for i in range(5000):  # one turn: the node's outbox for b flushes early, in order
+            send(pid, ("echo", self(), i))
+        assert sum(len(box) for box in member._outboxes.values()) < 1024
+        for i in range(5000):
+            await assert_receive(("echoed", i, pid))

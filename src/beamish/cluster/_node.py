@@ -61,6 +61,7 @@ _log = logging.getLogger("beamish.cluster")
 (_SEND, _SEND_NAME, _REPLY, _LINK, _UNLINK, _EXIT, _MONITOR, _DEMONITOR, _DOWN,
  _PUBSUB) = range(1, 11)
 _FRAME_OVERHEAD = 256  # header, tag and msgpack framing, with room to spare
+_EARLY_FLUSH = 1024  # operations queued for one node within one turn before they leave
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -301,10 +302,12 @@ class ClusterNode:
             if box is None:
                 box = self._outboxes[peer] = []
             box.append(op)
-            if not self._flush_due:
+            if len(box) >= _EARLY_FLUSH:  # a sender that does not yield: frames leave now,
+                self._flush()  # and the transport's bounded outbox takes over
+            elif not self._flush_due:
                 self._flush_due = True
                 assert self._loop is not None
-                self._loop.call_soon(self._flush)
+                self._loop.call_soon(self._flush_turn)
             return
         if peer is None and any(
             p.name == name and (creation == 0 or p.creation == creation)
@@ -323,8 +326,11 @@ class ClusterNode:
                 )
         self.dropped += 1
 
-    def _flush(self) -> None:
+    def _flush_turn(self) -> None:
         self._flush_due = False
+        self._flush()
+
+    def _flush(self) -> None:
         if not self._outboxes:
             return
         boxes, self._outboxes = self._outboxes, {}
