@@ -167,15 +167,16 @@ class TransportSuite:
             frame = b"f" * 1024
             accepted = 0
             busy = None
-            for _ in range(1000):  # published within one turn: the writer has not run yet
+            for _ in range(100_000):  # within one turn: nothing is written meanwhile
                 try:
                     sender.publish(subject, frame)
                 except TransportBusy as exc:
                     busy = exc
                     break
                 accepted += 1
+            # the engine's client may buffer some itself (bounded too); then the outbox fills
             assert busy is not None and "max_outbox" in str(busy), "the outbox grew unbounded"
-            assert accepted == 64
+            assert accepted >= 64
             await sender.flush()
             assert len(await inbox.wait_for(accepted)) == accepted
             sender.publish(subject, frame)  # room again once written
