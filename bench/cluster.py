@@ -277,7 +277,8 @@ def erlang(options: argparse.Namespace) -> tuple[list[float], list[float]]:
             tag = uuid.uuid4().hex[:8]
             cookie = ["-setcookie", f"bench{tag}"]
             b = subprocess.Popen([erl, "-sname", f"b{tag}", *cookie, "-noshell", "-pa", tmp,
-                                  "-eval", "dist_bench:serve()"])
+                                  "-eval", "dist_bench:serve()"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 time.sleep(1.0)
                 args = f'["b{tag}@{HOST}", "{options.pings}", "{options.senders}", ' \
