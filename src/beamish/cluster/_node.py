@@ -99,6 +99,7 @@ class ClusterNode:
         self._pending: dict[str, list[tuple[int, bytes]]] = {}
         self._overflowed: set[str] = set()
         self._flush_due = False
+        self._after_tick = _AfterTick(self._flush_turn)
         self._subscriptions: list[Any] = []
         self._ticker: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -306,8 +307,14 @@ class ClusterNode:
                 self._flush()  # and the transport's bounded outbox takes over
             elif not self._flush_due:
                 self._flush_due = True
-                assert self._loop is not None
-                self._loop.call_soon(self._flush_turn)
+                scheduler = self.runtime.scheduler
+                if scheduler.current is not None:
+                    # an actor sends, inside the scheduler's tick: the frames leave at the
+                    # tick's end (with the calls it arms), a loop turn sooner than call_soon
+                    scheduler.arming.append(self._after_tick)
+                else:
+                    assert self._loop is not None
+                    self._loop.call_soon(self._flush_turn)
             return
         if peer is None and any(
             p.name == name and (creation == 0 or p.creation == creation)
@@ -466,6 +473,15 @@ class ClusterNode:
                     "cluster: an operation from node %s was dropped: %s: %s", peer.name,
                     type(exc).__name__, str(exc)[:200],
                 )
+
+
+class _AfterTick:
+    """Run at the end of the scheduler's tick, beside the calls it arms (``_arm``)."""
+
+    __slots__ = ("_arm",)
+
+    def __init__(self, flush: Any) -> None:
+        self._arm = flush
 
 
 def _pubsub_in(op: list[Any], node: NodeId) -> None:
