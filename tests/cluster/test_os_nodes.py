@@ -83,7 +83,7 @@ class Nodes:
                 proc.terminate()
         for name, proc in self.procs.items():
             try:
-                code = proc.wait(15)
+                code = proc.wait(40)  # generous: a loaded machine, remote children to stop
             except subprocess.TimeoutExpired:
                 proc.kill()
                 raise AssertionError(

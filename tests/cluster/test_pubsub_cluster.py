@@ -84,7 +84,7 @@ class Told(Tracker):
         return Ok(state)
 
 
-TRACKER = {"name": "t", "pubsub": "ps", "broadcast_period": 0.05, "down_period": 0.6}
+TRACKER = {"name": "t", "pubsub": "ps", "broadcast_period": 0.1, "down_period": 1.5}
 
 
 async def start_tracker(report_to):
@@ -121,7 +121,7 @@ async def wait_for_keys(node, expected, timeout=3.0):
 
 
 async def test_presence_replicates_between_nodes_and_a_lost_node_leaves():
-    async with local_cluster("b@test", tick_time=0.4) as cluster:
+    async with local_cluster("b@test", tick_time=1.0) as cluster:
         b = cluster.node("b@test")
         sup = await start_tracker(self())
         await b.run(start_tracker, self())
@@ -133,14 +133,14 @@ async def test_presence_replicates_between_nodes_and_a_lost_node_leaves():
         # b goes silent: past down_period its users leave a's view, as Phoenix.Tracker does
         cluster.pause("b@test")
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
+        deadline = loop.time() + 15
         while sorted(k for k, _ in Tracker.list("t", "room")) != ["on-a"]:
             assert loop.time() < deadline, "b's presence never left"
             await asyncio.sleep(0.02)
         cluster.resume("b@test")
         # b comes back: its users come back (the tracker's replica is up again)
         while sorted(k for k, _ in Tracker.list("t", "room")) != ["on-a", "on-b"]:
-            assert loop.time() < deadline + 5, "b's presence never came back"
+            assert loop.time() < deadline + 15, "b's presence never came back"
             await asyncio.sleep(0.02)
         beamish.exit(here, "kill")
         await Supervisor.stop(sup)
