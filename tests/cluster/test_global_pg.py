@@ -85,7 +85,7 @@ async def test_a_server_started_with_a_global_name_is_called_from_anywhere():
         # a second server under the same global name is refused
         with pytest.raises(beamish.StartError) as failed:
             await Named.start("from a", name=("global", "the-one"))
-        assert "already started" in str(failed.value)
+        assert "as ('global', 'the-one'): already started" in str(failed.value)
 
 
 async def test_the_names_of_a_node_that_goes_down_are_dropped():

@@ -763,6 +763,7 @@ async def _sys_call(server: Any, request_: _Sys, timeout: float | None) -> Any:
 async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | None,
                  *, link: bool) -> Pid:
     naming.check_name(name)
+    shown = name  # as the caller wrote it: ("global", n) rather than its via form
     name = naming.normalize(name)
     _check_timeout(timeout, f"{cls.__qualname__}.start_link")
     try:
@@ -784,7 +785,7 @@ async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | Non
     except NameTakenError as taken:
         raise StartError(
             ("already_started", taken.holder),
-            f"cannot start {cls.__qualname__} as {name!r}: already started as {taken.holder!r}",
+            f"cannot start {cls.__qualname__} as {shown!r}: already started as {taken.holder!r}",
         ) from None
     try:
         outcome = await _wait_ack(ack, timeout)
@@ -807,7 +808,7 @@ async def _start(cls: type[GenServer], arg: Any, name: Any, timeout: float | Non
     reason = outcome[1]
     if type(reason) is tuple and reason and reason[0] == "already_started":
         raise StartError(
-            reason, f"cannot start {cls.__qualname__} as {name!r}: already started as "
+            reason, f"cannot start {cls.__qualname__} as {shown!r}: already started as "
             f"{reason[1]!r}",
         )
     hint = f": {reason.hint}" if type(reason) is BadReturnValue else ""

@@ -311,6 +311,7 @@ async def _start(
     cls: type[GenStateMachine], arg: Any, name: Any, timeout: float | None, *, link: bool
 ) -> Pid:
     naming.check_name(name)
+    shown = name  # as the caller wrote it: ("global", n) rather than its via form
     name = naming.normalize(name)
     _check_timeout(timeout, f"{cls.__qualname__}.start_link")
     try:
@@ -331,7 +332,7 @@ async def _start(
     except NameTakenError as taken:
         raise StartError(
             ("already_started", taken.holder),
-            f"cannot start {cls.__qualname__} as {name!r}: already started as {taken.holder!r}",
+            f"cannot start {cls.__qualname__} as {shown!r}: already started as {taken.holder!r}",
         ) from None
     try:
         outcome = await _waitack(ack, timeout)
@@ -355,7 +356,7 @@ async def _start(
     if type(reason) is tuple and reason and reason[0] == "already_started":
         raise StartError(
             reason,
-            f"cannot start {cls.__qualname__} as {name!r}: already started as {reason[1]!r}",
+            f"cannot start {cls.__qualname__} as {shown!r}: already started as {reason[1]!r}",
         )
     detail = f"; {outcome[2]}" if len(outcome) > 2 and outcome[2] else ""
     raise StartError(reason, f"{display(cls)} failed to start: {short(reason, 500)}{detail}")
