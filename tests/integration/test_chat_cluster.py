@@ -1,5 +1,6 @@
-"""The chat demo on two nodes of a cluster (two `beamish run` processes joined over NATS):
-members connected to different nodes see each other's messages and presence.
+"""The chat demo on two nodes of a cluster (two `beamish run` processes joined over NATS, and
+again over Redis): members connected to different nodes see each other's messages and
+presence.
 
 Each node keeps its own SQLite history here (a cluster sharing history would use
 PostgreSQL); what crosses the nodes is live: channel broadcasts and Presence.
@@ -20,18 +21,23 @@ SECRET = "chat-cluster-test-secret-0123456789"
 pytestmark = pytest.mark.beamish(node="tester@test")
 
 
-def nats_running() -> bool:
+ENGINES = {"nats": ("nats://127.0.0.1:4222", 4222), "redis": ("redis://127.0.0.1:6379", 6379)}
+
+
+def running(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", 4222)) == 0
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def two_chat_nodes(tmp_path):
-    require(nats_running(), "NATS is not running at 127.0.0.1:4222 (`.ci/run` starts it)")
+@pytest.fixture(params=sorted(ENGINES))
+def two_chat_nodes(request, tmp_path):
+    url, port = ENGINES[request.param]
+    require(running(port), f"{request.param} is not running at 127.0.0.1:{port} "
+            "(`.ci/run` starts it)")
     cluster = f"chat{uuid.uuid4().hex[:10]}"
     nodes = [
-        ChatNode(0, "--name", f"chat-{n}@test", "--cluster", "nats://127.0.0.1:4222",
+        ChatNode(0, "--name", f"chat-{n}@test", "--cluster", url,
                  "--cluster-name", cluster, "--tick-time", "5",
                  env={"BEAMISH_COOKIE": SECRET, "CHAT_DATABASE": str(tmp_path / f"{n}.db")})
         for n in ("a", "b")
