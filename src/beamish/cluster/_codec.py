@@ -30,6 +30,7 @@ including a record name this node does not know.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any
 
 import msgpack
@@ -97,14 +98,24 @@ _HOW = (
 class Codec:
     """Encodes and decodes terms for one node; pids and refs are interned in ``nodes``."""
 
-    __slots__ = ("_packer", "local_lookup", "max_size", "node", "nodes", "runtime")
+    __slots__ = ("_depth", "_hooks", "_packer", "_packers", "local_lookup", "max_size", "node",
+                 "nodes", "runtime")
 
     def __init__(self, nodes: NodeTable, alias: Any, *, max_size: int = 8 * 1024 * 1024) -> None:
         self.nodes = nodes
         self.node = nodes.local
         self.runtime = alias  # what registers a ReplyTo for replies (Runtime._alias)
         self.max_size = max_size
-        self._packer = msgpack.Packer(
+        self._packer = self._new_packer()
+        # the bodies of extension types, one packer per nesting level: a packer is not
+        # reentrant, and making one per body (as msgpack.packb does) costs its buffer
+        self._packers: list[msgpack.Packer] = []
+        self._depth = 0
+        # the extension hooks, one per nesting level, made once (not a closure per term)
+        self._hooks = [functools.partial(self._ext, depth=d + 1) for d in range(MAX_DEPTH + 1)]
+
+    def _new_packer(self) -> msgpack.Packer:
+        return msgpack.Packer(
             default=self._default, strict_types=True, use_bin_type=True, autoreset=True
         )
 
@@ -119,9 +130,15 @@ class Codec:
             raise WireError(f"cannot send {_show(term)} to another node: {exc}. {_HOW}") from None
 
     def _pack(self, term: Any) -> bytes:
-        return msgpack.packb(  # type: ignore[no-any-return]
-            term, default=self._default, strict_types=True, use_bin_type=True
-        )
+        depth = self._depth
+        packers = self._packers
+        if depth == len(packers):
+            packers.append(self._new_packer())
+        self._depth = depth + 1
+        try:
+            return packers[depth].pack(term)  # type: ignore[no-any-return]
+        finally:
+            self._depth = depth
 
     def _default(self, term: Any) -> Any:
         t = type(term)
@@ -196,11 +213,8 @@ class Codec:
         if depth > MAX_DEPTH:
             raise WireError(f"a term nested more than {MAX_DEPTH} deep")
 
-        def ext(code: int, body: bytes) -> Any:
-            return self._ext(code, body, depth + 1)
-
         return msgpack.unpackb(
-            data, ext_hook=ext, raw=False, strict_map_key=False, use_list=True,
+            data, ext_hook=self._hooks[depth], raw=False, strict_map_key=False, use_list=True,
         )
 
     def _ext(self, code: int, body: bytes, depth: int) -> Any:
