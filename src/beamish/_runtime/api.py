@@ -135,12 +135,12 @@ def _send_py(dest: Pid | str | tuple[str, str], message: Any) -> None:
     holds it raises ``NotRegisteredError``. Messages from one sender to one receiver arrive
     in the order sent. Mutable messages are copied (see the isolation policy).
     """
+    if type(dest) is tuple:  # (name, node): checked first, an exception costs more
+        _send_other(dest, message)
+        return
     try:
         proc = dest._proc  # type: ignore[union-attr]  # a Pid: one slot read, no lookup
     except AttributeError:
-        if type(dest) is tuple:
-            _send_other(dest, message)
-            return
         proc = _runtime_of(_context.current_process())._resolve_name(dest)
     if proc is None:
         if dest._node.index:  # type: ignore[union-attr]  # a pid of another node
@@ -169,6 +169,10 @@ def _send_other(dest: Pid | tuple[str, str], message: Any) -> None:
         if dest[1] == runtime.node_id.name:
             send(dest[0], message)
             return
+        dist = runtime.distribution
+        if dist is not None:  # without a cluster, dropped as to a dead pid
+            dist.send_name(dest[0], dest[1], message)
+        return
     runtime._send_remote(dest, message)
 
 

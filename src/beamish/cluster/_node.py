@@ -217,10 +217,16 @@ class ClusterNode:
         return sorted(self.sessions.current)
 
     def send(self, dest: Pid, message: Any) -> None:
-        self._queue(dest._node.name, dest._node.creation, self._encode([_SEND, dest.id, message]))
+        data = self.codec.encode([_SEND, dest.id, message])
+        if len(data) > self._op_limit:
+            self._too_large(data)
+        self._queue(dest._node.name, dest._node.creation, data)
 
     def send_name(self, name: str, node: str, message: Any) -> None:
-        self._queue(node, 0, self._encode([_SEND_NAME, name, message]))
+        data = self.codec.encode([_SEND_NAME, name, message])
+        if len(data) > self._op_limit:
+            self._too_large(data)
+        self._queue(node, 0, data)
 
     def reply(self, node: NodeId, alias: int, value: Any) -> None:
         self._queue(node.name, node.creation, self._encode([_REPLY, alias, value]))
@@ -274,16 +280,22 @@ class ClusterNode:
 
     # -- encoding and queueing ----------------------------------------------------------------
 
+    @property
+    def _op_limit(self) -> int:
+        return self.transport.max_payload - _FRAME_OVERHEAD  # known once connected
+
     def _encode(self, op: list[Any]) -> bytes:
         data = self.codec.encode(op)
-        limit = self.transport.max_payload - _FRAME_OVERHEAD
-        if len(data) > limit:
-            raise WireError(
-                f"a message of {len(data)} bytes encoded is over what the cluster's engine "
-                f"carries in one frame ({limit} bytes: its max_payload less the framing); "
-                "send large data in parts, or a reference to where it is stored"
-            )
+        if len(data) > self._op_limit:
+            self._too_large(data)
         return data
+
+    def _too_large(self, data: bytes) -> None:
+        raise WireError(
+            f"a message of {len(data)} bytes encoded is over what the cluster's engine "
+            f"carries in one frame ({self._op_limit} bytes: its max_payload less the "
+            "framing); send large data in parts, or a reference to where it is stored"
+        )
 
     def _encode_signal(self, op: list[Any], at: int) -> bytes:
         """An exit or down whose reason cannot cross is sent with a description instead:
@@ -301,10 +313,22 @@ class ClusterNode:
         if peer is not None and (creation == 0 or creation == peer.creation):
             box = self._outboxes.get(peer)
             if box is None:
+                if not self._flush_due and self.runtime.scheduler.current is None:
+                    # the first operation of a loop turn from outside an actor (a task, a
+                    # callback) leaves at once; the rest of the turn's are batched behind it
+                    self._flush_due = True
+                    assert self._loop is not None
+                    self._loop.call_soon(self._flush_turn)
+                    if peer.up:
+                        self._send_data(peer, [op], self._now())
+                    return
                 box = self._outboxes[peer] = []
             box.append(op)
             if len(box) >= _EARLY_FLUSH:  # a sender that does not yield: frames leave now,
                 self._flush()  # and the transport's bounded outbox takes over
+                scheduler = self.runtime.scheduler
+                if scheduler.current is not None:  # and the tick ends, for the engine's
+                    scheduler.cut = True  # client to write them while the rest wait a turn
             elif not self._flush_due:
                 self._flush_due = True
                 scheduler = self.runtime.scheduler
@@ -437,16 +461,17 @@ class ClusterNode:
         node = self.table.node(peer.name, peer.creation)
         rt = self.runtime
         local = self.local
+        decode = self.codec.decode
         for raw in ops:
             try:
                 if type(raw) is not bytes:
                     raise WireError("an operation that is not bytes")
-                op = self.codec.decode(raw)
+                op = decode(raw)
                 kind = op[0]
-                if kind == _SEND:
-                    rt.dist_send(self.table.pid(local, _id(op[1])), op[2])
-                elif kind == _SEND_NAME:
+                if kind == _SEND_NAME:  # the most frequent first
                     rt.dist_send_name(op[1], op[2])
+                elif kind == _SEND:
+                    rt.dist_send(self.table.pid(local, _id(op[1])), op[2])
                 elif kind == _REPLY:
                     rt.dist_reply(op[1], op[2])
                 elif kind == _LINK:
