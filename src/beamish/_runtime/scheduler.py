@@ -44,6 +44,7 @@ class Scheduler:
         "_loop",
         "arming",
         "current",
+        "cut",
         "dispatched",
         "pending",
         "reductions",
@@ -65,6 +66,9 @@ class Scheduler:
         self.tick_budget = tick_budget
         self.dispatched = 0
         self.arming: list[Any] = []  # calls' ReplyTo whose timeout is armed after this tick
+        # set by a process whose work needs the loop (a full frame for another node): the
+        # tick ends after it, and the rest run on the next, once the loop has turned
+        self.cut = False
         self._context = contextvars.Context()
         self._context.run(_context.CURRENT.set, self)
 
@@ -127,7 +131,10 @@ class Scheduler:
                     runq.append(proc)
                 else:
                     proc.scheduled = False
+                if self.cut:
+                    break
         finally:
+            self.cut = False
             self.current = None
             self.dispatched += handled_total
             if self.arming:  # most calls were answered in this tick: they need no timer
