@@ -12,6 +12,7 @@ It prints "ready" when it is, and runs until stdin closes.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from typing import Any
 
@@ -130,7 +131,14 @@ def main() -> None:
     mode, *args = sys.argv[1:]
     if mode == "node":
         url, cluster, name, subscribers = args
-        asyncio.run(node(url, cluster, name, int(subscribers)))
+        profile = os.environ.get("BEAMISH_BENCH_PROFILE")  # a path: cProfile this node
+        if profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(node(url, cluster, name, int(subscribers)))",
+                            globals(), locals(), profile)
+        else:
+            asyncio.run(node(url, cluster, name, int(subscribers)))
     elif mode == "bare-nats":
         asyncio.run(bare_nats(*args))
     elif mode == "bare-redis":
