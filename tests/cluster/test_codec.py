@@ -221,3 +221,15 @@ def test_mutated_encodings_raise_only_wire_errors(term, flips):
         data[at % len(data)] = value
     with contextlib.suppress(WireError):  # anything else fails the test
         c.decode(bytes(data))
+
+
+async def test_a_refused_term_leaves_the_codec_whole():
+    """The codec keeps a packer per nesting level: one that raised halfway must not leave
+    bytes behind for the next term, at any depth."""
+    c = codec()
+    me = beamish.self()
+    for bad in [(1, (2, object())), [(me, {"k": (object(),)})], ((((lambda: 1),),),)]:
+        with pytest.raises(WireError):
+            c.encode(bad)
+        term = (me, (1, ("two", (3.0, [me]))), {4})
+        assert c.decode(c.encode(term)) == term

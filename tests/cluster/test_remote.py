@@ -326,3 +326,39 @@ async def test_a_burst_from_a_sender_that_never_yields_goes_out_in_order():
         assert sum(len(box) for box in member._outboxes.values()) < 1024
         for i in range(5000):
             await assert_receive(("echoed", i, pid))
+
+
+class Burst(beamish.Actor):
+    """Sends ``count`` messages to ``dest`` in one handle; notes what the loop ran before."""
+
+    def __init__(self, dest, count, seen, tag):
+        self.dest, self.count, self.seen, self.tag = dest, count, seen, tag
+
+    def handle(self, message):
+        self.seen.append((self.tag, "started", list(turns)))
+        asyncio.get_running_loop().call_soon(turns.append, self.tag)
+        for i in range(self.count):
+            send(self.dest, i)
+
+
+turns: list[str] = []
+
+
+@pytest.mark.parametrize(("count", "cut"), [(2000, True), (10, False)])
+async def test_an_actor_that_fills_a_frame_ends_the_tick_so_the_frame_is_written(count, cut):
+    """The BEAM makes a sender pay for a busy distribution port; here an actor whose sends
+    fill a frame for another node ends the scheduler's tick, so the loop turns (the engine's
+    client writes) before the next actor runs. Small senders share one tick."""
+    async with local_cluster("b@test") as cluster:
+        await cluster.node("b@test").run(register_echo, "sink")
+        turns.clear()
+        seen: list = []
+        senders = [beamish.spawn(Burst(("sink", "b@test"), count, seen, t)) for t in "xy"]
+        for pid in senders:
+            send(pid, "go")
+        while len(seen) < 2:
+            await asyncio.sleep(0.01)
+        assert seen[0] == ("x", "started", [])
+        assert seen[1] == ("y", "started", ["x"] if cut else [])
+        for pid in senders:
+            beamish.exit(pid, "kill")

@@ -3,6 +3,7 @@ the in-process one, NATS (127.0.0.1:4222) and Redis (127.0.0.1:6379)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -40,3 +41,50 @@ class TestRedisTransport(TransportSuite):
 async def test_an_unknown_engine_is_refused_with_the_accepted_ones():
     with pytest.raises(ValueError, match=r"nats://host:4222, redis://host:6379"):
         transport_for("amqp://127.0.0.1")
+
+
+async def test_the_redis_transport_comes_back_when_its_connections_are_killed():
+    """Both connections killed by the server (``CLIENT KILL``, as a Redis restart or a
+    dropped link would): the transport says it is down, reconnects, subscribes again and
+    carries frames, in order."""
+    import redis.asyncio as redis
+
+    require(reachable(6379), "Redis is not running at 127.0.0.1:6379 (`.ci/run` starts it)")
+    transport = transport_for("redis://127.0.0.1:6379")
+    admin = redis.Redis.from_url("redis://127.0.0.1:6379")
+    await transport.connect()
+    try:
+        states: list[bool] = []
+        transport.on_state(states.append)
+        got: list[bytes] = []
+        await transport.subscribe("beamish.test.redis-kill", got.append)
+        transport.publish("beamish.test.redis-kill", b"before")
+        await transport.flush()
+        await wait_for(lambda: got == [b"before"])
+        killed = 0
+        for client in await admin.client_list():
+            if client.get("name") == "beamish":
+                killed += await admin.client_kill_filter(_id=client["id"])
+        assert killed >= 2  # the publishing and the subscribed connection
+        await wait_for(lambda: states[:1] == [False])
+        sent = 0
+        while not any(frame.startswith(b"after") for frame in got):
+            transport.publish("beamish.test.redis-kill", b"after %d" % sent)
+            sent += 1
+            assert sent < 100, f"no frame came through after the kill: {got}"
+            await asyncio.sleep(0.1)
+        await transport.flush()
+        await wait_for(lambda: got[-1] == b"after %d" % (sent - 1))
+        assert transport.connected and states[-1] is True
+        after = [int(frame.split()[1]) for frame in got[1:]]
+        assert after == sorted(after) and after[-1] == sent - 1  # in order, to the last
+    finally:
+        await transport.close()
+        await admin.aclose()
+
+
+async def wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

@@ -163,3 +163,32 @@ async def test_offload_returns_the_result_and_raises_the_error():
     assert await beamish.offload(sum, [1, 2, 3]) == 6
     with pytest.raises(ZeroDivisionError):
         await beamish.offload(lambda: 1 / 0)
+
+
+async def test_a_cut_ends_the_tick_after_the_running_actor():
+    """``Scheduler.cut``: set by work that needs the loop (a full frame for another node);
+    the actors after it run on the next tick, once the loop has turned."""
+    loop = asyncio.get_running_loop()
+    scheduler = beamish._runtime.context.current_runtime().scheduler
+    turned: list[str] = []
+    seen: list[tuple[str, list[str]]] = []
+
+    class Cutter(Actor):
+        def __init__(self, tag, cut):
+            self.tag, self.cut = tag, cut
+
+        def handle(self, message):
+            seen.append((self.tag, list(turned)))
+            loop.call_soon(turned.append, self.tag)
+            if self.cut:
+                scheduler.cut = True
+
+    a, b, c = spawn(Cutter("a", False)), spawn(Cutter("b", True)), spawn(Cutter("c", False))
+    await wait_until_idle()
+    for pid in (a, b, c):
+        send(pid, "go")
+    await wait_until_idle()
+    assert seen == [("a", []), ("b", []), ("c", ["a", "b"])]  # a and b shared a tick
+    assert scheduler.cut is False  # it lasts one tick
+    for pid in (a, b, c):
+        beamish.exit(pid, "kill")

@@ -57,7 +57,8 @@ class RedisTransport(Transport):
         try:
             # RESP2: pub/sub messages are plain replies, read without the push handlers
             self._client = redis.Redis.from_url(
-                self.url, decode_responses=False, socket_connect_timeout=5, protocol=2
+                self.url, decode_responses=False, socket_connect_timeout=5, protocol=2,
+                client_name="beamish",  # as CLIENT LIST shows it to an operator
             )
             await asyncio.wait_for(self._client.ping(), 10)
             self._pubsub = self._client.pubsub()
