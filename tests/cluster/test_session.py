@@ -113,6 +113,20 @@ def test_data_is_delivered_once_and_a_replay_is_dropped():
     assert net.deliver("b", frame) == []  # the same frame again: a replay
 
 
+def test_a_lost_frame_ends_the_session_and_nothing_after_it_is_delivered():
+    net = up_pair()
+    assert kinds(net.deliver("b", net.frame("a", "b", DATA))) == [DELIVER]
+    net.frame("a", "b", DATA)  # lost on the way: the engine dropped it
+    events = net.deliver("b", net.frame("a", "b", DATA))
+    assert kinds(events) == [DOWN, SEND_HELLO] and events[0][2] == "noconnection"
+    net.events.clear()
+    net.run("b", events[1:])
+    # a learns of it from b's new session, and the two meet again
+    assert ("a", DOWN) in [(w, e[0]) for w, e in net.events]
+    assert sorted(w for w, e in net.events if e[0] == UP) == ["a", "b"]
+    assert kinds(net.deliver("b", net.frame("a", "b", DATA))) == [DELIVER]
+
+
 def test_a_frame_for_an_earlier_incarnation_of_this_node_is_dropped():
     net = up_pair()
     frame = net.frame("a", "b", DATA)

@@ -210,6 +210,14 @@ class Sessions:
             peer.rx_seq = 0
         if h.seq <= peer.rx_seq:
             return events  # a replay, or out of date
+        if peer.up and h.seq != peer.rx_seq + 1:
+            # a frame of this session was lost on the way (the engine dropped it, or our
+            # link to it broke): as on the BEAM after a broken connection, the session ends
+            # (monitors and links fire noconnection) and the two meet again; nothing after
+            # the gap is delivered, so no message is lost silently between two that arrive
+            self._down(peer, events, "noconnection")
+            events.append((SEND_HELLO, peer))
+            return events
         peer.rx_seq = h.seq
         peer.last_seen = now
         if not peer.up and peer.mine != 0 and h.dst_session == peer.mine:
