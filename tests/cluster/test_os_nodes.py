@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BEAMISH = str(Path(sys.executable).with_name("beamish"))
 SECRET = "os-nodes-test-secret-0123456789"
 TICK = 1.0
-ENGINES = {"nats": ("nats://127.0.0.1:4222", 4222), "redis": ("redis://127.0.0.1:6379", 6379)}
+ENGINES = {"nats": ("nats://127.0.0.1:4222", 4222), "redis": ("redis://127.0.0.1:6379", 6379),
+           "ipc": ("ipc://", None)}
 
 pytestmark = pytest.mark.beamish(node="tester@test")
 
@@ -40,8 +41,10 @@ def reachable(port: int) -> bool:
 
 
 @pytest.fixture(params=sorted(ENGINES))
-def engine(request):
+def engine(request, tmp_path):
     url, port = ENGINES[request.param]
+    if port is None:  # the sibling transport: a directory of sockets, no server
+        return f"{url}{tmp_path / 'siblings'}"
     require(reachable(port), f"{request.param} is not running at 127.0.0.1:{port}: start it "
             "(`.ci/run` does; see the env page's command)")
     return url

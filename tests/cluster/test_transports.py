@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 
 import pytest
 
@@ -36,6 +37,15 @@ class TestRedisTransport(TransportSuite):
     async def make_transport(self):
         require(reachable(6379), "Redis is not running at 127.0.0.1:6379 (`.ci/run` starts it)")
         return transport_for("redis://127.0.0.1:6379")
+
+
+class TestIpcTransport(TransportSuite):
+    """Siblings on one machine: ZeroMQ over ipc:// sockets in one directory, no server."""
+
+    directory = tempfile.mkdtemp(prefix="beamish-ipc-test-")
+
+    async def make_transport(self):
+        return transport_for(f"ipc://{self.directory}")
 
 
 async def test_an_unknown_engine_is_refused_with_the_accepted_ones():
@@ -88,3 +98,43 @@ async def wait_for(condition, timeout: float = 10.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.02)
+
+
+async def test_the_ipc_directory_must_be_closed_to_other_users(tmp_path):
+    """Anyone who can open the sockets can read the frames: a directory open to the group or
+    others is refused, naming its mode; a new one is made 0700."""
+    from beamish.cluster import TransportError
+
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    open_dir.chmod(0o755)
+    with pytest.raises(TransportError, match=r"closed to others.*drwxr-xr-x"):
+        await transport_for(f"ipc://{open_dir}").connect()
+    made = tmp_path / "made" / "here"
+    transport = transport_for(f"ipc://{made}")
+    await transport.connect()
+    try:
+        assert made.stat().st_mode & 0o777 == 0o700
+        assert transport.path.stat().st_mode & 0o777 == 0o600
+    finally:
+        await transport.close()
+    assert not transport.path.exists()  # a node that closes takes its socket with it
+
+
+async def test_the_socket_of_a_killed_sibling_is_removed(tmp_path):
+    """A node killed with -9 leaves its socket file: the next scan that finds its process gone
+    removes it, so the directory does not fill with the dead."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{dead.stdout.strip()}-deadbeef.sock"
+    stale.touch()
+    transport = transport_for(f"ipc://{tmp_path}")
+    await transport.connect()
+    try:
+        assert not stale.exists()
+        assert transport.path.exists()
+    finally:
+        await transport.close()

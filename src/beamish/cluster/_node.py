@@ -118,6 +118,7 @@ class ClusterNode:
         if not self.transport.connected:
             await self.transport.connect()
         self.runtime.attach_distribution(self)
+        self.transport.on_subscriber(self._announce)  # a newcomer hears of us at once
         self._subscriptions.append(
             await self.transport.subscribe(self.subject(self.local.name), self._arrived)
         )

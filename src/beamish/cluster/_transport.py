@@ -133,6 +133,11 @@ class Transport(ABC):
     def on_state(self, callback: Callable[[bool], Any]) -> None:
         self._state_callbacks.append(callback)
 
+    def on_subscriber(self, callback: Callable[[], Any]) -> None:  # noqa: B027
+        """``callback()`` when another node subscribes (a node that just started may not
+        have heard what was said before). Only engines without a server (``ipc://``) learn
+        of it; on the others a subscription takes effect at once and this is never called."""
+
     # -- helpers for engines --------------------------------------------------------------
 
     def _set_state(self, connected: bool) -> None:
