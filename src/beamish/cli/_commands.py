@@ -161,11 +161,20 @@ def _engine(url: str) -> Any:
     help="Seconds without a word from a node before it is declared down (the BEAM's "
     "net_ticktime).",
 )
+@click.option(
+    "--nodes", default="1", show_default=True, envvar="BEAMISH_NODES", show_envvar=True,
+    callback=lambda _ctx, _param, value: _node_count(value),
+    help="Run N nodes (OS processes) of the application, or 'auto' for one per core: they "
+    "share --host:--port and form one cluster (over --cluster, or sockets on this machine "
+    "when it is not given). SIGHUP restarts them one at a time.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True, envvar="BEAMISH_REUSE_PORT")
 def run(
     target: str, shutdown_timeout: float, log_level: str, app_dir: str, host: str, port: int,
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
     node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
+    nodes: int, reuse_port: bool,
 ) -> None:
     """Run an application until SIGTERM or Ctrl-C.
 
@@ -187,6 +196,10 @@ def run(
       4  the stop was cut short (timeout, or a later signal); the rest was killed
       5  the web endpoint could not listen on --host:--port (e.g. the port is in use)
       6  the node could not join its cluster (engine unreachable, or no secret)
+
+    With --nodes N, the same codes: 1, 2, 5 or 6 when a node failed to start, 3 when a
+    node kept exiting on its own (more than 3 restarts within 5s), 4 when a node's stop was
+    cut short.
     """
     configure_logging(log_level)
     app = load_application(target, app_dir)
@@ -194,16 +207,55 @@ def run(
         app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,
         access_log=access_log, max_connections=max_connections,
         header_timeout=header_timeout, max_header_bytes=max_header_bytes,
-        max_headers=max_headers, keep_alive_timeout=keep_alive_timeout,
+        max_headers=max_headers, keep_alive_timeout=keep_alive_timeout, reuse_port=reuse_port,
     )
+    if nodes > 1:
+        from beamish.cli._siblings import SiblingOptions, run_siblings
+
+        env = {
+            "BEAMISH_SHUTDOWN_TIMEOUT": str(shutdown_timeout), "BEAMISH_LOG_LEVEL": log_level,
+            "BEAMISH_APP_DIR": os.path.abspath(app_dir), "BEAMISH_HOST": host,
+            "BEAMISH_ACCESS_LOG": "1" if access_log else "0",
+            "BEAMISH_HEADER_TIMEOUT": str(header_timeout),
+            "BEAMISH_MAX_HEADER_BYTES": str(max_header_bytes),
+            "BEAMISH_MAX_HEADERS": str(max_headers),
+            "BEAMISH_KEEP_ALIVE_TIMEOUT": str(keep_alive_timeout),
+            "BEAMISH_CLUSTER_NAME": cluster_name, "BEAMISH_TICK_TIME": str(tick_time),
+        }
+        if max_connections is not None:
+            env["BEAMISH_MAX_CONNECTIONS"] = str(max_connections)
+        if cluster_url is not None:
+            env["BEAMISH_CLUSTER"] = cluster_url
+        code = run_siblings(SiblingOptions(
+            target=target, count=nodes, app_name=app.name, env=env, host=host,
+            port=port if services else None, shutdown_timeout=shutdown_timeout,
+            node_name=node_name, cluster_url=cluster_url,
+        ))
+        raise SystemExit(int(code))
     cluster = None
     if cluster_url is not None:
         if node_name is None:
             node_name = f"{app.name}-{os.getpid()}@{socket.gethostname()}"
         cluster = ClusterOptions(_engine(cluster_url), cluster_name, tick_time)
+    ready = os.environ.pop("BEAMISH_READY_FD", None)  # a --nodes parent's: not inherited
     code = run_node(app, shutdown_timeout=shutdown_timeout, services=services,
-                    node_name=node_name, cluster=cluster)
+                    node_name=node_name, cluster=cluster,
+                    ready_fd=int(ready) if ready and ready.isdigit() else None)
     raise SystemExit(int(code))
+
+
+def _node_count(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    if value.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise click.BadParameter(f"a number of nodes (1 or more) or 'auto', got {value!r}")
+    return count
 
 
 @main.command(context_settings=_CONTEXT)

@@ -103,6 +103,7 @@ class Service(Protocol):
 def run_node(
     app: Application, *, shutdown_timeout: float = 30.0, services: Sequence[Service] = (),
     node_name: str | None = None, cluster: ClusterOptions | None = None,
+    ready_fd: int | None = None,
 ) -> ExitCode:
     """Run ``app`` until a signal or until it stops; returns the exit code. With
     ``cluster``, the node joins it before the application starts and leaves it (saying
@@ -111,6 +112,7 @@ def run_node(
         node = _Node(app, shutdown_timeout, services)
         node.node_name = node_name
         node.cluster = cluster
+        node.ready_fd = ready_fd
         return runner.run(node.run())
 
 
@@ -123,6 +125,7 @@ class _Node:
         self.services = list(services)
         self.running: list[Service] = []
         self.stopping: Service | None = None  # the service whose stop is under way
+        self.ready_fd: int | None = None  # a --nodes parent's pipe: told once running
         self.signals: asyncio.Queue[int] = asyncio.Queue(maxsize=4)
         self.first_signal_at: float | None = None
         self.node_name: str | None = None
@@ -215,6 +218,7 @@ class _Node:
                         "%r is running (pid %d); stop it with Ctrl-C or SIGTERM",
                         self.app.name, os.getpid(),
                     )
+                    self._tell_ready()
                     await asyncio.wait({ended, signalled}, return_when=asyncio.FIRST_COMPLETED)
                     if ended.done():
                         code = _code_of(ended.result())
@@ -226,6 +230,15 @@ class _Node:
             for task in (starting, signalled, ended):
                 task.cancel()
             await asyncio.gather(starting, signalled, ended, return_exceptions=True)
+
+    def _tell_ready(self) -> None:
+        """For a ``--nodes`` parent: this node runs (it waits for that in a rolling restart)."""
+        fd, self.ready_fd = self.ready_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"ready\n")
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     async def _started(self, starting: asyncio.Future[Any]) -> ExitCode:
         failure = starting.exception()

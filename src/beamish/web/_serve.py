@@ -124,7 +124,7 @@ class EndpointServer:
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_headers: int = DEFAULT_MAX_HEADERS,
-        keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT,
+        keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT, reuse_port: bool = False,
         **uvicorn_options: Any,
     ) -> None:
         for key in uvicorn_options:
@@ -140,6 +140,7 @@ class EndpointServer:
         self.endpoint = endpoint
         self.host = host
         self.port = port
+        self.reuse_port = reuse_port  # SO_REUSEPORT: sibling nodes share host:port
         self.edge = EdgeState(EdgeLimits(
             max_connections=max_connections, header_timeout=header_timeout,
             max_header_bytes=max_header_bytes, max_headers=max_headers,
@@ -225,6 +226,8 @@ class EndpointServer:
                 sockets.append(sock)
                 if os.name != "nt":
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if self.reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 if self.port == 0 and len(sockets) > 1:  # one free port for every address

@@ -1,0 +1,48 @@
+"""A web application for ``beamish run --nodes N`` tests: ``GET /node`` names the node that
+answered; the ``room:*`` channel broadcasts ``shout`` to every socket on every node."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+import beamish
+from beamish import Application, Pid, Supervisor
+from beamish.pubsub import PubSub
+from beamish.web import Channel, Endpoint, Router, Socket, SocketState
+
+PUBSUB = "webapp.pubsub"
+
+
+class Room(Channel):
+    async def join(self, topic: str, payload: Any, socket: SocketState) -> Any:
+        return ("ok", {"node": beamish.node()}, socket)
+
+    async def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
+        if event == "shout":
+            self.broadcast(socket, "shout", {**payload, "via": beamish.node()})
+            return ("reply", ("ok", {}), socket)
+        return ("reply", ("error", {"reason": f"unknown event {event!r}"}), socket)
+
+
+class RoomSocket(Socket):
+    channels: ClassVar[dict[str, type[Channel]]] = {"room:*": Room}
+
+
+router = Router()
+
+
+@router.get("/node", name="node")
+async def node(request: Request) -> Response:
+    return PlainTextResponse(beamish.node())
+
+
+class WebApp(Application):
+    async def start(self, start_type: Any, args: Any) -> Pid:
+        return await Supervisor.start_link([(PubSub, {"name": PUBSUB})], name="webapp.sup")
+
+
+endpoint = Endpoint(router=router, application=WebApp, sockets={"/socket": RoomSocket},
+                    pubsub=PUBSUB)
