@@ -52,7 +52,8 @@ class RoomChannel(Channel):
         last_id = messages[-1].id if messages else None
         # Pushing needs a joined channel: finish the join in handle_info, once joined.
         beamish.send(beamish.self(), ("after_join", last_id))
-        reply = {"messages": [m.to_json() for m in messages]}
+        # the node too: with `beamish run --nodes N` the page shows which one it reached
+        reply = {"messages": [m.to_json() for m in messages], "node": beamish.node()}
         return ("ok", reply, socket.assign(room=room, username=username))
 
     async def handle_info(self, message: Any, socket: SocketState) -> Any:

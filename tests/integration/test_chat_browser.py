@@ -8,6 +8,7 @@ is Playwright's auto-waiting ``expect`` on the page's content: no sleep.
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from tests.integration.support import require
@@ -150,3 +151,53 @@ def test_chat_in_chromium_over_longpoll_where_websockets_are_missing(chat_node):
             assert not problems, problems
         finally:
             browser.close()
+
+
+def test_chat_on_two_nodes_pages_on_different_nodes_talk_and_see_who_is_online(tmp_path):
+    """`beamish run --nodes 2`: the kernel spreads the pages' connections over the two
+    nodes; two pages that reached different nodes chat and see each other online."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.integration.support import ChatNode
+
+    executable = chromium()
+    server = ChatNode(0, "--nodes", "2")
+    try:
+        url = server.url()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                by_node: dict[str, object] = {}
+                for n in range(20):  # new connections until both nodes have a page
+                    page = browser.new_context().new_page()
+                    page.goto(url)
+                    page.fill("#username", f"user{n}")
+                    page.fill("#room", "nodes")
+                    page.click("#join button[type=submit]")
+                    expect(page.locator("#node")).to_have_text(re.compile("^node "),
+                                                               timeout=WAIT_MS)
+                    node = page.locator("#node").inner_text()
+                    if node in by_node:
+                        page.context.close()
+                        continue
+                    by_node[node] = (f"user{n}", page)
+                    if len(by_node) == 2:
+                        break
+                assert len(by_node) == 2, f"every page reached {set(by_node)}"
+                (ada, ada_page), (bob, bob_page) = by_node.values()  # type: ignore[misc]
+                for page in (ada_page, bob_page):  # presence crosses the nodes
+                    expect(page.locator("#online li")).to_have_text(sorted([ada, bob]),
+                                                                    timeout=WAIT_MS)
+                ada_page.fill("#body", "across the nodes")
+                ada_page.press("#body", "Enter")
+                shown = bob_page.locator("#messages li .text")
+                expect(shown).to_have_text(["across the nodes"], timeout=WAIT_MS)
+                ada_page.screenshot(path=str(tmp_path / "nodes.png"))
+            finally:
+                browser.close()
+    finally:
+        code = server.stop()
+        server.close()
+    assert code == 0

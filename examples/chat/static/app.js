@@ -52,7 +52,8 @@ function join(room) {
   presence.onSync(() => showOnline(presence))
   channel.on("new_msg", (message) => addMessage(message, seen))
   channel.join()
-    .receive("ok", ({messages}) => {
+    .receive("ok", ({messages, node}) => {
+      $("node").textContent = node === "nonode@nohost" ? "" : `node ${node}`
       // after every join, and every rejoin (the server may have restarted), start over
       // from the room's history
       seen.clear()
