@@ -331,11 +331,12 @@ def test_run_help_shows_every_environment_variable():
 def test_run_options_come_from_the_environment(monkeypatch):
     seen = {}
 
-    def fake_run_node(app, *, shutdown_timeout, services, node_name, cluster):
+    def fake_run_node(app, *, shutdown_timeout, services, node_name, cluster, ready_fd):
         [server] = services
         seen.update(port=server.port, limit=server.max_connections,
                     timeout=server.edge.limits.header_timeout, node=node_name,
-                    cluster=(cluster.url.url, cluster.name, cluster.tick_time))
+                    cluster=(cluster.url.url, cluster.name, cluster.tick_time), ready=ready_fd,
+                    reuse_port=server.reuse_port)
         return ExitCode.OK
 
     monkeypatch.setattr("beamish.cli._commands.run_node", fake_run_node)
@@ -344,10 +345,13 @@ def test_run_options_come_from_the_environment(monkeypatch):
         "BEAMISH_PORT": "4321", "BEAMISH_MAX_CONNECTIONS": "77", "BEAMISH_HEADER_TIMEOUT": "2.5",
         "BEAMISH_NODE_NAME": "web@host", "BEAMISH_CLUSTER": "nats://127.0.0.1:4222",
         "BEAMISH_CLUSTER_NAME": "prod", "BEAMISH_TICK_TIME": "15",
+        # what a --nodes parent gives each node: one node each, the shared port, its pipe
+        "BEAMISH_NODES": "1", "BEAMISH_REUSE_PORT": "1", "BEAMISH_READY_FD": "7",
     })
     assert result.exit_code == 0, result.output
     assert seen == {"port": 4321, "limit": 77, "timeout": 2.5, "node": "web@host",
-                    "cluster": ("nats://127.0.0.1:4222", "prod", 15.0)}
+                    "cluster": ("nats://127.0.0.1:4222", "prod", 15.0), "ready": 7,
+                    "reuse_port": True}
 
 
 def test_run_refuses_an_unknown_cluster_engine():
