@@ -2,8 +2,8 @@
 
 Pids of other nodes work as local ones do: ``send``, ``request`` and ``GenServer.call``,
 ``link``, ``monitor`` and ``exit`` reach them, with ``noconnection`` when their node goes
-down; ``global_names`` and ``pg`` name processes across the cluster; ``ClusterPubSub``
-broadcasts to every node. See docs/guides/cluster.md.
+down; ``global_names`` and ``pg`` name processes across the cluster; ``Singleton`` runs a
+server once per cluster; PubSub broadcasts reach every node. See docs/guides/cluster.md.
 """
 
 from beamish._runtime.records import message, register_wire_callable, register_wire_type, remote
@@ -18,6 +18,7 @@ from beamish.cluster._connect import (
 from beamish.cluster._engine import transport_for
 from beamish.cluster._local import LocalHub, LocalTransport
 from beamish.cluster._node import ClusterNode
+from beamish.cluster._singleton import Singleton
 from beamish.cluster._transport import (
     FrameTooLarge,
     Subscription,
@@ -35,6 +36,7 @@ __all__ = [
     "LocalHub",
     "LocalTransport",
     "RemoteError",
+    "Singleton",
     "Subscription",
     "Transport",
     "TransportBusy",

@@ -1,0 +1,94 @@
+"""``Singleton``: a process that runs once per cluster, started from every node's tree.
+
+With ``beamish run --nodes N`` (or any cluster) every node runs the whole application, so a
+child of its supervisor exists once per node. Some processes must exist once per cluster (a
+scheduler of jobs, a sequence, the owner of one external connection). ``Singleton.spec``
+puts, in every node's tree, a small guard that:
+
+- starts the server registered as ``("global", name)`` and linked to itself; on one node
+  that succeeds, and the server runs there;
+- on the others the name is taken: the guard monitors the holder, wherever it runs;
+- when the holder goes (it stopped, crashed past its node's restarts, or its node went down
+  with ``noconnection``), every guard tries again, and one node's wins;
+- two guards that won at once (a partition, or the time a registration takes to cross) are
+  settled by global names' rule: the lower pid keeps the name, the other server is killed,
+  its guard exits with it, is restarted by its supervisor, and watches the winner.
+
+The server's own crashes are its node's supervisor's business: the guard is linked to it, so
+the guard exits with the server's reason, and the guard's supervisor restarts both (within
+its intensity, as for any child). Unlike OTP, which has no such behaviour built in (Elixir
+teams use libraries such as Horde or Swarm for it), this needs no extra process per cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from beamish._errors import StartError
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok
+from beamish._otp.supervisor.child_spec import ChildSpec
+from beamish._runtime.api import monitor, node, send_after
+from beamish._runtime.api import self as _self
+from beamish._runtime.messages import Down
+from beamish._runtime.pid import Pid
+
+__all__ = ["Singleton"]
+
+_log = logging.getLogger("beamish.cluster")
+
+RETRY = 0.05  # seconds between a holder's Down and the next try: its name leaves the
+# table when its node's server has heard of the exit, a message later
+
+
+class Singleton(GenServer):
+    """The guard of one cluster-wide server (see the module's documentation)."""
+
+    @classmethod
+    def spec(cls, server: type[GenServer], arg: Any = None, *, name: Any,
+             **overrides: Any) -> ChildSpec:
+        """A child spec for every node's tree: ``server.start_link(arg, name=("global",
+        name))`` on one node of the cluster at a time."""
+        spec = ChildSpec(id=("singleton", name), start=(cls.start_link, ((server, arg, name),)),
+                         modules=(cls, server))
+        return spec.replace(**overrides) if overrides else spec
+
+    @staticmethod
+    def whereis(name: Any) -> Pid | None:
+        """Where the singleton ``name`` runs now, or None."""
+        from beamish.cluster._global import whereis_name
+
+        return whereis_name(name)
+
+    async def init(self, arg: Any) -> Ok:
+        server, server_arg, name = arg
+        state = {"server": server, "arg": server_arg, "name": name, "running": None,
+                 "watching": None}
+        await self._attempt(state)
+        return Ok(state)
+
+    async def _attempt(self, state: dict[str, Any]) -> None:
+        state["running"] = state["watching"] = None
+        try:
+            pid = await state["server"].start_link(state["arg"], name=("global", state["name"]))
+        except StartError as failure:
+            reason = failure.reason
+            if not (type(reason) is tuple and len(reason) == 2
+                    and reason[0] == "already_started"):
+                raise
+            holder = reason[1]
+            state["watching"] = (holder, monitor(holder))
+            return
+        state["running"] = pid
+        _log.info("singleton %r runs on node %s (%s)", state["name"], node(), pid)
+
+    async def handle_info(self, message: Any, state: dict[str, Any]) -> NoReply:
+        watching = state["watching"]
+        if type(message) is Down and watching is not None and message.ref == watching[1]:
+            state["watching"] = None
+            send_after(_self(), ("beamish.singleton.retry", watching[1]), RETRY)
+        elif (type(message) is tuple and len(message) == 2
+              and message[0] == "beamish.singleton.retry" and state["running"] is None
+              and state["watching"] is None):
+            await self._attempt(state)
+        return NoReply(state)

@@ -1,0 +1,88 @@
+"""``Singleton``: a server started from every node's tree runs on one node of the cluster,
+and on another when its node goes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import beamish
+from beamish import GenServer, Ok, Reply, Supervisor
+from beamish.cluster import Singleton
+from beamish.testing import local_cluster
+
+pytestmark = pytest.mark.beamish(node="a@test")
+
+
+class Clock(GenServer):
+    def init(self, start):
+        return Ok(start)
+
+    def handle_call(self, request, from_, n):
+        return Reply((n + 1, beamish.node()), n + 1)
+
+
+async def start_tree():
+    return await Supervisor.start([Singleton.spec(Clock, 0, name="clock")], name="tree")
+
+
+def local_clocks():
+    """The Clock processes of the node this runs on."""
+    return [p for p in beamish.processes()
+            if type(getattr(beamish.current_runtime()._procs.get(p.id), "actor", None))
+            is Clock]
+
+
+async def until(check, what, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await check()):
+        assert asyncio.get_running_loop().time() < deadline, f"waited {timeout}s for {what}"
+        await asyncio.sleep(0.05)
+    return result
+
+
+async def clocks_on(cluster, name):
+    return len(local_clocks()) if name == "a@test" else len(
+        await cluster.node(name).run(local_clocks))
+
+
+@pytest.mark.parametrize("how", ["its node goes down", "its tree stops"])
+async def test_a_singleton_runs_once_and_moves_when_its_node_goes(how):
+    async with local_cluster("b@test", "c@test") as cluster:
+        await cluster.node("b@test").run(start_tree)  # first: it takes the name
+        await start_tree()
+        await cluster.node("c@test").run(start_tree)
+        assert [await clocks_on(cluster, n) for n in ("a@test", "b@test", "c@test")] == [0, 1, 0]
+        holder = Singleton.whereis("clock")
+        assert holder is not None and holder.node == "b@test"
+        assert await GenServer.call(("global", "clock"), "tick") == (1, "b@test")
+        if how == "its node goes down":
+            await cluster.stop_node("b@test")
+        else:
+            await cluster.node("b@test").run(Supervisor.stop, "tree")
+
+        async def moved():
+            now = Singleton.whereis("clock")
+            return now is not None and now.node != "b@test" and now
+
+        now = await until(moved, "the singleton to start elsewhere")
+        assert await GenServer.call(("global", "clock"), "tick") == (1, now.node)
+        assert sorted([await clocks_on(cluster, n) for n in ("a@test", "c@test")]) == [0, 1]
+        await Supervisor.stop("tree")
+
+
+async def test_a_crashing_singleton_is_restarted_by_its_nodes_supervisor():
+    async with local_cluster("b@test"):
+        await start_tree()
+        first = Singleton.whereis("clock")
+        assert first is not None and first.node == "a@test"
+        beamish.exit(first, "kill")
+
+        async def again():
+            now = Singleton.whereis("clock")
+            return now is not None and now != first and now
+
+        await until(again, "the singleton to come back")
+        assert (await GenServer.call(("global", "clock"), "tick"))[0] == 1  # a fresh start
+        await Supervisor.stop("tree")
