@@ -1,0 +1,190 @@
+"""Every core: one application on 1 node and on 2 (``beamish run --nodes``), under wrk.
+
+    .venv/bin/python bench/scale.py [--rounds 3] [--seconds 10] [--markdown]
+
+The application (``bench/scale_app.py``) answers ``GET /`` with a process per request, as
+every beamish endpoint does. For each round, 1 node and then 2 nodes are started by
+``beamish run --nodes N`` on one port, warmed up, and loaded by ``wrk -t1 -c64`` for
+``--seconds``; the server's CPU is the user + system time of the parent and its nodes over
+the measured window, from /proc. Rows: requests/s, server CPU per request, requests per
+server CPU second, p50/p99, and for 2 nodes the ratios to 1:
+
+- throughput: 2 nodes' requests/s over 1 node's, on this 2-core machine, where wrk itself
+  takes part of a core (so 2.0x is out of reach here);
+- per the same CPU budget: 2 nodes' requests per server CPU second, times 2 cores, over 1
+  node's requests per server CPU second, times its 1 core: what 2 nodes serve on 2 whole
+  cores against 1 node on 1, at the efficiencies measured (2.0x if spreading costs
+  nothing); the target is 1.7x.
+
+Needs ``wrk`` (``apt-get install wrk``). What this does not measure yet: the 100,000
+WebSockets of issue 11 (they need client processes of their own, several nodes past the
+20,000 open files per process, and a broadcast's receipt latency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import cpu_model, load_average, report
+
+ROOT = Path(__file__).resolve().parents[1]
+BEAMISH = str(Path(sys.executable).with_name("beamish"))
+CONNECTIONS = 64
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and its children (a --nodes parent and its nodes)."""
+    found = [pid]
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(c) for c in children.read().split()]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def seconds_of(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def wrk(url: str, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    ).stdout
+    figures: dict[str, float] = {"errors": 0.0}
+    for line in out.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            figures["rate"] = float(words[1])
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            figures["p" + words[0].rstrip("%")] = seconds_of(words[1])
+        elif "requests in" in line:
+            figures["requests"] = float(words[0])
+        elif line.strip().startswith(("Non-2xx", "Socket errors")):
+            figures["errors"] += sum(float(n) for n in re.findall(r"\d+", line))
+    if not {"rate", "p50", "p99", "requests"} <= figures.keys():
+        raise RuntimeError(f"could not read wrk's output:\n{out}")
+    return figures
+
+
+def measure(nodes: int, seconds: int) -> dict[str, float]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    proc = subprocess.Popen(
+        [BEAMISH, "run", "scale_app:ScaleApp", "--app-dir", str(ROOT / "bench"), "--nodes",
+         str(nodes), "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    answer.read()
+                if len(tree(proc.pid)) == (1 + nodes if nodes > 1 else 1):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{nodes} node(s) did not start:\n"
+                                   f"{proc.stderr.read().decode() if proc.stderr else ''}")
+            time.sleep(0.2)
+        wrk(url, 3)  # warm up
+        pids = tree(proc.pid)
+        before = cpu_seconds(pids)
+        figures = wrk(url, seconds)
+        figures["cpu"] = cpu_seconds(pids) - before
+        return figures
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return (f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to "
+            f"{format(max(values), fmt)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--markdown", action="store_true")
+    options = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/scale.py needs wrk: apt-get install wrk")
+    load = load_average()
+    runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for r in range(options.rounds):
+        for nodes in (1, 2):
+            runs[nodes].append(measure(nodes, options.seconds))
+            print(f"round {r + 1}/{options.rounds}: {nodes} node(s) done", file=sys.stderr)
+    rows = []
+    for nodes, results in runs.items():
+        rate = [f["rate"] for f in results]
+        per_cpu = [f["requests"] / f["cpu"] for f in results]
+        rows.append([
+            f"{nodes} node{'s' if nodes > 1 else ''}", spread(rate, ",.0f"),
+            spread([f["cpu"] / f["requests"] * 1e6 for f in results], ".1f"),
+            spread(per_cpu, ",.0f"),
+            spread([f["p50"] * 1e3 for f in results], ".2f"),
+            spread([f["p99"] * 1e3 for f in results], ".2f"),
+            f"{sum(f['errors'] for f in results):.0f}",
+        ])
+    one_rate = statistics.median(f["rate"] for f in runs[1])
+    two_rate = statistics.median(f["rate"] for f in runs[2])
+    one_per_cpu = statistics.median(f["requests"] / f["cpu"] for f in runs[1])
+    two_per_cpu = statistics.median(f["requests"] / f["cpu"] for f in runs[2])
+    projected = two_per_cpu * 2 / one_per_cpu
+    header = [
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} before",
+        f"Python {sys.version.split()[0]}; wrk -t1 -c{CONNECTIONS}, {options.seconds}s per run",
+        f"{options.rounds} rounds per row: median (min to max)",
+        f"2 nodes / 1 node: throughput {two_rate / one_rate:.2f}x; per the same CPU budget "
+        f"(requests per server CPU second: 2 nodes x 2 cores / 1 node x 1 core) "
+        f"{projected:.2f}x (target 1.70)",
+    ]
+    print(report(header, ["server", "requests/s", "server CPU per request (us)",
+                          "requests per server CPU second", "p50 (ms)", "p99 (ms)", "errors"],
+                 rows, options.markdown))
+
+
+if __name__ == "__main__":
+    main()
