@@ -16,15 +16,24 @@ server CPU second, p50/p99, and for 2 nodes the ratios to 1:
   cores against 1 node on 1, at the efficiencies measured (2.0x if spreading costs
   nothing); the target is 1.7x.
 
-Needs ``wrk`` (``apt-get install wrk``). What this does not measure yet: the 100,000
-WebSockets of issue 11 (they need client processes of their own, several nodes past the
-20,000 open files per process, and a broadcast's receipt latency).
+WebSockets (``--ws N --ws-nodes K``, and the same N on one node when N fits in one
+process's 20,000 open files): N Phoenix-protocol clients in client processes of at most
+15,000 connections each (bench/web.py's fleet), joined to one channel topic on
+``bench/web.py``'s application run with ``--nodes K``; then ``--broadcasts`` broadcasts (one
+more, first, as a warm-up), each a POST that one node receives and PubSub carries to every
+node. Rows: server memory per connection (the resident memory of the parent and its nodes,
+before and after connecting), the time to connect and join them all, and each client's
+receipt latency over every broadcast: p50, p99, max.
+
+Needs ``wrk`` (``apt-get install wrk``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import math
 import os
 import re
 import shutil
@@ -136,6 +145,91 @@ def measure(nodes: int, seconds: int) -> dict[str, float]:
             proc.stderr.close()
 
 
+class Nodes:
+    """``beamish run web:BenchWeb --nodes K`` (bench/web.py's application), for its fleet."""
+
+    def __init__(self, nodes: int) -> None:
+        self.port = free_port()
+        self.nodes = nodes
+        self.proc = subprocess.Popen(
+            [BEAMISH, "run", "web:BenchWeb", "--app-dir", str(ROOT / "bench"), "--nodes",
+             str(nodes), "--port", str(self.port), "--log-level", "warning",
+             "--shutdown-timeout", "5"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> Nodes:
+        deadline = time.monotonic() + 60
+        while len(tree(self.proc.pid)) < (1 + self.nodes if self.nodes > 1 else 1) or not \
+                self._serves():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.nodes} node(s) did not start")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the siblings meet (they announce themselves within a scan)
+        return self
+
+    def _serves(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=2) as answer:
+                answer.read()
+        except OSError:
+            return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            for pid in tree(self.proc.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def rss(self) -> int:
+        total = 0
+        for pid in tree(self.proc.pid):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        return total
+
+    def trigger(self) -> None:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/broadcast", b"",
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            answer.read()
+
+
+def websockets(connections: int, nodes: int, broadcasts: int) -> dict[str, float]:
+    from web import Fleet  # bench/web.py: its client processes
+
+    processes = math.ceil(connections / 15_000)
+    with Nodes(nodes) as server:
+        before = server.rss()
+        began = time.perf_counter()
+        with Fleet("beamish", server, processes, connections // processes,  # type: ignore[arg-type]
+                   broadcasts + 1) as fleet:
+            fleet.wait_all("ready", 1200)
+            connect_seconds = time.perf_counter() - began
+            time.sleep(1.0)
+            after = server.rss()
+            for k in range(1, broadcasts + 2):
+                server.trigger()
+                fleet.wait_all(f"got {k}", 300)
+                time.sleep(0.5)
+            reports = fleet.wait_all("result", 300)
+    receipts = sorted(latency for line in reports
+                      for per_round in json.loads(line.split(" ", 1)[1])[1:]  # [0]: warm-up
+                      for latency in per_round)
+    total = connections // processes * processes
+    if len(receipts) != broadcasts * total:
+        raise RuntimeError(f"{len(receipts)} receipts, expected {broadcasts * total}")
+    return {"connections": total, "bytes": (after - before) / total,
+            "connect": connect_seconds, "p50": receipts[len(receipts) // 2],
+            "p99": receipts[min(len(receipts) - 1, int(len(receipts) * 0.99))],
+            "max": receipts[-1]}
+
+
 def spread(values: list[float], fmt: str) -> str:
     return (f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)} to "
             f"{format(max(values), fmt)})")
@@ -146,10 +240,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--ws", type=int, default=10_000, help="WebSocket connections (0: none)")
+    parser.add_argument("--ws-nodes", type=int, default=6)
+    parser.add_argument("--broadcasts", type=int, default=3)
+    parser.add_argument("--no-http", action="store_true")
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/scale.py needs wrk: apt-get install wrk")
     load = load_average()
+    if options.ws:
+        ws_rows = []
+        plans = [(options.ws, options.ws_nodes)]
+        if options.ws <= 15_000:
+            plans.append((options.ws, 1))
+        for connections, nodes in plans:
+            f = websockets(connections, nodes, options.broadcasts)
+            print(f"websockets: {connections:,} on {nodes} node(s) done", file=sys.stderr)
+            ws_rows.append([f"{f['connections']:,.0f} WebSockets", f"{nodes}",
+                            f"{f['bytes'] / 1024:.1f} KB", f"{f['connect']:.1f} s",
+                            f"{f['p50'] * 1e3:.0f}", f"{f['p99'] * 1e3:.0f}",
+                            f"{f['max'] * 1e3:.0f}"])
+        print(report([f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+                      f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} "
+                      "before", f"{options.broadcasts} broadcasts after a warm-up; latencies "
+                      "over every client and broadcast"],
+                     ["clients joined to one topic", "nodes", "server memory per connection",
+                      "time to connect all", "p50 (ms)", "p99 (ms)", "max (ms)"],
+                     ws_rows, options.markdown))
+        print()
+    if options.no_http:
+        return
     runs: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for r in range(options.rounds):
         for nodes in (1, 2):

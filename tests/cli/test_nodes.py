@@ -120,8 +120,17 @@ async def test_two_nodes_share_the_port_and_a_broadcast_crosses_them(parent):
         assert len(seen) == 2, f"every connection reached {set(seen)}"
         (a_node, a), (b_node, b) = seen.items()
         # the two nodes form a cluster: a broadcast on one reaches the sockets of the other
-        got = await until(lambda: _shout_crosses(a, b), "a broadcast to cross the nodes")
+        # siblings meet within a scan of their directory, not the next heartbeat (15 s)
+        got = await until(lambda: _shout_crosses(a, b), "a broadcast to cross the nodes",
+                          timeout=5.0)
         assert got["via"] == a_node and b_node != a_node
+        # a broadcast from an HTTP request's process reaches the sockets of both nodes
+        async with httpx.AsyncClient() as http:
+            assert (await http.post(f"{p.url}/shout", content=b"from http")).text == "ok"
+        for client in (a, b):
+            heard = await client.receive("room:lobby", "shout",
+                                         lambda m: m["text"] == "from http", timeout=5)
+            assert heard["via"] in seen
     finally:
         for cm in reversed(stack):
             await cm.__aexit__(None, None, None)

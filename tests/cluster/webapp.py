@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response
 import beamish
 from beamish import Application, Pid, Supervisor
 from beamish.pubsub import PubSub
-from beamish.web import Channel, Endpoint, Router, Socket, SocketState
+from beamish.web import Channel, Endpoint, Router, Socket, SocketState, broadcast
 
 PUBSUB = "webapp.pubsub"
 
@@ -32,6 +32,14 @@ class RoomSocket(Socket):
 
 
 router = Router()
+
+
+@router.post("/shout", name="shout")
+async def shout(request: Request) -> Response:
+    """A broadcast from an HTTP request's process (not a channel's), to every node."""
+    broadcast(PUBSUB, "room:lobby", "shout", {"text": (await request.body()).decode(),
+                                              "via": beamish.node()})
+    return PlainTextResponse("ok")
 
 
 @router.get("/node", name="node")

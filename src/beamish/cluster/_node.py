@@ -62,6 +62,7 @@ _log = logging.getLogger("beamish.cluster")
  _PUBSUB) = range(1, 11)
 _FRAME_OVERHEAD = 256  # header, tag and msgpack framing, with room to spare
 _EARLY_FLUSH = 1024  # operations queued for one node within one turn before they leave
+_EARLY_FRAMES = 256  # frames kept while the node subscribes, handled once it runs
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -106,6 +107,7 @@ class ClusterNode:
         self.running = False
         self.paused = False  # for tests: a stopped OS process does not tick
         self.frames_in = self.frames_out = self.dropped = 0
+        self._early: list[bytes] | None = []  # frames that came while start() subscribed
 
     def subject(self, name: str) -> str:
         digest = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
@@ -124,6 +126,9 @@ class ClusterNode:
         )
         self._subscriptions.append(await self.transport.subscribe(self._broadcast, self._arrived))
         self.running = True
+        early, self._early = self._early, None
+        for frame in early or ():  # said to us while we subscribed (a peer that heard us)
+            self._arrived(frame)
         await self._start_services()
         self._announce()
         self._ticker = self._loop.create_task(self._tick_loop(), name="beamish-cluster-ticker")
@@ -403,6 +408,9 @@ class ClusterNode:
 
     def _arrived(self, frame: bytes) -> None:
         if not self.running:
+            early = self._early
+            if early is not None and len(early) < _EARLY_FRAMES:
+                early.append(frame)  # while subscribing: a peer's answer to our subscription
             return
         try:
             header, payload = self.sealer.open(frame)
