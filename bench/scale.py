@@ -208,7 +208,7 @@ def websockets(connections: int, nodes: int, broadcasts: int) -> dict[str, float
         before = server.rss()
         began = time.perf_counter()
         with Fleet("beamish", server, processes, connections // processes,  # type: ignore[arg-type]
-                   broadcasts + 1) as fleet:
+                   broadcasts + 1, sources=True) as fleet:
             fleet.wait_all("ready", 1200)
             connect_seconds = time.perf_counter() - began
             time.sleep(1.0)

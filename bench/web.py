@@ -263,7 +263,8 @@ def emit(line: str) -> None:
     sys.stdout.flush()
 
 
-async def clients_main(kind: str, url: str, count: int, rounds: int) -> None:
+async def clients_main(kind: str, url: str, count: int, rounds: int,
+                       source: str | None = None) -> None:
     """Open ``count`` connections (joined, for beamish), say "ready", say "got K" when all
     have the K-th broadcast, then print every latency as "result [[...], ...]"."""
     from websockets.asyncio.client import ClientConnection, connect
@@ -280,6 +281,7 @@ async def clients_main(kind: str, url: str, count: int, rounds: int) -> None:
                 proxy=None,
                 open_timeout=120,
                 max_queue=None,
+                **({"local_addr": (source, 0)} if source else {}),
             )
             if kind == "beamish":
                 await ws.send(join)
@@ -317,7 +319,8 @@ def run_clients(spec: str) -> None:
     import uvloop
 
     options = json.loads(spec)
-    uvloop.run(clients_main(options["kind"], options["url"], options["count"], options["rounds"]))
+    uvloop.run(clients_main(options["kind"], options["url"], options["count"], options["rounds"],
+                            options.get("source")))
 
 
 # -- the driver's side: servers and client fleets -----------------------------------------------
@@ -433,25 +436,30 @@ class Server:
 class Fleet:
     """Client processes, each holding ``count`` connections; they talk to us on stdout."""
 
-    def __init__(self, kind: str, server: Server, processes: int, count: int, rounds: int) -> None:
+    def __init__(self, kind: str, server: Server, processes: int, count: int, rounds: int,
+                 *, sources: bool = False) -> None:
+        """``sources``: each process connects from an address of its own (127.0.0.2, .3...),
+        for more connections to one port than one address has ephemeral ports (~28,000)."""
         path = "/socket/websocket?vsn=2.0.0" if kind == "beamish" else "/ws"
-        spec = json.dumps(
-            {
+
+        def spec(i: int) -> str:
+            return json.dumps({
                 "kind": kind,
                 "url": f"ws://127.0.0.1:{server.port}{path}",
                 "count": count,
                 "rounds": rounds,
-            }
-        )
+                "source": f"127.0.0.{i + 2}" if sources else None,
+            })
+
         self.logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115
         self.processes = [
             subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--clients", spec],
+                [sys.executable, os.path.abspath(__file__), "--clients", spec(i)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
             )
-            for log in self.logs
+            for i, log in enumerate(self.logs)
         ]
         self.lines: list[queue.Queue[str | None]] = [queue.Queue() for _ in self.processes]
         for process, lines in zip(self.processes, self.lines, strict=True):
