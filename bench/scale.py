@@ -200,7 +200,8 @@ class Nodes:
             answer.read()
 
 
-def websockets(connections: int, nodes: int, broadcasts: int) -> dict[str, float]:
+def websockets(connections: int, nodes: int, broadcasts: int,
+               light: bool = False) -> dict[str, float]:
     from web import Fleet  # bench/web.py: its client processes
 
     processes = math.ceil(connections / 15_000)
@@ -208,7 +209,7 @@ def websockets(connections: int, nodes: int, broadcasts: int) -> dict[str, float
         before = server.rss()
         began = time.perf_counter()
         with Fleet("beamish", server, processes, connections // processes,  # type: ignore[arg-type]
-                   broadcasts + 1, sources=True) as fleet:
+                   broadcasts + 1, sources=True, light=light) as fleet:
             fleet.wait_all("ready", 1200)
             connect_seconds = time.perf_counter() - began
             time.sleep(1.0)
@@ -244,6 +245,9 @@ def main() -> None:
     parser.add_argument("--ws-nodes", type=int, default=6)
     parser.add_argument("--broadcasts", type=int, default=3)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--light-clients", action="store_true",
+                        help="clients that only note arrival times (the websockets sans-I/O "
+                        "protocol under a plain asyncio protocol): less client CPU per frame")
     options = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/scale.py needs wrk: apt-get install wrk")
@@ -254,7 +258,7 @@ def main() -> None:
         if options.ws <= 15_000:
             plans.append((options.ws, 1))
         for connections, nodes in plans:
-            f = websockets(connections, nodes, options.broadcasts)
+            f = websockets(connections, nodes, options.broadcasts, options.light_clients)
             print(f"websockets: {connections:,} on {nodes} node(s) done", file=sys.stderr)
             ws_rows.append([f"{f['connections']:,.0f} WebSockets", f"{nodes}",
                             f"{f['bytes'] / 1024:.1f} KB", f"{f['connect']:.1f} s",
@@ -263,7 +267,8 @@ def main() -> None:
         print(report([f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
                       f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} "
                       "before", f"{options.broadcasts} broadcasts after a warm-up; latencies "
-                      "over every client and broadcast"],
+                      "over every client and broadcast; clients: "
+                      + ("light (sans-I/O)" if options.light_clients else "websockets")],
                      ["clients joined to one topic", "nodes", "server memory per connection",
                       "time to connect all", "p50 (ms)", "p99 (ms)", "max (ms)"],
                      ws_rows, options.markdown))

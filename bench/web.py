@@ -315,10 +315,80 @@ async def clients_main(kind: str, url: str, count: int, rounds: int,
     os._exit(0)  # leave the closing to the kernel: the server is killed next
 
 
+async def light_clients_main(url: str, count: int, rounds: int, source: str | None) -> None:
+    """``clients_main`` for beamish with less client work per frame: each connection is the
+    ``websockets`` sans-I/O protocol under a plain asyncio protocol, which notes the arrival
+    time of a frame when its bytes come and decodes nothing else until the end."""
+    from websockets.client import ClientProtocol
+    from websockets.frames import Frame, Opcode
+    from websockets.http11 import Response
+    from websockets.uri import parse_uri
+
+    loop = asyncio.get_running_loop()
+    uri = parse_uri(url)
+    join = json.dumps(["1", "1", TOPIC, "phx_join", {}])
+    received: list[list[tuple[float, bytes]]] = [[] for _ in range(rounds)]
+    opening = asyncio.Semaphore(50)
+
+    class Light(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.ws = ClientProtocol(uri, max_size=MAX_FRAME)
+            self.joined: asyncio.Future[None] = loop.create_future()
+            self.transport: Any = None
+            self.k = 0
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.ws.send_request(self.ws.connect())
+            self._flush()
+
+        def _flush(self) -> None:
+            for data in self.ws.data_to_send():
+                if data:
+                    self.transport.write(data)
+
+        def data_received(self, data: bytes) -> None:
+            now = time.time()
+            self.ws.receive_data(data)
+            for event in self.ws.events_received():
+                if isinstance(event, Response):
+                    self.ws.send_text(join.encode())
+                elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    if not self.joined.done():
+                        self.joined.set_result(None)  # the join's reply
+                    elif self.k < rounds:
+                        got = received[self.k]
+                        self.k += 1
+                        got.append((now, event.data))
+                        if len(got) == count:
+                            emit(f"got {self.k}")
+            self._flush()
+
+    async def open_one() -> Light:
+        async with opening:
+            _, protocol = await loop.create_connection(
+                Light, uri.host, uri.port, **({"local_addr": (source, 0)} if source else {})
+            )
+            await asyncio.wait_for(protocol.joined, 120)
+            return protocol
+
+    await asyncio.gather(*(open_one() for _ in range(count)))
+    emit("ready")
+    while not all(len(got) == count for got in received):
+        await asyncio.sleep(0.05)
+    latencies = [[now - json.loads(data)[4]["t"] for now, data in got] for got in received]
+    emit("result " + json.dumps(latencies))
+    os._exit(0)
+
+
 def run_clients(spec: str) -> None:
     import uvloop
 
     options = json.loads(spec)
+    if options.get("light"):
+        uvloop.run(light_clients_main(options["url"], options["count"], options["rounds"],
+                                      options.get("source")))
+        return
     uvloop.run(clients_main(options["kind"], options["url"], options["count"], options["rounds"],
                             options.get("source")))
 
@@ -437,7 +507,7 @@ class Fleet:
     """Client processes, each holding ``count`` connections; they talk to us on stdout."""
 
     def __init__(self, kind: str, server: Server, processes: int, count: int, rounds: int,
-                 *, sources: bool = False) -> None:
+                 *, sources: bool = False, light: bool = False) -> None:
         """``sources``: each process connects from an address of its own (127.0.0.2, .3...),
         for more connections to one port than one address has ephemeral ports (~28,000)."""
         path = "/socket/websocket?vsn=2.0.0" if kind == "beamish" else "/ws"
@@ -449,6 +519,7 @@ class Fleet:
                 "count": count,
                 "rounds": rounds,
                 "source": f"127.0.0.{i + 2}" if sources else None,
+                "light": light,
             })
 
         self.logs = [tempfile.TemporaryFile() for _ in range(processes)]  # noqa: SIM115
