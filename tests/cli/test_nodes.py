@@ -17,11 +17,17 @@ import httpx
 import pytest
 
 from tests.integration.phx import PhxClient
-from tests.integration.support import Lines
+from tests.integration.support import Lines, require
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNING = re.compile(r"'web_app' is running \(pid (\d+)\)")
 ALL_RUNNING = re.compile(r"(\d+) nodes of 'web_app' are running")
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def free_port() -> int:
@@ -99,8 +105,15 @@ async def until(check, what: str, timeout: float = 20.0):
     return result
 
 
-async def test_two_nodes_share_the_port_and_a_broadcast_crosses_them(parent):
-    p = parent("--nodes", "2")
+@pytest.mark.parametrize("engine", ["siblings", "nats"])
+async def test_two_nodes_share_the_port_and_a_broadcast_crosses_them(parent, engine):
+    if engine == "nats":  # with --cluster, the nodes join that engine's cluster instead
+        require(reachable(4222), "NATS is not running at 127.0.0.1:4222 (`.ci/run` starts it)")
+        p = parent("--nodes", "2", "--cluster", "nats://127.0.0.1:4222", "--cluster-name",
+                   f"nodes{os.urandom(4).hex()}",
+                   env={"BEAMISH_COOKIE": "nodes-test-secret-0123456789"})
+    else:
+        p = parent("--nodes", "2")
     assert len(p.running(2)) == 2
     assert await answers(p.url) == {f"web_app-1@{socket.gethostname()}",
                                     f"web_app-2@{socket.gethostname()}"}
