@@ -239,7 +239,10 @@ class IpcTransport(Transport):
             if len(parts) == 2:
                 handler = handlers.get(parts[0])
                 if handler is not None:
-                    handler(parts[1])
+                    try:
+                        handler(parts[1])
+                    except Exception:  # one frame's failure must not stop the reading
+                        _log.exception("ipc transport: the handler of %r raised", parts[0])
             elif len(parts) == 3 and parts[1] == _WELCOME:
                 welcomed = self._welcomed.get(parts[0])
                 if welcomed is not None:
