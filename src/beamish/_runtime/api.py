@@ -169,10 +169,6 @@ def _send_other(dest: Pid | tuple[str, str], message: Any) -> None:
         if dest[1] == runtime.node_id.name:
             send(dest[0], message)
             return
-        dist = runtime.distribution
-        if dist is not None:  # without a cluster, dropped as to a dead pid
-            dist.send_name(dest[0], dest[1], message)
-        return
     runtime._send_remote(dest, message)
 
 

@@ -108,6 +108,7 @@ class ClusterNode:
         self.paused = False  # for tests: a stopped OS process does not tick
         self.frames_in = self.frames_out = self.dropped = 0
         self._early: list[bytes] | None = []  # frames that came while start() subscribed
+        self._op_limit = transport.max_payload - _FRAME_OVERHEAD  # the largest encoded op
 
     def subject(self, name: str) -> str:
         digest = hashlib.blake2b(name.encode(), digest_size=12).hexdigest()
@@ -119,6 +120,7 @@ class ClusterNode:
         self._loop = asyncio.get_running_loop()
         if not self.transport.connected:
             await self.transport.connect()
+        self._op_limit = self.transport.max_payload - _FRAME_OVERHEAD  # known once connected
         self.runtime.attach_distribution(self)
         self.transport.on_subscriber(self._announce)  # a newcomer hears of us at once
         self._subscriptions.append(
@@ -223,16 +225,10 @@ class ClusterNode:
         return sorted(self.sessions.current)
 
     def send(self, dest: Pid, message: Any) -> None:
-        data = self.codec.encode([_SEND, dest.id, message])
-        if len(data) > self._op_limit:
-            self._too_large(data)
-        self._queue(dest._node.name, dest._node.creation, data)
+        self._queue(dest._node.name, dest._node.creation, self._encode([_SEND, dest.id, message]))
 
     def send_name(self, name: str, node: str, message: Any) -> None:
-        data = self.codec.encode([_SEND_NAME, name, message])
-        if len(data) > self._op_limit:
-            self._too_large(data)
-        self._queue(node, 0, data)
+        self._queue(node, 0, self._encode([_SEND_NAME, name, message]))
 
     def reply(self, node: NodeId, alias: int, value: Any) -> None:
         self._queue(node.name, node.creation, self._encode([_REPLY, alias, value]))
@@ -286,22 +282,15 @@ class ClusterNode:
 
     # -- encoding and queueing ----------------------------------------------------------------
 
-    @property
-    def _op_limit(self) -> int:
-        return self.transport.max_payload - _FRAME_OVERHEAD  # known once connected
-
     def _encode(self, op: list[Any]) -> bytes:
         data = self.codec.encode(op)
         if len(data) > self._op_limit:
-            self._too_large(data)
+            raise WireError(
+                f"a message of {len(data)} bytes encoded is over what the cluster's engine "
+                f"carries in one frame ({self._op_limit} bytes: its max_payload less the "
+                "framing); send large data in parts, or a reference to where it is stored"
+            )
         return data
-
-    def _too_large(self, data: bytes) -> None:
-        raise WireError(
-            f"a message of {len(data)} bytes encoded is over what the cluster's engine "
-            f"carries in one frame ({self._op_limit} bytes: its max_payload less the "
-            "framing); send large data in parts, or a reference to where it is stored"
-        )
 
     def _encode_signal(self, op: list[Any], at: int) -> bytes:
         """An exit or down whose reason cannot cross is sent with a description instead:
@@ -319,15 +308,6 @@ class ClusterNode:
         if peer is not None and (creation == 0 or creation == peer.creation):
             box = self._outboxes.get(peer)
             if box is None:
-                if not self._flush_due and self.runtime.scheduler.current is None:
-                    # the first operation of a loop turn from outside an actor (a task, a
-                    # callback) leaves at once; the rest of the turn's are batched behind it
-                    self._flush_due = True
-                    assert self._loop is not None
-                    self._loop.call_soon(self._flush_turn)
-                    if peer.up:
-                        self._send_data(peer, [op], self._now())
-                    return
                 box = self._outboxes[peer] = []
             box.append(op)
             if len(box) >= _EARLY_FLUSH:  # a sender that does not yield: frames leave now,
