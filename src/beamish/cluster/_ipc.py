@@ -34,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from beamish.cluster._transport import (
-    FrameTooLarge,
     Handler,
     Subscription,
     Transport,
-    TransportBusy,
     TransportError,
+    _cancel,
 )
 
 __all__ = ["IpcTransport"]
@@ -124,11 +123,7 @@ class IpcTransport(Transport):
             )
 
     async def close(self) -> None:
-        for task in (self._scanner, self._retry):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        await _cancel(self._scanner, self._retry)
         self._scanner = self._retry = None
         if self._sub is not None:
             with contextlib.suppress(Exception):
@@ -252,11 +247,7 @@ class IpcTransport(Transport):
 
     def publish(self, subject: str, frame: bytes) -> None:
         size = len(frame)
-        if size > self.max_payload:
-            raise FrameTooLarge(
-                f"a frame of {size} bytes is over this engine's max_payload of "
-                f"{self.max_payload} bytes"
-            )
+        self._check_size(size)
         if self._pub is None:
             raise TransportError("the ipc transport is not connected")
         topic = self._topics.get(subject)
@@ -272,10 +263,7 @@ class IpcTransport(Transport):
         if self._outbox_bytes + size > self.max_outbox:
             if not held:
                 del self._held[topic]
-            raise TransportBusy(
-                f"the transport's outbox holds {self._outbox_bytes} bytes (max_outbox="
-                f"{self.max_outbox}): a subscriber of {subject} does not keep up"
-            )
+            raise self._busy(f"a subscriber of {subject} does not keep up")
         held.append(frame)
         self._outbox_bytes += size
         if self._retry is None:

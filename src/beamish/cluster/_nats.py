@@ -28,7 +28,6 @@ class NatsTransport(Transport):
         self.pending_bytes = pending_bytes
         self.connect_timeout = connect_timeout
         self._nc: Any = None
-        self._finishing: asyncio.Task[None] | None = None
 
     def preload(self) -> None:
         import nats  # noqa: F401
@@ -85,41 +84,14 @@ class NatsTransport(Transport):
         """Straight into the client's buffer when nothing waits before it: one loop turn less
         per frame than through the writer task (a ping-pong crosses four of them)."""
         nc = self._nc
-        writing = self._idle is not None and not self._idle.is_set()
-        if (writing or self._finishing is not None or nc is None or not nc.is_connected
+        if (not self._may_write_now() or nc is None or not nc.is_connected
                 or len(frame) > self.max_payload):
             super().publish(subject, frame)  # in order behind what waits; or the errors
             return
-        step = nc.publish(subject, frame)
         try:
-            waiting = step.send(None)  # runs to its end unless the client's buffer is full
-        except StopIteration:
-            return
-        except BaseException:
-            step.close()
-            super().publish(subject, frame)
-            return
-        # the client's buffer is full: the frame is in it, and its flush finishes in a task;
-        # until it has, frames go through the bounded outbox, behind it
-        self._finishing = asyncio.get_running_loop().create_task(self._finish(step, waiting))
-
-    async def _finish(self, step: Any, waiting: Any) -> None:
-        try:
-            while True:
-                if waiting is not None:
-                    await asyncio.wait({waiting})
-                else:
-                    await asyncio.sleep(0)
-                try:
-                    waiting = step.send(None)
-                except StopIteration:
-                    return
-        except Exception as exc:
-            _log.warning("NATS at %s lost a frame: %s", _safe(self.url), exc)
-        finally:
-            self._finishing = None
-            if self._outbox and self._wake is not None:
-                self._wake.set()
+            self._write_now(nc.publish(subject, frame))
+        except Exception:
+            super().publish(subject, frame)  # the writer task tries again
 
     async def _write(self, batch: list[tuple[str, bytes]]) -> None:
         nc = self._nc
@@ -127,8 +99,6 @@ class NatsTransport(Transport):
             await nc.publish(subject, frame)
 
     async def flush(self) -> None:
-        if self._finishing is not None:
-            await asyncio.wait({self._finishing})
         await super().flush()
         if self._nc is not None and self._nc.is_connected:
             await self._nc.flush()

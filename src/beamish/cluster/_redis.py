@@ -20,7 +20,13 @@ import math
 from typing import Any
 
 from beamish.cluster._nats import _safe
-from beamish.cluster._transport import Handler, Subscription, Transport, TransportError
+from beamish.cluster._transport import (
+    Handler,
+    Subscription,
+    Transport,
+    TransportError,
+    _cancel,
+)
 
 __all__ = ["RedisTransport"]
 
@@ -42,7 +48,6 @@ class RedisTransport(Transport):
         self._reconnected: asyncio.Event | None = None
         self._unacked = 0  # PUBLISHes written whose reply has not been read
         self._acked: asyncio.Event | None = None
-        self._finishing: asyncio.Task[None] | None = None
         self._handlers: dict[bytes, Handler] = {}
         self._confirmed: dict[bytes, asyncio.Event] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -156,55 +161,28 @@ class RedisTransport(Transport):
     # -- writing ----------------------------------------------------------------------------
 
     def publish(self, subject: str, frame: bytes) -> None:
-        """Straight onto the socket when nothing waits before it, as ``_finish`` explains."""
+        """Straight onto the socket when nothing waits before it (``Transport._write_now``)."""
         conn = self._conn
-        writing = self._idle is not None and not self._idle.is_set()
-        if (writing or self._finishing is not None or conn is None or not conn.is_connected
+        if (not self._may_write_now() or conn is None or not conn.is_connected
                 or not self.connected or len(frame) > self.max_payload):
             super().publish(subject, frame)  # in order behind what waits; or the errors
             return
-        step = conn.send_packed_command(conn.pack_command(_PUBLISH, subject, frame), False)
         try:
-            waiting = step.send(None)  # runs to its end unless the socket's buffer is full
-        except StopIteration:
-            self._in_flight(1)
-            return
-        except BaseException as exc:
-            step.close()
+            self._write_now(
+                conn.send_packed_command(conn.pack_command(_PUBLISH, subject, frame), False)
+            )
+        except Exception as exc:
             _log.warning("Redis at %s lost a frame: %s", _safe(self.url), exc)
             self._set_state(False)
             return
         self._in_flight(1)
-        # the socket's buffer is full: the frame is in it, and the drain finishes in a task;
-        # until it has, frames go through the bounded outbox, behind it
-        self._finishing = asyncio.get_running_loop().create_task(self._finish(step, waiting))
 
     def _in_flight(self, count: int) -> None:
         assert self._acked is not None
         self._unacked += count
         self._acked.clear()
 
-    async def _finish(self, step: Any, waiting: Any) -> None:
-        try:
-            while True:
-                if waiting is not None:
-                    await asyncio.wait({waiting})
-                else:
-                    await asyncio.sleep(0)
-                try:
-                    waiting = step.send(None)
-                except StopIteration:
-                    return
-        except Exception as exc:
-            _log.warning("Redis at %s lost a frame: %s", _safe(self.url), exc)
-        finally:
-            self._finishing = None
-            if self._outbox and self._wake is not None:
-                self._wake.set()
-
     async def _write(self, batch: list[tuple[str, bytes]]) -> None:
-        if self._finishing is not None:
-            await asyncio.wait({self._finishing})
         conn = self._conn
         if not conn.is_connected:
             await conn.connect()
@@ -219,19 +197,13 @@ class RedisTransport(Transport):
         await conn.send_packed_command(commands, False)
 
     async def flush(self) -> None:
-        if self._finishing is not None:
-            await asyncio.wait({self._finishing})
         await super().flush()
         if self._acked is not None and self._conn is not None and self._conn.is_connected:
             await self._acked.wait()  # Redis has them all: their replies have come
 
     async def close(self) -> None:
         await super().close()
-        for task in (self._reader, self._replies):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        await _cancel(self._reader, self._replies)
         self._reader = self._replies = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):

@@ -23,10 +23,11 @@ Every transport runs the shared conformance suite, ``beamish.testing.TransportSu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 __all__ = [
@@ -78,6 +79,7 @@ class Transport(ABC):
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
         self._idle: asyncio.Event | None = None
+        self._finishing: asyncio.Task[None] | None = None  # a client's write, still going
         self._state_callbacks: list[Callable[[bool], Any]] = []
         self.connected = False
 
@@ -97,27 +99,18 @@ class Transport(ABC):
         """Import the engine's client now (before an event loop runs: it takes a while)."""
 
     async def close(self) -> None:
-        if self._writer is not None:
+        if self._writer is not None or self._finishing is not None:
             with _suppress_cancel():
                 await asyncio.wait_for(self.flush(), 2.0)
-            self._writer.cancel()
-            with _suppress_cancel():
-                await self._writer
-            self._writer = None
+        await _cancel(self._writer, self._finishing)
+        self._writer = self._finishing = None
         self._set_state(False)
 
     def publish(self, subject: str, frame: bytes) -> None:
         size = len(frame)
-        if size > self.max_payload:
-            raise FrameTooLarge(
-                f"a frame of {size} bytes is over this engine's max_payload of "
-                f"{self.max_payload} bytes"
-            )
+        self._check_size(size)
         if self._outbox_bytes + size > self.max_outbox:
-            raise TransportBusy(
-                f"the transport's outbox holds {self._outbox_bytes} bytes (max_outbox="
-                f"{self.max_outbox}): the engine does not keep up"
-            )
+            raise self._busy("the engine does not keep up")
         self._outbox.append((subject, frame))
         self._outbox_bytes += size
         if self._writer is None:
@@ -127,6 +120,8 @@ class Transport(ABC):
         self._wake.set()
 
     async def flush(self) -> None:
+        if self._finishing is not None:
+            await asyncio.wait({self._finishing})
         if self._idle is not None and self._outbox:
             await self._idle.wait()
 
@@ -139,6 +134,54 @@ class Transport(ABC):
         of it; on the others a subscription takes effect at once and this is never called."""
 
     # -- helpers for engines --------------------------------------------------------------
+
+    def _check_size(self, size: int) -> None:
+        if size > self.max_payload:
+            raise FrameTooLarge(
+                f"a frame of {size} bytes is over this engine's max_payload of "
+                f"{self.max_payload} bytes"
+            )
+
+    def _busy(self, why: str) -> TransportBusy:
+        return TransportBusy(
+            f"the transport's outbox holds {self._outbox_bytes} bytes (max_outbox="
+            f"{self.max_outbox}): {why}"
+        )
+
+    def _may_write_now(self) -> bool:
+        """Nothing waits before a new frame: it may go straight into the engine's client
+        (``_write_now``), a loop turn sooner than through the writer task."""
+        return self._finishing is None and (self._idle is None or self._idle.is_set())
+
+    def _write_now(self, step: Coroutine[Any, Any, Any]) -> None:
+        """Run ``step``, the engine client's write of one frame (a coroutine), to its end now.
+        If the client must wait (its buffer is full), the frame is in its buffer already and
+        the step finishes in a task; until it has, ``publish`` queues frames in the outbox
+        and the writer sends them after it, in order. Raises what the step raises."""
+        try:
+            waiting = step.send(None)
+        except StopIteration:
+            return
+        except BaseException:
+            step.close()
+            raise
+        self._finishing = asyncio.get_running_loop().create_task(self._finish(step, waiting))
+
+    async def _finish(self, step: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        try:
+            while True:
+                if waiting is not None:
+                    await asyncio.wait({waiting})
+                else:
+                    await asyncio.sleep(0)
+                try:
+                    waiting = step.send(None)
+                except StopIteration:
+                    return
+        except Exception as exc:
+            _log.warning("%s lost a frame: %s", type(self).__name__, exc)
+        finally:
+            self._finishing = None
 
     def _set_state(self, connected: bool) -> None:
         if connected == self.connected:
@@ -164,6 +207,8 @@ class Transport(ABC):
             await self._wake.wait()
             self._wake.clear()
             while self._outbox:
+                if self._finishing is not None:  # a frame the client still writes goes first
+                    await asyncio.wait({self._finishing})
                 batch = list(self._outbox)
                 self._outbox.clear()
                 self._outbox_bytes = 0
@@ -175,6 +220,15 @@ class Transport(ABC):
                     _log.warning("%s lost %d frame(s): %s", type(self).__name__, len(batch), exc)
                     self._set_state(False)
             self._idle.set()
+
+
+async def _cancel(*tasks: asyncio.Task[Any] | None) -> None:
+    """Cancel the tasks given (None: none) and wait until they have ended."""
+    for task in tasks:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 class _suppress_cancel:
