@@ -35,10 +35,8 @@ import contextlib
 import json
 import math
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,15 +47,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _report import cpu_model, load_average, report
 
+import web  # bench/web.py: wrk and its reading, free ports, CPU from /proc, client fleets
+from web import free_port, wrk
+
 ROOT = Path(__file__).resolve().parents[1]
 BEAMISH = str(Path(sys.executable).with_name("beamish"))
-CONNECTIONS = 64
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def tree(pid: int) -> list[int]:
@@ -73,42 +67,14 @@ def tree(pid: int) -> list[int]:
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        with contextlib.suppress(OSError):  # a node that has just exited
+            total += web.cpu_seconds(pid)
     return total
-
-
-def seconds_of(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
-
-
-def wrk(url: str, seconds: int) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    ).stdout
-    figures: dict[str, float] = {"errors": 0.0}
-    for line in out.splitlines():
-        words = line.split()
-        if line.startswith("Requests/sec:"):
-            figures["rate"] = float(words[1])
-        elif len(words) == 2 and words[0] in ("50%", "99%"):
-            figures["p" + words[0].rstrip("%")] = seconds_of(words[1])
-        elif "requests in" in line:
-            figures["requests"] = float(words[0])
-        elif line.strip().startswith(("Non-2xx", "Socket errors")):
-            figures["errors"] += sum(float(n) for n in re.findall(r"\d+", line))
-    if not {"rate", "p50", "p99", "requests"} <= figures.keys():
-        raise RuntimeError(f"could not read wrk's output:\n{out}")
-    return figures
 
 
 def measure(nodes: int, seconds: int) -> dict[str, float]:
     port = free_port()
-    url = f"http://127.0.0.1:{port}/"
+    url = f"http://127.0.0.1:{port}"  # web.wrk asks for url + "/"
     proc = subprocess.Popen(
         [BEAMISH, "run", "scale_app:ScaleApp", "--app-dir", str(ROOT / "bench"), "--nodes",
          str(nodes), "--port", str(port), "--log-level", "warning"],
@@ -118,7 +84,7 @@ def measure(nodes: int, seconds: int) -> dict[str, float]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=2) as answer:
+                with urllib.request.urlopen(url + "/", timeout=2) as answer:
                     answer.read()
                 if len(tree(proc.pid)) == (1 + nodes if nodes > 1 else 1):
                     break
@@ -202,13 +168,11 @@ class Nodes:
 
 def websockets(connections: int, nodes: int, broadcasts: int,
                light: bool = False) -> dict[str, float]:
-    from web import Fleet  # bench/web.py: its client processes
-
     processes = math.ceil(connections / 15_000)
     with Nodes(nodes) as server:
         before = server.rss()
         began = time.perf_counter()
-        with Fleet("beamish", server, processes, connections // processes,  # type: ignore[arg-type]
+        with web.Fleet("beamish", server, processes, connections // processes,  # type: ignore[arg-type]
                    broadcasts + 1, sources=True, light=light) as fleet:
             fleet.wait_all("ready", 1200)
             connect_seconds = time.perf_counter() - began
@@ -300,7 +264,8 @@ def main() -> None:
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} before",
-        f"Python {sys.version.split()[0]}; wrk -t1 -c{CONNECTIONS}, {options.seconds}s per run",
+        f"Python {sys.version.split()[0]}; wrk -t1 -c{web.WRK_CONNECTIONS}, "
+        f"{options.seconds}s per run",
         f"{options.rounds} rounds per row: median (min to max)",
         f"2 nodes / 1 node: throughput {two_rate / one_rate:.2f}x; per the same CPU budget "
         f"(requests per server CPU second: 2 nodes x 2 cores / 1 node x 1 core) "

@@ -5,6 +5,7 @@ all on SIGTERM. Real OS processes, real HTTP and WebSocket clients."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -118,21 +119,16 @@ async def test_two_nodes_share_the_port_and_a_broadcast_crosses_them(parent, eng
     assert await answers(p.url) == {f"web_app-1@{socket.gethostname()}",
                                     f"web_app-2@{socket.gethostname()}"}
     seen: dict = {}
-    stack = []
-    try:
+    async with contextlib.AsyncExitStack() as stack:
         for _ in range(40):  # the kernel picks the node: connect until both are reached
-            cm = PhxClient.connect(p.url)
-            client = await cm.__aenter__()
-            stack.append(cm)
+            client = await stack.enter_async_context(PhxClient.connect(p.url))
             status, reply = await client.join("room:lobby", {})
             assert status == "ok"
-            if reply["node"] not in seen:
-                seen[reply["node"]] = client
+            seen.setdefault(reply["node"], client)
             if len(seen) == 2:
                 break
         assert len(seen) == 2, f"every connection reached {set(seen)}"
         (a_node, a), (b_node, b) = seen.items()
-        # the two nodes form a cluster: a broadcast on one reaches the sockets of the other
         # siblings meet within a scan of their directory, not the next heartbeat (15 s)
         got = await until(lambda: _shout_crosses(a, b), "a broadcast to cross the nodes",
                           timeout=5.0)
@@ -144,9 +140,6 @@ async def test_two_nodes_share_the_port_and_a_broadcast_crosses_them(parent, eng
             heard = await client.receive("room:lobby", "shout",
                                          lambda m: m["text"] == "from http", timeout=5)
             assert heard["via"] in seen
-    finally:
-        for cm in reversed(stack):
-            await cm.__aexit__(None, None, None)
     assert p.stop() == 0
     assert p.output().count("exit code 0: stopped cleanly") == 2  # each node's own word
 

@@ -212,20 +212,15 @@ def run(
     if nodes > 1:
         from beamish.cli._siblings import SiblingOptions, run_siblings
 
+        # every option the nodes share, as the environment variable `beamish run` reads it
+        ctx = click.get_current_context()
         env = {
-            "BEAMISH_SHUTDOWN_TIMEOUT": str(shutdown_timeout), "BEAMISH_LOG_LEVEL": log_level,
-            "BEAMISH_APP_DIR": os.path.abspath(app_dir), "BEAMISH_HOST": host,
-            "BEAMISH_ACCESS_LOG": "1" if access_log else "0",
-            "BEAMISH_HEADER_TIMEOUT": str(header_timeout),
-            "BEAMISH_MAX_HEADER_BYTES": str(max_header_bytes),
-            "BEAMISH_MAX_HEADERS": str(max_headers),
-            "BEAMISH_KEEP_ALIVE_TIMEOUT": str(keep_alive_timeout),
-            "BEAMISH_CLUSTER_NAME": cluster_name, "BEAMISH_TICK_TIME": str(tick_time),
+            str(param.envvar): str(ctx.params[param.name])
+            for param in ctx.command.params
+            if isinstance(param, click.Option) and param.envvar and param.name
+            and param.name not in _PER_NODE and ctx.params[param.name] is not None
         }
-        if max_connections is not None:
-            env["BEAMISH_MAX_CONNECTIONS"] = str(max_connections)
-        if cluster_url is not None:
-            env["BEAMISH_CLUSTER"] = cluster_url
+        env["BEAMISH_APP_DIR"] = os.path.abspath(app_dir)
         code = run_siblings(SiblingOptions(
             target=target, count=nodes, app_name=app.name, env=env, host=host,
             port=port if services else None, shutdown_timeout=shutdown_timeout,
@@ -242,6 +237,10 @@ def run(
                     node_name=node_name, cluster=cluster,
                     ready_fd=int(ready) if ready and ready.isdigit() else None)
     raise SystemExit(int(code))
+
+
+# what the --nodes parent sets for each node itself
+_PER_NODE = frozenset({"nodes", "reuse_port", "node_name", "port"})
 
 
 def _node_count(value: str | int) -> int:

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from beamish.cli._node import ExitCode
@@ -69,7 +69,6 @@ class _Node:
     ready: asyncio.Future[bool] | None = None
     expected_exit: bool = False
     watcher: asyncio.Task[None] | None = None
-    restarts: deque[float] = field(default_factory=deque)
 
 
 def run_siblings(options: SiblingOptions) -> ExitCode:
@@ -209,8 +208,10 @@ class _Parent:
         if failures:
             _log.error("a node did not start (exit code %d): stopping the others", failures[0])
             await self._stop_all()
-            return ExitCode(failures[0]) if failures[0] in ExitCode._value2member_map_ \
-                else ExitCode.START_FAILED
+            try:
+                return ExitCode(failures[0])
+            except ValueError:  # killed by a signal: a start that failed all the same
+                return ExitCode.START_FAILED
         _log.info("%d nodes of %r are running (pid %d); SIGHUP restarts them one at a time, "
                   "SIGTERM or Ctrl-C stops them", o.count, o.app_name, os.getpid())
         while True:
