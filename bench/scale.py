@@ -213,7 +213,7 @@ def main() -> None:
                         help="clients that only note arrival times (the websockets sans-I/O "
                         "protocol under a plain asyncio protocol): less client CPU per frame")
     options = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if not options.no_http and shutil.which("wrk") is None:
         raise SystemExit("bench/scale.py needs wrk: apt-get install wrk")
     load = load_average()
     if options.ws:

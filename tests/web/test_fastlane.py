@@ -45,8 +45,8 @@ async def test_fastlane_writes_directly_when_the_transport_lets_it():
     await PubSub.start_link("ps")
     written = []
 
-    def write(data):
-        written.append(data)
+    def write(push):
+        written.append(push)
         return len(written) == 1  # the second time: something is queued, send a Push
 
     await subscribe(Fastlane(beamish.self(), V2_JSON, frozenset(), write))
@@ -54,7 +54,7 @@ async def test_fastlane_writes_directly_when_the_transport_lets_it():
     await refute_receive(Push, timeout=0.02)
     broadcast("ps", "t", "e", {"n": 2})
     assert orjson.loads((await assert_receive(Push)).data)[4] == {"n": 2}
-    assert [orjson.loads(d)[4] for d in written] == [{"n": 1}, {"n": 2}]
+    assert [orjson.loads(p.data)[4] for p in written] == [{"n": 1}, {"n": 2}]
 
 
 async def test_fastlane_intercepted_and_plain_subscribers_get_the_broadcast():

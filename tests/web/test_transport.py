@@ -21,6 +21,7 @@ from beamish import Down, NoReply, Ok, Reply, Stop, send
 from beamish.pubsub import PubSub
 from beamish.testing import assert_receive, start_supervised
 from beamish.web import Channel, Socket, broadcast, serve_socket
+from beamish.web._ws_protocol import FramedWebSocketProtocol
 
 
 def report(message):
@@ -112,10 +113,23 @@ class SmallSocket(UserSocket, max_frame_size=1000, max_queue_bytes=100_000):
 
 # -- a server and clients -----------------------------------------------------------------------
 
+PROTOCOL = {"ws": "websockets-sansio"}
+WS = {"websockets-sansio": "websockets-sansio", "framed": FramedWebSocketProtocol}
+
+
+@pytest.fixture(autouse=True, params=["websockets-sansio", "framed"])
+def ws_protocol(request):
+    """Every test here runs on uvicorn's own WebSocket protocol (frames through the ASGI
+    ``send``) and on beamish's (pre-built frames written straight to the connection)."""
+    PROTOCOL["ws"] = request.param
+    yield request.param
+    PROTOCOL["ws"] = "websockets-sansio"
+
 
 @contextlib.asynccontextmanager
 async def serving(socket_cls=UserSocket):
-    """Serve ``socket_cls`` with uvicorn on a free port, in this test's runtime."""
+    """Serve ``socket_cls`` with uvicorn on a free port, in this test's runtime, on the
+    WebSocket protocol the ``ws_protocol`` fixture chose."""
     beamish.register("test")
     await start_supervised((PubSub, {"name": "ps"}))
 
@@ -124,7 +138,8 @@ async def serving(socket_cls=UserSocket):
         await serve_socket(socket_cls, scope, receive, send, pubsub="ps")
 
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None,
-                            log_level="warning", ws="websockets-sansio")
+                            log_level="warning", ws=WS[PROTOCOL["ws"]],
+                            ws_per_message_deflate=PROTOCOL["ws"] != "framed")
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:

@@ -77,6 +77,10 @@ class Endpoint:
     - ``max_connections``: HTTP requests in flight plus WebSockets open (default 16,384);
     - ``max_frame_size``: the largest WebSocket message in bytes (default 1 MiB; None for
       no limit of the endpoint's own);
+    - ``compress``: offer permessage-deflate to WebSocket clients (default False, as
+      Phoenix's socket option ``compress``): each frame is then compressed once per
+      connection, which costs CPU on every push and makes a broadcast's frame different for
+      every connection, so it cannot be built once;
     - ``request_timeout``: seconds a request may run before it is stopped with a 504
       (default 30; None for none; routes override it);
     - ``watch_disconnect_after``: seconds after which a running request gets a disconnect
@@ -97,6 +101,7 @@ class Endpoint:
         check_origin: Any = True,
         max_connections: int = 16_384,
         max_frame_size: int | None = 1_048_576,
+        compress: bool = False,
         request_timeout: float | None = 30.0,
         watch_disconnect_after: float | None = 1.0,
         request_id_header: str | None = "x-request-id",
@@ -132,6 +137,7 @@ class Endpoint:
         self._origin_ok = make_origin_check(check_origin)
         self.max_connections = max_connections
         self.max_frame_size = max_frame_size
+        self.compress = bool(compress)
         self.request_timeout = request_timeout
         self.watch_disconnect_after = watch_disconnect_after
         self.request_id_header = request_id_header

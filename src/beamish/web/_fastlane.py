@@ -4,10 +4,12 @@ How it works. A joined channel subscribes to its topic with ``Fastlane`` metadat
 transport's pid, the transport's serializer, the events the channel intercepts, and the
 transport's direct write function. A broadcast goes through PubSub with the ``fastlane``
 dispatcher, which walks the subscribers once and encodes the broadcast once per serializer
-(in practice once). For each subscriber it writes the frame straight to the connection when
-the transport has nothing queued (as any Erlang process may write to a socket it did not
-open), and otherwise sends that same ``Push`` to the transport, behind what is queued, so a
-client always gets a channel's frames in the order the channel sent them. The channel
+(in practice once), into one ``Push``. For each subscriber it writes the frame straight to
+the connection when the transport has nothing queued (as any Erlang process may write to a
+socket it did not open): on beamish's WebSocket protocol that is the same pre-built frame
+bytes to every connection (``Push.framed()``, ``_ws_protocol.py``). Otherwise it sends that
+``Push`` to the transport, behind what is queued, so a client always gets a channel's frames
+in the order the channel sent them. The channel
 processes are not woken at all: only a channel that intercepts the event gets the
 ``Broadcast`` itself, to run ``handle_out``.
 Subscribers without fastlane metadata (a plain ``PubSub.subscribe``, a test process) get
@@ -35,9 +37,9 @@ __all__ = [
     "DirectWrite", "Fastlane", "broadcast", "broadcast_from", "fastlane", "local_broadcast",
 ]
 
-DirectWrite = Callable[[Any], bool]
-"""A transport's write side, lent to broadcasters: ``write(frame)`` writes the frame now and
-returns True, or returns False when something is queued ahead of it (send a ``Push``)."""
+DirectWrite = Callable[[Push], bool]
+"""A transport's write side, lent to broadcasters: ``write(push)`` writes the push now and
+returns True, or returns False when something is queued ahead of it (send the ``Push``)."""
 
 
 @mark_shared
@@ -75,7 +77,6 @@ def fastlane(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any)
     event = message.event
     serializer: Any = None
     push: Any = None
-    data: Any = None
     pushes: dict[Any, Push] | None = None
     fast = Fastlane
     for pid, meta in entries:
@@ -92,9 +93,8 @@ def fastlane(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any)
                 push = found if found is not None else Push(
                     serializer.encode_broadcast(message.topic, event, message.payload)
                 )
-                data = push.data
             write = meta.write
-            if write is None or not write(data):
+            if write is None or not write(push):
                 send(meta.transport_pid, push)
         elif from_pid is None or pid != from_pid:
             send(pid, message)

@@ -4,12 +4,14 @@
 ``start`` binds the listening sockets itself, so an address that cannot be taken is one
 ``ListenError`` naming it (and the endpoint never starts); then it runs uvicorn on the
 node's own event loop (httptools for HTTP behind the edge guards of ``_edge.py``,
-websockets' sans-I/O implementation for WebSockets, the endpoint's ``max_frame_size`` as
-``ws_max_size``) and returns once it serves. ``stop`` closes the listener, lets requests in
-flight finish within ``graceful_timeout``, and runs the endpoint's lifespan shutdown; if
-``stop`` is cancelled (the node's stop was cut short), uvicorn is told to quit at once and
-its task is ended before the cancellation goes on. uvicorn does not install signal handlers
-here: the node owns SIGTERM and SIGINT and stops its services first, then its applications.
+uvicorn's sans-I/O WebSocket protocol with beamish's pre-framed writes
+(``_ws_protocol.py``), the endpoint's ``max_frame_size`` as ``ws_max_size`` and its
+``compress`` as ``ws_per_message_deflate``) and returns once it serves. ``stop`` closes the
+listener, lets requests in flight finish within ``graceful_timeout``, and runs the
+endpoint's lifespan shutdown; if ``stop`` is cancelled (the node's stop was cut short),
+uvicorn is told to quit at once and its task is ended before the cancellation goes on.
+uvicorn does not install signal handlers here: the node owns SIGTERM and SIGINT and stops
+its services first, then its applications.
 
 uvicorn logs a task that a stop cancelled (a request, its lifespan) as an error with a
 traceback; a cancellation is how a stop ends work, so those records are dropped (a filter
@@ -48,6 +50,7 @@ from beamish.web._edge import (
     GuardedHttpToolsProtocol,
 )
 from beamish.web._endpoint import Endpoint
+from beamish.web._ws_protocol import FramedWebSocketProtocol
 
 __all__ = ["DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "find_endpoint"]
 
@@ -58,6 +61,8 @@ DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0  # uvicorn's: an idle keep-alive connection is 
 # uvicorn options EndpointServer sets itself, and why they cannot be passed through.
 _OWN_OPTIONS = {
     "http": "the edge guards are built on uvicorn's httptools protocol",
+    "ws": "sockets are served on beamish's own WebSocket protocol (pre-framed broadcasts)",
+    "ws_per_message_deflate": "use the endpoint's compress option",
     "lifespan": "the endpoint's lifespan starts and stops the node's side",
     "limit_concurrency": "use max_connections, which refuses before a connection is read",
     "timeout_keep_alive": "use keep_alive_timeout",
@@ -147,10 +152,11 @@ class EndpointServer:
         ))
         protocol = functools.partial(GuardedHttpToolsProtocol, edge=self.edge)
         options: dict[str, Any] = {
-            "http": cast(Any, protocol), "ws": "websockets-sansio", "loop": "uvloop",
+            "http": cast(Any, protocol), "ws": FramedWebSocketProtocol, "loop": "uvloop",
             "lifespan": "on", "log_config": None, "access_log": False,
             "timeout_graceful_shutdown": graceful_timeout,
             "timeout_keep_alive": keep_alive_timeout,
+            "ws_per_message_deflate": endpoint.compress,
         }
         if endpoint.max_frame_size is not None:
             options["ws_max_size"] = endpoint.max_frame_size

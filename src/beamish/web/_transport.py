@@ -17,8 +17,10 @@ task of its own). The actor does everything else:
   any other event goes to the topic's channel, or is answered ``"unmatched topic"`` (a
   ``phx_leave`` of a topic that is not joined is answered ok, as Phoenix does: the client
   leaves after a refused join). Only a join of a topic no channel serves is logged.
-- **Writing.** Channels send it ``Push`` frames. It writes each through the ASGI ``send``
-  without waiting (``write_now``). When a write has to wait, the frames behind it queue in
+- **Writing.** Channels send it ``Push`` frames. On beamish's WebSocket protocol
+  (``_ws_protocol.py``) it writes each as a pre-built frame straight to the connection;
+  elsewhere, or when the connection's buffer is full, through the ASGI ``send`` without
+  waiting (``write_now``). When a write has to wait, the frames behind it queue in
   the process, and past ``max_queue_bytes`` the client is closed with 1013: a client that
   cannot keep up is dropped, not allowed to eat memory. Fastlane broadcasts are written by
   the broadcasting process itself, through the transport's ``fastlane_write``, when nothing is
@@ -82,6 +84,7 @@ from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerErro
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
 from beamish.web._wire import Inbound, Push, SocketClose
 from beamish.web._writer import write_now
+from beamish.web._ws_protocol import FRAMES, FrameWrite, frame_of
 
 __all__ = ["SocketTransport", "serve_socket"]
 
@@ -245,6 +248,7 @@ class SocketTransport(Actor):
         "_clock",
         "_closing",
         "_connect_info",
+        "_frames",
         "_last_in",
         "_options",
         "_outbox",
@@ -275,6 +279,7 @@ class SocketTransport(Actor):
         self._serializer = serializer
         self._asgi_send = asgi_send
         self._scope: Scope | None = scope
+        self._frames: FrameWrite | None = (scope.get("extensions") or {}).get(FRAMES)
         self._socket: SocketState | None = None
         self._channels: dict[str, _Entry] = {}
         self._by_pid: dict[Pid, str] = {}
@@ -399,7 +404,7 @@ class SocketTransport(Actor):
         try:
             kind = type(message)
             if kind is Push:
-                self._write(message.data)
+                self._write_push(message)
             elif kind is _In:
                 return self._incoming(message.data, message.size)
             elif kind is SocketClose:
@@ -643,10 +648,22 @@ class SocketTransport(Actor):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _write(self, data: str | bytes) -> None:
+    def _write_push(self, push: Push) -> None:
+        frames = self._frames
+        if (
+            frames is not None and self._pending is None and not self._closing
+            and frames(push.framed())
+        ):
+            return
+        self._write(push.data, framed=False)
+
+    def _write(self, data: str | bytes, *, framed: bool = True) -> None:
         if self._closing:
             return
         if self._pending is None:
+            frames = self._frames
+            if framed and frames is not None and frames(frame_of(data)):
+                return
             if type(data) is str:
                 self._send_message({"type": "websocket.send", "text": data})
             else:
@@ -678,12 +695,16 @@ class SocketTransport(Actor):
             self._pending = pending
             pending.add_done_callback(self._write_done)
 
-    def fastlane_write(self, data: str | bytes) -> bool:
-        """Write a broadcast frame now, from the broadcasting process, if nothing is queued
-        ahead of it here; False if it must be sent as a ``Push``. Never raises into the
+    def fastlane_write(self, push: Push) -> bool:
+        """Write a broadcast now, from the broadcasting process, if nothing is queued ahead
+        of it here; False if it must be sent as a ``Push``. Never raises into the
         broadcaster: a failed write is reported to this process, which then ends."""
         if self._pending is not None or self._closing or self.mailbox_size():
             return False
+        frames = self._frames
+        if frames is not None:  # the frame's bytes, or the Push when they must wait
+            return frames(push.framed())
+        data = push.data
         if type(data) is str:
             message: dict[str, Any] = {"type": "websocket.send", "text": data}
         else:

@@ -1,8 +1,9 @@
 """The messages a socket's transport process takes from channels and broadcasts.
 
-- ``Push(data)``: an encoded frame to write as it is (``str``: a text frame, ``bytes``: a
+- ``Push(data)``: an encoded message to write as it is (``str``: a text frame, ``bytes``: a
   binary one). Channels send one per push and reply; a fastlane broadcast sends the same
-  ``Push`` object to every transport it reaches, so a broadcast is encoded once.
+  ``Push`` object to every transport it reaches, so a broadcast is encoded once, and its
+  WebSocket frame (``Push.framed()``) is built once, by the first connection that needs it.
 - ``SocketClose(pid, topic, join_ref)``: a channel stopping on purpose (a leave, a ``Stop``
   with a clean reason) tells its transport, which forgets it and writes ``phx_close``.
 - ``Inbound(message, size, share)``: a client message the transport hands to a channel,
@@ -22,19 +23,29 @@ from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid
 from beamish.web._backlog import Share
 from beamish.web._serializer import Message
+from beamish.web._ws_protocol import frame_of
 
 __all__ = ["Inbound", "Push", "SocketClose"]
 
 
 @mark_shared
 class Push:
-    """An encoded frame for a transport to write."""
+    """An encoded message for a transport to write."""
 
-    __slots__ = ("data",)
+    __slots__ = ("_frame", "data")
     __match_args__ = ("data",)
 
     def __init__(self, data: Any) -> None:
         self.data = data
+        self._frame: bytes | None = None
+
+    def framed(self) -> bytes:
+        """The message as one WebSocket frame, built on first use and kept (the same bytes
+        for every connection: see ``_ws_protocol.py``)."""
+        frame = self._frame
+        if frame is None:
+            frame = self._frame = frame_of(self.data)
+        return frame
 
     def __repr__(self) -> str:
         return f"Push({self.data!r})"

@@ -1,0 +1,162 @@
+"""beamish's WebSocket protocol: broadcasts framed once and written straight to each socket.
+
+The endpoint is served by ``EndpointServer`` (what ``beamish run`` uses); the clients are
+real ``websockets`` connections speaking Phoenix's protocol. ``write_frame`` is wrapped to
+count what goes the pre-framed way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from beamish import Application, Ok, Reply, Supervisor
+from beamish.pubsub import PubSub
+from beamish.web import Channel, Endpoint, EndpointServer, Socket, broadcast
+from beamish.web._ws_protocol import FramedWebSocketProtocol, frame_of
+
+
+class Room(Channel):
+    def join(self, topic, payload, socket):
+        return Ok(socket)
+
+    def handle_in(self, event, payload, socket):
+        broadcast("ws.ps", socket.topic, "said", payload)
+        return Reply("ok", socket)
+
+
+class RoomSocket(Socket):
+    channels = {"room:*": Room}  # noqa: RUF012
+
+
+class RoomApp(Application):
+    async def start(self, start_type, args):
+        return await Supervisor.start_link([(PubSub, {"name": "ws.ps"})])
+
+
+@pytest.fixture
+def frames(monkeypatch):
+    """What went the pre-framed way, frame by frame (and whether it was written)."""
+    written: list[tuple[bytes, bool]] = []
+    original = FramedWebSocketProtocol.write_frame
+
+    def counting(self, frame):
+        done = original(self, frame)
+        written.append((frame, done))
+        return done
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", counting)
+    return written
+
+
+@contextlib.asynccontextmanager
+async def serving(**options: Any):
+    endpoint = Endpoint(sockets={"/socket": RoomSocket}, pubsub="ws.ps", application=RoomApp,
+                        **options)
+    server = EndpointServer(endpoint, port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        yield server.url.replace("http", "ws") + "/socket/websocket?vsn=2.0.0"
+    finally:
+        await server.stop()
+
+
+async def joined(url: str, topic: str, **options: Any):
+    ws = await connect(url, **options)
+    await ws.send(orjson.dumps(["1", "1", topic, "phx_join", {}]).decode())
+    reply = orjson.loads(await ws.recv())
+    assert reply[3:] == ["phx_reply", {"status": "ok", "response": {}}]
+    return ws
+
+
+def parse(frame: bytes) -> Frame:
+    reader = StreamReader()
+    reader.feed_data(frame)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError(f"{frame[:20]!r}... is not one whole frame")
+
+
+@pytest.mark.parametrize("size", [0, 5, 125, 126, 65_535, 65_536, 200_000])
+def test_frame_of_builds_the_frame_websockets_would(size):
+    text = "é" * (size // 2) + "x" * (size % 2)
+    frame = parse(frame_of(text))
+    assert (frame.opcode, frame.fin, frame.data.decode()) == (Opcode.TEXT, True, text)
+    binary = parse(frame_of(b"\x00\xff" * (size // 2)))
+    assert (binary.opcode, binary.data) == (Opcode.BINARY, b"\x00\xff" * (size // 2))
+
+
+async def test_a_broadcast_is_framed_once_and_written_to_every_socket(frames):
+    async with serving() as url:
+        clients = [await joined(url, "room:a") for _ in range(3)]
+        frames.clear()  # the joins' replies went the same way; count the broadcast alone
+        await clients[0].send(orjson.dumps(["1", "2", "room:a", "say", {"n": 1}]).decode())
+        for ws in clients:
+            got = orjson.loads(await ws.recv())
+            if got[3] == "phx_reply":  # the sender's own reply may come first
+                got = orjson.loads(await ws.recv())
+            assert got == [None, None, "room:a", "said", {"n": 1}]
+        said = [(frame, done) for frame, done in frames if b'"said"' in frame]
+        assert len(said) == 3 and all(done for _, done in said)
+        assert said[0][0] is said[1][0] is said[2][0]  # one frame object, built once
+        for ws in clients:
+            await ws.close()
+
+
+async def test_compression_is_declined_by_default_and_served_when_asked(frames):
+    offer = {"compression": None, "extensions": [ClientPerMessageDeflateFactory()]}
+    async with serving() as url:
+        ws = await joined(url, "room:b", **offer)
+        assert ws.protocol.extensions == []  # Phoenix's default: no permessage-deflate
+        await ws.close()
+    frames.clear()
+    async with serving(compress=True) as url:
+        ws = await joined(url, "room:c", **offer)
+        assert [type(e).__name__ for e in ws.protocol.extensions] == ["PerMessageDeflate"]
+        await ws.send(orjson.dumps(["1", "2", "room:c", "say", {"n": 2}]).decode())
+        replies = {orjson.loads(await ws.recv())[3] for _ in range(2)}
+        assert replies == {"phx_reply", "said"}  # compressed, through the ASGI send
+        assert frames == []  # a compressed connection is never written pre-framed
+        await ws.close()
+
+
+async def test_a_reader_that_stops_is_written_through_send_and_then_dropped(frames):
+    """Past the connection's high-water mark, frames wait in the transport's process (the
+    ASGI send's backpressure) up to max_queue_bytes, as on any server, then 1013."""
+
+    class Small(RoomSocket, max_queue_bytes=200_000):
+        pass
+
+    endpoint_socket = {"/socket": Small}
+    server = EndpointServer(
+        Endpoint(sockets=endpoint_socket, pubsub="ws.ps", application=RoomApp), port=0,
+        graceful_timeout=2,
+    )
+    await server.start()
+    try:
+        url = server.url.replace("http", "ws") + "/socket/websocket?vsn=2.0.0"
+        ws = await joined(url, "room:d", max_queue=1)
+        ws.transport.pause_reading()  # stop reading: the server's buffers fill
+        blob = "x" * 50_000
+        for _ in range(200):
+            broadcast("ws.ps", "room:d", "blob", {"b": blob})
+        ws.transport.resume_reading()
+        codes = set()
+        with contextlib.suppress(Exception):
+            while True:
+                await ws.recv()
+        codes.add(ws.close_code)
+        assert codes == {1013}
+        assert any(not done for _, done in frames)  # write_frame declined once it was full
+    finally:
+        await server.stop()
