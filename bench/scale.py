@@ -178,9 +178,15 @@ def websockets(connections: int, nodes: int, broadcasts: int,
             connect_seconds = time.perf_counter() - began
             time.sleep(1.0)
             after = server.rss()
+            pids = tree(server.proc.pid)
             for k in range(1, broadcasts + 2):
+                if k == 2:  # the first broadcast is a warm-up
+                    cpu, clients_cpu = cpu_seconds(pids), fleet.cpu_seconds()
                 server.trigger()
                 fleet.wait_all(f"got {k}", 300)
+                if k == broadcasts + 1:
+                    cpu = cpu_seconds(pids) - cpu
+                    clients_cpu = fleet.cpu_seconds() - clients_cpu
                 time.sleep(0.5)
             reports = fleet.wait_all("result", 300)
     receipts = sorted(latency for line in reports
@@ -192,7 +198,7 @@ def websockets(connections: int, nodes: int, broadcasts: int,
     return {"connections": total, "bytes": (after - before) / total,
             "connect": connect_seconds, "p50": receipts[len(receipts) // 2],
             "p99": receipts[min(len(receipts) - 1, int(len(receipts) * 0.99))],
-            "max": receipts[-1]}
+            "max": receipts[-1], "cpu": cpu / broadcasts, "clients_cpu": clients_cpu / broadcasts}
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -227,14 +233,19 @@ def main() -> None:
             ws_rows.append([f"{f['connections']:,.0f} WebSockets", f"{nodes}",
                             f"{f['bytes'] / 1024:.1f} KB", f"{f['connect']:.1f} s",
                             f"{f['p50'] * 1e3:.0f}", f"{f['p99'] * 1e3:.0f}",
-                            f"{f['max'] * 1e3:.0f}"])
+                            f"{f['max'] * 1e3:.0f}",
+                            f"{f['cpu'] * 1e3:.0f} ms ({f['cpu'] / f['connections'] * 1e6:.1f} µs)",
+                            f"{f['clients_cpu'] * 1e3:.0f} ms "
+                            f"({f['clients_cpu'] / f['connections'] * 1e6:.1f} µs)"])
         print(report([f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
                       f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} "
                       "before", f"{options.broadcasts} broadcasts after a warm-up; latencies "
                       "over every client and broadcast; clients: "
                       + ("light (sans-I/O)" if options.light_clients else "websockets")],
                      ["clients joined to one topic", "nodes", "server memory per connection",
-                      "time to connect all", "p50 (ms)", "p99 (ms)", "max (ms)"],
+                      "time to connect all", "p50 (ms)", "p99 (ms)", "max (ms)",
+                      "server CPU per broadcast (per connection)",
+                      "clients' CPU per broadcast (per connection)"],
                      ws_rows, options.markdown))
         print()
     if options.no_http:

@@ -63,6 +63,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import http.client
 import importlib.metadata
 import json
@@ -317,8 +318,10 @@ async def clients_main(kind: str, url: str, count: int, rounds: int,
 
 async def light_clients_main(url: str, count: int, rounds: int, source: str | None) -> None:
     """``clients_main`` for beamish with less client work per frame: each connection is the
-    ``websockets`` sans-I/O protocol under a plain asyncio protocol, which notes the arrival
-    time of a frame when its bytes come and decodes nothing else until the end."""
+    ``websockets`` sans-I/O protocol under a plain asyncio protocol. Once joined, a
+    connection only keeps each chunk of bytes with its arrival time (and counts the
+    broadcasts in it, to say "got k"); at the end every chunk goes through the protocol, and
+    each frame's receipt time is that of the chunk that completed it."""
     from websockets.client import ClientProtocol
     from websockets.frames import Frame, Opcode
     from websockets.http11 import Response
@@ -328,6 +331,7 @@ async def light_clients_main(url: str, count: int, rounds: int, source: str | No
     uri = parse_uri(url)
     join = json.dumps(["1", "1", TOPIC, "phx_join", {}])
     received: list[list[tuple[float, bytes]]] = [[] for _ in range(rounds)]
+    tally = [0] * rounds  # connections that counted broadcast k in their bytes
     opening = asyncio.Semaphore(50)
 
     class Light(asyncio.Protocol):
@@ -336,6 +340,8 @@ async def light_clients_main(url: str, count: int, rounds: int, source: str | No
             self.joined: asyncio.Future[None] = loop.create_future()
             self.transport: Any = None
             self.k = 0
+            self.chunks: list[tuple[float, bytes]] = []  # (arrival time, bytes) not decoded
+            self.found: list[tuple[float, bytes]] = []  # (receipt time, text frame)
 
         def connection_made(self, transport: Any) -> None:
             self.transport = transport
@@ -349,19 +355,34 @@ async def light_clients_main(url: str, count: int, rounds: int, source: str | No
 
         def data_received(self, data: bytes) -> None:
             now = time.time()
+            if self.joined.done():  # a broadcast's bytes are decoded later, in catch_up()
+                self.chunks.append((now, data))
+                ticks = data.count(b'"tick"')
+                if not ticks:  # something else (a ping, say): decoded and answered now
+                    self.catch_up()
+                for _ in range(ticks):
+                    if self.k < rounds:
+                        tally[self.k] += 1
+                        self.k += 1
+                        if tally[self.k - 1] == count:
+                            emit(f"got {self.k}")
+                return
             self.ws.receive_data(data)
             for event in self.ws.events_received():
                 if isinstance(event, Response):
                     self.ws.send_text(join.encode())
                 elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                    if not self.joined.done():
-                        self.joined.set_result(None)  # the join's reply
-                    elif self.k < rounds:
-                        got = received[self.k]
-                        self.k += 1
-                        got.append((now, event.data))
-                        if len(got) == count:
-                            emit(f"got {self.k}")
+                    self.joined.set_result(None)  # the join's reply
+            self._flush()
+
+        def catch_up(self) -> None:
+            """Decode the bytes kept so far, in order: each text frame is noted with the
+            arrival time of the chunk that completed it; pings are answered."""
+            for now, data in self.chunks:
+                self.ws.receive_data(data)
+                self.found += [(now, bytes(event.data)) for event in self.ws.events_received()
+                               if isinstance(event, Frame) and event.opcode is Opcode.TEXT]
+            self.chunks.clear()
             self._flush()
 
     async def open_one() -> Light:
@@ -372,10 +393,23 @@ async def light_clients_main(url: str, count: int, rounds: int, source: str | No
             await asyncio.wait_for(protocol.joined, 120)
             return protocol
 
-    await asyncio.gather(*(open_one() for _ in range(count)))
+    connections = await asyncio.gather(*(open_one() for _ in range(count)))
+    # The connections are made; what follows allocates little per frame, but a client
+    # process's cyclic GC would walk all of them again and again: profiled at 100,000
+    # connections, a fifth of the clients' CPU. A load generator can do without it.
+    gc.freeze()
+    gc.disable()
     emit("ready")
-    while not all(len(got) == count for got in received):
+    while tally[-1] < count:
         await asyncio.sleep(0.05)
+    for connection in connections:
+        connection.catch_up()
+        for k, (now, data) in enumerate(connection.found):
+            if k >= rounds or json.loads(data)[3] != "tick":
+                raise RuntimeError(f"frame {k + 1} of a connection is not a broadcast: {data!r}")
+            received[k].append((now, data))
+    if any(len(got) != count for got in received):
+        raise RuntimeError(f"decoded {[len(got) for got in received]} broadcasts, not {count} each")
     latencies = [[now - json.loads(data)[4]["t"] for now, data in got] for got in received]
     emit("result " + json.dumps(latencies))
     os._exit(0)
@@ -506,11 +540,17 @@ class Server:
 class Fleet:
     """Client processes, each holding ``count`` connections; they talk to us on stdout."""
 
+    runs = int(time.time()) % 50_000  # each fleet of a run, and each run, another subnet
+
     def __init__(self, kind: str, server: Server, processes: int, count: int, rounds: int,
                  *, sources: bool = False, light: bool = False) -> None:
-        """``sources``: each process connects from an address of its own (127.0.0.2, .3...),
-        for more connections to one port than one address has ephemeral ports (~28,000)."""
+        """``sources``: each process connects from a loopback address of its own
+        (127.<a>.<b>.2, .3..., with <a>.<b> new for each fleet), for more connections to one
+        port than one address has ephemeral ports (~28,000), and none of them still held by
+        the previous run's connections in TIME_WAIT."""
         path = "/socket/websocket?vsn=2.0.0" if kind == "beamish" else "/ws"
+        Fleet.runs += 1
+        net = f"127.{Fleet.runs // 250 % 250 + 1}.{Fleet.runs % 250}" if sources else ""
 
         def spec(i: int) -> str:
             return json.dumps({
@@ -518,7 +558,7 @@ class Fleet:
                 "url": f"ws://127.0.0.1:{server.port}{path}",
                 "count": count,
                 "rounds": rounds,
-                "source": f"127.0.0.{i + 2}" if sources else None,
+                "source": f"{net}.{i + 2}" if sources else None,
                 "light": light,
             })
 

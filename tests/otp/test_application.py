@@ -28,6 +28,7 @@ from beamish import (
     stop_application,
 )
 from beamish._otp.application.application import CONTROLLER, check_start_type, start_order
+from beamish.testing import capture_events
 
 # Each async test registers itself as "report"; the applications and workers below tell it
 # what happens to them, so the tests check order without sleeping.
@@ -358,14 +359,10 @@ async def test_start_that_raises_fails_with_the_exception_as_cause():
 
 
 async def test_a_start_that_raises_is_one_crash_reported_once(caplog):
-    hooked = []
-    detach = beamish.current_runtime().instruments.attach(
-        "crash", lambda pid, reason: hooked.append(reason)
-    )
     before = beamish.statistics().crashed
-    with pytest.raises(StartError):
+    with capture_events(("beamish", "process", "crash")) as crashes, pytest.raises(StartError):
         await start_application(Raises)
-    detach()
+    hooked = [e.metadata["reason"] for e in crashes]
     assert beamish.statistics().crashed == before + 1
     assert len(hooked) == 1 and isinstance(hooked[0].exception, ValueError)
     errors = [r for r in caplog.records if r.levelname == "ERROR"]

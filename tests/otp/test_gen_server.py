@@ -29,7 +29,7 @@ from beamish import (
     receive,
     send,
 )
-from beamish.testing import wait_until_idle
+from beamish.testing import capture_events, wait_until_idle
 from tests.conditions import eventually
 
 
@@ -403,13 +403,11 @@ async def test_init_returning_an_error_fails_the_start_quietly_37(caplog):
         def init(self, arg):
             return ("error", ("bad_config", arg))
 
-    exits = []
-    runtime = beamish.current_runtime()
-    detach = runtime.instruments.attach("exit", lambda pid, reason: exits.append(reason))
     beamish.trap_exit(True)
-    with pytest.raises(StartError) as info:
+    with (capture_events(("beamish", "process", "exit")) as exited,
+          pytest.raises(StartError) as info):
         await Declines.start_link("x", name="svc")
-    detach()
+    exits = [e.metadata["reason"] for e in exited]
     assert info.value.reason == ("bad_config", "x")
     assert not isinstance(info.value, StartIgnored)
     assert exits == ["normal"]

@@ -25,7 +25,7 @@ from beamish import (
     spawn,
 )
 from beamish.pubsub import PubSub
-from beamish.testing import channel_socket, join, push, start_supervised
+from beamish.testing import capture_events, channel_socket, join, push, start_supervised
 from beamish.web import Channel
 
 
@@ -107,30 +107,28 @@ class Crashes:
     def __init__(self, caplog):
         self.runtime = beamish.current_runtime()
         self.before = self.runtime.statistics().crashed
-        self.hooked: list[tuple[object, object]] = []
-        self.detach = self.runtime.instruments.attach(
-            "crash", lambda pid, reason: self.hooked.append((pid, reason))
-        )
+        self.capture = capture_events(("beamish", "process", "crash"))
         self.caplog = caplog
         caplog.set_level(logging.ERROR)
         caplog.clear()
 
     def check(self, pid, reason=None, *, logged=1, mention=None):
         """One crash of ``pid``: counted once, hooked once, logged ``logged`` times."""
-        self.detach()
+        self.capture.stop()
+        hooked = [(e.metadata["pid"], e.metadata["reason"]) for e in self.capture]
         assert self.runtime.statistics().crashed == self.before + 1
-        assert [p for p, _ in self.hooked] == [pid]
+        assert [p for p, _ in hooked] == [pid]
         if reason is not None:
-            assert self.hooked[0][1] == reason
+            assert hooked[0][1] == reason
         reports = [r for r in self.caplog.records if r.levelno >= logging.ERROR]
         assert len(reports) == logged, [r.getMessage() for r in reports]
         if mention is not None:
             assert mention in reports[0].getMessage()
 
     def none(self):
-        self.detach()
+        self.capture.stop()
         assert self.runtime.statistics().crashed == self.before
-        assert self.hooked == []
+        assert list(self.capture) == []
 
 
 class Server(GenServer):
@@ -265,10 +263,9 @@ async def test_an_init_that_reports_its_own_crash_is_counted_once(caplog):
             raise ProcessExit(("join_crashed", arg), reported=True)
 
     crashes = Crashes(caplog)
-    pids = []
-    detach = beamish.current_runtime().instruments.attach("spawn", pids.append)
-    with pytest.raises(beamish.StartError) as info:
+    with (capture_events(("beamish", "process", "spawn")) as spawned,
+          pytest.raises(beamish.StartError) as info):
         await Refuses.start("room:1")
-    detach()
+    pids = [e.metadata["pid"] for e in spawned]
     assert info.value.reason == ("join_crashed", "room:1")
     crashes.check(pids[0], ("join_crashed", "room:1"), mention="my own report")

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import beamish
-from beamish import Actor, LongSchedule, receive, send, spawn
+from beamish import Actor, LongSchedule, receive, send, spawn, telemetry
 from beamish.testing import wait_until_idle
 
 
@@ -51,12 +51,20 @@ async def test_the_scheduler_yields_the_loop_between_ticks():
     beamish.exit(busy, "kill")
 
 
+
+def watch_long_schedules(reports):
+    """Append each long schedule's report to ``reports``; returns the detach function."""
+    handler_id = f"tests.long_schedules.{id(reports)}"
+    telemetry.attach(handler_id, ("beamish", "runtime", "long_schedule"),
+                     lambda event, measurements, metadata, config:
+                     reports.append(metadata["report"]))
+    return lambda: telemetry.detach(handler_id)
+
 @pytest.mark.beamish(long_schedule=0.05)
 async def test_the_watchdog_reports_a_step_that_held_the_loop(caplog):
     caplog.set_level(logging.WARNING, logger="beamish.watchdog")
     reports: list[LongSchedule] = []
-    runtime = beamish._runtime.context.current_runtime()
-    detach = runtime.instruments.attach("long_schedule", reports.append)
+    detach = watch_long_schedules(reports)
 
     class Hog(Actor):
         def handle(self, message):
@@ -82,8 +90,7 @@ async def test_the_watchdog_reports_a_step_that_held_the_loop(caplog):
 @pytest.mark.beamish(long_schedule=0.05)
 async def test_the_watchdog_names_a_task_shaped_process_too():
     reports: list[LongSchedule] = []
-    runtime = beamish._runtime.context.current_runtime()
-    runtime.instruments.attach("long_schedule", reports.append)
+    watch_long_schedules(reports)
 
     async def hog():
         await receive()
@@ -104,7 +111,7 @@ async def test_the_watchdog_names_a_process_that_borrows_its_task():
     not "code outside any process"."""
     reports: list[LongSchedule] = []
     runtime = beamish._runtime.context.current_runtime()
-    detach = runtime.instruments.attach("long_schedule", reports.append)
+    detach = watch_long_schedules(reports)
 
     def slow_handler() -> None:
         spin_for(0.3)

@@ -1,12 +1,12 @@
-"""process_info, processes, statistics, instruments."""
+"""process_info, processes, statistics, and the kernel's telemetry events."""
 
 from __future__ import annotations
 
 import pytest
 
 import beamish
-from beamish import Actor, Down, receive, send, spawn
-from beamish.testing import wait_until_idle
+from beamish import Actor, Down, receive, send, spawn, telemetry
+from beamish.testing import capture_events, wait_until_idle
 
 
 class Quiet(Actor):
@@ -97,43 +97,43 @@ async def test_statistics_count_each_wakeup_the_runtime_causes():
     beamish.exit(actor, "kill")
 
 
-async def test_instrument_hooks_see_spawn_exit_and_crash(runtime):
-    seen: list[tuple] = []
-    detach = [
-        runtime.instruments.attach("spawn", lambda pid: seen.append(("spawn", pid))),
-        runtime.instruments.attach("exit", lambda pid, r: seen.append(("exit", pid, r))),
-        runtime.instruments.attach("crash", lambda pid, r: seen.append(("crash", pid))),
-    ]
-
+async def test_telemetry_sees_spawn_exit_and_crash():
     async def boom():
         raise ValueError("x")
 
-    pid, ref = beamish.spawn_monitor(boom)
-    await receive(Down, timeout=1)
-    for d in detach:
-        d()
-    assert seen[0] == ("spawn", pid)
-    assert ("crash", pid) in seen
-    assert any(e[0] == "exit" and e[1] == pid and isinstance(e[2], beamish.Crash) for e in seen)
+    with capture_events(("beamish", "process", "spawn"), ("beamish", "process", "exit"),
+                        ("beamish", "process", "crash")) as seen:
+        pid, ref = beamish.spawn_monitor(boom)
+        await receive(Down, timeout=1)
+    mine = [(e.event[-1], e.metadata.get("reason")) for e in seen if e.metadata["pid"] == pid]
+    assert mine[0] == ("spawn", None)
+    assert [kind for kind, _ in mine[1:]] == ["crash", "exit"]
+    assert all(isinstance(reason, beamish.Crash) for _, reason in mine[1:])
 
 
-async def test_instrument_hook_that_raises_is_detached(runtime, caplog):
+async def test_a_telemetry_handler_that_raises_is_detached(caplog):
     calls = []
 
-    def bad(pid):
-        calls.append(pid)
+    def bad(event, measurements, metadata, config):
+        calls.append(metadata["pid"])
         raise RuntimeError("bad hook")
 
-    runtime.instruments.attach("spawn", bad)
+    telemetry.attach("tests.bad", ("beamish", "process", "spawn"), bad)
     spawn(lambda: None)
     spawn(lambda: None)
     assert len(calls) == 1
+    assert "telemetry handler 'tests.bad' failed on event beamish.process.spawn" in caplog.text
     assert "has been detached" in caplog.text
+    assert telemetry.list_handlers(("beamish", "process")) == []
 
 
-async def test_instruments_reject_unknown_events(runtime):
-    with pytest.raises(ValueError, match="unknown instrument event 'boot'"):
-        runtime.instruments.attach("boot", print)
+async def test_telemetry_refuses_bad_names_and_duplicate_ids():
+    with pytest.raises(TypeError, match="tuple of non-empty strings"):
+        telemetry.attach("tests.x", "beamish.process.spawn", print)
+    telemetry.attach("tests.x", ("app", "thing"), print)
+    with pytest.raises(telemetry.HandlerExists, match=r"already attached as 'tests\.x'"):
+        telemetry.attach("tests.x", ("app", "other"), print)
+    assert telemetry.detach("tests.x") and not telemetry.detach("tests.x")
 
 
 async def test_pid_and_ref_look_like_the_beam():

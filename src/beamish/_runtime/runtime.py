@@ -37,7 +37,7 @@ from typing import Any
 from beamish._errors import InvalidTargetError, ProcessExit, SystemLimitError
 from beamish._runtime import context as _context
 from beamish._runtime.clock import Clock, RealClock, TimerHandle
-from beamish._runtime.instruments import Instruments
+from beamish._runtime.events import event
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.introspection import process_info as _process_info
 from beamish._runtime.isolation import ATOMIC, isolate
@@ -55,6 +55,9 @@ from beamish._runtime.watchdog import Watchdog
 __all__ = ["Runtime"]
 
 DEFAULT_MAX_PROCESSES = 1_048_576
+
+_SPAWN = event("beamish", "process", "spawn")
+_NONE: dict[str, Any] = {}  # the measurements of an event that has none (never written)
 
 
 class Runtime(Signals, Names, Timers, Remote):
@@ -103,7 +106,6 @@ class Runtime(Signals, Names, Timers, Remote):
         self.max_processes = max_processes
         self.shutdown_timeout = shutdown_timeout
         self.clock: Clock = clock if clock is not None else RealClock()
-        self.instruments = Instruments()
         self.system_pid = Pid(self.node_id, 0)
         self._long_schedule = long_schedule
         self._reductions = reductions
@@ -276,8 +278,8 @@ class Runtime(Signals, Names, Timers, Remote):
                 context=proc.own_context(),
             )
             self.wakeups += 1  # its task is due to start
-        if self.instruments.spawn:
-            self.instruments.emit(self.instruments.spawn, pid)
+        if _SPAWN.handlers:
+            _SPAWN.emit(_NONE, {"pid": pid})
         return pid
 
     def _new_process(
@@ -508,8 +510,8 @@ class AsProcess:
         self._task = task
         self._outer = runtime._hosted.get(task)  # a block inside another one's block
         runtime._hosted[task] = proc
-        if runtime.instruments.spawn:
-            runtime.instruments.emit(runtime.instruments.spawn, proc.pid)
+        if _SPAWN.handlers:
+            _SPAWN.emit(_NONE, {"pid": proc.pid})
         return proc.pid
 
     async def __aexit__(

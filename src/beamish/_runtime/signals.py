@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from beamish._runtime.instruments import Instruments
+from beamish._runtime.events import event
 from beamish._runtime.isolation import isolate
 from beamish._runtime.mailbox import deliver
 from beamish._runtime.messages import Crash, Down, Exit
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 __all__ = ["Signals"]
 
 _log = logging.getLogger("beamish.process")
+_EXIT = event("beamish", "process", "exit")
+_CRASH = event("beamish", "process", "crash")
+_NONE: dict[str, Any] = {}  # the measurements of an event that has none (never written)
 _ACTOR_EXITED = Actor.exited
 
 Watcher = Process | Callable[[Ref, Pid, Any], None]
@@ -60,7 +63,6 @@ class Signals:
     _timers: dict[Ref, tuple[TimerHandle, Any, Any, float]]
     _fanout: deque[Process]
     _draining: bool
-    instruments: Instruments
     scheduler: Scheduler
     exited: int
     crashed: int
@@ -124,11 +126,11 @@ class Signals:
             self.crashed += 1
             if uncaught:
                 _log_crash(proc, reason)
-            if self.instruments.crash:
-                self.instruments.emit(self.instruments.crash, pid, reason)
+            if _CRASH.handlers:
+                _CRASH.emit(_NONE, {"pid": pid, "reason": reason})
         if (
             proc.links is None and not proc.watchers and not proc.monitors
-            and not self.instruments.exit
+            and not _EXIT.handlers
             and (proc.actor is None or type(proc.actor).exited is _ACTOR_EXITED)
         ):
             # nobody to tell: most short-lived processes (a request, a task) end here
@@ -184,8 +186,8 @@ class Signals:
                     self._exit_signal(linked, pid, reason, link=True)
                 elif other._node.index:  # a process of another node: over the wire
                     self._exit_remote(pid, other, reason, link=True)
-        if self.instruments.exit:
-            self.instruments.emit(self.instruments.exit, pid, reason)
+        if _EXIT.handlers:
+            _EXIT.emit(_NONE, {"pid": pid, "reason": reason})
         actor = proc.actor
         if actor is not None and type(actor).exited is not _ACTOR_EXITED:
             try:

@@ -27,12 +27,15 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from beamish._runtime.events import event
+
 if TYPE_CHECKING:
     from beamish._runtime.runtime import Runtime
 
 __all__ = ["LongSchedule", "Watchdog"]
 
 _log = logging.getLogger("beamish.watchdog")
+_LONG_SCHEDULE = event("beamish", "runtime", "long_schedule")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +132,9 @@ class Watchdog:
     def _report(self, report: LongSchedule) -> None:
         self.reports += 1
         _log.warning("long schedule: %s", report)
-        instruments = self._runtime.instruments
-        if instruments.long_schedule:
-            instruments.emit(instruments.long_schedule, report)
+        if _LONG_SCHEDULE.handlers:
+            _LONG_SCHEDULE.emit({"duration": report.duration}, {"report": report,
+                                 "pid": report.pid})
 
 
 def _current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:

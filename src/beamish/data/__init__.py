@@ -3,7 +3,8 @@
 A supervised pool of connection processes (``Pool``) for SQLite (``SQLite``, the embedded
 default) and PostgreSQL (``Postgres``, on asyncpg); transactions bound to the calling
 process; a small query API with parameters bound by the driver; ordered SQL migrations;
-telemetry hooks. See ``docs/guides/data.md``.
+telemetry events (``beamish.data.query``, ``beamish.data.checkout``). See
+``docs/guides/data.md``.
 """
 
 from beamish._errors import (
@@ -20,10 +21,9 @@ from beamish.data._migrations import migrate, migration_files
 from beamish.data._pool import Pool
 from beamish.data._postgres import Postgres
 from beamish.data._sqlite import SQLite
-from beamish.data._telemetry import CheckoutEvent, PoolStatistics, QueryEvent
+from beamish.data._telemetry import PoolStatistics
 
 __all__ = [
-    "CheckoutEvent",
     "Connection",
     "ConnectionLost",
     "Driver",
@@ -34,7 +34,6 @@ __all__ = [
     "PoolStatistics",
     "PoolTimeout",
     "Postgres",
-    "QueryEvent",
     "Row",
     "SQLite",
     "TransactionError",

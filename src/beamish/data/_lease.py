@@ -8,10 +8,11 @@ method raises ``TransactionError``.
 
 Each statement goes through ``_run``, which turns the driver's "the connection is gone"
 errors into ``ConnectionLost``, remembers how the lease stands (so the checkin tells the
-connection process whether to roll back, or to give up the connection), and, when hooks
-are attached, times the statement for the ``"query"`` event. ``_lost`` is the one place
-that decides what is a lost connection: an error the driver's ``is_disconnect`` calls one,
-or any error of a statement whose connection is closed or closing by the time it fails.
+connection process whether to roll back, or to give up the connection), and, when a
+telemetry handler is attached, times the statement for the ``beamish.data.query`` event.
+``_lost`` is the one place that decides what is a lost connection: an error the driver's
+``is_disconnect`` calls one, or any error of a statement whose connection is closed or
+closing by the time it fails.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from beamish._runtime.api import send
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.pid import Pid, Ref
 from beamish.data._messages import ABORTED, BROKEN, CLOSED, OPEN, Checkin
-from beamish.data._telemetry import Hooks, QueryEvent
+from beamish.data._telemetry import QUERY
 
 if TYPE_CHECKING:
     from beamish.data._driver import DriverConnection
@@ -135,8 +136,7 @@ class Connection:
     async def _run(self, fn: Callable[[str, Any], Awaitable[Any]], sql: str, args: Any) -> Any:
         if self._state is not OPEN:
             self._check()
-        hooks = self._table.hooks.query
-        if not hooks:
+        if not QUERY.handlers:
             try:
                 return await fn(sql, args)
             except Exception as exc:
@@ -163,9 +163,10 @@ class Connection:
             raise
         finally:
             queue_time, self._queue_time = self._queue_time, None
-            Hooks.emit(hooks, QueryEvent(
-                self._table.name, sql, time.perf_counter() - started, queue_time, error
-            ))
+            QUERY.emit(
+                {"query_time": time.perf_counter() - started, "queue_time": queue_time},
+                {"pool": self._table.name, "sql": sql, "error": error},
+            )
 
     def _lost(self, exc: Exception) -> ConnectionLost | None:
         """A ConnectionLost if ``exc`` means the connection is gone (the lease is then

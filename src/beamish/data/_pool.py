@@ -15,7 +15,7 @@ uses it, and a nested ``transaction()`` becomes a savepoint; another process nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,7 +42,7 @@ from beamish.data._manager import OVERLOADED_REPLY, PoolManager
 from beamish.data._messages import ABORTED, OPEN, Cancel, Checkout
 from beamish.data._server import ConnectionServer
 from beamish.data._table import PoolTable, find_table, publish
-from beamish.data._telemetry import CheckoutEvent, Hooks, PoolStatistics
+from beamish.data._telemetry import CHECKOUT, QUERY, PoolStatistics
 
 __all__ = ["Pool"]
 
@@ -254,11 +254,6 @@ class Pool:
         """A snapshot: connections open, idle, in use, callers waiting, and counters."""
         return find_table(self.name, running=False).statistics()
 
-    def attach(self, event: str, hook: Callable[[Any], Any]) -> Callable[[], None]:
-        """Call ``hook(event_record)`` on each ``"query"`` (a ``QueryEvent``) or
-        ``"checkout"`` (a ``CheckoutEvent``) of the running pool; returns ``detach()``."""
-        return find_table(self.name).hooks.attach(event, hook)
-
     # -- migrations -----------------------------------------------------------------------
 
     async def migrate(self, directory: str | Path) -> list[str]:
@@ -353,7 +348,6 @@ async def _checkout(table: PoolTable, timeout: float) -> Connection:
         find_table(table.name)  # raises: not running
         raise AssertionError("unreachable")
     ref = make_ref()
-    hooks = table.hooks.checkout
     started = time.perf_counter()
     try:
         lease = await request(
@@ -386,13 +380,14 @@ async def _checkout(table: PoolTable, timeout: float) -> Connection:
             pool=table.name, size=table.size, waiting=queue.waiting if queue else 0,
             max_waiting=table.pool.max_waiting,
         )
-    if hooks or table.hooks.query:
+    if CHECKOUT.handlers or QUERY.handlers:
         lease._queue_time = waited = time.perf_counter() - started
-        if hooks:
+        if CHECKOUT.handlers:
             queue = table.queue
-            Hooks.emit(hooks, CheckoutEvent(
-                table.name, waited, table.in_use, table.size, queue.waiting if queue else 0,
-            ))
+            CHECKOUT.emit({"queue_time": waited}, {
+                "pool": table.name, "in_use": table.in_use, "size": table.size,
+                "waiting": queue.waiting if queue else 0,
+            })
     return lease
 
 

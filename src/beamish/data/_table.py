@@ -19,7 +19,7 @@ from beamish._runtime.pid import Pid
 from beamish._runtime.tables import find_table as _find_table
 from beamish._runtime.tables import new_table as _new_table
 from beamish.data._queue import PoolQueue, RestartHistory
-from beamish.data._telemetry import Hooks, PoolStatistics
+from beamish.data._telemetry import PoolStatistics
 
 if TYPE_CHECKING:
     from beamish.data._lease import Connection
@@ -32,7 +32,7 @@ KEY = "beamish.data"
 
 class PoolTable:
     __slots__ = (
-        "checkouts", "connect_errors", "connected", "disconnects", "driver", "hooks",
+        "checkouts", "connect_errors", "connected", "disconnects", "driver",
         "in_use", "last_connect_error", "manager", "name", "overloads", "owners", "pool",
         "queue", "size", "slots", "timeouts",
     )
@@ -45,7 +45,6 @@ class PoolTable:
         self.manager: Pid | None = None
         self.queue: PoolQueue[Any, Any] | None = None
         self.owners: dict[Pid, Connection] = {}
-        self.hooks = Hooks()
         self.slots = [RestartHistory(pool.healthy_after) for _ in range(size)]
         self.connected = 0
         self.in_use = 0

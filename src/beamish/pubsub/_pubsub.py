@@ -148,18 +148,21 @@ class PubSub:
     @staticmethod
     def broadcast(pubsub: str, topic: str, message: Any,
                   dispatcher: Dispatcher | None = None) -> None:
-        """Send ``message`` to every subscriber of ``topic``, on every node."""
+        """Send ``message`` to every subscriber of ``topic``, on every node.
+
+        The other nodes are handed it first, then this node's subscribers get it (Phoenix's
+        order): a large fan-out here does not hold up the others'."""
         adapter = _adapter(pubsub)
-        PubSub.local_broadcast(pubsub, topic, message, dispatcher)
         adapter.broadcast(topic, message, dispatcher, None)
+        PubSub.local_broadcast(pubsub, topic, message, dispatcher)
 
     @staticmethod
     def broadcast_from(pubsub: str, from_pid: Pid, topic: str, message: Any,
                        dispatcher: Dispatcher | None = None) -> None:
         """Like ``broadcast``, skipping the subscriptions of ``from_pid``."""
         adapter = _adapter(pubsub)
-        PubSub.local_broadcast_from(pubsub, from_pid, topic, message, dispatcher)
         adapter.broadcast(topic, message, dispatcher, from_pid)
+        PubSub.local_broadcast_from(pubsub, from_pid, topic, message, dispatcher)
 
     @staticmethod
     def local_broadcast(pubsub: str, topic: str, message: Any,

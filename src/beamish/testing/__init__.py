@@ -9,6 +9,7 @@ and fails a test that leaves processes or asyncio tasks behind. The helpers:
 - ``start_supervised``/``stop_supervised``: servers that live as long as the test;
 - ``VirtualClock``: time that moves when the test says (the ``virtual_clock`` fixture);
 - ``wait_until_idle``: wait until every process has handled what was sent to it;
+- ``capture_events``: the telemetry events a block caused, as a list;
 - channel helpers (``channel_socket``, ``connect``, ``join``, ``subscribe_and_join``,
   ``push``, ``leave``, ``close``, ``assert_push``, ``assert_reply``, ``assert_broadcast``
   and their ``refute_`` twins): Phoenix.ChannelTest, in-process, no network;
@@ -33,6 +34,7 @@ from beamish.testing._receive import (
     refute_received,
 )
 from beamish.testing._supervised import start_supervised, stop_supervised, supervised_scope
+from beamish.testing._telemetry import Captured, EventCapture, capture_events
 from beamish.testing._two_nodes import Bridge, pubsub_on, second_node
 
 _WEB = (
@@ -86,7 +88,9 @@ except ModuleNotFoundError as exc:  # installed without the cluster extra
 __all__ = [
     "ASGIClient",
     "Bridge",
+    "Captured",
     "DriverSuite",
+    "EventCapture",
     "JoinError",
     "LeftoverError",
     "LocalCluster",
@@ -103,6 +107,7 @@ __all__ = [
     "assert_received",
     "assert_reply",
     "broadcast_from",
+    "capture_events",
     "channel_socket",
     "check_leftovers",
     "close",

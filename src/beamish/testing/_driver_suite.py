@@ -34,11 +34,11 @@ from beamish.data import (
     Pool,
     PoolOverloaded,
     PoolTimeout,
-    QueryEvent,
     TransactionError,
 )
 from beamish.testing._idle import wait_until_idle
 from beamish.testing._supervised import start_supervised
+from beamish.testing._telemetry import capture_events
 
 
 @contextlib.asynccontextmanager
@@ -362,22 +362,23 @@ class DriverSuite:
 
     # -- telemetry ------------------------------------------------------------------------
 
-    async def test_hooks_see_queries_and_checkouts(self, driver: Any) -> None:
+    async def test_telemetry_sees_queries_and_checkouts(self, driver: Any) -> None:
         async with pool_of(driver, size=self.size) as db:
-            queries: list[QueryEvent] = []
-            checkouts: list[Any] = []
-            detach = db.attach("query", queries.append)
-            db.attach("checkout", checkouts.append)
-            await db.fetch_value("SELECT 1")
-            with pytest.raises(Exception):  # noqa: B017
-                await db.execute("SELEKT")
-            detach()
-            await db.fetch_value("SELECT 2")
-            assert [(q.sql, q.error is None) for q in queries] == [
-                ("SELECT 1", True), ("SELEKT", False),
+            with capture_events(("beamish", "data", "checkout")) as checkouts:
+                with capture_events(("beamish", "data", "query")) as queries:
+                    await db.fetch_value("SELECT 1")
+                    with pytest.raises(Exception):  # noqa: B017
+                        await db.execute("SELEKT")
+                await db.fetch_value("SELECT 2")
+            assert [(q.metadata["sql"], q.metadata["error"] is None, q.metadata["pool"])
+                    for q in queries] == [
+                ("SELECT 1", True, db.name), ("SELEKT", False, db.name),
             ]
-            assert all(q.query_time > 0 and q.queue_time is not None for q in queries)
+            assert all(q.measurements["query_time"] > 0
+                       and q.measurements["queue_time"] is not None for q in queries)
             assert len(checkouts) == 3
-            assert checkouts[0].size == self.size and checkouts[0].in_use >= 1
+            first = checkouts[0]
+            assert first.metadata["size"] == self.size and first.metadata["in_use"] >= 1
+            assert first.measurements["queue_time"] >= 0
             stats = db.statistics()
             assert stats.checkouts == 3 and 1 <= stats.connected <= self.size

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from beamish._errors import NoRuntimeError, NotInProcessError, ProcessExit
+from beamish._runtime import events
 from beamish._runtime.entry import new_event_loop
 from beamish._runtime.runtime import Runtime
 from beamish.testing._clock import VirtualClock
@@ -163,6 +164,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 async def _run_test(rt: Runtime, fn: Any, kwargs: dict[str, Any], allow_leftovers: bool) -> None:
     await rt.start()
     failure: BaseException | None = None
+    attached = events.handlers()  # telemetry handlers the test attaches are detached after it
     try:
         async with supervised_scope():
             try:
@@ -182,6 +184,8 @@ async def _run_test(rt: Runtime, fn: Any, kwargs: dict[str, Any], allow_leftover
         failure = exc
     finally:
         await rt.stop(timeout=2.0)
+        for handler_id in events.handlers() - attached:
+            events.detach(handler_id)
     current = asyncio.current_task()
     pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
     if pending and failure is None:

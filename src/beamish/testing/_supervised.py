@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from beamish._errors import CallError, StartError, SupervisorError
 from beamish._otp.supervisor.supervisor import Supervisor
 from beamish._runtime.api import exit, is_alive
-from beamish._runtime.context import current_runtime
+from beamish._runtime.events import attach, detach
 from beamish._runtime.pid import Pid
 
 __all__ = ["start_supervised", "stop_supervised", "supervised_scope"]
@@ -39,7 +40,7 @@ class _Scope:
     def __init__(self) -> None:
         self.sup: Pid | None = None
         self.exit_reason: Any = None
-        self.detach: Callable[[], None] | None = None
+        self.detach: Callable[[], object] | None = None
         self.starting = asyncio.Lock()  # two start_supervised at once start one supervisor
 
     async def supervisor(self) -> Pid:
@@ -49,14 +50,16 @@ class _Scope:
                     [], strategy="one_for_one", max_restarts=MAX_RESTARTS,
                     max_seconds=MAX_SECONDS,
                 )
-                self.detach = current_runtime().instruments.attach("exit", self._exited)
+                handler_id = f"beamish.testing.supervised.{id(self)}"
+                attach(handler_id, ("beamish", "process", "exit"), self._exited)
+                self.detach = functools.partial(detach, handler_id)
         if not is_alive(self.sup):
             raise RuntimeError(self._died())
         return self.sup
 
-    def _exited(self, pid: Pid, reason: Any) -> None:
-        if pid == self.sup:
-            self.exit_reason = reason
+    def _exited(self, event: Any, measurements: Any, metadata: Any, config: Any) -> None:
+        if metadata["pid"] == self.sup:
+            self.exit_reason = metadata["reason"]
 
     def _died(self) -> str:
         return (

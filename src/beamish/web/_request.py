@@ -41,6 +41,8 @@ import contextvars
 import logging
 import os
 import re
+import time
+import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
@@ -51,6 +53,7 @@ from starlette.requests import ClientDisconnect
 from beamish._errors import ProcessExit, SystemLimitError
 from beamish._runtime.api import exit as exit_process
 from beamish._runtime.api import is_alive
+from beamish._runtime.events import event
 from beamish._runtime.messages import is_shutdown
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import sleep
@@ -82,6 +85,10 @@ _INCOMING_ID = re.compile(rb"[A-Za-z0-9._~+/=-]{8,200}\Z")
 
 log = logging.getLogger("beamish.web")
 
+REQUEST_START = event("beamish", "endpoint", "start")
+REQUEST_STOP = event("beamish", "endpoint", "stop")
+REQUEST_EXCEPTION = event("beamish", "endpoint", "exception")
+
 
 class Requests:
     """The request processes of one running endpoint: options, the table, the sweeper."""
@@ -106,11 +113,17 @@ class Requests:
         flight = Flight(self, scope, receive, send)
         scope[SCOPE_KEY] = flight
         key = 0
+        timed = REQUEST_STOP.handlers or REQUEST_EXCEPTION.handlers or REQUEST_START.handlers
+        began = time.monotonic() if timed else 0.0
+        crash: Exception | None = None
         try:
             async with self.runtime.as_process() as pid:
                 flight.pid = pid
                 key = pid.id
                 self.inflight.young[key] = flight
+                if REQUEST_START.handlers:
+                    REQUEST_START.emit({"monotonic_time": began, "system_time": time.time()},
+                                       flight.telemetry())
                 try:
                     await app(scope, flight.receive, flight.send)
                 except ClientDisconnect:
@@ -126,6 +139,7 @@ class Requests:
                 log.error("request refused: no process for it (%s: %s)", type(exc).__name__, exc)
                 await _respond(send, scope, 503, None, None, [(b"retry-after", b"1")])
                 return
+            crash = exc
             await self._crashed(flight, exc)
         else:
             if flight.status == 0 and flight.why is None:
@@ -136,6 +150,8 @@ class Requests:
                 )
                 await _answer(flight, 500)
         finally:
+            if timed and key:
+                _ended(flight, began, crash)
             scope.pop(SCOPE_KEY, None)  # the scope and the flight would hold each other
             if key and self.inflight.young.pop(key, None) is None:
                 self.inflight.old.pop(key, None)
@@ -143,6 +159,8 @@ class Requests:
                     flight.watcher.cancel()
 
     async def _crashed(self, flight: Flight, exc: Exception) -> None:
+        """Log the crash (with its traceback and request id) and answer 500 if nothing was
+        sent yet."""
         scope = flight.scope
         rid = flight.request_id()
         log.error(
@@ -208,8 +226,8 @@ class Flight:
 
     __slots__ = (
         "_id", "body_done", "born", "complete", "deadline", "owner", "pid", "raw_receive",
-        "raw_send", "reading", "relay", "scope", "status", "stopping", "watched", "watcher",
-        "why",
+        "raw_send", "reading", "relay", "route", "scope", "status", "stopping", "watched",
+        "watcher", "why",
     )
 
     def __init__(self, owner: Requests, scope: Scope, receive: Receive, send: Send) -> None:
@@ -231,6 +249,15 @@ class Flight:
         self.watcher: asyncio.Task[None] | None = None
         self.why: str | None = None
         self._id: str | None = None
+        self.route: str | None = None  # the matched route's template, told by the router
+
+    def telemetry(self) -> dict[str, Any]:
+        """The metadata of this request's telemetry events."""
+        scope = self.scope
+        return {
+            "method": scope.get("method"), "path": scope.get("path"), "route": self.route,
+            "status": self.status, "request_id": self.request_id(), "pid": self.pid,
+        }
 
     def request_id(self) -> str:
         """The request's id: the client's ``x-request-id`` if it sent a sane one, else ours."""
@@ -357,6 +384,23 @@ def _has_body(scope: Scope) -> bool:
 
 
 # -- helpers for the router and the endpoint ---------------------------------------------------
+
+
+def _ended(flight: Flight, began: float, crash: Exception | None) -> None:
+    """Emit the request's stop event, or its exception event when it crashed."""
+    ended = time.monotonic()
+    measurements = {"duration": ended - began, "monotonic_time": ended}
+    if crash is None:
+        if REQUEST_STOP.handlers:
+            metadata = flight.telemetry()
+            if flight.why is not None:
+                metadata["stopped"] = flight.why  # "timeout" or "disconnect"
+            REQUEST_STOP.emit(measurements, metadata)
+    elif REQUEST_EXCEPTION.handlers:
+        metadata = flight.telemetry()
+        metadata.update(kind=type(crash).__name__, reason=crash,
+                        stacktrace="".join(traceback.format_exception(crash)))
+        REQUEST_EXCEPTION.emit(measurements, metadata)
 
 
 def flight_of(scope: Scope) -> Flight | None:

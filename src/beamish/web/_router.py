@@ -44,6 +44,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from beamish.web._request import (
+    REQUEST_EXCEPTION,
+    REQUEST_STOP,
     ASGIApp,
     Receive,
     Scope,
@@ -313,6 +315,8 @@ class Router(_Routes):
                 by_method = table.static_http.get(path)
                 route = by_method.get(method) if by_method is not None else None
                 if route is not None:  # the fast path: a static route, one dict lookup
+                    if REQUEST_STOP.handlers or REQUEST_EXCEPTION.handlers:
+                        _note_route(scope, path)
                     handler, is_async, timeout = route.target
                     if timeout is not DEFAULT_TIMEOUT:
                         set_timeout(scope, timeout)
@@ -335,6 +339,8 @@ class Router(_Routes):
             if route is None:
                 await _not_found(scope, receive, send, match.allowed)
                 return
+            if REQUEST_STOP.handlers or REQUEST_EXCEPTION.handlers:
+                _note_route(scope, route.path.template)
             if match.params:
                 scope["path_params"] = {**scope.get("path_params", {}), **match.params}
             if route.kind == "mount":
@@ -361,6 +367,14 @@ class Router(_Routes):
             await _http_exception(scope, send, exc)
         except WebSocketException as exc:
             await send({"type": "websocket.close", "code": exc.code, "reason": exc.reason or ""})
+
+
+def _note_route(scope: Scope, template: str) -> None:
+    """Tell the request's telemetry which route served it (the template, not the path: a
+    metric tagged by route stays a handful of series)."""
+    flight = flight_of(scope)
+    if flight is not None:
+        flight.route = scope.get("root_path", "") + template
 
 
 def route_path(scope: Scope) -> str:
