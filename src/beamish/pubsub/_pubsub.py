@@ -21,6 +21,7 @@ from typing import Any
 from beamish._otp.registry.registry import Registry
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import current_runtime, send
+from beamish._runtime.events import event
 from beamish._runtime.pid import Pid
 from beamish._runtime.tables import find_table, new_table
 from beamish.pubsub._adapter import Adapter, LocalAdapter
@@ -36,6 +37,9 @@ _ADAPTERS = "beamish.pubsub"  # a running PubSub's adapter: the table (_ADAPTERS
 # Dispatchers by name, so that a broadcast can be described on the wire.
 _DISPATCHERS: dict[str, Dispatcher] = {}
 _DISPATCHER_NAMES: dict[Any, str] = {}
+
+BROADCAST = event("beamish", "pubsub", "broadcast")
+_NONE: dict[str, Any] = {}  # no measurements (never written)
 
 
 def register_dispatcher(name: str, dispatcher: Dispatcher) -> Dispatcher:
@@ -155,6 +159,8 @@ class PubSub:
         adapter = _adapter(pubsub)
         adapter.broadcast(topic, message, dispatcher, None)
         PubSub.local_broadcast(pubsub, topic, message, dispatcher)
+        if BROADCAST.handlers:
+            BROADCAST.emit(_NONE, {"pubsub": pubsub, "topic": topic, "from": None})
 
     @staticmethod
     def broadcast_from(pubsub: str, from_pid: Pid, topic: str, message: Any,
@@ -163,6 +169,8 @@ class PubSub:
         adapter = _adapter(pubsub)
         adapter.broadcast(topic, message, dispatcher, from_pid)
         PubSub.local_broadcast_from(pubsub, from_pid, topic, message, dispatcher)
+        if BROADCAST.handlers:
+            BROADCAST.emit(_NONE, {"pubsub": pubsub, "topic": topic, "from": from_pid})
 
     @staticmethod
     def local_broadcast(pubsub: str, topic: str, message: Any,

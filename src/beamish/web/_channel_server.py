@@ -43,11 +43,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
 from beamish._otp.gen_server.server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
 from beamish._runtime.api import monitor, send, trap_exit, unlink
+from beamish._runtime.events import event
 from beamish._runtime.messages import Down, is_clean_exit
 from beamish._runtime.request import ReplyTo, Request
 from beamish.pubsub import PubSub
@@ -66,13 +68,16 @@ _NO_REPLY = inspect.signature(Stop).parameters["reply"].default
 JOIN_CRASHED = {"reason": "join crashed"}
 _CLOSED = ("shutdown", "closed")
 _LEFT = ("shutdown", "left")
+JOINED = event("beamish", "channel", "join")
+HANDLED_IN = event("beamish", "channel", "handle_in")
+HANDLED_OUT = event("beamish", "channel", "handle_out")
 
 
 class ChannelServer(GenServer):
     """One joined channel's process. Started by a transport (or the test helpers) with
     ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
 
-    __slots__ = ("_channel", "_intercepts", "_transport_ref", "_writer")
+    __slots__ = ("_began", "_channel", "_intercepts", "_transport_ref", "_writer")
 
     display_name = "Channel"
 
@@ -98,6 +103,7 @@ class ChannelServer(GenServer):
         self._channel: Channel = channel_cls()
         self._intercepts: frozenset[str] = frozenset(channel_cls.intercept)
         self._transport_ref = monitor(socket.transport_pid)
+        self._began = time.monotonic() if JOINED.handlers else 0.0
         try:
             result = self._channel.join(socket.topic, payload, socket)
         except Exception as exc:
@@ -119,6 +125,7 @@ class ChannelServer(GenServer):
             _of(socket), type(exc).__name__, clip_text(exc),
             exc_info=(type(exc), exc, exc.__traceback__),
         )
+        self._told_join(socket, "crashed")
         return Stop(("join_crashed", socket.topic))
 
     def _joined(self, result: Any, socket: SocketState) -> Any:
@@ -130,6 +137,7 @@ class ChannelServer(GenServer):
                 pass
             case ("error", dict() as reply):
                 _reply(socket, socket.ref, "error", reply)
+                self._told_join(socket, "error")
                 return Ignore()
             case _:
                 _log.error(
@@ -137,6 +145,7 @@ class ChannelServer(GenServer):
                     "('ok', reply, socket) or ('error', reply), with a dict reply",
                     _name(socket), clip(socket.topic), clip(result), _of(socket),
                 )
+                self._told_join(socket, "crashed")
                 return Stop(("join_crashed", socket.topic))
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
         PubSub.subscribe(
@@ -148,7 +157,13 @@ class ChannelServer(GenServer):
         )
         self._writer = None  # the subscription holds it
         _reply(joined, socket.ref, "ok", reply)
+        self._told_join(joined, "ok")
         return Ok(joined)
+
+    def _told_join(self, socket: SocketState, result: str) -> None:
+        if JOINED.handlers and self._began:
+            JOINED.emit({"duration": time.monotonic() - self._began},
+                        _about(socket, result=result))
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -164,6 +179,8 @@ class ChannelServer(GenServer):
             return self._handle_in(message, socket)
         if kind is Broadcast and message.topic == socket.topic:
             if message.event in self._intercepts:
+                if HANDLED_OUT.handlers:
+                    return self._timed_out(message, socket)
                 return self._channel.handle_out(message.event, message.payload, socket)
             Channel.push(socket, message.event, message.payload)
             return NoReply(socket)
@@ -184,15 +201,42 @@ class ChannelServer(GenServer):
         if message.event == "phx_leave":
             _reply(socket, message.ref, "ok", {})
             return Stop(_LEFT, socket)
+        began = time.monotonic() if HANDLED_IN.handlers else 0.0
         result = self._channel.handle_in(
             message.event, message.payload, socket.replace(ref=message.ref)
         )
         if inspect.isawaitable(result):
-            return self._finish_in(result, message.ref)
+            return self._finish_in(result, began, message, socket)
+        if began and HANDLED_IN.handlers:
+            HANDLED_IN.emit({"duration": time.monotonic() - began},
+                            _about(socket, event=message.event))
         return self._in_result(result, message.ref)
 
-    async def _finish_in(self, awaitable: Awaitable[Any], ref: str | None) -> Any:
-        return self._in_result(await awaitable, ref)
+    async def _finish_in(self, awaitable: Awaitable[Any], began: float, message: Message,
+                         socket: SocketState) -> Any:
+        result = await awaitable
+        if began and HANDLED_IN.handlers:
+            HANDLED_IN.emit({"duration": time.monotonic() - began},
+                            _about(socket, event=message.event))
+        return self._in_result(result, message.ref)
+
+    def _timed_out(self, message: Broadcast, socket: SocketState) -> Any:
+        began = time.monotonic()
+        result = self._channel.handle_out(message.event, message.payload, socket)
+        if inspect.isawaitable(result):
+            return self._finish_out(result, began, message, socket)
+        if HANDLED_OUT.handlers:
+            HANDLED_OUT.emit({"duration": time.monotonic() - began},
+                             _about(socket, event=message.event))
+        return result
+
+    async def _finish_out(self, awaitable: Awaitable[Any], began: float, message: Broadcast,
+                          socket: SocketState) -> Any:
+        result = await awaitable
+        if HANDLED_OUT.handlers:
+            HANDLED_OUT.emit({"duration": time.monotonic() - began},
+                             _about(socket, event=message.event))
+        return result
 
     def _in_result(self, result: Any, ref: str | None) -> Any:
         match result:
@@ -291,3 +335,14 @@ def _socket_words(socket: SocketState) -> str:
 
 def _name(socket: SocketState) -> str:
     return socket.channel.__qualname__ if socket.channel is not None else "channel"
+
+
+def _about(socket: SocketState, **more: Any) -> dict[str, Any]:
+    """The metadata of a channel's telemetry events."""
+    channel = socket.channel
+    handler = socket.handler
+    return {
+        "topic": socket.topic, "channel": getattr(channel, "__qualname__", None),
+        "socket": getattr(handler, "__qualname__", None), "transport": socket.transport,
+        "pid": socket.channel_pid, **more,
+    }

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol, overload
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Stop
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._otp.supervisor.supervisor import Supervisor
+from beamish._runtime.events import event
 from beamish._runtime.pid import Pid
 from beamish.pubsub._pubsub import PubSub
 from beamish.pubsub._tracker import Tracker, UserDiffs
@@ -42,6 +43,8 @@ _OPTIONS = ("pubsub", "name", "dispatcher", *_TRACKER_OPTIONS)
 
 Presences = dict[str, dict[str, Any]]
 """``{key: {"metas": [meta, ...], ...}}``: the ``presence_state`` payload, by key."""
+
+DIFF = event("beamish", "presence", "diff")
 
 
 class SocketLike(Protocol):
@@ -401,6 +404,10 @@ class _Broadcaster(GenServer):
                 }
             message = Broadcast(topic, "presence_diff", payload)
             PubSub.local_broadcast(data.pubsub, topic, message, data.dispatcher)
+            if DIFF.handlers:
+                DIFF.emit({"joins": len(joins), "leaves": len(leaves)},
+                          {"topic": topic, "presence": type(presence).__qualname__,
+                           "pubsub": data.pubsub})
             payloads.append((topic, payload))
         handle_metas = getattr(presence, "handle_metas", None)
         if handle_metas is None:

@@ -49,6 +49,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from typing import Any, NoReturn
@@ -69,6 +70,7 @@ from beamish._runtime.api import (
     spawn_opt,
     wait_exit,
 )
+from beamish._runtime.events import event
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
@@ -90,6 +92,7 @@ __all__ = ["SocketTransport", "serve_socket"]
 
 _log = logging.getLogger("beamish.socket")
 
+CONNECTED = event("beamish", "socket", "connect")
 _INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops reading
 _DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
 
@@ -243,6 +246,7 @@ class SocketTransport(Actor):
     __slots__ = (
         "_asgi_send",
         "_backlog_watched",
+        "_began",
         "_by_pid",
         "_channels",
         "_clock",
@@ -295,10 +299,13 @@ class SocketTransport(Actor):
             options.max_backlog, options.max_backlog_bytes, current_runtime().clock
         )
         self._backlog_watched = False  # a _BacklogCheck is on its way
+        self._began = 0.0  # when connect began, if a telemetry handler wants it
 
     # -- connecting ---------------------------------------------------------------------------
 
     def started(self) -> Awaitable[None] | None:
+        if CONNECTED.handlers:
+            self._began = time.monotonic()
         self._clock = current_runtime().clock
         self._last_in = self._clock.now()
         socket = SocketState(
@@ -359,7 +366,16 @@ class SocketTransport(Actor):
             PubSub.subscribe(self._pubsub, socket_id)
         if self._watch_idle:
             send_after(self.pid, _IDLE, self._options.timeout)
+        self._told_connect("ok")
         return None
+
+    def _told_connect(self, result: str) -> None:
+        if self._began and CONNECTED.handlers:
+            CONNECTED.emit({"duration": time.monotonic() - self._began}, {
+                "socket": self._socket_cls.__qualname__, "transport": self._transport_name,
+                "result": result, "pid": self.pid,
+                "id": self._socket.id if self._socket is not None else None,
+            })
 
     async def _refuse_with_handler(self, info: dict[str, Any], reason: Any) -> NoReturn:
         """Answer a refused handshake with what the socket's ``error_handler`` returns."""
@@ -381,6 +397,7 @@ class SocketTransport(Actor):
         if "websocket.http.response" not in (scope.get("extensions") or {}):
             self._refuse(None, None)  # the server cannot answer a handshake with a response
         self._closing = True
+        self._told_connect("error")
         with contextlib.suppress(Exception):  # the client may be gone already
             await self._asgi_send({"type": "websocket.http.response.start", "status": status,
                                    "headers": list(response.raw_headers)})
@@ -394,6 +411,7 @@ class SocketTransport(Actor):
                 exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
             )
         self._closing = True
+        self._told_connect("error")
         with contextlib.suppress(Exception):
             write_now(self._asgi_send, {"type": "websocket.close"})  # 403 before the handshake
         raise ProcessExit("normal")

@@ -26,12 +26,15 @@ from beamish._otp.supervisor.child_spec import (
 )
 from beamish._otp.supervisor.strategy import Intensity, should_restart
 from beamish._otp.supervisor.supervisor import (
+    CHILD_RESTART,
+    GIVE_UP,
     ChildCounts,
     ChildInfo,
     _check_flags,
     gives_up,
     start_child_process,
     terminate_child_process,
+    told,
 )
 from beamish._runtime.api import monotonic, send, trap_exit
 from beamish._runtime.api import self as _self
@@ -288,6 +291,8 @@ class _DynamicServer(GenServer):
                     gives_up(self.intensity) if exceeded else
                     "restarting it" if restart else f"not restarting it ({child.spec.restart})",
                 )
+            if (exceeded and GIVE_UP.handlers) or (restart and CHILD_RESTART.handlers):
+                told(self, child.spec.id, pid, reason, exceeded)
             if exceeded:
                 return Stop("shutdown", state)
             if not restart:

@@ -33,6 +33,7 @@ from beamish._otp.supervisor.child_spec import (
 from beamish._otp.supervisor.strategy import STRATEGIES, Intensity, affected, should_restart
 from beamish._runtime.api import exit, monotonic, send, trap_exit, wait_exit
 from beamish._runtime.api import self as _self
+from beamish._runtime.events import event
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger("beamish.supervisor")
+CHILD_RESTART = event("beamish", "supervisor", "restart")
+GIVE_UP = event("beamish", "supervisor", "give_up")
 RESTARTING = "restarting"
 
 
@@ -443,6 +446,8 @@ class _SupervisorServer(GenServer):
                 "%s %s: child %s (%r) exited with reason %s; %s", self.label, self._who(),
                 child_name(child_id), child.pid, _short(reason), gives_up(self.intensity),
             )
+        if (exceeded and GIVE_UP.handlers) or (restart and CHILD_RESTART.handlers):
+            told(self, child_id, child.pid, reason, exceeded)
         child.pid = None
         if exceeded:
             return Stop("shutdown", state)
@@ -600,6 +605,20 @@ def _noreply(state: Any) -> NoReply:
 
 def _not_found(child_id: Any) -> _Error:
     return _Error(SupervisorError("not_found", f"no child with id {child_name(child_id)}"))
+
+
+def told(sup: Any, child_id: Any, pid: Any, reason: Any, exceeded: bool) -> None:
+    """Emit a supervisor's restart of a child, or its giving up (``beamish.supervisor.*``)."""
+    metadata = {
+        "supervisor": sup.pid, "name": sup._name, "child_id": child_id, "child_pid": pid,
+        "reason": reason,
+    }
+    if exceeded:
+        metadata["max_restarts"] = sup.intensity.max_restarts
+        metadata["max_seconds"] = sup.intensity.max_seconds
+        GIVE_UP.emit({"restarts": sup.intensity.max_restarts + 1}, metadata)
+    else:
+        CHILD_RESTART.emit({"count": 1}, metadata)
 
 
 def gives_up(intensity: Intensity) -> str:
