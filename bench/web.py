@@ -17,7 +17,10 @@ other processes on 127.0.0.1, sharing the machine's cores with the server:
 
 - **beamish**: ``beamish run web:BenchWeb`` (this module): an ``Endpoint`` whose ``Router``
   answers ``GET /`` with a plain-text hello in a process per request, and whose socket
-  ``/socket`` has a ``Channel`` on ``room:*`` that accepts every join;
+  ``/socket`` has a ``Channel`` on ``room:*`` that accepts every join; for HTTP also
+  **beamish with metrics**: the same server reporting ``beamish.telemetry``'s default
+  metrics to a Prometheus registry (and its poller running), to measure what telemetry
+  costs per request (target: at most 5% more server CPU);
 - **Starlette**: a ``Starlette`` app with the same hello route and a WebSocket endpoint that
   keeps its connections in a set;
 - **raw ASGI**, for reference (the floor: uvicorn's own cost): an ASGI callable that writes
@@ -95,6 +98,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from beamish import Application, Ok, Pid, Supervisor
 from beamish.pubsub import PubSub
+from beamish.telemetry import Poller, PrometheusReporter, default_metrics
 from beamish.web import Channel, Endpoint, Router, Socket, SocketState, broadcast
 
 DESCRIPTION = "Web benchmarks: beamish's endpoint and Channels against Starlette, on uvicorn."
@@ -143,9 +147,16 @@ async def beamish_broadcast(request: Request) -> PlainTextResponse:
     return PlainTextResponse(took(sent_at, cpu))
 
 
+METRICS = PrometheusReporter(default_metrics())
+router.mount("/metrics", METRICS.app())
+
+
 class BenchWeb(Application):
     async def start(self, start_type: Any, args: Any) -> Pid:
-        return await Supervisor.start_link([(PubSub, {"name": PUBSUB})], strategy="one_for_one")
+        children: list[Any] = [(PubSub, {"name": PUBSUB})]
+        if os.environ.get("BENCH_METRICS"):  # the "beamish-metrics" server
+            children += [METRICS.spec(), Poller.spec(period=1.0)]
+        return await Supervisor.start_link(children, strategy="one_for_one")
 
 
 ENDPOINT = Endpoint(
@@ -461,7 +472,10 @@ class Server:
         python = [sys.executable]
         if profile is not None:
             python += ["-m", "cProfile", "-o", profile]
-        if kind == "beamish":
+        env = dict(os.environ)
+        if kind == "beamish-metrics":  # BenchWeb then reports beamish's default metrics
+            env["BENCH_METRICS"] = "1"
+        if kind.startswith("beamish"):
             command = [
                 *python,
                 "-m",
@@ -484,7 +498,8 @@ class Server:
                 "--port",
                 str(self.port),
             ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        env=env)
 
     def __enter__(self) -> Server:
         deadline = time.monotonic() + 30
@@ -737,12 +752,13 @@ QUICK = Scale(
     repeats=1, wrk_seconds=3, wrk_warmup=1, connections=1_000, client_processes=4, broadcasts=3
 )
 
-HTTP_KINDS = ("raw", "starlette", "beamish")
+HTTP_KINDS = ("raw", "starlette", "beamish", "beamish-metrics")
 WS_KINDS = ("raw", "starlette", "beamish")
 NAMES = {
     "raw": "raw ASGI on uvicorn",
     "starlette": "Starlette on uvicorn",
     "beamish": "beamish Endpoint + Router",
+    "beamish-metrics": "the same, default metrics to Prometheus",
 }
 WS_NAMES = {
     "raw": "raw ASGI, loop of await send()",
@@ -805,6 +821,7 @@ def spread(results: list[Result], key: str, fmt: Callable[[float], str], label: 
 
 HTTP_RATE_SHARE = 0.90  # beamish's requests/s >= 90% of Starlette's
 HTTP_P99_FACTOR = 1.2  # beamish's HTTP p99 <= 1.2x Starlette's
+TELEMETRY_COST = 1.05  # server CPU per request with the default metrics <= 1.05x without
 MEMORY_FACTOR = 2.0  # beamish's bytes per connection <= 2x Starlette's
 BROADCAST_P99_FACTOR = 1.0  # beamish's broadcast p99 <= Starlette's
 
@@ -903,7 +920,19 @@ def http_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
             ),
         ),
     ]
-    return rows_for(lines, runs, failures, NAMES)
+    rows = rows_for(lines, runs, failures, NAMES)
+    if runs.get("beamish") and runs.get("beamish-metrics"):
+        off = median(runs["beamish"])["cpu_per_request"]
+        on = median(runs["beamish-metrics"])["cpu_per_request"]
+        rows.append((
+            "HTTP hello world: the cost of telemetry", NAMES["beamish-metrics"], size,
+            f"{on * 1e6:.1f} us server CPU/request with, {off * 1e6:.1f} without"
+            f"{spread(runs['beamish-metrics'], 'cpu_per_request', lambda v: f'{v * 1e6:.1f}')}",
+            f"{on / off:.2f}x",
+            verdict(on <= TELEMETRY_COST * off,
+                    f"<= {TELEMETRY_COST:.2f}x without ({on / off:.2f}x)"),
+        ))
+    return rows
 
 
 def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:

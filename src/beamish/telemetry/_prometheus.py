@@ -5,9 +5,15 @@
     router.mount("/metrics", metrics.app())   # the exposition, for Prometheus to scrape
 
 The reporter keeps its own ``CollectorRegistry``. While its process runs, one telemetry
-handler per event name updates that registry's metrics inline, in the process that emitted
-the event: a counter's ``inc``, a histogram's ``observe``, a gauge's ``set``; label children
-are looked up once per tag values and kept. The process detaches the handlers when it stops.
+handler per event name notes each event (one append to a list, in the process that
+emitted it); every ``batch`` events (default 1,000), and before each scrape, the notes are
+folded into plain figures (a count, a sum, a histogram's bucket counts, by tag values),
+which a scrape turns into Prometheus metric families for ``prometheus_client`` to write out.
+Per event, the emitting process pays for an append; the folding runs as one tight loop.
+(Updating ``prometheus_client``'s metrics inline, with their locks, cost 18 µs per HTTP
+request here.) The metadata noted is kept until the next fold: at most ``batch`` events'
+worth. The process detaches the handlers when it stops. Handlers run where events are
+emitted: on the event loop's thread, for beamish's.
 
 Series are bounded: a metric keeps at most ``max_series`` label sets (default 1,000); an
 event with tag values beyond them is counted under the label value ``"_other"`` and a
@@ -23,17 +29,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Summary,
-    generate_latest,
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
 )
 
 from beamish._otp.gen_server.server import GenServer, Ok
@@ -51,36 +56,29 @@ Allow = Callable[[Mapping[str, Any]], bool]
 
 
 class _Series:
-    """One definition's Prometheus metric and its label children, by tag values."""
+    """One definition's figures, by tag values: plain numbers updated inline (a counter's
+    count, a sum, a histogram's bucket counts), turned into Prometheus metric families only
+    when the registry is scraped (``collect``), as Elixir's Prometheus reporter aggregates in
+    ETS and formats on scrape."""
 
-    __slots__ = ("children", "definition", "max_series", "metric", "other", "update")
+    __slots__ = ("definition", "figures", "kind", "max_series", "other")
 
-    def __init__(self, definition: Metric, registry: CollectorRegistry, max_series: int
-                 ) -> None:
+    def __init__(self, definition: Metric, max_series: int) -> None:
         self.definition = definition
+        self.kind = definition.kind
         self.max_series = max_series
         self.other: tuple[str, ...] = ("_other",) * len(definition.tags)
-        name, doc = definition.exposed_name, definition.description or definition.name
-        labels = definition.tags
-        kind = definition.kind
-        metric: Any
-        if kind == "counter":
-            metric = Counter(name, doc, labels, registry=registry)
-            self.update = "inc"
-        elif kind == "sum":
-            metric = Gauge(name, doc, labels, registry=registry)  # a sum may go down
-            self.update = "inc"
-        elif kind == "last_value":
-            metric = Gauge(name, doc, labels, registry=registry)
-            self.update = "set"
-        elif kind == "summary":
-            metric = Summary(name, doc, labels, registry=registry)
-            self.update = "observe"
-        else:
-            metric = Histogram(name, doc, labels, registry=registry, buckets=definition.buckets)
-            self.update = "observe"
-        self.metric = metric
-        self.children: dict[tuple[str, ...], Any] = {}
+        # counter, sum, last_value: key -> number; summary: key -> [count, sum];
+        # distribution: key -> [count per bucket (not cumulative)..., +Inf count, sum]
+        self.figures: dict[tuple[str, ...], Any] = {}
+        if not definition.tags:  # one series, there from the start (at zero)
+            kind = definition.kind
+            if kind == "counter" or kind == "sum":
+                self.figures[()] = 0
+            elif kind == "summary":
+                self.figures[()] = [0, 0.0]
+            elif kind == "distribution":
+                self.figures[()] = [0] * (len(definition.buckets) + 2)
 
     def record(self, measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
         definition = self.definition
@@ -89,34 +87,87 @@ class _Series:
         value = definition.value(measurements, metadata)
         if value is None:
             return
-        if definition.tags:
-            key = definition.labels(metadata)
-            child = self.children.get(key)
-            if child is None:
-                if len(self.children) >= self.max_series:
-                    if self.other not in self.children:
-                        _log.warning(
-                            "metric %s has %d label sets, its limit: further ones are "
-                            "counted as %r (a tag with too many values?)",
-                            definition.exposed_name, self.max_series, "_other",
-                        )
-                    key = self.other
-                    child = self.children.get(key)
-                if child is None:
-                    child = self.children[key] = self.metric.labels(*key)
+        figures = self.figures
+        key = definition.labels(metadata) if definition.tags else ()
+        figure = figures.get(key)
+        if figure is None and len(figures) >= self.max_series:
+            if self.other not in figures:
+                _log.warning(
+                    "metric %s has %d label sets, its limit: further ones are counted as "
+                    "%r (a tag with too many values?)", definition.exposed_name,
+                    self.max_series, "_other",
+                )
+            key = self.other
+            figure = figures.get(key)
+        kind = self.kind
+        if kind == "counter" or kind == "sum":
+            figures[key] = (figure or 0) + value
+        elif kind == "last_value":
+            figures[key] = value
+        elif kind == "summary":
+            if figure is None:
+                figure = figures[key] = [0, 0.0]
+            figure[0] += 1
+            figure[1] += value
         else:
-            child = self.metric
-        getattr(child, self.update)(value)
+            buckets = definition.buckets
+            if figure is None:
+                figure = figures[key] = [0] * (len(buckets) + 2)
+            figure[bisect_left(buckets, value)] += 1
+            figure[-1] += value
+
+    def family(self) -> Any:
+        """The metric family prometheus_client exposes, from the figures now."""
+        definition = self.definition
+        name, doc = definition.exposed_name, definition.description or definition.name
+        tags = list(definition.tags)
+        kind = self.kind
+        figures = list(self.figures.items())
+        if kind == "counter":
+            family: Any = CounterMetricFamily(name, doc, labels=tags)
+            for key, count in figures:
+                family.add_metric(list(key), count)
+        elif kind == "sum" or kind == "last_value":
+            family = GaugeMetricFamily(name, doc, labels=tags)
+            for key, number in figures:
+                family.add_metric(list(key), number)
+        elif kind == "summary":
+            family = SummaryMetricFamily(name, doc, labels=tags)
+            for key, (count, total) in figures:
+                family.add_metric(list(key), count, total)
+        else:
+            family = HistogramMetricFamily(name, doc, labels=tags)
+            bounds = [*(repr(float(b)) for b in definition.buckets), "+Inf"]
+            for key, figure in figures:
+                running, cumulative = 0, []
+                for bound, count in zip(bounds, figure[:-1], strict=True):
+                    running += count
+                    cumulative.append((bound, running))
+                family.add_metric(list(key), cumulative, figure[-1])
+        return family
 
 
-@mark_shared  # its registry is made to be updated from anywhere (prometheus_client locks)
+class _Collector:
+    """The reporter's series, for prometheus_client's registry to collect on a scrape."""
+
+    def __init__(self, series: list[_Series]) -> None:
+        self.series = series
+
+    def collect(self) -> Iterator[Any]:
+        for one in self.series:
+            yield one.family()
+
+
+@mark_shared  # its figures are updated by every process that emits its events, by design
 class PrometheusReporter:
     """Metric definitions kept in a Prometheus registry of their own (see the module)."""
 
     def __init__(self, metrics: Iterable[Metric], *,
-                 registry: CollectorRegistry | None = None, max_series: int = 1_000) -> None:
-        if type(max_series) is not int or max_series < 1:
-            raise ValueError(f"max_series must be a positive int, got {max_series!r}")
+                 registry: CollectorRegistry | None = None, max_series: int = 1_000,
+                 batch: int = 1_000) -> None:
+        for label, number in (("max_series", max_series), ("batch", batch)):
+            if type(number) is not int or number < 1:
+                raise ValueError(f"{label} must be a positive int, got {number!r}")
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = tuple(metrics)
         names = [m.exposed_name for m in self.metrics]
@@ -124,24 +175,45 @@ class PrometheusReporter:
         if taken:
             raise ValueError(f"two metrics would be exposed as {sorted(taken)}: rename one")
         self._by_event: dict[EventName, list[_Series]] = {}
+        every = []
         for definition in self.metrics:
-            series = _Series(definition, self.registry, max_series)
+            series = _Series(definition, max_series)
+            every.append(series)
             self._by_event.setdefault(definition.event_name, []).append(series)
+        self.registry.register(_Collector(every))
+        self.batch = batch
+        self._pending: list[tuple[EventName, Mapping[str, Any], Mapping[str, Any]]] = []
         self.handler_id = f"beamish.prometheus.{next(_ids)}"
 
     # -- attaching ------------------------------------------------------------------------
 
     def attach(self) -> None:
         """Attach the handlers now (``spec()``'s process does it for you)."""
-        by_event = self._by_event
+        pending = self._pending
+        append = pending.append
+        limit = self.batch
 
         def handle(event: EventName, measurements: Mapping[str, Any],
                    metadata: Mapping[str, Any], config: Any) -> None:
-            for series in by_event[event]:
-                series.record(measurements, metadata)
+            append((event, measurements, metadata))
+            if len(pending) >= limit:
+                self.flush()
 
         detach(self.handler_id)  # a restarted process attaches afresh
-        attach_many(self.handler_id, list(by_event), handle)
+        attach_many(self.handler_id, list(self._by_event), handle)
+
+    def flush(self) -> None:
+        """Fold the events noted since the last flush into the figures (a scrape does it
+        first; so does the handler every ``batch`` events)."""
+        pending = self._pending
+        if not pending:
+            return
+        batch = pending.copy()
+        pending.clear()
+        by_event = self._by_event
+        for event, measurements, metadata in batch:
+            for series in by_event[event]:
+                series.record(measurements, metadata)
 
     def detach(self) -> None:
         detach(self.handler_id)
@@ -154,6 +226,7 @@ class PrometheusReporter:
 
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""
+        self.flush()
         return generate_latest(self.registry)
 
     def app(self, *, allow: Allow | bool | None = None) -> Callable[..., Any]:

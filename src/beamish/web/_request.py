@@ -151,7 +151,15 @@ class Requests:
                 await _answer(flight, 500)
         finally:
             if timed and key:
-                _ended(flight, began, crash)
+                if crash is None and flight.why is None and REQUEST_STOP.handlers:
+                    ended = time.monotonic()  # the common case, inline: it is per request
+                    REQUEST_STOP.emit({"duration": ended - began, "monotonic_time": ended}, {
+                        "method": scope.get("method"), "path": scope.get("path"),
+                        "route": flight.route, "status": flight.status,
+                        "request_id": flight._id or flight.request_id(), "pid": flight.pid,
+                    })
+                else:
+                    _ended(flight, began, crash)
             scope.pop(SCOPE_KEY, None)  # the scope and the flight would hold each other
             if key and self.inflight.young.pop(key, None) is None:
                 self.inflight.old.pop(key, None)

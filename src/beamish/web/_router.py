@@ -46,6 +46,7 @@ from starlette.websockets import WebSocket
 from beamish.web._request import (
     REQUEST_EXCEPTION,
     REQUEST_STOP,
+    SCOPE_KEY,
     ASGIApp,
     Receive,
     Scope,
@@ -316,7 +317,9 @@ class Router(_Routes):
                 route = by_method.get(method) if by_method is not None else None
                 if route is not None:  # the fast path: a static route, one dict lookup
                     if REQUEST_STOP.handlers or REQUEST_EXCEPTION.handlers:
-                        _note_route(scope, path)
+                        flight = scope.get(SCOPE_KEY)  # the request's telemetry: its route
+                        if flight is not None:
+                            flight.route = scope.get("root_path", "") + path
                     handler, is_async, timeout = route.target
                     if timeout is not DEFAULT_TIMEOUT:
                         set_timeout(scope, timeout)
