@@ -70,9 +70,10 @@ class Metric:
         return measurements.get(measurement) if measurement is not None else None
 
     def labels(self, metadata: Mapping[str, Any]) -> tuple[str, ...]:
-        """The tag values of one event, as text, in the order of ``tags``."""
+        """The tag values of one event, as text, in the order of ``tags`` (a missing or None
+        value is the empty string)."""
         source = self.tag_values(metadata) if self.tag_values is not None else metadata
-        return tuple("" if (v := source.get(tag)) is None else str(v) for tag in self.tags)
+        return tuple([_text(source.get(tag)) for tag in self.tags])
 
     @property
     def exposed_name(self) -> str:
@@ -81,6 +82,10 @@ class Metric:
         if self.unit and not base.endswith("_" + self.unit):
             base += "_" + self.unit
         return base
+
+
+def _text(value: Any) -> str:
+    return value if type(value) is str else "" if value is None else str(value)
 
 
 def _define(kind: Kind, name: str, *, event_name: Iterable[str] | None = None,

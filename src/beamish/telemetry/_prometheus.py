@@ -84,7 +84,12 @@ class _Series:
         definition = self.definition
         if definition.keep is not None and not definition.keep(metadata):
             return
-        value = definition.value(measurements, metadata)
+        if self.kind == "counter":
+            value: Any = 1
+        elif type(measurement := definition.measurement) is str:
+            value = measurements.get(measurement)
+        else:
+            value = definition.value(measurements, metadata)
         if value is None:
             return
         figures = self.figures
