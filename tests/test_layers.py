@@ -16,6 +16,7 @@ LAYERS = {
     "beamish.pubsub": 2,
     "beamish.data": 2,
     "beamish.telemetry": 2,
+    "beamish.logs": 2,
     "beamish.upgrade": 2,
     "beamish.web": 3,
     "beamish.dashboard": 4,

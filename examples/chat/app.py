@@ -8,7 +8,9 @@ and open http://127.0.0.1:4000. ::
     ├── ChatPresence                   who is in each room
     ├── Pool "chat.db"                  SQLite connections, each in a process of its own
     ├── (migrations)                   applies migrations/*.sql once, then stops
-    └── Rooms                          a process per room, with its history (rooms.py)
+    ├── Rooms                          a process per room, with its history (rooms.py)
+    ├── (metrics)                      beamish's default metrics, at /metrics (this machine)
+    └── Poller                         the node's and the machine's figures, every 5 s
 
 Settings (environment variables): ``CHAT_DATABASE``, the SQLite file the messages are kept
 in (``var/chat.sqlite3`` in the repository; ``:memory:`` keeps them only while the node
@@ -28,6 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from beamish import Application, Pid, Settings, Supervisor
 from beamish.data import Pool, SQLite
 from beamish.pubsub import PubSub
+from beamish.telemetry import Poller, PrometheusReporter, default_metrics
 from beamish.web import Endpoint, Router
 
 from . import rooms
@@ -39,6 +42,7 @@ MIGRATIONS = HERE / "migrations"
 PHOENIX = HERE.parents[1] / "node_modules" / "phoenix" / "priv" / "static"
 
 log = logging.getLogger("chat")
+METRICS = PrometheusReporter(default_metrics())
 
 
 class ChatSettings(Settings):
@@ -65,6 +69,8 @@ class Chat(Application):
             db.child_spec(),
             db.migrator(MIGRATIONS),
             (rooms.Rooms, room_options),
+            METRICS.spec(),
+            Poller.spec(period=5.0),
         ]
         return await Supervisor.start_link(
             children, strategy="rest_for_one", name="chat.supervisor"
@@ -84,6 +90,7 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "rooms": rooms.count()})
 
 
+router.mount("/metrics", METRICS.app(), name="metrics")  # Prometheus; this machine only
 router.static("/assets", directory=HERE / "static", name="assets")
 if PHOENIX.is_dir():
     router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")

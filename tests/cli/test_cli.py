@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -369,3 +370,15 @@ def test_run_help_defaults_are_the_servers():
     assert _commands.DEFAULT_MAX_HEADER_BYTES == _edge.DEFAULT_MAX_HEADER_BYTES
     assert _commands.DEFAULT_MAX_HEADERS == _edge.DEFAULT_MAX_HEADERS
     assert _commands.DEFAULT_KEEP_ALIVE_TIMEOUT == _serve.DEFAULT_KEEP_ALIVE_TIMEOUT
+
+
+def test_run_log_format_json_writes_one_object_per_line_naming_the_process(node):
+    n = node("crash", "--log-format", "json")
+    assert n.finish() == ExitCode.CRASHED, n.stderr
+    entries = [json.loads(line) for line in n.seen if line.strip()]
+    assert {e["logger"] for e in entries} >= {"beamish.application", "beamish.supervisor"}
+    crash = next(e for e in entries if e["logger"] == "beamish.gen_server")
+    assert crash["level"] == "error" and crash["pid"].startswith("<0.")
+    assert "RuntimeError: boom" in crash["exception"]
+    report = next(e for e in entries if e["logger"] == "beamish.supervisor")
+    assert report["pid"].startswith("<0.") and "restarting it" in report["message"]

@@ -238,3 +238,18 @@ async def test_chat_messages_outlive_the_node(chat_database):
         ]
         first, second = (int(m["id"]) for m in response["messages"])
         assert first < second
+
+
+async def test_chat_serves_its_metrics_to_this_machine():
+    async with serving() as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/health")).status_code == 200
+        async with member(url, "room:metrics", "ada") as ada:
+            await ada.push("room:metrics", "new_msg", {"body": "hi"})
+        text = (await http.get("/metrics")).text
+    requests = [line for line in text.splitlines()
+                if line.startswith("beamish_endpoint_requests_total{")]
+    assert any('route="/health"' in line and 'status="200"' in line for line in requests)
+    joins = [line for line in text.splitlines() if line.startswith("beamish_channel_joins_total{")]
+    assert any('result="ok"' in line and float(line.split()[-1]) >= 1 for line in joins), joins
+    assert "beamish_data_query_query_time_seconds_bucket" in text
+

@@ -91,6 +91,12 @@ def _engine(url: str) -> Any:
     help="The lowest level logged (to stderr).",
 )
 @click.option(
+    "--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default="text",
+    show_default=True, envvar="BEAMISH_LOG_FORMAT", show_envvar=True,
+    help="Log records as readable lines (text) or one JSON object per line (json); both "
+    "carry the pid, process name and request id of the process that logged.",
+)
+@click.option(
     "--app-dir", default=".", show_default=True, type=click.Path(file_okay=False),
     envvar="BEAMISH_APP_DIR", show_envvar=True,
     help="The directory to import MODULE from.",
@@ -170,7 +176,8 @@ def _engine(url: str) -> Any:
 )
 @click.option("--reuse-port", is_flag=True, hidden=True, envvar="BEAMISH_REUSE_PORT")
 def run(
-    target: str, shutdown_timeout: float, log_level: str, app_dir: str, host: str, port: int,
+    target: str, shutdown_timeout: float, log_level: str, log_format: str, app_dir: str,
+    host: str, port: int,
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
     node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
@@ -201,7 +208,7 @@ def run(
     node kept exiting on its own (more than 3 restarts within 5s), 4 when a node's stop was
     cut short.
     """
-    configure_logging(log_level)
+    configure_logging(log_level, log_format.lower())
     app = load_application(target, app_dir)
     services = services_for(
         app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,

@@ -1,9 +1,11 @@
-"""Logging for ``beamish run``: one readable line per event, on standard error.
+"""Logging for ``beamish run``: one record per event, on standard error, process-aware.
 
 Supervisor reports (``beamish.supervisor``) name the supervisor, the child, its exit reason
 and the restart taken; crash reports (``beamish.gen_server``, ``beamish.process``) add the
 traceback; ``beamish.application`` and ``beamish.cli`` tell the node's life. The user's own
-loggers go through the same handler.
+loggers go through the same handler. Every record made inside a process carries its pid,
+name and request id (``beamish.logs``); ``--log-format text`` writes readable lines,
+``json`` one JSON object per line.
 """
 
 from __future__ import annotations
@@ -11,18 +13,22 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["FORMAT", "configure_logging"]
+from beamish.logs import JsonFormatter, TextFormatter
 
-FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+__all__ = ["FORMATS", "configure_logging"]
+
+FORMATS = ("text", "json")
 
 
-def configure_logging(level: str) -> None:
-    """Send every log record at ``level`` or above to stderr (unless already configured)."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Send every log record at ``level`` or above to stderr (unless already configured),
+    as ``log_format`` says."""
+    if log_format not in FORMATS:
+        raise ValueError(f"the log format is one of {', '.join(FORMATS)}, got {log_format!r}")
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+        handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
         root.addHandler(handler)
     root.setLevel(level.upper())
     logging.captureWarnings(True)

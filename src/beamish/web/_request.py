@@ -43,6 +43,7 @@ import os
 import re
 import time
 import traceback
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
@@ -58,6 +59,7 @@ from beamish._runtime.messages import is_shutdown
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import sleep
 from beamish._runtime.runtime import Runtime
+from beamish.logs import add_provider
 from beamish.web._clip import clip_text
 from beamish.web._inflight import InFlight, ticks_for
 
@@ -90,6 +92,22 @@ REQUEST_STOP = event("beamish", "endpoint", "stop")
 REQUEST_EXCEPTION = event("beamish", "endpoint", "exception")
 
 
+_LIVE: weakref.WeakSet[Requests] = weakref.WeakSet()  # for the log records' request ids
+
+
+def _request_id_of(pid: Pid) -> str | None:
+    """The request id of the request whose process is ``pid`` (log records ask)."""
+    for requests in _LIVE:
+        flights = requests.inflight
+        flight = flights.young.get(pid.id) or flights.old.get(pid.id)
+        if flight is not None and flight.pid == pid:
+            return flight.request_id()
+    return None
+
+
+add_provider(_request_id_of)
+
+
 class Requests:
     """The request processes of one running endpoint: options, the table, the sweeper."""
 
@@ -105,6 +123,7 @@ class Requests:
         self.header = request_id_header.lower().encode("latin-1") if request_id_header else None
         self.prefix = base64.b32encode(os.urandom(5)).decode().lower() + "-"
         self.sweeper: Pid | None = None
+        _LIVE.add(self)
 
     # -- one request ---------------------------------------------------------------------
 
