@@ -80,12 +80,13 @@ class ProcessExit(BaseException):
 
     ``reported=True`` says the exit is a crash that the process has already reported (a
     behaviour such as GenServer logs its own crash report): the runtime counts it in
-    ``statistics().crashed`` and runs the ``crash`` instrument hooks, without logging it
-    a second time. An exception that escapes a process is a crash too, which the runtime
-    logs itself.
+    ``statistics().crashed`` and emits the ``beamish.process.crash`` telemetry event,
+    without logging it a second time. ``reported`` may be a dict of what the behaviour
+    knows for the event's crash report: ``behaviour``, ``message``, ``state``. An
+    exception that escapes a process is a crash too, which the runtime logs itself.
     """
 
-    def __init__(self, reason: Any, *, reported: bool = False) -> None:
+    def __init__(self, reason: Any, *, reported: bool | dict[str, Any] = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.reported = reported

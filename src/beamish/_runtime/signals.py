@@ -33,10 +33,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from beamish._runtime.crash import CrashReport, crash_report
 from beamish._runtime.events import event
 from beamish._runtime.isolation import isolate
 from beamish._runtime.mailbox import deliver
-from beamish._runtime.messages import Crash, Down, Exit
+from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor, Process
 
@@ -85,7 +86,7 @@ class Signals:
 
     def _exit_process(
         self, proc: Process, reason: Any, *, from_inside: bool = False, uncaught: bool = False,
-        reported: bool = False,
+        reported: bool | dict[str, Any] = False,
     ) -> None:
         """End ``proc`` with ``reason`` (no-op if it already ended).
 
@@ -93,7 +94,8 @@ class Signals:
         must not be cancelled). A crash is counted and told to the ``crash`` hooks once:
         ``uncaught`` says an exception escaped the process, which is logged here;
         ``reported`` that the process reported its own crash (``ProcessExit(reason,
-        reported=True)``), so it is not logged again.
+        reported=True)``, or a dict of what its behaviour knows: ``crash.py``), so it is
+        not logged again.
         """
         pid = proc.pid
         if pid._proc is None:
@@ -124,10 +126,12 @@ class Signals:
                 waiter.cancel()
         if uncaught or reported:
             self.crashed += 1
-            if uncaught:
-                _log_crash(proc, reason)
-            if _CRASH.handlers:
-                _CRASH.emit(_NONE, {"pid": pid, "reason": reason})
+            if uncaught or _CRASH.handlers:
+                report = crash_report(proc, reason, reported)
+                if uncaught:
+                    _log_crash(proc, report)
+                if _CRASH.handlers:
+                    _CRASH.emit(_NONE, {"pid": pid, "reason": reason, "report": report})
         if (
             proc.links is None and not proc.watchers and not proc.monitors
             and not _EXIT.handlers
@@ -295,13 +299,13 @@ def links_of(proc: Process) -> tuple[Pid, ...]:
     return (links,) if type(links) is Pid else tuple(links)  # type: ignore[arg-type]
 
 
-def _log_crash(proc: Process, reason: Any) -> None:
-    exc = reason.exception if type(reason) is Crash else None
+def _log_crash(proc: Process, report: CrashReport) -> None:
+    exc = report.exception
     name = f" ({proc.name})" if proc.name else ""
     what = type(proc.actor).__qualname__ if proc.actor is not None else _describe(proc.initial)
     _log.error(
-        "process %r%s running %s crashed: %s: %s",
-        proc.pid, name, what, type(exc).__name__, exc,
+        "process %r%s running %s crashed: %s: %s\n%s",
+        proc.pid, name, what, type(exc).__name__, exc, "\n".join(report.lines()[1:]),
         exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
     )
 

@@ -20,6 +20,7 @@ part of the web extra); the bus needs nothing.
 """
 
 from beamish._public import publish
+from beamish._runtime.crash import CrashReport
 from beamish._runtime.events import (
     Event,
     EventName,
@@ -45,10 +46,10 @@ from beamish.telemetry._metrics import (
 )
 
 __all__ = [
-    "DEFAULT_BUCKETS", "Event", "EventName", "Handler", "HandlerExists", "Metric", "Poller",
-    "PrometheusReporter", "attach", "attach_many", "counter", "default_metrics", "detach",
-    "distribution", "event", "execute", "last_value", "list_handlers", "span", "sum",
-    "summary",
+    "DEFAULT_BUCKETS", "CrashReport", "Event", "EventName", "Handler", "HandlerExists",
+    "Metric", "Poller", "PrometheusReporter", "attach", "attach_many", "counter",
+    "default_metrics", "detach", "distribution", "event", "execute", "last_value",
+    "list_handlers", "span", "sum", "summary",
 ]
 
 try:  # the reporter and the poller need the telemetry extra

@@ -59,6 +59,7 @@ from beamish._runtime.api import (
     unlink,
 )
 from beamish._runtime.api import self as _self
+from beamish._runtime.crash import ancestors_of
 from beamish._runtime.isolation import isolate, mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
@@ -450,7 +451,7 @@ class GenServer(Actor, ChildSpecOptions):
 
     def _init_failed(
         self, ack: asyncio.Future[Any], reason: Any, exc: BaseException | None,
-        *, exit_reason: Any = None, reported: bool = False,
+        *, exit_reason: Any = None, reported: bool | dict[str, Any] = False,
     ) -> NoReturn:
         """End a start that failed: the starter gets ``reason``; the process exits with
         ``exit_reason`` (default ``reason``), a crash if init raised (logged here) or if
@@ -631,19 +632,23 @@ class GenServer(Actor, ChildSpecOptions):
                 reply(*answer)
         raise ProcessExit(reason, reported=self._report(reason, exc))
 
-    def _report(self, reason: Any, exc: BaseException | None) -> bool:
-        """Log the crash report of an abnormal exit; True if there was one."""
+    def _report(self, reason: Any, exc: BaseException | None) -> dict[str, Any] | bool:
+        """Log the crash report of an abnormal exit; then what the kernel's crash report
+        adds (``_runtime/crash.py``), or False if it was no crash."""
         if is_clean_exit(reason):
             return False
         crash = exc if exc is not None and isinstance(exc, Exception) else None
         hint = reason.hint if type(reason) is BadReturnValue else None
+        record = getattr(self.pid, "_proc", None)
+        ancestors = ancestors_of(record) if record is not None else ()
         _log.error(
-            "%s %s terminating\n** reason: %s%s\n** last message: %s\n** state: %s",
+            "%s %s terminating\n** reason: %s%s\n** last message: %s\n** state: %s%s",
             _display(type(self)), self._who(), _short(reason),
             f"\n** {hint}" if hint else "", _short(self._last), _short(self._state),
+            "\n** ancestors: " + ", ".join(map(repr, ancestors)) if ancestors else "",
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
-        return True
+        return {"behaviour": _behaviour(type(self)), "message": self._last, "state": self._state}
 
     # -- system requests --------------------------------------------------------------------
 
@@ -718,6 +723,18 @@ class _SysFailure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _behaviour(cls: type[GenServer]) -> str:
+    """The behaviour a server class is: its nearest class of beamish's own (GenServer,
+    Supervisor, Agent...), or its display name (a channel's process says Channel)."""
+    if getattr(cls, "display_name", None):
+        return _display(cls)
+    for klass in cls.__mro__:
+        module = klass.__module__  # a public class says "beamish", a private one its path
+        if module == "beamish" or module.startswith("beamish."):
+            return getattr(klass, "__qualname__", "GenServer")
+    return "GenServer"
 
 
 def _display(cls: type[GenServer]) -> str:
