@@ -69,5 +69,13 @@ except ModuleNotFoundError as exc:  # installed without it
             )
         raise AttributeError(f"module 'beamish.telemetry' has no attribute {name!r}")
 
+try:  # traces need opentelemetry-api (pip install opentelemetry-api)
+    from beamish.telemetry._opentelemetry import OpenTelemetryTracer
+
+    __all__ += ["OpenTelemetryTracer"]
+except ModuleNotFoundError as exc:
+    if (exc.name or "beamish").partition(".")[0] == "beamish":
+        raise
+
 publish(globals(), __all__, __name__)
 del publish

@@ -344,5 +344,5 @@ def _about(socket: SocketState, **more: Any) -> dict[str, Any]:
     return {
         "topic": socket.topic, "channel": getattr(channel, "__qualname__", None),
         "socket": getattr(handler, "__qualname__", None), "transport": socket.transport,
-        "pid": socket.channel_pid, **more,
+        "pid": socket.channel_pid, "transport_pid": socket.transport_pid, **more,
     }

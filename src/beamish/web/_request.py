@@ -141,8 +141,10 @@ class Requests:
                 key = pid.id
                 self.inflight.young[key] = flight
                 if REQUEST_START.handlers:
+                    metadata = flight.telemetry()
+                    metadata["headers"] = scope.get("headers") or ()
                     REQUEST_START.emit({"monotonic_time": began, "system_time": time.time()},
-                                       flight.telemetry())
+                                       metadata)
                 try:
                     await app(scope, flight.receive, flight.send)
                 except ClientDisconnect:

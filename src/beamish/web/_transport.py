@@ -358,6 +358,7 @@ class SocketTransport(Actor):
         self._socket = socket.replace(id=socket_id, transport_pid=self.pid)
         accept: dict[str, Any] = {"type": "websocket.accept"}
         requested = (self._scope or {}).get("subprotocols") or ()
+        headers = (self._scope or {}).get("headers") or ()
         self._scope = None
         if "phoenix" in requested:
             accept["subprotocol"] = "phoenix"
@@ -366,14 +367,14 @@ class SocketTransport(Actor):
             PubSub.subscribe(self._pubsub, socket_id)
         if self._watch_idle:
             send_after(self.pid, _IDLE, self._options.timeout)
-        self._told_connect("ok")
+        self._told_connect("ok", headers)
         return None
 
-    def _told_connect(self, result: str) -> None:
+    def _told_connect(self, result: str, headers: Any = ()) -> None:
         if self._began and CONNECTED.handlers:
             CONNECTED.emit({"duration": time.monotonic() - self._began}, {
                 "socket": self._socket_cls.__qualname__, "transport": self._transport_name,
-                "result": result, "pid": self.pid,
+                "result": result, "pid": self.pid, "headers": headers,
                 "id": self._socket.id if self._socket is not None else None,
             })
 
