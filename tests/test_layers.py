@@ -19,7 +19,7 @@ LAYERS = {
     "beamish.logs": 2,
     "beamish.upgrade": 2,
     "beamish.web": 3,
-    "beamish.dashboard": 4,
+    "beamish.dashboard": 4,  # above web: its page is a socket and a channel
     "beamish.cluster": 5,
     "beamish.cli": 5,
     "beamish.testing": 5,

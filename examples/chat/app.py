@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from beamish import Application, Pid, Settings, Supervisor
+from beamish.dashboard import Dashboard
 from beamish.data import Pool, SQLite
 from beamish.pubsub import PubSub
 from beamish.telemetry import Poller, PrometheusReporter, default_metrics
@@ -91,6 +92,10 @@ async def health(request: Request) -> Response:
 
 
 router.mount("/metrics", METRICS.app(), name="metrics")  # Prometheus; this machine only
+# The live dashboard, for this machine only and without credentials: the demo's
+# development mode (an application of yours passes allow=a check of its own).
+router.mount("/dashboard", Dashboard(pubsub=PUBSUB, allow="local", title="chat").app(),
+             name="dashboard")
 router.static("/assets", directory=HERE / "static", name="assets")
 if PHOENIX.is_dir():
     router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")

@@ -201,3 +201,44 @@ def test_chat_on_two_nodes_pages_on_different_nodes_talk_and_see_who_is_online(t
         code = server.stop()
         server.close()
     assert code == 0
+
+
+def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_back(
+    chat_node, tmp_path,
+):
+    executable = chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    url = chat_node().url()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            problems: list[str] = []
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("pageerror", lambda error: problems.append(f"page: {error}"))
+            page.goto(url + "/dashboard/")
+            expect(page.locator("#status")).to_have_text("live", timeout=WAIT_MS)
+            expect(page.locator("[data-card=node] .value")).to_contain_text("@",
+                                                                           timeout=WAIT_MS)
+            expect(page.locator("#banner")).to_contain_text("development mode")
+            page.screenshot(path=str(tmp_path / "dashboard-home.png"))
+            page.click("nav a[data-page=processes]")
+            page.fill("#search", "Poller")
+            row = page.locator("#rows tr").first
+            expect(row).to_contain_text("Poller", timeout=WAIT_MS)
+            before = row.get_attribute("data-pid")
+            row.click()
+            expect(page.locator("#details-title")).to_have_text(before, timeout=WAIT_MS)
+            page.screenshot(path=str(tmp_path / "dashboard-processes.png"))
+            page.click("#kill")
+            expect(page.locator("#details-body")).to_contain_text("was killed", timeout=WAIT_MS)
+            # its supervisor starts another: the table shows a Poller with a new pid
+            expect(page.locator("#rows tr").first).not_to_have_attribute(
+                "data-pid", before, timeout=WAIT_MS
+            )
+            expect(page.locator("#rows tr").first).to_contain_text("Poller")
+            assert not problems, problems
+        finally:
+            browser.close()

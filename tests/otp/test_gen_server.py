@@ -786,3 +786,17 @@ async def test_process_exit_raised_in_a_callback_stops_the_server_with_its_reaso
     beamish.monitor(server)
     GenServer.cast(server, 1)
     assert (await receive(Down, timeout=1)).reason == ("custom", 1)
+
+
+async def test_get_state_of_a_state_that_cannot_be_sent_fails_the_caller_not_the_server():
+    import threading
+
+    class Locked(GenServer):
+        def init(self, arg):
+            return Ok({"lock": threading.Lock()})
+
+    pid = await Locked.start()
+    with pytest.raises(beamish.MessageCopyError, match="cannot send"):
+        await GenServer.get_state(pid)
+    assert beamish.is_alive(pid)  # a debugging request never takes the server down
+    await GenServer.stop(pid)

@@ -45,10 +45,8 @@ class Poller(GenServer):
         return {"id": id, "start": (cls.start_link, (float(period),))}
 
     def init(self, period: float) -> Any:
-        process = psutil.Process(os.getpid())
-        process.cpu_percent(None)
         psutil.cpu_percent(None)  # the first reading starts the interval
-        state = {"period": period, "process": process, "due": time.monotonic() + period}
+        state = {"period": period, "due": time.monotonic() + period}
         send_after(self.pid, _POLL, period)
         return Ok(state)
 
@@ -60,8 +58,20 @@ class Poller(GenServer):
         state["due"] = now + state["period"]
         send_after(self.pid, _POLL, state["period"])
         if RUNTIME.handlers or OS.handlers:
-            poll(state["process"], lag)
+            poll(_process(), lag)
         return NoReply(state)
+
+
+def _process() -> psutil.Process:
+    """This OS process, as psutil sees it (kept out of the poller's state: it holds a lock,
+    and a state is something ``get_state`` can send)."""
+    found = _PROCESS.get(os.getpid())
+    if found is None:
+        found = _PROCESS[os.getpid()] = psutil.Process(os.getpid())
+    return found
+
+
+_PROCESS: dict[int, psutil.Process] = {}
 
 
 def poll(process: psutil.Process, lag: float) -> None:

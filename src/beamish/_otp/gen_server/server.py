@@ -27,6 +27,7 @@ from typing import Any, ClassVar, NoReturn
 
 from beamish._errors import (
     CallError,
+    MessageCopyError,
     NameTakenError,
     NotInProcessError,
     NotRegisteredError,
@@ -660,16 +661,16 @@ class GenServer(Actor, ChildSpecOptions):
     def _system(self, from_: ReplyTo, request_: _Sys) -> Awaitable[None] | None:
         kind, args = request_.kind, request_.args
         if kind == "get_state":
-            reply(from_, self._state)
+            _answer(from_, self._state)
         elif kind == "replace_state":
             try:
                 self._state = args[0](self._state)
             except Exception as exc:
                 reply(from_, _SysFailure(exc))
                 return None
-            reply(from_, self._state)
+            _answer(from_, self._state)
         elif kind == "get_status":
-            reply(from_, {
+            _answer(from_, {
                 "pid": self.pid, "name": self._name, "module": type(self),
                 "parent": self._parent, "status": "suspended" if self._suspended else "running",
                 "state": self._state, "message_queue_len": self.mailbox_size()
@@ -723,6 +724,16 @@ class _SysFailure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
+
+
+def _answer(from_: ReplyTo, value: Any) -> None:
+    """Answer a system request with ``value``, or with the error if it cannot be sent (a
+    state holding a lock, a socket): a debugging request never takes the server down, as
+    ``sys:get_state`` never does."""
+    try:
+        reply(from_, value)
+    except MessageCopyError as exc:
+        reply(from_, _SysFailure(exc))
 
 
 def _behaviour(cls: type[GenServer]) -> str:

@@ -1,0 +1,112 @@
+"""The dashboard's live feed: a Phoenix socket and one channel per open page.
+
+The page joins ``dashboard:live`` with the token it was served with; the channel then pushes
+``home`` and ``processes`` every ``refresh`` seconds, and answers the page's requests:
+``query`` (sort, search, page of the process table), ``details`` (one process: its links,
+monitors, and a behaviour's state) and ``kill`` (an exit signal ``kill`` to a process the
+page was shown: a process it never listed cannot be named). Everything that changes state
+goes through this joined channel, never through a plain HTTP request, so a page of another
+site cannot make a browser do it (the socket checks the origin, the join the token).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
+from beamish._runtime.api import exit, process_info, send_after
+from beamish._runtime.api import self as _self
+from beamish.dashboard._pages import Query, home, process_page
+from beamish.web._channel import Channel
+from beamish.web._socket import Socket, SocketState
+
+__all__ = ["DashboardChannel", "socket_class"]
+
+_log = logging.getLogger("beamish.dashboard")
+_TICK = "beamish.dashboard.tick"
+_STATE_TIMEOUT = 1.0
+
+
+class DashboardChannel(Channel):
+    """One open dashboard page (see the module)."""
+
+    refresh: float = 1.0
+
+    def join(self, topic: str, payload: Any, socket: SocketState) -> Any:
+        if topic != "dashboard:live":
+            return ("error", {"reason": f"no such dashboard topic: {topic}"})
+        send_after(_self(), _TICK, 0)
+        return Ok(socket.assign(query=Query(), shown={}))
+
+    def handle_info(self, message: Any, socket: SocketState) -> Any:
+        if message != _TICK:
+            return NoReply(socket)
+        Channel.push(socket, "home", home())
+        socket = self._push_processes(socket)
+        send_after(_self(), _TICK, self.refresh)
+        return NoReply(socket)
+
+    def _push_processes(self, socket: SocketState) -> SocketState:
+        page, shown = process_page(socket.assigns["query"])
+        Channel.push(socket, "processes", page)
+        return socket.assign(shown=shown)
+
+    async def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
+        if event == "query":
+            socket = socket.assign(query=Query.parse(payload))
+            return Reply("ok", self._push_processes(socket))
+        target = socket.assigns["shown"].get(payload.get("pid")) if isinstance(
+            payload, dict) else None
+        if event == "kill":
+            if target is None:
+                return Reply(("error", {"reason": "that process is not on the page"}), socket)
+            _log.warning("dashboard: killing %r, as a dashboard user asked", target)
+            exit(target, "kill")
+            return Reply("ok", socket)
+        if event == "details":
+            if target is None:
+                return Reply(("error", {"reason": "that process is not on the page"}), socket)
+            return Reply(("ok", await _details(target)), socket)
+        return Reply(("error", {"reason": "unknown request"}), socket)
+
+
+async def _details(pid: Any) -> dict[str, Any]:
+    info = process_info(pid)
+    if info is None:
+        return {"pid": repr(pid), "alive": False}
+    found: dict[str, Any] = {
+        "pid": repr(pid), "alive": True, "name": info.name, "kind": info.kind,
+        "status": info.status, "initial_call": info.initial_call,
+        "current_function": info.current_function, "links": [repr(p) for p in info.links],
+        "monitors": [repr(p) for p in info.monitors],
+        "monitored_by": [repr(p) for p in info.monitored_by],
+        "parent": repr(info.parent) if info.parent is not None else None,
+        "trap_exit": info.trap_exit, "messages_handled": info.messages_handled,
+    }
+    if info.kind == "actor":
+        try:  # a behaviour answers get_state; anything else times out or refuses
+            from beamish._runtime.crash import clip
+
+            found["state"] = clip(await GenServer.get_state(pid, timeout=_STATE_TIMEOUT))
+        except Exception as exc:
+            found["state"] = f"(no state: {type(exc).__name__})"
+    return found
+
+
+def socket_class(check_token: Any, refresh: float) -> type[Socket]:
+    """A Socket class for one dashboard: its connect checks the page's token."""
+
+    class Live(DashboardChannel):
+        pass
+
+    Live.refresh = refresh
+
+    class DashboardSocket(Socket):
+        channels = {"dashboard:*": Live}  # noqa: RUF012
+
+        def connect(self, params: dict[str, str], socket: SocketState,
+                    connect_info: dict[str, Any]) -> Any:
+            return Ok(socket) if check_token(params.get("token")) else "error"
+
+    return DashboardSocket

@@ -1,0 +1,120 @@
+"""What the dashboard's pages show, read from the node: pure functions of the runtime.
+
+``home()`` is the node at a glance; ``process_page(query)`` one page of the process table.
+A page reads ``process_info`` only for the rows it shows when sorted by pid (the default),
+so paging through a million processes does not scan them all; sorting by another column
+reads at most ``MAX_SCAN`` processes (the first ones, by pid) and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from beamish._runtime.api import process_info, processes, statistics
+from beamish._runtime.pid import Pid
+
+__all__ = ["COLUMNS", "MAX_SCAN", "PAGE_SIZE", "Query", "home", "process_page", "process_row"]
+
+PAGE_SIZE = 50
+MAX_SCAN = 100_000
+COLUMNS = ("pid", "name", "message_queue_len", "memory", "messages_handled",
+           "current_function", "status")
+_STARTED = time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What the process table shows: a sort column and direction, a search, a page."""
+
+    sort: str = "pid"
+    descending: bool = False
+    search: str = ""
+    page: int = 0
+
+    @classmethod
+    def parse(cls, payload: Any) -> Query:
+        """A query from a client's payload; anything unknown falls back to the default."""
+        if not isinstance(payload, dict):
+            return cls()
+        sort = payload.get("sort")
+        page = payload.get("page")
+        search = payload.get("search")
+        return cls(
+            sort=sort if sort in COLUMNS else "pid",
+            descending=payload.get("descending") is True,
+            search=search[:100] if isinstance(search, str) else "",
+            page=page if type(page) is int and 0 <= page < 1_000_000 else 0,
+        )
+
+
+def home() -> dict[str, Any]:
+    """The node at a glance: versions, uptime, processes, memory, run queue, and the OS."""
+    stats = statistics()
+    me = psutil.Process(os.getpid())
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(os.getcwd())
+    return {
+        "node": stats.node, "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True), "uptime": round(stats.uptime, 1),
+        "processes": stats.process_count, "process_limit": stats.process_limit,
+        "run_queue": stats.run_queue, "spawned": stats.spawned, "crashed": stats.crashed,
+        "messages": stats.messages_dispatched, "long_schedules": stats.long_schedules,
+        "memory": me.memory_info().rss, "os_pid": os.getpid(),
+        "cpu_percent": psutil.cpu_percent(None), "load": list(os.getloadavg()),
+        "os_memory_total": memory.total, "os_memory_available": memory.available,
+        "disk_total": disk.total, "disk_free": disk.free,
+    }
+
+
+def process_row(pid: Pid) -> dict[str, Any] | None:
+    """One process as the table shows it (None if it is gone)."""
+    info = process_info(pid)
+    if info is None:
+        return None
+    return {
+        "pid": repr(info.pid), "name": info.name or "", "status": info.status,
+        "message_queue_len": info.message_queue_len, "memory": info.memory,
+        "messages_handled": info.messages_handled, "current_function": info.current_function,
+        "initial_call": info.initial_call,
+    }
+
+
+def process_page(query: Query) -> tuple[dict[str, Any], dict[str, Pid]]:
+    """One page of the table, and the pids it shows by their text (what a kill may name)."""
+    every = processes()
+    total = len(every)
+    scanned = every
+    start = query.page * PAGE_SIZE
+    if query.sort != "pid" or query.search:
+        scanned = every[:MAX_SCAN]
+        pairs = [(row, pid) for pid in scanned if (row := process_row(pid)) is not None]
+        if query.search:
+            needle = query.search.lower()
+            pairs = [(r, p) for r, p in pairs if needle in r["name"].lower() or needle in r["pid"]
+                     or needle in r["initial_call"].lower()
+                     or needle in r["current_function"].lower()]
+        key = query.sort
+        if key != "pid":
+            pairs.sort(key=lambda pair: pair[0][key], reverse=query.descending)
+        elif query.descending:
+            pairs.reverse()
+        matching = len(pairs)
+        shown = pairs[start:start + PAGE_SIZE]
+    else:
+        ordered = every[::-1] if query.descending else every
+        shown = [(row, pid) for pid in ordered[start:start + PAGE_SIZE]
+                 if (row := process_row(pid)) is not None]
+        matching = total
+    return {
+        "rows": [row for row, _ in shown], "total": total, "matching": matching,
+        "page": query.page, "pages": max(1, -(-matching // PAGE_SIZE)), "sort": query.sort,
+        "descending": query.descending, "search": query.search,
+        "scanned": len(scanned), "partial": len(scanned) < total,
+    }, {row["pid"]: pid for row, pid in shown}

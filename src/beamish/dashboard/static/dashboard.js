@@ -1,0 +1,153 @@
+// The dashboard page: a Phoenix V2 socket of its own (JSON arrays over a WebSocket), one
+// channel, "dashboard:live", and two pages drawn from what the channel pushes.
+"use strict";
+
+const COLUMNS = [
+  ["pid", "pid"], ["name", "name"], ["message_queue_len", "mailbox"], ["memory", "memory"],
+  ["messages_handled", "messages"], ["current_function", "current function"],
+  ["status", "status"],
+];
+const token = document.body.dataset.token;
+const base = location.pathname.replace(/\/+$/, "");
+let socket = null, ref = 0, joinRef = null, replies = new Map();
+let query = { sort: "pid", descending: false, search: "", page: 0 }, shown = null, pages = 1;
+
+function send(event, payload) {
+  const id = String(++ref);
+  socket.send(JSON.stringify([joinRef, id, "dashboard:live", event, payload]));
+  return new Promise((resolve) => replies.set(id, resolve));
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const url = `${scheme}//${location.host}${base}/live/websocket?vsn=2.0.0&token=` +
+    encodeURIComponent(token);
+  socket = new WebSocket(url);
+  socket.onopen = () => {
+    joinRef = String(++ref);
+    socket.send(JSON.stringify([joinRef, joinRef, "dashboard:live", "phx_join", {}]));
+  };
+  socket.onmessage = (frame) => {
+    const [, id, , event, payload] = JSON.parse(frame.data);
+    if (event === "phx_reply") {
+      if (id === joinRef) status(payload.status === "ok" ? "live" : "refused");
+      const resolve = replies.get(id);
+      if (resolve) { replies.delete(id); resolve(payload); }
+    } else if (event === "home") drawHome(payload);
+    else if (event === "processes") drawProcesses(payload);
+  };
+  socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
+  setInterval(() => socket.readyState === 1 &&
+    socket.send(JSON.stringify([null, String(++ref), "phoenix", "heartbeat", {}])), 30000);
+}
+
+function status(text) {
+  const el = document.getElementById("status");
+  el.textContent = text;
+  el.classList.toggle("live", text === "live");
+}
+
+function bytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function drawHome(h) {
+  const cards = [
+    ["node", h.node], ["uptime", `${Math.floor(h.uptime)} s`],
+    ["processes", `${h.processes.toLocaleString()} / ${h.process_limit.toLocaleString()}`],
+    ["run queue", h.run_queue], ["memory (node)", bytes(h.memory)],
+    ["messages", h.messages.toLocaleString()], ["crashed", h.crashed],
+    ["long schedules", h.long_schedules], ["python", h.python], ["os pid", h.os_pid],
+    ["cpu (machine)", `${h.cpu_percent.toFixed(0)} %`],
+    ["load", h.load.map((l) => l.toFixed(2)).join(" ")],
+    ["memory available", `${bytes(h.os_memory_available)} / ${bytes(h.os_memory_total)}`],
+    ["disk free", `${bytes(h.disk_free)} / ${bytes(h.disk_total)}`],
+    ["platform", h.platform],
+  ];
+  const box = document.getElementById("cards");
+  box.replaceChildren(...cards.map(([label, value]) => {
+    const card = document.createElement("div");
+    card.className = "card";
+    card.dataset.card = label;
+    const l = document.createElement("div"); l.className = "label"; l.textContent = label;
+    const v = document.createElement("div"); v.className = "value"; v.textContent = value;
+    card.append(l, v);
+    return card;
+  }));
+}
+
+function drawHead() {
+  const head = document.getElementById("head");
+  head.replaceChildren(...COLUMNS.map(([key, label]) => {
+    const th = document.createElement("th");
+    th.textContent = label + (query.sort === key ? (query.descending ? " ↓" : " ↑") : "");
+    th.classList.toggle("sorted", query.sort === key);
+    th.onclick = () => {
+      query = { ...query, descending: query.sort === key ? !query.descending : key !== "pid" &&
+        key !== "name", sort: key, page: 0 };
+      ask();
+    };
+    return th;
+  }));
+}
+
+function drawProcesses(p) {
+  pages = p.pages;
+  const rows = document.getElementById("rows");
+  rows.replaceChildren(...p.rows.map((r) => {
+    const tr = document.createElement("tr");
+    tr.dataset.pid = r.pid;
+    for (const [key] of COLUMNS) {
+      const td = document.createElement("td");
+      td.textContent = key === "memory" ? bytes(r[key]) : r[key];
+      tr.append(td);
+    }
+    tr.onclick = () => details(r.pid);
+    return tr;
+  }));
+  document.getElementById("count").textContent =
+    `${p.matching.toLocaleString()} of ${p.total.toLocaleString()} processes` +
+    (p.partial ? ` (sorted and searched among the first ${p.scanned.toLocaleString()})` : "");
+  document.getElementById("pageno").textContent = `page ${p.page + 1} of ${p.pages}`;
+}
+
+function ask() { drawHead(); send("query", query); }
+
+async function details(pid) {
+  shown = pid;
+  const reply = await send("details", { pid });
+  const aside = document.getElementById("details");
+  aside.hidden = false;
+  document.getElementById("details-title").textContent = pid;
+  document.getElementById("details-body").textContent =
+    JSON.stringify(reply.response, null, 2);
+}
+
+function page(name) {
+  for (const section of document.querySelectorAll(".page")) section.hidden = section.id !== name;
+  for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
+}
+
+document.getElementById("search").oninput = (e) => {
+  query = { ...query, search: e.target.value, page: 0 };
+  ask();
+};
+document.getElementById("prev").onclick = () => {
+  if (query.page > 0) { query = { ...query, page: query.page - 1 }; ask(); }
+};
+document.getElementById("next").onclick = () => {
+  if (query.page + 1 < pages) { query = { ...query, page: query.page + 1 }; ask(); }
+};
+document.getElementById("kill").onclick = async () => {
+  const reply = await send("kill", { pid: shown });
+  document.getElementById("details-body").textContent =
+    reply.status === "ok" ? `${shown} was killed` : JSON.stringify(reply.response);
+};
+document.getElementById("close").onclick = () => { document.getElementById("details").hidden = true; };
+window.onhashchange = () => page(location.hash.slice(1) || "home");
+page(location.hash.slice(1) || "home");
+drawHead();
+connect();

@@ -1,0 +1,129 @@
+"""The live dashboard: access, its page, and its channel over a real server and client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+
+import orjson
+from websockets.asyncio.client import connect
+
+import beamish
+from beamish import Application, GenServer, Ok, Supervisor
+from beamish.dashboard import Dashboard
+from beamish.pubsub import PubSub
+from beamish.testing import ASGIClient
+from beamish.web import Endpoint, EndpointServer, Router
+
+
+def endpoint_with(dashboard: Dashboard) -> Endpoint:
+    router = Router()
+    router.mount("/dashboard", dashboard.app())
+    return Endpoint(router=router, application=Watched)
+
+
+class Sleeper(GenServer):
+    def init(self, arg):
+        return Ok({"naps": arg})
+
+
+class Watched(Application):
+    async def start(self, start_type, args):
+        return await Supervisor.start_link([
+            (PubSub, {"name": "dash.ps"}),
+            {"id": "sleeper", "start": (functools.partial(Sleeper.start_link, name="sleeper"),
+                                        (3,))},
+        ], name="watched")
+
+
+async def test_the_dashboard_is_off_unless_allowed():
+    async with ASGIClient(endpoint_with(Dashboard(pubsub="dash.ps"))) as client:
+        page = await client.get("/dashboard/")
+        assert page.status_code == 403 and "Dashboard(allow=...)" in page.text
+    local = Dashboard(pubsub="dash.ps", allow="local")
+    async with ASGIClient(endpoint_with(local), client=("203.0.113.7", 5000)) as remote:
+        assert (await remote.get("/dashboard/")).status_code == 403
+    picky = Dashboard(pubsub="dash.ps", allow=lambda scope: scope["path"].endswith("/"))
+    async with ASGIClient(endpoint_with(picky), client=("203.0.113.7", 5000)) as client:
+        assert (await client.get("/dashboard/")).status_code == 200
+        assert (await client.get("/dashboard/dashboard.js")).status_code == 403
+
+
+async def test_the_page_carries_a_token_and_says_when_it_has_no_credentials():
+    async with ASGIClient(endpoint_with(Dashboard(pubsub="dash.ps", allow="local"))) as client:
+        page = await client.get("/dashboard/")
+        assert page.status_code == 200 and page.headers["x-frame-options"] == "DENY"
+        assert "development mode" in page.text
+        assert re.search(r'data-token="[\w.-]{20,}"', page.text)
+        script = await client.get("/dashboard/dashboard.js")
+        assert script.status_code == 200 and "dashboard:live" in script.text
+        assert (await client.post("/dashboard/")).status_code == 405
+        assert (await client.get("/dashboard/nothing")).status_code == 404
+
+
+@contextlib.asynccontextmanager
+async def live(dashboard: Dashboard):
+    """The dashboard's channel, joined as the page joins it, over a real server."""
+    server = EndpointServer(endpoint_with(dashboard), port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        async with ASGIClient(endpoint_with(dashboard)) as client:
+            token = re.search(r'data-token="([^"]+)"', (await client.get("/dashboard/")).text)
+        base = server.url.replace("http", "ws") + "/dashboard/live/websocket?vsn=2.0.0"
+        async with connect(f"{base}&token={token.group(1)}") as ws:
+            await ws.send(orjson.dumps(["1", "1", "dashboard:live", "phx_join", {}]).decode())
+            yield ws, base
+    finally:
+        await server.stop()
+
+
+async def next_push(ws, event, accept=lambda payload: True):
+    while True:
+        frame = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
+        if frame[3] == event and accept(frame[4]):
+            return frame[4]
+
+
+async def test_the_channel_pushes_home_and_processes_and_kills_what_it_showed():
+    async with live(Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)) as (ws, base):
+        home = await next_push(ws, "home")
+        assert home["processes"] >= 3 and home["process_limit"] > home["processes"]
+        assert home["memory"] > 0 and home["os_memory_total"] > 0
+        await next_push(ws, "processes")
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "query",
+                                    {"search": "sleeper", "sort": "memory",
+                                     "descending": True}]).decode())
+        page = await next_push(ws, "processes", lambda p: p["search"] == "sleeper")
+        [row] = page["rows"]
+        assert row["name"] == "sleeper" and row["pid"].startswith("<0.")
+        await ws.send(orjson.dumps(["1", "3", "dashboard:live", "details",
+                                    {"pid": row["pid"]}]).decode())
+        reply = await next_push(ws, "phx_reply", lambda p: "state" in p.get("response", {}))
+        assert "naps" in reply["response"]["state"]
+        await ws.send(orjson.dumps(["1", "4", "dashboard:live", "kill",
+                                    {"pid": "<0.0.0>"}]).decode())  # never shown: refused
+        refused = await next_push(ws, "phx_reply", lambda p: p["status"] == "error")
+        assert "not on the page" in refused["response"]["reason"]
+        await ws.send(orjson.dumps(["1", "5", "dashboard:live", "kill",
+                                    {"pid": row["pid"]}]).decode())
+        restarted = await next_push(
+            ws, "processes", lambda p: len(p["rows"]) == 1 and p["rows"][0]["pid"] != row["pid"]
+        )
+        assert restarted["rows"][0]["name"] == "sleeper"  # its supervisor started another
+        assert beamish.whereis("sleeper") is not None
+
+
+async def test_a_socket_without_the_pages_token_or_from_another_origin_is_refused():
+    async with live(Dashboard(pubsub="dash.ps", allow="local")) as (ws, base):
+        await next_push(ws, "home")
+        for url, headers in ((f"{base}&token=forged", {}),
+                             (base, {}),
+                             (f"{base}&token=x", {"Origin": "https://evil.example"})):
+            try:
+                async with connect(url, additional_headers=headers) as other:
+                    await other.recv()
+                raise AssertionError(f"{url} was let in")
+            except Exception as exc:  # refused at the handshake (403)
+                assert "403" in str(exc) or "HTTP" in str(exc), exc
