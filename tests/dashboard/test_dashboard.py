@@ -127,3 +127,33 @@ async def test_a_socket_without_the_pages_token_or_from_another_origin_is_refuse
                 raise AssertionError(f"{url} was let in")
             except Exception as exc:  # refused at the handshake (403)
                 assert "403" in str(exc) or "HTTP" in str(exc), exc
+
+
+def find(node, name):
+    """The node named ``name`` in a drawn tree (depth first), or None."""
+    if node["name"] == name or node["id"] == name:
+        return node
+    for child in node["children"]:
+        found = find(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+async def test_the_applications_view_draws_each_tree_and_a_restart_shows_a_new_pid():
+    async with live(Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)) as (ws, base):
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "view",
+                                    {"view": "applications"}]).decode())
+        pushed = await next_push(ws, "applications")
+        [app] = [a for a in pushed["applications"] if a["name"] == "watched"]
+        root = app["tree"]
+        assert root["type"] == "supervisor" and root["name"] == "watched"
+        sleeper = find(root, "sleeper")
+        assert sleeper is not None and sleeper["type"] == "worker"
+        assert len(root["children"]) == 2  # the PubSub, then the sleeper
+        await ws.send(orjson.dumps(["1", "3", "dashboard:live", "kill",
+                                    {"pid": sleeper["pid"]}]).decode())  # drawn: allowed
+        again = await next_push(ws, "applications", lambda p: any(
+            (s := find(a["tree"], "sleeper")) is not None and s["pid"] != sleeper["pid"]
+            for a in p["applications"] if a["name"] == "watched"))
+        assert again["applications"]

@@ -239,6 +239,15 @@ def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_bac
                 "data-pid", before, timeout=WAIT_MS
             )
             expect(page.locator("#rows tr").first).to_contain_text("Poller")
+            after = page.locator("#rows tr").first.get_attribute("data-pid")
+            # the Applications page draws the chat's tree, with the new Poller in it
+            page.click("nav a[data-page=applications]")
+            tree = page.locator("[data-app=chat] .tree")
+            expect(tree).to_contain_text("chat.supervisor", timeout=WAIT_MS)
+            expect(tree).to_contain_text("chat.room_supervisor")
+            expect(tree.locator(f"[data-pid='{after}']")).to_have_count(1, timeout=WAIT_MS)
+            expect(tree.locator(f"[data-pid='{before}']")).to_have_count(0)
+            page.screenshot(path=str(tmp_path / "dashboard-applications.png"))
             assert not problems, problems
         finally:
             browser.close()

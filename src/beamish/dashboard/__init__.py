@@ -6,9 +6,10 @@ beamish's own channels and updating live (Phoenix LiveDashboard's role).
     dashboard = Dashboard(pubsub="shop.pubsub", allow="local")
     router.mount("/dashboard", dashboard.app())
 
-Pages: Home (the node, its processes, memory, run queue, the machine) and Processes (a
+Pages: Home (the node, its processes, memory, run queue, the machine), Processes (a
 sortable, searchable, paged table; a process's details; kill it and watch its supervisor
-start another). Access is off unless configured. See ``docs/guides/dashboard.md``.
+start another) and Applications (each supervision tree). Access is off unless configured.
+See ``docs/guides/dashboard.md``.
 """
 
 from beamish._public import publish

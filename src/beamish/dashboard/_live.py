@@ -1,10 +1,12 @@
 """The dashboard's live feed: a Phoenix socket and one channel per open page.
 
 The page joins ``dashboard:live`` with the token it was served with; the channel then pushes
-``home`` and ``processes`` every ``refresh`` seconds, and answers the page's requests:
-``query`` (sort, search, page of the process table), ``details`` (one process: its links,
-monitors, and a behaviour's state) and ``kill`` (an exit signal ``kill`` to a process the
-page was shown: a process it never listed cannot be named). Everything that changes state
+``home`` and ``processes`` every ``refresh`` seconds (and ``applications``, the supervision
+trees, while the page shows them: asking every supervisor for its children is not free),
+and answers the page's requests: ``view`` (which page is shown), ``query`` (sort, search,
+page of the process table), ``details`` (one process: its links, monitors, and a
+behaviour's state) and ``kill`` (an exit signal ``kill`` to a process the page was shown,
+in the table or in a tree: a process it never showed cannot be named). Everything that changes state
 goes through this joined channel, never through a plain HTTP request, so a page of another
 site cannot make a browser do it (the socket checks the origin, the join the token).
 """
@@ -17,7 +19,7 @@ from typing import Any
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import exit, process_info, send_after
 from beamish._runtime.api import self as _self
-from beamish.dashboard._pages import Query, home, process_page
+from beamish.dashboard._pages import Query, applications, home, process_page
 from beamish.web._channel import Channel
 from beamish.web._socket import Socket, SocketState
 
@@ -26,6 +28,7 @@ __all__ = ["DashboardChannel", "socket_class"]
 _log = logging.getLogger("beamish.dashboard")
 _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
+_VIEWS = ("home", "processes", "applications")
 
 
 class DashboardChannel(Channel):
@@ -37,13 +40,15 @@ class DashboardChannel(Channel):
         if topic != "dashboard:live":
             return ("error", {"reason": f"no such dashboard topic: {topic}"})
         send_after(_self(), _TICK, 0)
-        return Ok(socket.assign(query=Query(), shown={}))
+        return Ok(socket.assign(query=Query(), shown={}, drawn={}, view="home"))
 
-    def handle_info(self, message: Any, socket: SocketState) -> Any:
+    async def handle_info(self, message: Any, socket: SocketState) -> Any:
         if message != _TICK:
             return NoReply(socket)
         Channel.push(socket, "home", home())
         socket = self._push_processes(socket)
+        if socket.assigns["view"] == "applications":  # its calls only while it is shown
+            socket = await self._push_applications(socket)
         send_after(_self(), _TICK, self.refresh)
         return NoReply(socket)
 
@@ -52,12 +57,23 @@ class DashboardChannel(Channel):
         Channel.push(socket, "processes", page)
         return socket.assign(shown=shown)
 
+    async def _push_applications(self, socket: SocketState) -> SocketState:
+        apps, drawn = await applications()
+        Channel.push(socket, "applications", {"applications": apps})
+        return socket.assign(drawn=drawn)
+
     async def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
         if event == "query":
             socket = socket.assign(query=Query.parse(payload))
             return Reply("ok", self._push_processes(socket))
-        target = socket.assigns["shown"].get(payload.get("pid")) if isinstance(
-            payload, dict) else None
+        if event == "view":
+            view = payload.get("view") if isinstance(payload, dict) else None
+            socket = socket.assign(view=view if view in _VIEWS else "home")
+            if socket.assigns["view"] == "applications":
+                socket = await self._push_applications(socket)
+            return Reply("ok", socket)
+        named = payload.get("pid") if isinstance(payload, dict) else None
+        target = socket.assigns["shown"].get(named) or socket.assigns["drawn"].get(named)
         if event == "kill":
             if target is None:
                 return Reply(("error", {"reason": "that process is not on the page"}), socket)

@@ -1,6 +1,9 @@
 """What the dashboard's pages show, read from the node: pure functions of the runtime.
 
-``home()`` is the node at a glance; ``process_page(query)`` one page of the process table.
+``home()`` is the node at a glance; ``process_page(query)`` one page of the process table;
+``applications()`` each running application's supervision tree (at most ``MAX_CHILDREN``
+children of a supervisor drawn, the rest counted; a supervisor that does not answer its
+``which_children`` within a second is drawn without its children).
 A page reads ``process_info`` only for the rows it shows when sorted by pid (the default),
 so paging through a million processes does not scan them all; sorting by another column
 reads at most ``MAX_SCAN`` processes (the first ones, by pid) and says so.
@@ -20,7 +23,10 @@ import psutil
 from beamish._runtime.api import process_info, processes, statistics
 from beamish._runtime.pid import Pid
 
-__all__ = ["COLUMNS", "MAX_SCAN", "PAGE_SIZE", "Query", "home", "process_page", "process_row"]
+__all__ = [
+    "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "PAGE_SIZE", "Query", "applications", "home",
+    "process_page", "process_row",
+]
 
 PAGE_SIZE = 50
 MAX_SCAN = 100_000
@@ -118,3 +124,62 @@ def process_page(query: Query) -> tuple[dict[str, Any], dict[str, Pid]]:
         "descending": query.descending, "search": query.search,
         "scanned": len(scanned), "partial": len(scanned) < total,
     }, {row["pid"]: pid for row, pid in shown}
+
+
+MAX_CHILDREN = 100  # of one supervisor, drawn; the rest are counted
+_MAX_DEPTH = 12
+_CALL_TIMEOUT = 1.0
+
+
+async def applications() -> tuple[list[dict[str, Any]], dict[str, Pid]]:
+    """Each running application with its supervision tree, and the pids drawn by text."""
+    from beamish._otp.application.application import started_applications
+
+    drawn: dict[str, Pid] = {}
+    found = []
+    for app in reversed(await started_applications()):  # in start order
+        tree = await _tree(app.supervisor, "root", "supervisor", drawn, 0) \
+            if app.supervisor is not None else None
+        found.append({"name": app.name, "status": app.status, "pid": repr(app.pid),
+                      "tree": tree})
+    return found, drawn
+
+
+async def _tree(pid: Pid, child_id: Any, kind: str, drawn: dict[str, Pid],
+                depth: int) -> dict[str, Any]:
+    from beamish._otp.gen_server.server import GenServer
+
+    info = process_info(pid)
+    node: dict[str, Any] = {
+        "pid": repr(pid), "id": _label(child_id), "type": kind,
+        "name": (info.name if info is not None else None) or "",
+        "initial_call": info.initial_call if info is not None else "",
+        "children": [], "more": 0,
+    }
+    drawn[repr(pid)] = pid
+    if kind != "supervisor" or depth >= _MAX_DEPTH:
+        return node
+    try:
+        children = await GenServer.call(pid, ("which_children",), _CALL_TIMEOUT)
+    except Exception:  # gone, or busy past the timeout: drawn without its children
+        node["unreachable"] = True
+        return node
+    ordered = list(reversed(children))  # in start order
+    for child in ordered[:MAX_CHILDREN]:
+        if isinstance(child.pid, Pid):
+            node["children"].append(
+                await _tree(child.pid, child.id, child.type, drawn, depth + 1))
+        else:
+            node["children"].append({"pid": str(child.pid), "id": _label(child.id),
+                                     "type": child.type, "name": "", "initial_call": "",
+                                     "children": [], "more": 0})
+    node["more"] = max(0, len(ordered) - MAX_CHILDREN)
+    return node
+
+
+def _label(child_id: Any) -> str:
+    """A child id as the tree shows it: a class by its name, anything else as text."""
+    if isinstance(child_id, type):
+        return child_id.__qualname__
+    return child_id if isinstance(child_id, str) else repr(child_id)
+

@@ -11,6 +11,7 @@ const token = document.body.dataset.token;
 const base = location.pathname.replace(/\/+$/, "");
 let socket = null, ref = 0, joinRef = null, replies = new Map();
 let query = { sort: "pid", descending: false, search: "", page: 0 }, shown = null, pages = 1;
+let view = "home";
 
 function send(event, payload) {
   const id = String(++ref);
@@ -30,11 +31,15 @@ function connect() {
   socket.onmessage = (frame) => {
     const [, id, , event, payload] = JSON.parse(frame.data);
     if (event === "phx_reply") {
-      if (id === joinRef) status(payload.status === "ok" ? "live" : "refused");
+      if (id === joinRef) {
+        status(payload.status === "ok" ? "live" : "refused");
+        if (view !== "home") send("view", { view });
+      }
       const resolve = replies.get(id);
       if (resolve) { replies.delete(id); resolve(payload); }
     } else if (event === "home") drawHome(payload);
     else if (event === "processes") drawProcesses(payload);
+    else if (event === "applications") drawApplications(payload.applications);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -116,6 +121,50 @@ function drawProcesses(p) {
 
 function ask() { drawHead(); send("query", query); }
 
+function drawNode(node) {
+  const li = document.createElement("li");
+  li.className = node.type;
+  const label = document.createElement("span");
+  label.className = "proc";
+  label.dataset.pid = node.pid;
+  label.dataset.id = node.id;
+  label.textContent = node.name || node.id;
+  const pid = document.createElement("span");
+  pid.className = "pid";
+  pid.textContent = node.pid + (node.unreachable ? " (did not answer)" : "");
+  label.onclick = () => details(node.pid);
+  li.append(label, pid);
+  if (node.children.length || node.more) {
+    const ul = document.createElement("ul");
+    ul.append(...node.children.map(drawNode));
+    if (node.more) {
+      const more = document.createElement("li");
+      more.textContent = `… and ${node.more} more`;
+      ul.append(more);
+    }
+    li.append(ul);
+  }
+  return li;
+}
+
+function drawApplications(apps) {
+  document.getElementById("trees").replaceChildren(...apps.map((app) => {
+    const box = document.createElement("div");
+    box.className = "app";
+    box.dataset.app = app.name;
+    const h = document.createElement("h2");
+    h.textContent = `${app.name} (${app.status})`;
+    box.append(h);
+    if (app.tree) {
+      const ul = document.createElement("ul");
+      ul.className = "tree";
+      ul.append(drawNode(app.tree));
+      box.append(ul);
+    }
+    return box;
+  }));
+}
+
 async function details(pid) {
   shown = pid;
   const reply = await send("details", { pid });
@@ -127,6 +176,8 @@ async function details(pid) {
 }
 
 function page(name) {
+  if (socket && socket.readyState === 1 && joinRef) send("view", { view: name });
+  view = name;
   for (const section of document.querySelectorAll(".page")) section.hidden = section.id !== name;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
 }
