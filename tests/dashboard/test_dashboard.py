@@ -157,3 +157,15 @@ async def test_the_applications_view_draws_each_tree_and_a_restart_shows_a_new_p
             (s := find(a["tree"], "sleeper")) is not None and s["pid"] != sleeper["pid"]
             for a in p["applications"] if a["name"] == "watched"))
         assert again["applications"]
+
+
+async def test_the_sockets_view_counts_connections_and_their_topics():
+    async with live(Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)) as (ws, base):
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "view",
+                                    {"view": "sockets"}]).decode())
+        page = await next_push(ws, "sockets")
+        assert page["total"] == 1  # the page's own connection
+        assert page["by_socket"] == {"DashboardSocket over websocket": 1}
+        assert page["topics"] == [{"topic": "dashboard:live", "channels": 1}]
+        [connection] = page["connections"]
+        assert connection["topics"] == ["dashboard:live"] and connection["channels"] == 1

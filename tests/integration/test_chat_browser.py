@@ -248,6 +248,11 @@ def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_bac
             expect(tree.locator(f"[data-pid='{after}']")).to_have_count(1, timeout=WAIT_MS)
             expect(tree.locator(f"[data-pid='{before}']")).to_have_count(0)
             page.screenshot(path=str(tmp_path / "dashboard-applications.png"))
+            page.click("nav a[data-page=sockets]")
+            expect(page.locator("#topics")).to_contain_text("dashboard:live", timeout=WAIT_MS)
+            expect(page.locator("[data-card='DashboardSocket over websocket'] .value")
+                   ).to_have_text("1")
+            page.screenshot(path=str(tmp_path / "dashboard-sockets.png"))
             assert not problems, problems
         finally:
             browser.close()

@@ -3,7 +3,8 @@
 ``home()`` is the node at a glance; ``process_page(query)`` one page of the process table;
 ``applications()`` each running application's supervision tree (at most ``MAX_CHILDREN``
 children of a supervisor drawn, the rest counted; a supervisor that does not answer its
-``which_children`` within a second is drawn without its children).
+``which_children`` within a second is drawn without its children); ``sockets()`` the
+socket connections and their channels' topics.
 A page reads ``process_info`` only for the rows it shows when sorted by pid (the default),
 so paging through a million processes does not scan them all; sorting by another column
 reads at most ``MAX_SCAN`` processes (the first ones, by pid) and says so.
@@ -24,8 +25,8 @@ from beamish._runtime.api import process_info, processes, statistics
 from beamish._runtime.pid import Pid
 
 __all__ = [
-    "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "PAGE_SIZE", "Query", "applications", "home",
-    "process_page", "process_row",
+    "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "MAX_SOCKETS", "PAGE_SIZE", "Query",
+    "applications", "home", "process_page", "process_row", "sockets",
 ]
 
 PAGE_SIZE = 50
@@ -183,3 +184,46 @@ def _label(child_id: Any) -> str:
         return child_id.__qualname__
     return child_id if isinstance(child_id, str) else repr(child_id)
 
+
+
+MAX_SOCKETS = 200  # connections listed on the Sockets page; all are counted
+
+
+def sockets() -> tuple[dict[str, Any], dict[str, Pid]]:
+    """The node's socket connections (each a transport process) and their channels' topics:
+    counts by socket class and transport, the busiest topics, and the first connections by
+    pid. Reads at most ``MAX_SCAN`` processes."""
+    from beamish.web._transport import SocketTransport
+
+    counts: dict[str, int] = {}
+    topics: dict[str, int] = {}
+    listed: list[dict[str, Any]] = []
+    drawn: dict[str, Pid] = {}
+    every = processes()
+    total = 0
+    for pid in every[:MAX_SCAN]:
+        record = getattr(pid, "_proc", None)
+        actor = record.actor if record is not None else None
+        if type(actor) is not SocketTransport:
+            continue
+        total += 1
+        socket_name = actor._socket_cls.__qualname__
+        key = f"{socket_name} over {actor._transport_name}"
+        counts[key] = counts.get(key, 0) + 1
+        joined = list(actor._channels)
+        for topic in joined:
+            topics[topic] = topics.get(topic, 0) + 1
+        if len(listed) < MAX_SOCKETS:
+            drawn[repr(pid)] = pid
+            listed.append({
+                "pid": repr(pid), "socket": socket_name, "transport": actor._transport_name,
+                "id": actor._socket.id if actor._socket is not None else None,
+                "channels": len(joined), "topics": joined[:10],
+                "message_queue_len": actor.mailbox_size(),
+            })
+    busiest = sorted(topics.items(), key=lambda item: (-item[1], item[0]))[:50]
+    return {
+        "total": total, "by_socket": counts, "connections": listed,
+        "topics": [{"topic": t, "channels": n} for t, n in busiest],
+        "topic_count": len(topics), "partial": len(every) > MAX_SCAN,
+    }, drawn

@@ -40,6 +40,7 @@ function connect() {
     } else if (event === "home") drawHome(payload);
     else if (event === "processes") drawProcesses(payload);
     else if (event === "applications") drawApplications(payload.applications);
+    else if (event === "sockets") drawSockets(payload);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -145,6 +146,40 @@ function drawNode(node) {
     li.append(ul);
   }
   return li;
+}
+
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function drawSockets(s) {
+  const cards = [["connections", s.total.toLocaleString()],
+    ["topics", s.topic_count.toLocaleString()],
+    ...Object.entries(s.by_socket).map(([k, n]) => [k, n.toLocaleString()])];
+  document.getElementById("socket-cards").replaceChildren(...cards.map(([label, value]) => {
+    const card = document.createElement("div");
+    card.className = "card";
+    card.dataset.card = label;
+    const l = document.createElement("div"); l.className = "label"; l.textContent = label;
+    const v = document.createElement("div"); v.className = "value"; v.textContent = value;
+    card.append(l, v);
+    return card;
+  }));
+  document.getElementById("topics").replaceChildren(...s.topics.map((t) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(t.topic), cell(t.channels));
+    return tr;
+  }));
+  document.getElementById("connections").replaceChildren(...s.connections.map((c) => {
+    const tr = document.createElement("tr");
+    tr.dataset.pid = c.pid;
+    tr.append(cell(c.pid), cell(c.socket), cell(c.transport), cell(c.id ?? ""),
+      cell(c.channels), cell(c.topics.join(", ")), cell(c.message_queue_len));
+    tr.onclick = () => details(c.pid);
+    return tr;
+  }));
 }
 
 function drawApplications(apps) {
