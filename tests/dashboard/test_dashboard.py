@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 import beamish
 from beamish import Application, GenServer, Ok, Supervisor
 from beamish.dashboard import Dashboard
+from beamish.data import Pool, SQLite
 from beamish.pubsub import PubSub
 from beamish.testing import ASGIClient
 from beamish.web import Endpoint, EndpointServer, Router
@@ -33,6 +34,7 @@ class Watched(Application):
     async def start(self, start_type, args):
         return await Supervisor.start_link([
             (PubSub, {"name": "dash.ps"}),
+            Pool(SQLite(":memory:"), name="dash.db", size=1).child_spec(),
             {"id": "sleeper", "start": (functools.partial(Sleeper.start_link, name="sleeper"),
                                         (3,))},
         ], name="watched")
@@ -150,7 +152,7 @@ async def test_the_applications_view_draws_each_tree_and_a_restart_shows_a_new_p
         assert root["type"] == "supervisor" and root["name"] == "watched"
         sleeper = find(root, "sleeper")
         assert sleeper is not None and sleeper["type"] == "worker"
-        assert len(root["children"]) == 2  # the PubSub, then the sleeper
+        assert len(root["children"]) == 3  # the PubSub, the pool, then the sleeper
         await ws.send(orjson.dumps(["1", "3", "dashboard:live", "kill",
                                     {"pid": sleeper["pid"]}]).decode())  # drawn: allowed
         again = await next_push(ws, "applications", lambda p: any(
@@ -169,3 +171,14 @@ async def test_the_sockets_view_counts_connections_and_their_topics():
         assert page["topics"] == [{"topic": "dashboard:live", "channels": 1}]
         [connection] = page["connections"]
         assert connection["topics"] == ["dashboard:live"] and connection["channels"] == 1
+
+
+async def test_the_data_view_shows_each_pools_statistics():
+    async with live(Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)) as (ws, base):
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "view",
+                                    {"view": "data"}]).decode())
+        page = await next_push(ws, "data", lambda p: p["pools"]
+                               and p["pools"][0]["connected"] == 1)
+        [pool] = page["pools"]
+        assert (pool["pool"], pool["size"], pool["in_use"], pool["waiting"]) == (
+            "dash.db", 1, 0, 0)

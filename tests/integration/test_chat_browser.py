@@ -253,6 +253,9 @@ def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_bac
             expect(page.locator("[data-card='DashboardSocket over websocket'] .value")
                    ).to_have_text("1")
             page.screenshot(path=str(tmp_path / "dashboard-sockets.png"))
+            page.click("nav a[data-page=data]")
+            expect(page.locator("#pools tr[data-pool='chat.db']")).to_contain_text(
+                "chat.db", timeout=WAIT_MS)
             assert not problems, problems
         finally:
             browser.close()

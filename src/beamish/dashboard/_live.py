@@ -2,7 +2,8 @@
 
 The page joins ``dashboard:live`` with the token it was served with; the channel then pushes
 ``home`` and ``processes`` every ``refresh`` seconds (and ``applications``, the supervision
-trees, and ``sockets``, the connections and topics, while the page shows them: asking every
+trees, ``sockets``, the connections and topics, and ``data``, the pools, while the page
+shows them: asking every
 supervisor for its children is not free),
 and answers the page's requests: ``view`` (which page is shown), ``query`` (sort, search,
 page of the process table), ``details`` (one process: its links, monitors, and a
@@ -20,7 +21,7 @@ from typing import Any
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import exit, process_info, send_after
 from beamish._runtime.api import self as _self
-from beamish.dashboard._pages import Query, applications, home, process_page, sockets
+from beamish.dashboard._pages import Query, applications, home, pools, process_page, sockets
 from beamish.web._channel import Channel
 from beamish.web._socket import Socket, SocketState
 
@@ -29,7 +30,7 @@ __all__ = ["DashboardChannel", "socket_class"]
 _log = logging.getLogger("beamish.dashboard")
 _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
-_VIEWS = ("home", "processes", "applications", "sockets")
+_VIEWS = ("home", "processes", "applications", "sockets", "data")
 
 
 class DashboardChannel(Channel):
@@ -52,6 +53,8 @@ class DashboardChannel(Channel):
             socket = await self._push_applications(socket)
         elif socket.assigns["view"] == "sockets":
             socket = self._push_sockets(socket)
+        elif socket.assigns["view"] == "data":
+            Channel.push(socket, "data", {"pools": pools()})
         send_after(_self(), _TICK, self.refresh)
         return NoReply(socket)
 
@@ -81,6 +84,8 @@ class DashboardChannel(Channel):
                 socket = await self._push_applications(socket)
             elif socket.assigns["view"] == "sockets":
                 socket = self._push_sockets(socket)
+            elif socket.assigns["view"] == "data":
+                Channel.push(socket, "data", {"pools": pools()})
             return Reply("ok", socket)
         named = payload.get("pid") if isinstance(payload, dict) else None
         target = socket.assigns["shown"].get(named) or socket.assigns["drawn"].get(named)

@@ -4,7 +4,7 @@
 ``applications()`` each running application's supervision tree (at most ``MAX_CHILDREN``
 children of a supervisor drawn, the rest counted; a supervisor that does not answer its
 ``which_children`` within a second is drawn without its children); ``sockets()`` the
-socket connections and their channels' topics.
+socket connections and their channels' topics; ``pools()`` each pool's statistics.
 A page reads ``process_info`` only for the rows it shows when sorted by pid (the default),
 so paging through a million processes does not scan them all; sorting by another column
 reads at most ``MAX_SCAN`` processes (the first ones, by pid) and says so.
@@ -26,7 +26,7 @@ from beamish._runtime.pid import Pid
 
 __all__ = [
     "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "MAX_SOCKETS", "PAGE_SIZE", "Query",
-    "applications", "home", "process_page", "process_row", "sockets",
+    "applications", "home", "pools", "process_page", "process_row", "sockets",
 ]
 
 PAGE_SIZE = 50
@@ -227,3 +227,19 @@ def sockets() -> tuple[dict[str, Any], dict[str, Pid]]:
         "topics": [{"topic": t, "channels": n} for t, n in busiest],
         "topic_count": len(topics), "partial": len(every) > MAX_SCAN,
     }, drawn
+
+
+def pools() -> list[dict[str, Any]]:
+    """Every pool of the node with its statistics (``Pool.statistics()``), by name."""
+    from dataclasses import asdict
+
+    from beamish._runtime.tables import find_table, table_names
+    from beamish.data._table import KEY
+
+    found = []
+    for name in table_names():
+        if type(name) is tuple and len(name) == 2 and name[0] == KEY:
+            table = find_table(name)
+            if table is not None:
+                found.append(asdict(table.data.statistics()))
+    return sorted(found, key=lambda stats: str(stats["pool"]))

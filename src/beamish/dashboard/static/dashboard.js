@@ -41,6 +41,7 @@ function connect() {
     else if (event === "processes") drawProcesses(payload);
     else if (event === "applications") drawApplications(payload.applications);
     else if (event === "sockets") drawSockets(payload);
+    else if (event === "data") drawPools(payload.pools);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -178,6 +179,17 @@ function drawSockets(s) {
     tr.append(cell(c.pid), cell(c.socket), cell(c.transport), cell(c.id ?? ""),
       cell(c.channels), cell(c.topics.join(", ")), cell(c.message_queue_len));
     tr.onclick = () => details(c.pid);
+    return tr;
+  }));
+}
+
+function drawPools(pools) {
+  const keys = ["pool", "size", "connected", "idle", "in_use", "waiting", "checkouts",
+    "timeouts", "overloads", "connect_errors", "disconnects", "last_connect_error"];
+  document.getElementById("pools").replaceChildren(...pools.map((p) => {
+    const tr = document.createElement("tr");
+    tr.dataset.pool = p.pool;
+    tr.append(...keys.map((k) => cell(p[k] ?? "")));
     return tr;
   }));
 }
