@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 
+import httpx
 import orjson
+from starlette.responses import PlainTextResponse
 from websockets.asyncio.client import connect
 
 import beamish
@@ -19,9 +22,18 @@ from beamish.testing import ASGIClient
 from beamish.web import Endpoint, EndpointServer, Router
 
 
+log = logging.getLogger("tests.dashboard")
+
+
+async def work(request):
+    log.warning("working on it")
+    return PlainTextResponse("done")
+
+
 def endpoint_with(dashboard: Dashboard) -> Endpoint:
     router = Router()
     router.mount("/dashboard", dashboard.app())
+    router.add("/work", work)
     return Endpoint(router=router, application=Watched)
 
 
@@ -182,3 +194,25 @@ async def test_the_data_view_shows_each_pools_statistics():
         [pool] = page["pools"]
         assert (pool["pool"], pool["size"], pool["in_use"], pool["waiting"]) == (
             "dash.db", 1, 0, 0)
+
+
+async def test_the_logs_view_streams_the_records_that_match_with_their_request_id():
+    async with live(Dashboard(pubsub="dash.ps", allow="local")) as (ws, base):
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "logs",
+                                    {"match": "working", "level": "warning"}]).decode())
+        await next_push(ws, "phx_reply", lambda p: p["status"] == "ok")
+        http = base.replace("ws://", "http://", 1).split("/dashboard")[0]
+        async with httpx.AsyncClient() as client:
+            response = await client.get(http + "/work")
+        line = await next_push(ws, "log")
+        assert line["message"] == "working on it" and line["level"] == "warning"
+        assert line["request_id"] == response.headers["x-request-id"]
+        assert line["pid"].startswith("<0.")
+        log.warning("something else")  # does not match: not sent
+        log.info("working, but below the level")  # not sent either
+        log.error("working again")
+        assert (await next_push(ws, "log"))["message"] == "working again"
+        await ws.send(orjson.dumps(["1", "3", "dashboard:live", "view",
+                                    {"view": "home"}]).decode())  # leaving stops the watch
+        await next_push(ws, "home")
+    assert not [h for h in logging.getLogger().handlers if type(h).__name__ == "_Tap"]

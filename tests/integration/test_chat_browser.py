@@ -256,6 +256,17 @@ def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_bac
             page.click("nav a[data-page=data]")
             expect(page.locator("#pools tr[data-pool='chat.db']")).to_contain_text(
                 "chat.db", timeout=WAIT_MS)
+            # the request logger: a killed process's supervisor report shows up live
+            page.click("nav a[data-page=processes]")
+            page.fill("#search", "Poller")
+            expect(page.locator("#rows tr").first).to_contain_text("Poller", timeout=WAIT_MS)
+            page.locator("#rows tr").first.click()  # its details stay open on every page
+            page.click("nav a[data-page=logs]")  # the logs are watched while shown
+            page.select_option("#log-level", "warning")
+            page.click("#kill")
+            expect(page.locator("#log-lines")).to_contain_text("beamish.supervisor",
+                                                                timeout=WAIT_MS)
+            page.screenshot(path=str(tmp_path / "dashboard-logs.png"))
             assert not problems, problems
         finally:
             browser.close()

@@ -5,7 +5,9 @@ The page joins ``dashboard:live`` with the token it was served with; the channel
 trees, ``sockets``, the connections and topics, and ``data``, the pools, while the page
 shows them: asking every
 supervisor for its children is not free),
-and answers the page's requests: ``view`` (which page is shown), ``query`` (sort, search,
+and answers the page's requests: ``view`` (which page is shown), ``logs`` (watch the log
+records at a level that match a request id, a pid or words: ``_logtap.py``), ``query``
+(sort, search,
 page of the process table), ``details`` (one process: its links, monitors, and a
 behaviour's state) and ``kill`` (an exit signal ``kill`` to a process the page was shown,
 in the table or in a tree: a process it never showed cannot be named). Everything that changes state
@@ -21,6 +23,7 @@ from typing import Any
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import exit, process_info, send_after
 from beamish._runtime.api import self as _self
+from beamish.dashboard._logtap import LogLine, unwatch, watch
 from beamish.dashboard._pages import Query, applications, home, pools, process_page, sockets
 from beamish.web._channel import Channel
 from beamish.web._socket import Socket, SocketState
@@ -30,7 +33,8 @@ __all__ = ["DashboardChannel", "socket_class"]
 _log = logging.getLogger("beamish.dashboard")
 _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
-_VIEWS = ("home", "processes", "applications", "sockets", "data")
+_VIEWS = ("home", "processes", "applications", "sockets", "data", "logs")
+_LEVELS = ("debug", "info", "warning", "error")
 
 
 class DashboardChannel(Channel):
@@ -45,6 +49,9 @@ class DashboardChannel(Channel):
         return Ok(socket.assign(query=Query(), shown={}, drawn={}, view="home"))
 
     async def handle_info(self, message: Any, socket: SocketState) -> Any:
+        if type(message) is LogLine:
+            Channel.push(socket, "log", message.line)
+            return NoReply(socket)
         if message != _TICK:
             return NoReply(socket)
         Channel.push(socket, "home", home())
@@ -80,12 +87,20 @@ class DashboardChannel(Channel):
         if event == "view":
             view = payload.get("view") if isinstance(payload, dict) else None
             socket = socket.assign(view=view if view in _VIEWS else "home")
+            if socket.assigns["view"] != "logs":
+                unwatch(_self())
             if socket.assigns["view"] == "applications":
                 socket = await self._push_applications(socket)
             elif socket.assigns["view"] == "sockets":
                 socket = self._push_sockets(socket)
             elif socket.assigns["view"] == "data":
                 Channel.push(socket, "data", {"pools": pools()})
+            return Reply("ok", socket)
+        if event == "logs":
+            match = payload.get("match") if isinstance(payload, dict) else None
+            level = payload.get("level") if isinstance(payload, dict) else None
+            watch(_self(), match if isinstance(match, str) else "",
+                  level if level in _LEVELS else "info")
             return Reply("ok", socket)
         named = payload.get("pid") if isinstance(payload, dict) else None
         target = socket.assigns["shown"].get(named) or socket.assigns["drawn"].get(named)
@@ -100,6 +115,9 @@ class DashboardChannel(Channel):
                 return Reply(("error", {"reason": "that process is not on the page"}), socket)
             return Reply(("ok", await _details(target)), socket)
         return Reply(("error", {"reason": "unknown request"}), socket)
+
+    def terminate(self, reason: Any, socket: SocketState) -> None:
+        unwatch(_self())
 
 
 async def _details(pid: Any) -> dict[str, Any]:

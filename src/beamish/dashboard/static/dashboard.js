@@ -34,6 +34,7 @@ function connect() {
       if (id === joinRef) {
         status(payload.status === "ok" ? "live" : "refused");
         if (view !== "home") send("view", { view });
+        if (view === "logs") watchLogs();
       }
       const resolve = replies.get(id);
       if (resolve) { replies.delete(id); resolve(payload); }
@@ -42,6 +43,7 @@ function connect() {
     else if (event === "applications") drawApplications(payload.applications);
     else if (event === "sockets") drawSockets(payload);
     else if (event === "data") drawPools(payload.pools);
+    else if (event === "log") addLog(payload);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -183,6 +185,23 @@ function drawSockets(s) {
   }));
 }
 
+function addLog(line) {
+  const box = document.getElementById("log-lines");
+  const row = document.createElement("div");
+  row.className = `log ${line.level}`;
+  const when = new Date(line.time * 1000).toISOString().slice(11, 23);
+  const dropped = line.dropped ? `(${line.dropped} dropped) ` : "";
+  row.textContent = `${dropped}${when} ${line.level.toUpperCase()} ${line.pid} ` +
+    `${line.request_id ? "req=" + line.request_id + " " : ""}${line.logger}: ${line.message}`;
+  box.append(row);
+  while (box.children.length > 500) box.firstChild.remove();
+}
+
+function watchLogs() {
+  send("logs", { match: document.getElementById("log-match").value,
+    level: document.getElementById("log-level").value });
+}
+
 function drawPools(pools) {
   const keys = ["pool", "size", "connected", "idle", "in_use", "waiting", "checkouts",
     "timeouts", "overloads", "connect_errors", "disconnects", "last_connect_error"];
@@ -223,7 +242,10 @@ async function details(pid) {
 }
 
 function page(name) {
-  if (socket && socket.readyState === 1 && joinRef) send("view", { view: name });
+  if (socket && socket.readyState === 1 && joinRef) {
+    send("view", { view: name });
+    if (name === "logs") watchLogs();
+  }
   view = name;
   for (const section of document.querySelectorAll(".page")) section.hidden = section.id !== name;
   for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === name);
@@ -244,6 +266,10 @@ document.getElementById("kill").onclick = async () => {
   document.getElementById("details-body").textContent =
     reply.status === "ok" ? `${shown} was killed` : JSON.stringify(reply.response);
 };
+document.getElementById("log-match").oninput = watchLogs;
+document.getElementById("log-level").onchange = watchLogs;
+document.getElementById("log-clear").onclick = () =>
+  document.getElementById("log-lines").replaceChildren();
 document.getElementById("close").onclick = () => { document.getElementById("details").hidden = true; };
 window.onhashchange = () => page(location.hash.slice(1) || "home");
 page(location.hash.slice(1) || "home");
