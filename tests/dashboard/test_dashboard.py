@@ -21,7 +21,6 @@ from beamish.pubsub import PubSub
 from beamish.testing import ASGIClient
 from beamish.web import Endpoint, EndpointServer, Router
 
-
 log = logging.getLogger("tests.dashboard")
 
 
