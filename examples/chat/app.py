@@ -94,8 +94,11 @@ async def health(request: Request) -> Response:
 router.mount("/metrics", METRICS.app(), name="metrics")  # Prometheus; this machine only
 # The live dashboard, for this machine only and without credentials: the demo's
 # development mode (an application of yours passes allow=a check of its own).
-router.mount("/dashboard", Dashboard(pubsub=PUBSUB, allow="local", title="chat").app(),
-             name="dashboard")
+UPLOT = HERE.parents[1] / "node_modules" / "uplot" / "dist"  # the charts, from npm (make)
+router.mount("/dashboard", Dashboard(
+    pubsub=PUBSUB, allow="local", title="chat", metrics=METRICS,
+    chart_assets=UPLOT if UPLOT.is_dir() else None,
+).app(), name="dashboard")
 router.static("/assets", directory=HERE / "static", name="assets")
 if PHOENIX.is_dir():
     router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")

@@ -10,6 +10,7 @@ import re
 
 import httpx
 import orjson
+import pytest
 from starlette.responses import PlainTextResponse
 from websockets.asyncio.client import connect
 
@@ -18,10 +19,12 @@ from beamish import Application, GenServer, Ok, Supervisor
 from beamish.dashboard import Dashboard
 from beamish.data import Pool, SQLite
 from beamish.pubsub import PubSub
+from beamish.telemetry import PrometheusReporter, default_metrics
 from beamish.testing import ASGIClient
 from beamish.web import Endpoint, EndpointServer, Router
 
 log = logging.getLogger("tests.dashboard")
+METRICS = PrometheusReporter(default_metrics())
 
 
 async def work(request):
@@ -46,6 +49,7 @@ class Watched(Application):
         return await Supervisor.start_link([
             (PubSub, {"name": "dash.ps"}),
             Pool(SQLite(":memory:"), name="dash.db", size=1).child_spec(),
+            METRICS.spec(),
             {"id": "sleeper", "start": (functools.partial(Sleeper.start_link, name="sleeper"),
                                         (3,))},
         ], name="watched")
@@ -163,7 +167,7 @@ async def test_the_applications_view_draws_each_tree_and_a_restart_shows_a_new_p
         assert root["type"] == "supervisor" and root["name"] == "watched"
         sleeper = find(root, "sleeper")
         assert sleeper is not None and sleeper["type"] == "worker"
-        assert len(root["children"]) == 3  # the PubSub, the pool, then the sleeper
+        assert len(root["children"]) == 4  # the PubSub, the pool, the metrics, the sleeper
         await ws.send(orjson.dumps(["1", "3", "dashboard:live", "kill",
                                     {"pid": sleeper["pid"]}]).decode())  # drawn: allowed
         again = await next_push(ws, "applications", lambda p: any(
@@ -215,3 +219,31 @@ async def test_the_logs_view_streams_the_records_that_match_with_their_request_i
                                     {"view": "home"}]).decode())  # leaving stops the watch
         await next_push(ws, "home")
     assert not [h for h in logging.getLogger().handlers if type(h).__name__ == "_Tap"]
+
+
+async def test_the_metrics_view_pushes_the_reporters_figures():
+    dashboard = Dashboard(pubsub="dash.ps", allow="local", refresh=0.2, metrics=METRICS)
+    async with live(dashboard) as (ws, base):
+        http = base.replace("ws://", "http://", 1).split("/dashboard")[0]
+        async with httpx.AsyncClient() as client:
+            for _ in range(3):
+                assert (await client.get(http + "/work")).status_code == 200
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "view",
+                                    {"view": "metrics"}]).decode())
+
+        def requests_of(payload):
+            return next(m for m in payload["metrics"]
+                        if m["name"] == "beamish_endpoint_requests")
+
+        pushed = await next_push(ws, "metrics", lambda p: any(
+            s["labels"]["route"] == "/work" for s in requests_of(p)["series"]))
+        [work] = [s for s in requests_of(pushed)["series"] if s["labels"]["route"] == "/work"]
+        assert work["value"] >= 3 and work["labels"]["status"] == "200"
+        timed = next(m for m in pushed["metrics"]
+                     if m["name"] == "beamish_endpoint_duration_seconds")
+        assert timed["kind"] == "distribution" and timed["series"][0]["count"] >= 3
+
+
+def test_chart_assets_must_be_uplots_dist(tmp_path):
+    with pytest.raises(ValueError, match="uPlot's dist directory"):
+        Dashboard(pubsub="dash.ps", chart_assets=tmp_path)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
+
+import httpx
 
 from tests.integration.support import require
 
@@ -267,6 +270,30 @@ def test_the_dashboard_in_chromium_shows_the_node_and_a_killed_process_comes_bac
             expect(page.locator("#log-lines")).to_contain_text("beamish.supervisor",
                                                                 timeout=WAIT_MS)
             page.screenshot(path=str(tmp_path / "dashboard-logs.png"))
+            # the metrics chart moves while the endpoint is loaded
+            loading = threading.Event()
+
+            def load() -> None:
+                with httpx.Client(base_url=url) as client:
+                    while not loading.is_set():
+                        client.get("/health")
+
+            loader = threading.Thread(target=load, daemon=True)
+            loader.start()
+            try:
+                page.click("nav a[data-page=metrics]")
+                chart = page.locator("[data-metric=beamish_endpoint_requests]")
+                expect(chart.locator(".uplot")).to_have_count(1, timeout=WAIT_MS)
+                page.wait_for_function(
+                    "() => { const c = document.querySelector("
+                    "'[data-metric=beamish_endpoint_requests]');"
+                    " return c && Number(c.dataset.points) >= 3 && Number(c.dataset.last) > 0; }",
+                    timeout=WAIT_MS,
+                )
+                page.screenshot(path=str(tmp_path / "dashboard-metrics.png"))
+            finally:
+                loading.set()
+                loader.join(timeout=10)
             assert not problems, problems
         finally:
             browser.close()

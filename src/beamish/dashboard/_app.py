@@ -5,6 +5,10 @@
 
 Under the mount: ``GET /`` is the page, ``/dashboard.js`` and ``/dashboard.css`` its own
 script and style (files of this package), and ``/live/websocket`` its Phoenix socket.
+``metrics=`` (a ``PrometheusReporter``) gives the Metrics page its figures; its charts are
+drawn with uPlot, served from ``chart_assets`` (uPlot's ``dist`` directory, from the npm
+registry: ``npm install uplot``; never copied into a repository). Without it the page shows
+the figures as a table.
 
 **Access is off unless configured.** ``allow=None`` (the default) answers 403 to everyone,
 saying how to turn it on; ``allow="local"`` lets in clients on this machine only, without
@@ -36,6 +40,9 @@ __all__ = ["Dashboard"]
 STATIC = Path(__file__).resolve().parent / "static"
 _FILES = {"/dashboard.js": "text/javascript", "/dashboard.css": "text/css"}
 _TOKEN_AGE = 86_400
+_UPLOT_JS = "uPlot.iife.min.js"
+_VENDOR = {"/vendor/uplot.js": (_UPLOT_JS, "text/javascript"),
+           "/vendor/uplot.css": ("uPlot.min.css", "text/css")}
 Check = Callable[[Mapping[str, Any]], bool]
 
 
@@ -43,7 +50,8 @@ class Dashboard:
     """The live dashboard (see the module)."""
 
     def __init__(self, *, pubsub: str, allow: str | Check | None = None,
-                 refresh: float = 1.0, title: str = "beamish") -> None:
+                 refresh: float = 1.0, title: str = "beamish", metrics: Any = None,
+                 chart_assets: str | Path | None = None) -> None:
         if allow is not None and allow != "local" and not callable(allow):
             raise ValueError(
                 f"allow is None (off), 'local' (this machine, no credentials) or a function "
@@ -55,8 +63,17 @@ class Dashboard:
         self.allow = allow
         self.refresh = float(refresh)
         self.title = title
+        if metrics is not None and not callable(getattr(metrics, "snapshot", None)):
+            raise TypeError(f"metrics is a PrometheusReporter, got {metrics!r}")
+        self.metrics = metrics
+        self.chart_assets = Path(chart_assets) if chart_assets is not None else None
+        if self.chart_assets is not None and not (self.chart_assets / _UPLOT_JS).is_file():
+            raise ValueError(
+                f"chart_assets must be uPlot's dist directory (with {_UPLOT_JS}), such as "
+                f"node_modules/uplot/dist after `npm install uplot`; got {chart_assets}"
+            )
         self._signer = URLSafeTimedSerializer(os.urandom(32), salt="beamish.dashboard")
-        self._socket = socket_class(self._token_ok, self.refresh)
+        self._socket = socket_class(self._token_ok, self.refresh, metrics)
         self._same_origin = make_origin_check(True)
 
     def _allowed(self, scope: Mapping[str, Any]) -> bool:
@@ -114,6 +131,10 @@ class Dashboard:
             elif path in _FILES:
                 await _respond(send, 200, _FILES[path] + "; charset=utf-8",
                                (STATIC / path[1:]).read_bytes())
+            elif path in _VENDOR and self.chart_assets is not None:
+                name, content_type = _VENDOR[path]
+                await _respond(send, 200, content_type + "; charset=utf-8",
+                               (self.chart_assets / name).read_bytes())
             else:
                 await _plain(send, 404, "404 Not Found\n")
 
@@ -123,8 +144,9 @@ class Dashboard:
         page = (STATIC / "index.html").read_text()
         banner = ("development mode: this dashboard is open to this machine without "
                   "credentials" if self.allow == "local" else "")
+        charts = "yes" if self.chart_assets is not None else ""
         for key, value in (("TITLE", self.title), ("TOKEN", self._signer.dumps("page")),
-                           ("BANNER", banner)):
+                           ("BANNER", banner), ("CHARTS", charts)):
             page = page.replace("{{" + key + "}}", html.escape(value, quote=True))
         return page.encode()
 

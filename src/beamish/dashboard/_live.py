@@ -33,7 +33,7 @@ __all__ = ["DashboardChannel", "socket_class"]
 _log = logging.getLogger("beamish.dashboard")
 _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
-_VIEWS = ("home", "processes", "applications", "sockets", "data", "logs")
+_VIEWS = ("home", "processes", "applications", "sockets", "data", "logs", "metrics")
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -41,6 +41,7 @@ class DashboardChannel(Channel):
     """One open dashboard page (see the module)."""
 
     refresh: float = 1.0
+    metrics: Any = None  # the PrometheusReporter whose figures the Metrics page charts
 
     def join(self, topic: str, payload: Any, socket: SocketState) -> Any:
         if topic != "dashboard:live":
@@ -62,6 +63,8 @@ class DashboardChannel(Channel):
             socket = self._push_sockets(socket)
         elif socket.assigns["view"] == "data":
             Channel.push(socket, "data", {"pools": pools()})
+        if socket.assigns["view"] == "metrics" and self.metrics is not None:
+            Channel.push(socket, "metrics", {"metrics": self.metrics.snapshot()})
         send_after(_self(), _TICK, self.refresh)
         return NoReply(socket)
 
@@ -143,13 +146,14 @@ async def _details(pid: Any) -> dict[str, Any]:
     return found
 
 
-def socket_class(check_token: Any, refresh: float) -> type[Socket]:
+def socket_class(check_token: Any, refresh: float, metrics: Any = None) -> type[Socket]:
     """A Socket class for one dashboard: its connect checks the page's token."""
 
     class Live(DashboardChannel):
         pass
 
     Live.refresh = refresh
+    Live.metrics = metrics
 
     class DashboardSocket(Socket):
         channels = {"dashboard:*": Live}  # noqa: RUF012

@@ -229,6 +229,31 @@ class PrometheusReporter:
 
     # -- serving --------------------------------------------------------------------------
 
+    def snapshot(self, *, max_series: int = 20) -> list[dict[str, Any]]:
+        """The figures now, by metric (``max_series`` series each, the largest first): what
+        the dashboard charts. A counter or sum is its ``value``; a last_value its ``value``;
+        a summary or distribution its ``count`` and ``sum``."""
+        self.flush()
+        found = []
+        for series_list in self._by_event.values():
+            for series in series_list:
+                definition = series.definition
+                rows = []
+                for key, figure in list(series.figures.items()):
+                    labels = dict(zip(definition.tags, key, strict=True))
+                    if series.kind in ("counter", "sum", "last_value"):
+                        rows.append({"labels": labels, "value": figure})
+                    elif series.kind == "summary":
+                        rows.append({"labels": labels, "count": figure[0], "sum": figure[1]})
+                    else:
+                        rows.append({"labels": labels, "count": sum(figure[:-1]),
+                                     "sum": figure[-1]})
+                rows.sort(key=lambda r: -(r.get("value") or r.get("count") or 0))
+                found.append({"name": definition.exposed_name, "kind": series.kind,
+                              "unit": definition.unit, "description": definition.description,
+                              "series": rows[:max_series]})
+        return found
+
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""
         self.flush()

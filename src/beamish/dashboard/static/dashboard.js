@@ -44,6 +44,7 @@ function connect() {
     else if (event === "sockets") drawSockets(payload);
     else if (event === "data") drawPools(payload.pools);
     else if (event === "log") addLog(payload);
+    else if (event === "metrics") drawMetrics(payload.metrics);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -183,6 +184,95 @@ function drawSockets(s) {
     tr.onclick = () => details(c.pid);
     return tr;
   }));
+}
+
+// -- the Metrics page: a chart per metric (uPlot, when the server serves it), else a table
+const POINTS = 120, LINES = 5;
+const charts = new Map();  // metric name -> {times, series: Map(key -> {values, last}), plot}
+
+if (document.body.dataset.charts) {
+  const css = document.createElement("link");
+  css.rel = "stylesheet"; css.href = "vendor/uplot.css";
+  const js = document.createElement("script");
+  js.src = "vendor/uplot.js";
+  document.head.append(css, js);
+}
+
+function plotted(kind, row, previous, seconds) {
+  if (kind === "last_value") return row.value;
+  if (kind === "counter" || kind === "sum") {
+    return previous === undefined || seconds <= 0 ? 0 : (row.value - previous.value) / seconds;
+  }
+  if (previous === undefined || row.count === previous.count) return 0;
+  return (row.sum - previous.sum) / (row.count - previous.count);  // the mean of the new ones
+}
+
+function drawMetrics(metrics) {
+  const now = Date.now() / 1000;
+  document.getElementById("metrics-note").textContent = window.uPlot ? "" :
+    "charts need uPlot (Dashboard(chart_assets=...)); the figures now:";
+  const box = document.getElementById("charts");
+  for (const metric of metrics) {
+    let chart = charts.get(metric.name);
+    if (!chart) {
+      const holder = document.createElement("div");
+      holder.className = "chart";
+      holder.dataset.metric = metric.name;
+      const title = document.createElement("h3");
+      const shown = metric.unit === "seconds" ? "ms" : (metric.unit || "");
+      const unit = metric.kind === "counter" || metric.kind === "sum" ? "per second" :
+        metric.kind === "last_value" ? shown : `mean ${shown}`;
+      title.textContent = `${metric.name} (${unit.trim()})`;
+      title.title = metric.description;
+      const area = document.createElement("div");
+      holder.append(title, area);
+      box.append(holder);
+      chart = { times: [], series: new Map(), holder, area, plot: null, keys: "" };
+      charts.set(metric.name, chart);
+    }
+    const seconds = chart.times.length ? now - chart.times[chart.times.length - 1] : 0;
+    chart.times.push(now);
+    for (const row of metric.series.slice(0, LINES)) {
+      const key = Object.entries(row.labels).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
+      let line = chart.series.get(key);
+      if (!line) {
+        line = { values: new Array(chart.times.length - 1).fill(null), last: undefined };
+        chart.series.set(key, line);
+      }
+      const scale = metric.unit === "seconds" && metric.kind !== "counter" ? 1000 : 1;
+      line.values.push(plotted(metric.kind, row, line.last, seconds) * scale);
+      line.last = row;
+    }
+    for (const line of chart.series.values()) {
+      while (line.values.length < chart.times.length) line.values.push(null);
+      while (line.values.length > POINTS) line.values.shift();
+    }
+    while (chart.times.length > POINTS) chart.times.shift();
+    const first = chart.series.values().next().value;
+    chart.holder.dataset.points = String(chart.times.length);
+    chart.holder.dataset.last = first ? String(first.values[first.values.length - 1] ?? 0) : "";
+    render(chart, metric);
+  }
+}
+
+function render(chart, metric) {
+  const keys = [...chart.series.keys()];
+  if (!window.uPlot) {
+    chart.area.textContent = keys.map((k) => {
+      const row = chart.series.get(k).last;
+      return `${k}: ${row.value ?? `${row.count} observations, sum ${row.sum}`}`;
+    }).join("\n") || "no events yet";
+    return;
+  }
+  const data = [chart.times, ...keys.map((k) => chart.series.get(k).values)];
+  if (chart.plot && chart.keys === keys.join("|")) { chart.plot.setData(data); return; }
+  if (chart.plot) chart.plot.destroy();
+  const colors = ["#5b3cc4", "#1b7f3b", "#b3261e", "#8a5a00", "#0b6bcb"];
+  chart.plot = new window.uPlot({
+    width: 520, height: 180, legend: { show: keys.length > 0 },
+    series: [{}, ...keys.map((k, i) => ({ label: k, stroke: colors[i % colors.length] }))],
+  }, data, chart.area);
+  chart.keys = keys.join("|");
 }
 
 function addLog(line) {
