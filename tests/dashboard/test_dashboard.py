@@ -247,3 +247,15 @@ async def test_the_metrics_view_pushes_the_reporters_figures():
 def test_chart_assets_must_be_uplots_dist(tmp_path):
     with pytest.raises(ValueError, match="uPlot's dist directory"):
         Dashboard(pubsub="dash.ps", chart_assets=tmp_path)
+
+
+async def test_basic_auth_challenges_then_lets_in_the_right_credentials():
+    guarded = Dashboard(pubsub="dash.ps", allow=Dashboard.basic_auth("ops", "s3cret"))
+    async with ASGIClient(endpoint_with(guarded)) as client:
+        challenged = await client.get("/dashboard/")
+        assert challenged.status_code == 401
+        assert challenged.headers["www-authenticate"].startswith("Basic ")
+        assert (await client.get("/dashboard/", auth=("ops", "wrong"))).status_code == 401
+        assert (await client.get("/dashboard/", auth=("ops", "s3cret"))).status_code == 200
+    with pytest.raises(ValueError, match="user and a password"):
+        Dashboard.basic_auth("ops", "")

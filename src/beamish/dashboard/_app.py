@@ -21,6 +21,8 @@ the WebSocket handshake must come from the page's own origin.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import html
 import ipaddress
 import os
@@ -76,6 +78,24 @@ class Dashboard:
         self._socket = socket_class(self._token_ok, self.refresh, metrics)
         self._same_origin = make_origin_check(True)
 
+    @staticmethod
+    def basic_auth(user: str, password: str) -> Check:
+        """An ``allow=`` check for HTTP basic auth with these credentials (read them from
+        your settings; compared in constant time). The browser asks for them: a request
+        without them is answered 401 with a ``WWW-Authenticate`` challenge."""
+        if not user or not password:
+            raise ValueError("basic_auth needs a user and a password (from your settings)")
+        expected = b"Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+        def check(scope: Mapping[str, Any]) -> bool:
+            for name, value in scope.get("headers") or ():
+                if name == b"authorization":
+                    return hmac.compare_digest(value, expected)
+            return False
+
+        check.challenge = True  # type: ignore[attr-defined]
+        return check
+
     def _allowed(self, scope: Mapping[str, Any]) -> bool:
         allow = self.allow
         if allow is None:
@@ -113,9 +133,19 @@ class Dashboard:
                 if kind == "websocket":
                     await send({"type": "websocket.close"})
                     return
-                await _plain(send, 403, "403 Forbidden: the dashboard is off. Mount it with "
-                             "Dashboard(allow=...): 'local' for this machine, or a function "
-                             "that checks the request.\n")
+                if getattr(self.allow, "challenge", False):
+                    body = b"401 Unauthorized: the dashboard needs credentials\n"
+                    await send({"type": "http.response.start", "status": 401, "headers": [
+                        (b"content-type", b"text/plain; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"www-authenticate", b'Basic realm="beamish dashboard"'),
+                    ]})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                await _plain(send, 403, "403 Forbidden: the dashboard is off, or not for you. "
+                             "Mount it with Dashboard(allow=...): 'local' for this machine, "
+                             "Dashboard.basic_auth(user, password), or a function that checks "
+                             "the request.\n")
                 return
             if kind == "websocket":
                 if path != "/live/websocket" or not self._origin_ok(scope):
