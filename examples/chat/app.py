@@ -10,7 +10,8 @@ and open http://127.0.0.1:4000. ::
     ├── (migrations)                   applies migrations/*.sql once, then stops
     ├── Rooms                          a process per room, with its history (rooms.py)
     ├── (metrics)                      beamish's default metrics, at /metrics (this machine)
-    └── Poller                         the node's and the machine's figures, every 5 s
+    ├── Poller                         the node's and the machine's figures, every 5 s
+    └── (dashboard agent)              shows this node to the dashboards of the others
 
 Settings (environment variables): ``CHAT_DATABASE``, the SQLite file the messages are kept
 in (``var/chat.sqlite3`` in the repository; ``:memory:`` keeps them only while the node
@@ -72,6 +73,7 @@ class Chat(Application):
             (rooms.Rooms, room_options),
             METRICS.spec(),
             Poller.spec(period=5.0),
+            DASHBOARD.spec(),  # lets the dashboards of the other nodes show this one
         ]
         return await Supervisor.start_link(
             children, strategy="rest_for_one", name="chat.supervisor"
@@ -95,10 +97,11 @@ router.mount("/metrics", METRICS.app(), name="metrics")  # Prometheus; this mach
 # The live dashboard, for this machine only and without credentials: the demo's
 # development mode (an application of yours passes allow=a check of its own).
 UPLOT = HERE.parents[1] / "node_modules" / "uplot" / "dist"  # the charts, from npm (make)
-router.mount("/dashboard", Dashboard(
+DASHBOARD = Dashboard(
     pubsub=PUBSUB, allow="local", title="chat", metrics=METRICS,
     chart_assets=UPLOT if UPLOT.is_dir() else None,
-).app(), name="dashboard")
+)
+router.mount("/dashboard", DASHBOARD.app(), name="dashboard")
 router.static("/assets", directory=HERE / "static", name="assets")
 if PHOENIX.is_dir():
     router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")

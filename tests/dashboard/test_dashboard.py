@@ -259,3 +259,34 @@ async def test_basic_auth_challenges_then_lets_in_the_right_credentials():
         assert (await client.get("/dashboard/", auth=("ops", "s3cret"))).status_code == 200
     with pytest.raises(ValueError, match="user and a password"):
         Dashboard.basic_auth("ops", "")
+
+
+async def start_agent():
+    """Node b's tree runs the dashboard's agent (its own Dashboard: nothing is sent)."""
+    return await Supervisor.start([Dashboard(pubsub="dash.ps").spec()])
+
+
+@pytest.mark.beamish(node="a@test")
+async def test_a_page_can_look_at_another_node_of_the_cluster_read_only():
+    from beamish.testing import local_cluster
+
+    dashboard = Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)
+    async with local_cluster("b@test") as cluster, live(dashboard) as (ws, base):
+        await cluster.node("b@test").run(start_agent)
+        here = await next_push(ws, "home")
+        assert here["viewing"] == beamish.node() and "b@test" in here["nodes"]
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "node",
+                                    {"node": "b@test"}]).decode())
+        there = await next_push(ws, "home", lambda p: p["viewing"] == "b@test")
+        assert there["node"] == "b@test" and there["processes"] >= 1
+        await ws.send(orjson.dumps(["1", "3", "dashboard:live", "view",
+                                    {"view": "processes"}]).decode())
+        rows = await next_push(ws, "processes", lambda p: p["rows"])
+        await ws.send(orjson.dumps(["1", "4", "dashboard:live", "kill",
+                                    {"pid": rows["rows"][0]["pid"]}]).decode())
+        refused = await next_push(ws, "phx_reply", lambda p: p["status"] == "error")
+        assert "read-only" in refused["response"]["reason"]
+        await ws.send(orjson.dumps(["1", "5", "dashboard:live", "node",
+                                    {"node": "nowhere@test"}]).decode())
+        unknown = await next_push(ws, "phx_reply", lambda p: p["status"] == "error")
+        assert "no such node" in unknown["response"]["reason"]

@@ -22,6 +22,7 @@ the WebSocket handshake must come from the page's own origin.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import html
 import ipaddress
@@ -32,6 +33,7 @@ from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from beamish.dashboard._agent import AGENT, DashboardAgent
 from beamish.dashboard._live import socket_class
 from beamish.web._origin import make_origin_check
 from beamish.web._router import route_path
@@ -77,6 +79,13 @@ class Dashboard:
         self._signer = URLSafeTimedSerializer(os.urandom(32), salt="beamish.dashboard")
         self._socket = socket_class(self._token_ok, self.refresh, metrics)
         self._same_origin = make_origin_check(True)
+
+    def spec(self) -> dict[str, Any]:
+        """A child spec for the application's tree: the agent that lets the dashboards of
+        other nodes of the cluster show this one (``_agent.py``). Without it, this node's
+        own dashboard works; others cannot select this node."""
+        return {"id": AGENT, "start": (functools.partial(DashboardAgent.start_link,
+                                                         name=AGENT), (None,))}
 
     @staticmethod
     def basic_auth(user: str, password: str) -> Check:

@@ -21,8 +21,9 @@ import logging
 from typing import Any
 
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
-from beamish._runtime.api import exit, process_info, send_after
+from beamish._runtime.api import exit, node, nodes, process_info, send_after
 from beamish._runtime.api import self as _self
+from beamish.dashboard._agent import AGENT
 from beamish.dashboard._logtap import LogLine, unwatch, watch
 from beamish.dashboard._pages import Query, applications, home, pools, process_page, sockets
 from beamish.web._channel import Channel
@@ -33,6 +34,7 @@ __all__ = ["DashboardChannel", "socket_class"]
 _log = logging.getLogger("beamish.dashboard")
 _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
+_REMOTE_TIMEOUT = 2.0
 _VIEWS = ("home", "processes", "applications", "sockets", "data", "logs", "metrics")
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -47,7 +49,7 @@ class DashboardChannel(Channel):
         if topic != "dashboard:live":
             return ("error", {"reason": f"no such dashboard topic: {topic}"})
         send_after(_self(), _TICK, 0)
-        return Ok(socket.assign(query=Query(), shown={}, drawn={}, view="home"))
+        return Ok(socket.assign(query=Query(), shown={}, drawn={}, view="home", node=None))
 
     async def handle_info(self, message: Any, socket: SocketState) -> Any:
         if type(message) is LogLine:
@@ -55,7 +57,11 @@ class DashboardChannel(Channel):
             return NoReply(socket)
         if message != _TICK:
             return NoReply(socket)
-        Channel.push(socket, "home", home())
+        if socket.assigns["node"] is not None:  # another node's pages, read-only
+            await self._push_remote(socket)
+            send_after(_self(), _TICK, self.refresh)
+            return NoReply(socket)
+        Channel.push(socket, "home", {**home(), "nodes": [node(), *nodes()], "viewing": node()})
         socket = self._push_processes(socket)
         if socket.assigns["view"] == "applications":  # its calls only while it is shown
             socket = await self._push_applications(socket)
@@ -72,6 +78,26 @@ class DashboardChannel(Channel):
         page, shown = process_page(socket.assigns["query"])
         Channel.push(socket, "processes", page)
         return socket.assign(shown=shown)
+
+    async def _push_remote(self, socket: SocketState) -> None:
+        target = socket.assigns["node"]
+        views = ["home"]
+        if socket.assigns["view"] in ("processes", "applications", "sockets", "data"):
+            views.append(socket.assigns["view"])
+        for view in views:
+            query = _query_payload(socket.assigns["query"])
+            try:
+                found = await GenServer.call((AGENT, target), ("page", view, query),
+                                             _REMOTE_TIMEOUT)
+            except Exception as exc:
+                Channel.push(socket, "node_error", {
+                    "node": target, "reason": f"{type(exc).__name__}: {exc}"[:300]})
+                return
+            if found is not None:
+                event, payload = found
+                if event == "home":
+                    payload = {**payload, "nodes": [node(), *nodes()], "viewing": target}
+                Channel.push(socket, event, payload)
 
     def _push_sockets(self, socket: SocketState) -> SocketState:
         page, drawn = sockets()
@@ -99,6 +125,20 @@ class DashboardChannel(Channel):
             elif socket.assigns["view"] == "data":
                 Channel.push(socket, "data", {"pools": pools()})
             return Reply("ok", socket)
+        if event == "node":
+            wanted = payload.get("node") if isinstance(payload, dict) else None
+            if wanted == node() or wanted is None:
+                socket = socket.assign(node=None)
+            elif wanted in nodes():
+                socket = socket.assign(node=wanted)
+            else:
+                return Reply(("error", {"reason": "no such node in the cluster"}), socket)
+            send_after(_self(), _TICK, 0)
+            return Reply("ok", socket)
+        if socket.assigns["node"] is not None and event in ("kill", "details", "query"):
+            if event == "query":
+                return Reply("ok", socket.assign(query=Query.parse(payload)))
+            return Reply(("error", {"reason": "another node's pages are read-only"}), socket)
         if event == "logs":
             match = payload.get("match") if isinstance(payload, dict) else None
             level = payload.get("level") if isinstance(payload, dict) else None
@@ -165,3 +205,9 @@ def socket_class(check_token: Any, refresh: float, metrics: Any = None) -> type[
     Live.__qualname__ = "DashboardChannel"  # what logs, metrics and the page call them
     DashboardSocket.__qualname__ = "DashboardSocket"
     return DashboardSocket
+
+
+def _query_payload(query: Query) -> dict[str, Any]:
+    return {"sort": query.sort, "descending": query.descending, "search": query.search,
+            "page": query.page}
+

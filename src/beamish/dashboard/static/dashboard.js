@@ -45,6 +45,7 @@ function connect() {
     else if (event === "data") drawPools(payload.pools);
     else if (event === "log") addLog(payload);
     else if (event === "metrics") drawMetrics(payload.metrics);
+    else if (event === "node_error") status(`${payload.node}: ${payload.reason}`);
   };
   socket.onclose = () => { status("disconnected; retrying"); setTimeout(connect, 2000); };
   setInterval(() => socket.readyState === 1 &&
@@ -64,7 +65,21 @@ function bytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+function drawNodes(all, viewing) {
+  const select = document.getElementById("node");
+  const current = [...select.options].map((o) => o.value).join(" ");
+  if (current !== all.join(" ")) {
+    select.replaceChildren(...all.map((name) => {
+      const option = document.createElement("option");
+      option.value = option.textContent = name;
+      return option;
+    }));
+  }
+  select.value = viewing;
+}
+
 function drawHome(h) {
+  if (h.nodes) drawNodes(h.nodes, h.viewing);
   const cards = [
     ["node", h.node], ["uptime", `${Math.floor(h.uptime)} s`],
     ["processes", `${h.processes.toLocaleString()} / ${h.process_limit.toLocaleString()}`],
@@ -356,6 +371,7 @@ document.getElementById("kill").onclick = async () => {
   document.getElementById("details-body").textContent =
     reply.status === "ok" ? `${shown} was killed` : JSON.stringify(reply.response);
 };
+document.getElementById("node").onchange = (e) => send("node", { node: e.target.value });
 document.getElementById("log-match").oninput = watchLogs;
 document.getElementById("log-level").onchange = watchLogs;
 document.getElementById("log-clear").onclick = () =>
