@@ -290,3 +290,19 @@ async def test_a_page_can_look_at_another_node_of_the_cluster_read_only():
                                     {"node": "nowhere@test"}]).decode())
         unknown = await next_push(ws, "phx_reply", lambda p: p["status"] == "error")
         assert "no such node" in unknown["response"]["reason"]
+
+
+async def test_the_sockets_view_counts_who_is_present_by_topic():
+    from beamish.pubsub import Tracker
+
+    async with live(Dashboard(pubsub="dash.ps", allow="local", refresh=0.2)) as (ws, base):
+        tracker = await Tracker.start_link(name="dash.tracker", pubsub="dash.ps")
+        for key in ("ada", "bob"):
+            await Tracker.track("dash.tracker", beamish.self(), "room:1", key, {})
+        await ws.send(orjson.dumps(["1", "2", "dashboard:live", "view",
+                                    {"view": "sockets"}]).decode())
+        page = await next_push(ws, "sockets")
+        [tracked] = [p for p in page["presences"] if p["tracker"] == "dash.tracker"]
+        assert tracked["present"] == 2 and tracked["fullest"] == [
+            {"topic": "room:1", "keys": 2}]
+        await Supervisor.stop(tracker)

@@ -26,7 +26,7 @@ from beamish._runtime.pid import Pid
 
 __all__ = [
     "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "MAX_SOCKETS", "PAGE_SIZE", "Query",
-    "applications", "home", "pools", "process_page", "process_row", "sockets",
+    "applications", "home", "pools", "presences", "process_page", "process_row", "sockets",
 ]
 
 PAGE_SIZE = 50
@@ -223,7 +223,7 @@ def sockets() -> tuple[dict[str, Any], dict[str, Pid]]:
             })
     busiest = sorted(topics.items(), key=lambda item: (-item[1], item[0]))[:50]
     return {
-        "total": total, "by_socket": counts, "connections": listed,
+        "total": total, "by_socket": counts, "connections": listed, "presences": presences(),
         "topics": [{"topic": t, "channels": n} for t, n in busiest],
         "topic_count": len(topics), "partial": len(every) > MAX_SCAN,
     }, drawn
@@ -243,3 +243,27 @@ def pools() -> list[dict[str, Any]]:
             if table is not None:
                 found.append(asdict(table.data.statistics()))
     return sorted(found, key=lambda stats: str(stats["pool"]))
+
+
+def presences() -> list[dict[str, Any]]:
+    """Who is present, by tracker (a Presence is one) and topic: how many keys (users) each
+    topic has on this node's replica, the 50 fullest topics of each tracker."""
+    from beamish._runtime.tables import find_table, table_names
+
+    found = []
+    for name in table_names():
+        if not (type(name) is tuple and len(name) == 2 and name[0] == "beamish.tracker"):
+            continue
+        table = find_table(name)
+        pool = table.data if table is not None else None
+        counts: dict[str, int] = {}
+        for state in getattr(pool, "states", ()) or ():
+            for topic, keys in getattr(state, "_topics", {}).items():
+                if keys:
+                    counts[topic] = counts.get(topic, 0) + len(keys)
+        fullest = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:50]
+        found.append({"tracker": str(name[1]), "topics": len(counts),
+                      "present": sum(counts.values()),
+                      "fullest": [{"topic": t, "keys": n} for t, n in fullest]})
+    return sorted(found, key=lambda p: p["tracker"])
+

@@ -186,6 +186,13 @@ function drawSockets(s) {
     card.append(l, v);
     return card;
   }));
+  document.getElementById("presences").replaceChildren(...s.presences.flatMap((p) =>
+    p.fullest.map((t) => {
+      const tr = document.createElement("tr");
+      tr.dataset.topic = t.topic;
+      tr.append(cell(p.tracker), cell(t.topic), cell(t.keys));
+      return tr;
+    })));
   document.getElementById("topics").replaceChildren(...s.topics.map((t) => {
     const tr = document.createElement("tr");
     tr.append(cell(t.topic), cell(t.channels));
