@@ -211,6 +211,8 @@ async def test_the_logs_view_streams_the_records_that_match_with_their_request_i
         assert line["message"] == "working on it" and line["level"] == "warning"
         assert line["request_id"] == response.headers["x-request-id"]
         assert line["pid"].startswith("<0.")
+        await beamish.offload(log.warning, "working in a thread")  # sent from the loop
+        assert (await next_push(ws, "log"))["message"] == "working in a thread"
         log.warning("something else")  # does not match: not sent
         log.info("working, but below the level")  # not sent either
         log.error("working again")

@@ -12,6 +12,8 @@ page's mailbox. The handler goes when the last watch does.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
 from typing import Any
@@ -37,7 +39,7 @@ class LogLine:
 
 
 class _Watch:
-    __slots__ = ("dropped", "level", "match", "second", "sent")
+    __slots__ = ("context", "dropped", "level", "loop", "match", "second", "sent")
 
     def __init__(self, match: str, level: int) -> None:
         self.match = match
@@ -45,6 +47,10 @@ class _Watch:
         self.second = 0
         self.sent = 0
         self.dropped = 0
+        # a record may be made in another thread (offload's): the line is then sent from
+        # the watching page's loop, in its process's context, never from that thread
+        self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()
 
 
 class _Tap(logging.Handler):
@@ -78,10 +84,23 @@ class _Tap(logging.Handler):
                 "dropped": seen.dropped,
             }
             seen.dropped = 0
-            try:
-                send(pid, LogLine(line))
-            except Exception:  # the page's process is gone: its watch goes too
-                self.watches.pop(pid, None)
+            if _on(seen.loop):
+                self._send(pid, line)
+            else:
+                seen.loop.call_soon_threadsafe(self._send, pid, line, context=seen.context)
+
+    def _send(self, pid: Pid, line: dict[str, Any]) -> None:
+        try:
+            send(pid, LogLine(line))
+        except Exception:  # the page's process is gone: its watch goes too
+            self.watches.pop(pid, None)
+
+
+def _on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs in this thread
+        return False
 
 
 _TAP = _Tap()
