@@ -81,3 +81,31 @@ def test_clip_bounds_what_a_report_shows():
             raise RuntimeError("no repr")
 
     assert "Broken" in clip(Broken())  # a repr that raises does not take the report down
+
+
+async def test_a_gen_state_machine_crash_is_counted_and_reported_with_its_event_and_state(
+    caplog,
+):
+    from beamish import GenStateMachine
+
+    class Door(GenStateMachine):
+        def init(self, arg):
+            return ("ok", "locked", {"code": arg})
+
+        def handle_event(self, kind, event, state, data):
+            raise OSError("jammed")
+
+    before = beamish.statistics().crashed
+    with capture_events(("beamish", "process", "crash")) as crashes:
+        pid = await Door.start("1234")
+        ref = beamish.monitor(pid)
+        GenStateMachine.cast(pid, "push")
+        await receive(lambda m: type(m) is Down and m.ref == ref, timeout=2)
+    assert beamish.statistics().crashed == before + 1  # counted, as every crash is
+    [event] = crashes
+    report = event.metadata["report"]
+    assert report.behaviour == "GenStateMachine" and "push" in report.message
+    assert "locked" in report.state and "1234" in report.state
+    assert isinstance(report.exception, OSError)
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1 and "terminating" in logged[0].getMessage()

@@ -68,6 +68,7 @@ from beamish._runtime.api import (
     send_after,
     unlink,
 )
+from beamish._runtime.crash import ancestors_of
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
@@ -463,12 +464,14 @@ class StateMachineProcess(Actor):
                 yield result
         except Exception as failure:
             reason, exc, message = Crash(failure), failure, None
-        self._report(reason, exc, message)
-        raise ProcessExit(reason)
+        raise ProcessExit(reason, reported=self._report(reason, exc, message))
 
-    def _report(self, reason: Any, exc: BaseException | None, message: str | None) -> None:
+    def _report(self, reason: Any, exc: BaseException | None, message: str | None
+                ) -> dict[str, Any] | bool:
+        """Log the crash report of an abnormal exit; then what the kernel's crash report
+        adds (``_runtime/crash.py``), or False if it was no crash."""
         if is_clean_exit(reason):
-            return
+            return False
         m = self._m
         crash = exc if isinstance(exc, Exception) else None
         lines = [
@@ -486,11 +489,17 @@ class StateMachineProcess(Actor):
             lines.append(f"** timeouts: {short(m.timeouts(), 500)}")
         if message:
             lines.append(f"** {message}")
+        record = getattr(self.pid, "_proc", None)
+        ancestors = ancestors_of(record) if record is not None else ()
+        if ancestors:
+            lines.append("** ancestors: " + ", ".join(map(repr, ancestors)))
         _log.error(
             "%s",
             "\n".join(lines),
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
+        return {"behaviour": "GenStateMachine", "message": self._last,
+                "state": {"state": m.state, "data": m.data}}
 
     # -- running the steps ------------------------------------------------------------------
 
