@@ -268,10 +268,7 @@ class ClusterNode:
     def pubsub_broadcast(self, node: str | None, pubsub: str, topic: str, message: Any,
                          dispatcher: Any, from_pid: Pid | None) -> None:
         """A PubSub broadcast for the other nodes (``node=None``) or one: encoded once, one
-        operation per node, fanned out there by that node's PubSub. A broadcast to every
-        node leaves at once, with what was queued before it, rather than at the end of the
-        tick: the caller fans it out to this node's subscribers next, which may take a
-        while (a fastlane write per connection), and the other nodes do theirs meanwhile."""
+        operation per node, fanned out there by that node's PubSub."""
         try:
             name = dispatcher_name(dispatcher)
         except TypeError as exc:
@@ -282,7 +279,6 @@ class ClusterNode:
             return
         for peer in list(self.sessions.current.values()):
             self._queue(peer.name, peer.creation, op)
-        self._flush()
 
     # -- encoding and queueing ----------------------------------------------------------------
 
