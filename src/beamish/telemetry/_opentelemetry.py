@@ -31,10 +31,9 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from beamish._otp.gen_server.server import GenServer, Ok
-from beamish._runtime.api import trap_exit
 from beamish._runtime.events import EventName, attach_many, detach
 from beamish._runtime.isolation import mark_shared
+from beamish.telemetry._attached import attached_spec
 
 __all__ = ["OpenTelemetryTracer"]
 
@@ -76,7 +75,7 @@ class OpenTelemetryTracer:
 
     def spec(self, *, id: str = "telemetry.opentelemetry") -> dict[str, Any]:
         """A child spec: a process that attaches the handlers and detaches them on stop."""
-        return {"id": id, "start": (_Attacher.start_link, (self,))}
+        return attached_spec(self, id)
 
     # -- the events -----------------------------------------------------------------------
 
@@ -146,15 +145,3 @@ class OpenTelemetryTracer:
         if metadata.get("result") in ("error", "crashed"):
             span.set_status(Status(StatusCode.ERROR))
         span.end(end_time=ended)
-
-
-class _Attacher(GenServer):
-    """The tracer's process: its handlers are attached exactly while it runs."""
-
-    def init(self, tracer: OpenTelemetryTracer) -> Any:
-        trap_exit(True)
-        tracer.attach()
-        return Ok(tracer)
-
-    def terminate(self, reason: Any, tracer: OpenTelemetryTracer) -> None:
-        tracer.detach()

@@ -41,10 +41,9 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
-from beamish._otp.gen_server.server import GenServer, Ok
-from beamish._runtime.api import trap_exit
 from beamish._runtime.events import EventName, attach_many, detach
 from beamish._runtime.isolation import mark_shared
+from beamish.telemetry._attached import attached_spec
 from beamish.telemetry._metrics import Metric
 
 __all__ = ["PrometheusReporter"]
@@ -225,7 +224,7 @@ class PrometheusReporter:
 
     def spec(self, *, id: str = "telemetry.prometheus") -> dict[str, Any]:
         """A child spec: a process that attaches the handlers and detaches them on stop."""
-        return {"id": id, "start": (_Attacher.start_link, (self,))}
+        return attached_spec(self, id)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -293,17 +292,6 @@ class PrometheusReporter:
 
         return metrics
 
-
-class _Attacher(GenServer):
-    """The reporter's process: its handlers are attached exactly while it runs."""
-
-    def init(self, reporter: PrometheusReporter) -> Any:
-        trap_exit(True)  # so that a supervisor's shutdown runs terminate
-        reporter.attach()
-        return Ok(reporter)
-
-    def terminate(self, reason: Any, reporter: PrometheusReporter) -> None:
-        reporter.detach()
 
 
 def _anyone(scope: Mapping[str, Any]) -> bool:
