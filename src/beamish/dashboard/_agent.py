@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from beamish._otp.gen_server.server import GenServer, Ok, Reply
-from beamish.dashboard._pages import Query, applications, home, pools, process_page, sockets
+from beamish.dashboard._pages import Query, view_page
 
 __all__ = ["AGENT", "DashboardAgent", "page"]
 
@@ -21,17 +21,8 @@ AGENT = "beamish.dashboard"
 
 async def page(view: str, query: Any) -> tuple[str, Any] | None:
     """The push of ``view`` (its event and payload) on this node, or None for none."""
-    if view == "home":
-        return "home", home()
-    if view == "processes":
-        return "processes", process_page(Query.parse(query))[0]
-    if view == "applications":
-        return "applications", {"applications": (await applications())[0]}
-    if view == "sockets":
-        return "sockets", sockets()[0]
-    if view == "data":
-        return "data", {"pools": pools()}
-    return None
+    found = await view_page(view, Query.parse(query))
+    return None if found is None else (found[0], found[1])
 
 
 class DashboardAgent(GenServer):

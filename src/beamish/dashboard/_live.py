@@ -25,7 +25,7 @@ from beamish._runtime.api import exit, node, nodes, process_info, send_after
 from beamish._runtime.api import self as _self
 from beamish.dashboard._agent import AGENT
 from beamish.dashboard._logtap import LogLine, unwatch, watch
-from beamish.dashboard._pages import Query, applications, home, pools, process_page, sockets
+from beamish.dashboard._pages import Query, home, view_page
 from beamish.web._channel import Channel
 from beamish.web._socket import Socket, SocketState
 
@@ -36,6 +36,7 @@ _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
 _REMOTE_TIMEOUT = 2.0
 _VIEWS = ("home", "processes", "applications", "sockets", "data", "logs", "metrics")
+_PAGES = ("applications", "sockets", "data")  # pushed while shown, besides home and processes
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -62,27 +63,29 @@ class DashboardChannel(Channel):
             send_after(_self(), _TICK, self.refresh)
             return NoReply(socket)
         Channel.push(socket, "home", {**home(), "nodes": [node(), *nodes()], "viewing": node()})
-        socket = self._push_processes(socket)
-        if socket.assigns["view"] == "applications":  # its calls only while it is shown
-            socket = await self._push_applications(socket)
-        elif socket.assigns["view"] == "sockets":
-            socket = self._push_sockets(socket)
-        elif socket.assigns["view"] == "data":
-            Channel.push(socket, "data", {"pools": pools()})
+        socket = await self._push(socket, "processes")
+        # the other views' pages (a tree asks every supervisor) only while they are shown
+        if socket.assigns["view"] in _PAGES:
+            socket = await self._push(socket, socket.assigns["view"])
         if socket.assigns["view"] == "metrics" and self.metrics is not None:
             Channel.push(socket, "metrics", {"metrics": self.metrics.snapshot()})
         send_after(_self(), _TICK, self.refresh)
         return NoReply(socket)
 
-    def _push_processes(self, socket: SocketState) -> SocketState:
-        page, shown = process_page(socket.assigns["query"])
-        Channel.push(socket, "processes", page)
-        return socket.assign(shown=shown)
+    async def _push(self, socket: SocketState, view: str) -> SocketState:
+        """Push ``view``'s page; the pids it shows become the ones the page may name (the
+        table's in ``shown``, a tree's or the sockets' in ``drawn``)."""
+        found = await view_page(view, socket.assigns["query"])
+        if found is None:
+            return socket
+        event, payload, pids = found
+        Channel.push(socket, event, payload)
+        return socket.assign(shown=pids) if view == "processes" else socket.assign(drawn=pids)
 
     async def _push_remote(self, socket: SocketState) -> None:
         target = socket.assigns["node"]
         views = ["home"]
-        if socket.assigns["view"] in ("processes", "applications", "sockets", "data"):
+        if socket.assigns["view"] in ("processes", *_PAGES):
             views.append(socket.assigns["view"])
         for view in views:
             query = _query_payload(socket.assigns["query"])
@@ -99,31 +102,17 @@ class DashboardChannel(Channel):
                     payload = {**payload, "nodes": [node(), *nodes()], "viewing": target}
                 Channel.push(socket, event, payload)
 
-    def _push_sockets(self, socket: SocketState) -> SocketState:
-        page, drawn = sockets()
-        Channel.push(socket, "sockets", page)
-        return socket.assign(drawn=drawn)
-
-    async def _push_applications(self, socket: SocketState) -> SocketState:
-        apps, drawn = await applications()
-        Channel.push(socket, "applications", {"applications": apps})
-        return socket.assign(drawn=drawn)
-
     async def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
         if event == "query":
             socket = socket.assign(query=Query.parse(payload))
-            return Reply("ok", self._push_processes(socket))
+            return Reply("ok", await self._push(socket, "processes"))
         if event == "view":
             view = payload.get("view") if isinstance(payload, dict) else None
             socket = socket.assign(view=view if view in _VIEWS else "home")
             if socket.assigns["view"] != "logs":
                 unwatch(_self())
-            if socket.assigns["view"] == "applications":
-                socket = await self._push_applications(socket)
-            elif socket.assigns["view"] == "sockets":
-                socket = self._push_sockets(socket)
-            elif socket.assigns["view"] == "data":
-                Channel.push(socket, "data", {"pools": pools()})
+            if socket.assigns["view"] in _PAGES:
+                socket = await self._push(socket, socket.assigns["view"])
             return Reply("ok", socket)
         if event == "node":
             wanted = payload.get("node") if isinstance(payload, dict) else None

@@ -27,6 +27,7 @@ from beamish._runtime.pid import Pid
 __all__ = [
     "COLUMNS", "MAX_CHILDREN", "MAX_SCAN", "MAX_SOCKETS", "PAGE_SIZE", "Query",
     "applications", "home", "pools", "presences", "process_page", "process_row", "sockets",
+    "view_page",
 ]
 
 PAGE_SIZE = 50
@@ -266,4 +267,23 @@ def presences() -> list[dict[str, Any]]:
                       "present": sum(counts.values()),
                       "fullest": [{"topic": t, "keys": n} for t, n in fullest]})
     return sorted(found, key=lambda p: p["tracker"])
+
+
+async def view_page(view: str, query: Query) -> tuple[str, Any, dict[str, Pid]] | None:
+    """What a page showing ``view`` is pushed: the event, its payload, and the pids it
+    shows by their text (what the page may then name); None for a view with no page here."""
+    if view == "home":
+        return "home", home(), {}
+    if view == "processes":
+        page, shown = process_page(query)
+        return "processes", page, shown
+    if view == "applications":
+        apps, drawn = await applications()
+        return "applications", {"applications": apps}, drawn
+    if view == "sockets":
+        page, drawn = sockets()
+        return "sockets", page, drawn
+    if view == "data":
+        return "data", {"pools": pools()}, {}
+    return None
 
