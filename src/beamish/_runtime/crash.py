@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from beamish._runtime.process import Process
 
-__all__ = ["CLIP", "CrashReport", "ancestors_of", "clip", "crash_report"]
+__all__ = ["CLIP", "CrashReport", "ancestors_line", "ancestors_of", "clip", "crash_report"]
 
 CLIP = 500  # characters of a message's or a state's repr in a report
 _MAX_ANCESTORS = 20
@@ -89,6 +89,13 @@ def ancestors_of(proc: Process) -> tuple[Any, ...]:
         found.append(record.name or parent)
         parent = record.parent
     return tuple(found)
+
+
+def ancestors_line(pid: Any) -> str:
+    """A behaviour's report line naming the ancestors of its process ``pid`` ("" for none)."""
+    record = getattr(pid, "_proc", None)
+    ancestors = ancestors_of(record) if record is not None else ()
+    return "** ancestors: " + ", ".join(map(repr, ancestors)) if ancestors else ""
 
 
 def crash_report(proc: Process, reason: Any, details: Any = None) -> CrashReport:

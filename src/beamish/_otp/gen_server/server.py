@@ -60,7 +60,7 @@ from beamish._runtime.api import (
     unlink,
 )
 from beamish._runtime.api import self as _self
-from beamish._runtime.crash import ancestors_of
+from beamish._runtime.crash import ancestors_line
 from beamish._runtime.isolation import isolate, mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
@@ -640,13 +640,12 @@ class GenServer(Actor, ChildSpecOptions):
             return False
         crash = exc if exc is not None and isinstance(exc, Exception) else None
         hint = reason.hint if type(reason) is BadReturnValue else None
-        record = getattr(self.pid, "_proc", None)
-        ancestors = ancestors_of(record) if record is not None else ()
+        ancestors = ancestors_line(self.pid)
         _log.error(
             "%s %s terminating\n** reason: %s%s\n** last message: %s\n** state: %s%s",
             _display(type(self)), self._who(), _short(reason),
             f"\n** {hint}" if hint else "", _short(self._last), _short(self._state),
-            "\n** ancestors: " + ", ".join(map(repr, ancestors)) if ancestors else "",
+            "\n" + ancestors if ancestors else "",
             exc_info=(type(crash), crash, crash.__traceback__) if crash is not None else None,
         )
         return {"behaviour": _behaviour(type(self)), "message": self._last, "state": self._state}

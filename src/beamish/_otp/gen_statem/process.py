@@ -68,7 +68,7 @@ from beamish._runtime.api import (
     send_after,
     unlink,
 )
-from beamish._runtime.crash import ancestors_of
+from beamish._runtime.crash import ancestors_line
 from beamish._runtime.isolation import mark_shared
 from beamish._runtime.messages import Crash, Exit, is_clean_exit
 from beamish._runtime.pid import Pid, Ref
@@ -489,10 +489,9 @@ class StateMachineProcess(Actor):
             lines.append(f"** timeouts: {short(m.timeouts(), 500)}")
         if message:
             lines.append(f"** {message}")
-        record = getattr(self.pid, "_proc", None)
-        ancestors = ancestors_of(record) if record is not None else ()
+        ancestors = ancestors_line(self.pid)
         if ancestors:
-            lines.append("** ancestors: " + ", ".join(map(repr, ancestors)))
+            lines.append(ancestors)
         _log.error(
             "%s",
             "\n".join(lines),

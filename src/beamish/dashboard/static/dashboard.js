@@ -92,8 +92,11 @@ function drawHome(h) {
     ["disk free", `${bytes(h.disk_free)} / ${bytes(h.disk_total)}`],
     ["platform", h.platform],
   ];
-  const box = document.getElementById("cards");
-  box.replaceChildren(...cards.map(([label, value]) => {
+  drawCards("cards", cards);
+}
+
+function drawCards(id, cards) {
+  document.getElementById(id).replaceChildren(...cards.map(([label, value]) => {
     const card = document.createElement("div");
     card.className = "card";
     card.dataset.card = label;
@@ -177,15 +180,7 @@ function drawSockets(s) {
   const cards = [["connections", s.total.toLocaleString()],
     ["topics", s.topic_count.toLocaleString()],
     ...Object.entries(s.by_socket).map(([k, n]) => [k, n.toLocaleString()])];
-  document.getElementById("socket-cards").replaceChildren(...cards.map(([label, value]) => {
-    const card = document.createElement("div");
-    card.className = "card";
-    card.dataset.card = label;
-    const l = document.createElement("div"); l.className = "label"; l.textContent = label;
-    const v = document.createElement("div"); v.className = "value"; v.textContent = value;
-    card.append(l, v);
-    return card;
-  }));
+  drawCards("socket-cards", cards);
   document.getElementById("presences").replaceChildren(...s.presences.flatMap((p) =>
     p.fullest.map((t) => {
       const tr = document.createElement("tr");
