@@ -96,7 +96,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from beamish import Application, Ok, Pid, Supervisor
+from beamish import Application, Ok, Pid, Supervisor, telemetry
 from beamish.pubsub import PubSub
 from beamish.telemetry import Poller, PrometheusReporter, default_metrics
 from beamish.web import Channel, Endpoint, Router, Socket, SocketState, broadcast
@@ -154,8 +154,11 @@ router.mount("/metrics", METRICS.app())
 class BenchWeb(Application):
     async def start(self, start_type: Any, args: Any) -> Pid:
         children: list[Any] = [(PubSub, {"name": PUBSUB})]
-        if os.environ.get("BENCH_METRICS"):  # the "beamish-metrics" server
+        wanted = os.environ.get("BENCH_TELEMETRY", "")
+        if wanted == "metrics":  # the "beamish-metrics" server
             children += [METRICS.spec(), Poller.spec(period=1.0)]
+        elif wanted.startswith("noop:"):  # one no-op handler (bench/telemetry_cost.py)
+            telemetry.attach("bench.noop", tuple(wanted[5:].split(".")), lambda *args: None)
         return await Supervisor.start_link(children, strategy="one_for_one")
 
 
@@ -474,7 +477,7 @@ class Server:
             python += ["-m", "cProfile", "-o", profile]
         env = dict(os.environ)
         if kind == "beamish-metrics":  # BenchWeb then reports beamish's default metrics
-            env["BENCH_METRICS"] = "1"
+            env["BENCH_TELEMETRY"] = "metrics"
         if kind.startswith("beamish"):
             command = [
                 *python,

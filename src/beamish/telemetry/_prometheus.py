@@ -10,10 +10,9 @@ emitted it); every ``batch`` events (default 1,000), and before each scrape, the
 folded into plain figures (a count, a sum, a histogram's bucket counts, by tag values),
 which a scrape turns into Prometheus metric families for ``prometheus_client`` to write out.
 Per event, the emitting process pays for an append; the folding runs as one tight loop.
-(Updating ``prometheus_client``'s metrics inline, with their locks, cost 18 µs per HTTP
-request here.) The metadata noted is kept until the next fold: at most ``batch`` events'
-worth. The process detaches the handlers when it stops. Handlers run where events are
-emitted: on the event loop's thread, for beamish's.
+The metadata noted is kept until the next fold: at most ``batch`` events' worth. The process
+detaches the handlers when it stops. Handlers run where events are emitted: on the event
+loop's thread, for beamish's.
 
 Series are bounded: a metric keeps at most ``max_series`` label sets (default 1,000); an
 event with tag values beyond them is counted under the label value ``"_other"`` and a
