@@ -104,6 +104,35 @@ async def test_tag_values_past_max_series_are_counted_as_other(caplog):
     assert caplog.text.count("has 3 label sets, its limit") == 1
 
 
+async def test_tag_values_are_labelled_as_text_whatever_form_they_come_in():
+    # The reporter finds a series by the tag values as they come and makes them text once:
+    # an int and its text share a series, a missing tag is "", an unhashable value is
+    # labelled by its text, and a metric with no tags counts from zero.
+    reporter = PrometheusReporter([
+        counter("app.hit", event_name=("app", "hit"), tags=["code", "who"]),
+        distribution("app.hit.took", event_name=("app", "hit"), measurement="took",
+                     tags=["who"], buckets=[1, 10]),
+        counter("app.miss", event_name=("app", "miss")),
+    ])
+    reporter.attach()
+    try:
+        for metadata in ({"code": 200, "who": "a"}, {"code": "200", "who": "a"},
+                         {"who": "a"}, {"code": [4, 0, 4], "who": "b"},
+                         {"code": [4, 0, 4], "who": "b"}):
+            telemetry.execute(("app", "hit"), {"took": 5}, metadata)
+    finally:
+        reporter.detach()
+    got = samples(reporter)
+    assert got[("app_hit_total", (("code", "200"), ("who", "a")))] == 2
+    assert got[("app_hit_total", (("code", ""), ("who", "a")))] == 1
+    assert got[("app_hit_total", (("code", "[4, 0, 4]"), ("who", "b")))] == 2
+    assert got[("app_hit_took_count", (("who", "a"),))] == 3
+    assert got[("app_hit_took_bucket", (("le", "1.0"), ("who", "a")))] == 0
+    assert got[("app_hit_took_bucket", (("le", "10.0"), ("who", "a")))] == 3
+    assert got[("app_hit_took_sum", (("who", "b"),))] == 10
+    assert got[("app_miss_total", ())] == 0
+
+
 async def test_the_metrics_app_answers_this_machine_only_by_default():
     reporter = PrometheusReporter([counter("app.hit", event_name=("app", "hit"))])
     router = Router()

@@ -5,13 +5,13 @@
     router.mount("/metrics", metrics.app())   # the exposition, for Prometheus to scrape
 
 The reporter keeps its own ``CollectorRegistry``. While its process runs, one telemetry
-handler per event name notes each event (one append to a list, in the process that
-emitted it); every ``batch`` events (default 1,000), and before each scrape, the notes are
-folded into plain figures (a count, a sum, a histogram's bucket counts, by tag values),
-which a scrape turns into Prometheus metric families for ``prometheus_client`` to write out.
-Per event, the emitting process pays for an append; the folding runs as one tight loop.
-The metadata noted is kept until the next fold: at most ``batch`` events' worth. The process
-detaches the handlers when it stops. Handlers run where events are emitted: on the event
+handler per event name records each event in plain figures (a count, a sum, a
+histogram's bucket counts, by tag values), in the process that emitted it, with functions
+made for each definition when the handlers are attached; a scrape turns the figures into
+Prometheus metric families for ``prometheus_client`` to write out. Nothing of an event is
+kept past its handler (an earlier version noted events in a list and folded them in
+batches: holding a thousand events' dicts and reading them back cold cost more).
+The process detaches the handlers when it stops. Handlers run where events are emitted: on the event
 loop's thread, for beamish's.
 
 Series are bounded: a metric keeps at most ``max_series`` label sets (default 1,000); an
@@ -26,10 +26,12 @@ function ``scope -> bool`` (a token check, say) or True for anyone.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -54,70 +56,127 @@ Allow = Callable[[Mapping[str, Any]], bool]
 
 
 class _Series:
-    """One definition's figures, by tag values: plain numbers updated inline (a counter's
-    count, a sum, a histogram's bucket counts), turned into Prometheus metric families only
-    when the registry is scraped (``collect``), as Elixir's Prometheus reporter aggregates in
-    ETS and formats on scrape."""
+    """One definition's figures, by tag values: plain numbers in small lists (cells)
+    updated where the event is emitted (a counter's count, a sum, a histogram's bucket
+    counts), turned into Prometheus metric families only when the registry is scraped
+    (``collect``), as Elixir's Prometheus reporter aggregates in ETS and formats on scrape.
 
-    __slots__ = ("definition", "figures", "kind", "max_series", "other")
+    ``recorder()`` makes the function that records one event, specialised for the
+    definition's kind: it finds the event's cell by the tag values as they come (one
+    ``itemgetter`` and one dict lookup), and makes them text only the first time a set is
+    seen."""
+
+    __slots__ = ("by_raw", "definition", "figures", "kind", "max_series", "other")
 
     def __init__(self, definition: Metric, max_series: int) -> None:
         self.definition = definition
         self.kind = definition.kind
         self.max_series = max_series
         self.other: tuple[str, ...] = ("_other",) * len(definition.tags)
-        # counter, sum, last_value: key -> number; summary: key -> [count, sum];
-        # distribution: key -> [count per bucket (not cumulative)..., +Inf count, sum]
-        self.figures: dict[tuple[str, ...], Any] = {}
-        if not definition.tags:  # one series, there from the start (at zero)
-            kind = definition.kind
-            if kind == "counter" or kind == "sum":
-                self.figures[()] = 0
-            elif kind == "summary":
-                self.figures[()] = [0, 0.0]
-            elif kind == "distribution":
-                self.figures[()] = [0] * (len(definition.buckets) + 2)
+        # text tag values -> cell: [n] for counter, sum and last_value; [count, sum] for a
+        # summary; [count per bucket (not cumulative)..., +Inf count, sum] for a distribution
+        self.figures: dict[tuple[str, ...], list[Any]] = {}
+        # tag values as they come -> the same cells (bounded: past 2 x max_series sets, the
+        # values are made text on each event)
+        self.by_raw: dict[Any, list[Any]] = {}
+        if not definition.tags and definition.kind != "last_value":
+            self.cell(())  # one series, there from the start (at zero)
 
-    def record(self, measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
-        definition = self.definition
-        if definition.keep is not None and not definition.keep(metadata):
-            return
-        if self.kind == "counter":
-            value: Any = 1
-        elif type(measurement := definition.measurement) is str:
-            value = measurements.get(measurement)
-        else:
-            value = definition.value(measurements, metadata)
-        if value is None:
-            return
+    def cell(self, key: tuple[str, ...]) -> list[Any]:
+        """The cell of the text tag values ``key`` (made at zero; past ``max_series`` sets,
+        the cell of ``_other``)."""
         figures = self.figures
-        key = definition.labels(metadata) if definition.tags else ()
-        figure = figures.get(key)
-        if figure is None and len(figures) >= self.max_series:
+        found = figures.get(key)
+        if found is not None:
+            return found
+        if len(figures) >= self.max_series:
             if self.other not in figures:
                 _log.warning(
                     "metric %s has %d label sets, its limit: further ones are counted as "
-                    "%r (a tag with too many values?)", definition.exposed_name,
+                    "%r (a tag with too many values?)", self.definition.exposed_name,
                     self.max_series, "_other",
                 )
             key = self.other
-            figure = figures.get(key)
+            found = figures.get(key)
+            if found is not None:
+                return found
         kind = self.kind
-        if kind == "counter" or kind == "sum":
-            figures[key] = (figure or 0) + value
-        elif kind == "last_value":
-            figures[key] = value
-        elif kind == "summary":
-            if figure is None:
-                figure = figures[key] = [0, 0.0]
-            figure[0] += 1
-            figure[1] += value
+        if kind == "summary":
+            found = [0, 0.0]
+        elif kind == "distribution":
+            found = [0] * (len(self.definition.buckets) + 2)
         else:
+            found = [0]
+        figures[key] = found
+        return found
+
+    def recorder(self) -> Callable[[Mapping[str, Any], Mapping[str, Any]], None]:
+        """The function recording one event's measurements and metadata in this series."""
+        definition = self.definition
+        kind, keep, measurement = self.kind, definition.keep, definition.measurement
+        tags, by_raw, cell = definition.tags, self.by_raw, self.cell
+        raw_limit = 2 * self.max_series
+        labels = definition.labels
+        if not tags:
+            def find(metadata: Mapping[str, Any]) -> list[Any]:
+                return cell(())
+        elif definition.tag_values is not None:
+            def find(metadata: Mapping[str, Any]) -> list[Any]:
+                return cell(labels(metadata))
+        else:
+            values = itemgetter(*tags)
+
+            def find(metadata: Mapping[str, Any]) -> list[Any]:
+                # (values equal as keys share a cell: a tag seen as True, then as 1, is
+                # counted under the text of the first)
+                try:
+                    return by_raw[values(metadata)]
+                except (KeyError, TypeError):  # new, missing or unhashable tag values
+                    found = cell(labels(metadata))
+                    if len(by_raw) < raw_limit:
+                        with contextlib.suppress(KeyError, TypeError):
+                            by_raw[values(metadata)] = found
+                    return found
+
+        if kind == "counter":
+            def count(measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+                if keep is None or keep(metadata):
+                    find(metadata)[0] += 1
+            return count
+        name = measurement if type(measurement) is str else None
+        value_of = definition.value
+
+        def value(measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> Any:
+            if name is not None:
+                return measurements.get(name)
+            return value_of(measurements, metadata)
+
+        if kind == "distribution":
             buckets = definition.buckets
-            if figure is None:
-                figure = figures[key] = [0] * (len(buckets) + 2)
-            figure[bisect_left(buckets, value)] += 1
-            figure[-1] += value
+
+            def histogram(measurements: Mapping[str, Any], metadata: Mapping[str, Any]
+                          ) -> None:
+                number = measurements.get(name) if name is not None else value(
+                    measurements, metadata)
+                if number is not None and (keep is None or keep(metadata)):
+                    figure = find(metadata)
+                    figure[bisect_left(buckets, number)] += 1
+                    figure[-1] += number
+            return histogram
+
+        def record(measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
+            number = value(measurements, metadata)
+            if number is None or (keep is not None and not keep(metadata)):
+                return
+            figure = find(metadata)
+            if kind == "last_value":
+                figure[0] = number
+            elif kind == "sum":
+                figure[0] += number
+            else:
+                figure[0] += 1
+                figure[1] += number
+        return record
 
     def family(self) -> Any:
         """The metric family prometheus_client exposes, from the figures now."""
@@ -128,11 +187,11 @@ class _Series:
         figures = list(self.figures.items())
         if kind == "counter":
             family: Any = CounterMetricFamily(name, doc, labels=tags)
-            for key, count in figures:
+            for key, (count,) in figures:
                 family.add_metric(list(key), count)
         elif kind == "sum" or kind == "last_value":
             family = GaugeMetricFamily(name, doc, labels=tags)
-            for key, number in figures:
+            for key, (number,) in figures:
                 family.add_metric(list(key), number)
         elif kind == "summary":
             family = SummaryMetricFamily(name, doc, labels=tags)
@@ -166,11 +225,10 @@ class PrometheusReporter:
     """Metric definitions kept in a Prometheus registry of their own (see the module)."""
 
     def __init__(self, metrics: Iterable[Metric], *,
-                 registry: CollectorRegistry | None = None, max_series: int = 1_000,
-                 batch: int = 1_000) -> None:
-        for label, number in (("max_series", max_series), ("batch", batch)):
-            if type(number) is not int or number < 1:
-                raise ValueError(f"{label} must be a positive int, got {number!r}")
+                 registry: CollectorRegistry | None = None, max_series: int = 1_000
+                 ) -> None:
+        if type(max_series) is not int or max_series < 1:
+            raise ValueError(f"max_series must be a positive int, got {max_series!r}")
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = tuple(metrics)
         names = [m.exposed_name for m in self.metrics]
@@ -184,39 +242,22 @@ class PrometheusReporter:
             every.append(series)
             self._by_event.setdefault(definition.event_name, []).append(series)
         self.registry.register(_Collector(every))
-        self.batch = batch
-        self._pending: list[tuple[EventName, Mapping[str, Any], Mapping[str, Any]]] = []
         self.handler_id = f"beamish.prometheus.{next(_ids)}"
 
     # -- attaching ------------------------------------------------------------------------
 
     def attach(self) -> None:
         """Attach the handlers now (``spec()``'s process does it for you)."""
-        pending = self._pending
-        append = pending.append
-        limit = self.batch
+        recorders = {name: tuple(series.recorder() for series in by_name)
+                     for name, by_name in self._by_event.items()}
 
         def handle(event: EventName, measurements: Mapping[str, Any],
                    metadata: Mapping[str, Any], config: Any) -> None:
-            append((event, measurements, metadata))
-            if len(pending) >= limit:
-                self.flush()
+            for record in recorders[event]:
+                record(measurements, metadata)
 
         detach(self.handler_id)  # a restarted process attaches afresh
         attach_many(self.handler_id, list(self._by_event), handle)
-
-    def flush(self) -> None:
-        """Fold the events noted since the last flush into the figures (a scrape does it
-        first; so does the handler every ``batch`` events)."""
-        pending = self._pending
-        if not pending:
-            return
-        batch = pending.copy()
-        pending.clear()
-        by_event = self._by_event
-        for event, measurements, metadata in batch:
-            for series in by_event[event]:
-                series.record(measurements, metadata)
 
     def detach(self) -> None:
         detach(self.handler_id)
@@ -231,7 +272,6 @@ class PrometheusReporter:
         """The figures now, by metric (``max_series`` series each, the largest first): what
         the dashboard charts. A counter or sum is its ``value``; a last_value its ``value``;
         a summary or distribution its ``count`` and ``sum``."""
-        self.flush()
         found = []
         for series_list in self._by_event.values():
             for series in series_list:
@@ -240,7 +280,7 @@ class PrometheusReporter:
                 for key, figure in list(series.figures.items()):
                     labels = dict(zip(definition.tags, key, strict=True))
                     if series.kind in ("counter", "sum", "last_value"):
-                        rows.append({"labels": labels, "value": figure})
+                        rows.append({"labels": labels, "value": figure[0]})
                     elif series.kind == "summary":
                         rows.append({"labels": labels, "count": figure[0], "sum": figure[1]})
                     else:
@@ -254,7 +294,6 @@ class PrometheusReporter:
 
     def exposition(self) -> bytes:
         """The registry in Prometheus's text format."""
-        self.flush()
         return generate_latest(self.registry)
 
     def app(self, *, allow: Allow | bool | None = None) -> Callable[..., Any]:
