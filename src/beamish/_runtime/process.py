@@ -21,7 +21,7 @@ import asyncio
 import contextvars
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from beamish._runtime import context as _context
 from beamish._runtime.pid import Pid, Ref
@@ -65,6 +65,10 @@ class Actor:
 
     pid: Pid
 
+    vsn: ClassVar[Any] = None
+    """The version of this code: an upgrade tells ``code_change`` the running class's
+    ``vsn`` as the old version (Erlang's ``-vsn``)."""
+
     def started(self) -> Awaitable[None] | None:
         """Runs inside the process before the first message. Optional."""
         return None
@@ -84,12 +88,48 @@ class Actor:
         mailbox = proc.mailbox if proc is not None else None
         return len(mailbox) if mailbox else 0
 
+    def _upgrade_class(self) -> type:
+        """The class whose code this process runs (an upgrade of its module concerns it)."""
+        return type(self)
+
+    def _upgrade(self, old_vsn: Any, extra: Any) -> Callable[[], None] | None:
+        """Move this process's state to the code just loaded, inside the process, while it is
+        held between two messages; return what undoes it (``beamish.upgrade``).
+
+        A plain actor's ``code_change(old_vsn, extra)``, if it defines one, changes its
+        attributes; undoing puts the attributes it had back (the objects, not copies: a
+        ``code_change`` should give attributes new values rather than change the old ones
+        in place). Behaviours override this to migrate their state."""
+        change = getattr(self, "code_change", None)
+        if change is None:
+            return None
+        saved = _attributes(self)
+        change(old_vsn, extra)
+        return lambda: _restore(self, saved)
+
     def handle(self, message: Any) -> Awaitable[None] | None:
         """Handle one message. Must be defined by the subclass."""
         raise NotImplementedError(
             f"{type(self).__qualname__} got the message {message!r} but defines no "
             "handle(self, message) method; every Actor subclass must define one"
         )
+
+
+def _attributes(actor: Actor) -> dict[str, Any]:
+    found = dict(getattr(actor, "__dict__", {}))
+    for cls in type(actor).__mro__:
+        for slot in vars(cls).get("__slots__", ()):
+            if slot not in ("__dict__", "__weakref__") and hasattr(actor, slot):
+                found[slot] = getattr(actor, slot)
+    return found
+
+
+def _restore(actor: Actor, saved: dict[str, Any]) -> None:
+    held = getattr(actor, "__dict__", None)
+    if held is not None:
+        held.clear()
+    for key, value in saved.items():
+        object.__setattr__(actor, key, value)
 
 
 class _Init:

@@ -114,6 +114,7 @@ class Runtime(Signals, Names, Timers, Remote):
         self._gc_threshold = gc_threshold
         self._gc_saved: tuple[int, int, int] | None = None
         self._procs: dict[int, Process] = {}
+        self.holds: dict[Process, Any] | None = None  # actors held for an upgrade (holds.py)
         self._names: dict[str, Process] = {}
         self._timers: dict[Ref, tuple[TimerHandle, Any, Any, float]] = {}
         self._fanout: deque[Process] = deque()

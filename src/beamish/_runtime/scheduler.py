@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from beamish._errors import ProcessExit
 from beamish._runtime import context as _context
+from beamish._runtime.holds import handler_ended
 from beamish._runtime.messages import Crash
 from beamish._runtime.process import INIT, Process
 
@@ -181,6 +182,9 @@ async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:
         runtime._exit_process(proc, Crash(exc), from_inside=True, uncaught=True)
         return
     proc.task = None
+    holds = runtime.holds
+    if holds is not None and handler_ended(proc, holds):
+        return  # held for an upgrade: it stays busy until released
     proc.busy = False
     if proc.pid._proc is not None and proc.mailbox and not proc.scheduled:
         proc.scheduled = True

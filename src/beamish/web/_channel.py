@@ -112,6 +112,9 @@ class Channel:
 
     intercept: ClassVar[Sequence[str]] = ()
 
+    vsn: ClassVar[Any] = None
+    """The version of this code, told to ``code_change`` as the old one by an upgrade."""
+
     # -- callbacks --------------------------------------------------------------------------
 
     def join(self, topic: str, payload: Any, socket: SocketState) -> Any:
@@ -151,6 +154,11 @@ class Channel:
 
     def terminate(self, reason: Any, socket: SocketState) -> Any:
         return None
+
+    def code_change(self, old_vsn: Any, socket: SocketState, extra: Any) -> SocketState:
+        """Migrate a joined channel to the code an upgrade loaded: return the socket with its
+        assigns as the new code wants them (default: unchanged)."""
+        return socket
 
     # -- helpers ----------------------------------------------------------------------------
 

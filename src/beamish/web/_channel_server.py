@@ -44,7 +44,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from beamish._otp.gen_server.server import Cast, GenServer, Ignore, NoReply, Ok, Reply, Stop
@@ -79,6 +79,8 @@ class ChannelServer(GenServer):
 
     __slots__ = ("_began", "_channel", "_intercepts", "_transport_ref", "_writer")
 
+    _intercepts: frozenset[str]
+
     display_name = "Channel"
 
     def _who(self) -> str:
@@ -93,6 +95,25 @@ class ChannelServer(GenServer):
         who = f"{_name(socket)} {pid!r} on {clip(socket.topic)}"
         return f"{who} ({details})" if details else who
 
+    # -- upgrades -----------------------------------------------------------------------------
+
+    def _upgrade_class(self) -> type:
+        return type(self._channel)
+
+    def _upgrade(self, old_vsn: Any, extra: Any) -> Callable[[], None] | None:
+        socket, intercepts = self._state, self._intercepts
+        new = self._channel.code_change(old_vsn, socket, extra)
+        if type(new) is not SocketState:
+            raise TypeError(f"{_name(socket)}.code_change must return the socket, got "
+                            f"{clip(repr(new))}")
+        self._state = new
+        self._intercepts = frozenset(type(self._channel).intercept)
+
+        def undo() -> None:
+            self._state, self._intercepts = socket, intercepts
+
+        return undo
+
     # -- joining ------------------------------------------------------------------------------
 
     def init(self, arg: Any) -> Any:
@@ -101,7 +122,7 @@ class ChannelServer(GenServer):
         trap_exit(True)
         socket = socket.replace(channel_pid=self.pid, channel=channel_cls)
         self._channel: Channel = channel_cls()
-        self._intercepts: frozenset[str] = frozenset(channel_cls.intercept)
+        self._intercepts = frozenset(channel_cls.intercept)
         self._transport_ref = monitor(socket.transport_pid)
         self._began = time.monotonic() if JOINED.handlers else 0.0
         try:

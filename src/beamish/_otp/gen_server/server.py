@@ -236,6 +236,15 @@ class GenServer(Actor, ChildSpecOptions):
     def code_change(self, old_vsn: Any, state: Any, extra: Any) -> Any:
         return state
 
+    def _upgrade(self, old_vsn: Any, extra: Any) -> Callable[[], None] | None:
+        old = self._state
+        self._state = self.code_change(old_vsn, old, extra)
+
+        def undo() -> None:
+            self._state = old
+
+        return undo
+
     # -- client API -----------------------------------------------------------------------
 
     @classmethod

@@ -25,7 +25,7 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from beamish._errors import (
@@ -583,6 +583,20 @@ class StateMachineProcess(Actor):
         else:
             reply(from_, _SysFailure(ValueError(f"unknown system request {kind!r}")))
         return None
+
+    def _upgrade(self, old_vsn: Any, extra: Any) -> Callable[[], None] | None:
+        m, functions, enter = self._m, self._functions, self._enter
+        new = self.code_change(old_vsn, m.state, m.data, extra)
+        if type(new) is not tuple or len(new) != 2:
+            raise TypeError(f"code_change must return (state, data), got {short(new)}")
+        self._functions, self._enter = parse_mode(type(self).callback_mode,
+                                                  display(type(self)))
+        self._m = m._replace(state=new[0], data=new[1])
+
+        def undo() -> None:
+            self._m, self._functions, self._enter = m, functions, enter
+
+        return undo
 
     def _change_code(self, old_vsn: Any, extra: Any) -> Any:
         if not self._suspended:
