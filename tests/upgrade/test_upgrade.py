@@ -141,7 +141,7 @@ async def test_a_failing_code_change_leaves_every_process_on_the_old_code(code, 
                        "third v1 20", "third v1 21"]  # old code, old state
     assert [code.load(n).Store.vsn for n in names] == [1, 1, 1]
     assert describe(5) == "second v1 5"
-    assert "upgrade failed, nothing was changed" in caplog.text
+    assert "upgrade failed; nothing was changed, the node runs the old code" in caplog.text
 
     code.write("third", module("third", 2))  # fixed: the same upgrade goes through
     await upgrade([code.name(n) for n in names])

@@ -59,6 +59,24 @@ def services_for(
                            access_log=access_log, **limits)]
 
 
+def node_services(app_name: str, node_name: str | None, app_dir: str, *, console: bool,
+                  reload: bool) -> list[Service]:
+    """The console and the reloader, as ``beamish run`` was asked for them."""
+    found: list[Service] = []
+    if console:
+        from beamish.console import ConsoleServer
+
+        name = node_name.partition("@")[0] if node_name else app_name
+        cookie = os.environ.get("BEAMISH_COOKIE")  # the cluster's secret opens it too
+        found.append(ConsoleServer(name, app_dir=app_dir,
+                                   secret=cookie.encode() if cookie else None))
+    if reload:
+        from beamish.upgrade._reloader import Reloader
+
+        found.append(Reloader(app_dir))
+    return found
+
+
 def _engine(url: str) -> Any:
     """The cluster's transport, made before the node's loop starts (importing an engine's
     client takes a while, and would hold the loop)."""
@@ -174,6 +192,18 @@ def _engine(url: str) -> Any:
     "share --host:--port and form one cluster (over --cluster, or sockets on this machine "
     "when it is not given). SIGHUP restarts them one at a time.",
 )
+@click.option(
+    "--reload", is_flag=True, default=False, envvar="BEAMISH_RELOAD", show_envvar=True,
+    help="Development: watch --app-dir and hot-swap each saved module into the running node "
+    "(beamish.upgrade) instead of restarting it; sockets and state stay. A change that "
+    "cannot be swapped is logged and the old code runs on.",
+)
+@click.option(
+    "--console/--no-console", default=True, show_default=True, envvar="BEAMISH_CONSOLE",
+    show_envvar=True,
+    help="Open the node's console (a Unix socket only this user can open) for `beamish "
+    "remote` and `beamish upgrade`.",
+)
 @click.option("--reuse-port", is_flag=True, hidden=True, envvar="BEAMISH_REUSE_PORT")
 def run(
     target: str, shutdown_timeout: float, log_level: str, log_format: str, app_dir: str,
@@ -181,7 +211,7 @@ def run(
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
     node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
-    nodes: int, reuse_port: bool,
+    nodes: int, reload: bool, console: bool, reuse_port: bool,
 ) -> None:
     """Run an application until SIGTERM or Ctrl-C.
 
@@ -216,6 +246,8 @@ def run(
         header_timeout=header_timeout, max_header_bytes=max_header_bytes,
         max_headers=max_headers, keep_alive_timeout=keep_alive_timeout, reuse_port=reuse_port,
     )
+    if nodes > 1 and reload:
+        raise click.UsageError("--reload runs one node: leave out --nodes")
     if nodes > 1:
         from beamish.cli._siblings import SiblingOptions, run_siblings
 
@@ -239,6 +271,8 @@ def run(
         if node_name is None:
             node_name = f"{app.name}-{os.getpid()}@{socket.gethostname()}"
         cluster = ClusterOptions(_engine(cluster_url), cluster_name, tick_time)
+    services = [*services, *node_services(app.name, node_name, app_dir, console=console,
+                                          reload=reload)]
     ready = os.environ.pop("BEAMISH_READY_FD", None)  # a --nodes parent's: not inherited
     code = run_node(app, shutdown_timeout=shutdown_timeout, services=services,
                     node_name=node_name, cluster=cluster,
@@ -329,3 +363,73 @@ def new(name: str, directory: str | None, requirement: str | None) -> None:
         raise click.UsageError(str(exc)) from None
     click.echo(f"wrote the project {name!r} in {path}")
     click.echo(f"next:  cd {os.path.relpath(path)}  then  make test  and  make run")
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("node", required=False)
+def remote(node: str | None) -> None:
+    """Open a Python console inside a running node (like `iex --remsh`).
+
+    NODE is the node's console name: its --name without the host, or its application's
+    name (leave it out when one node runs here). The console connects over the node's Unix
+    socket (mode 0600, this user only) with the node's secret (BEAMISH_COOKIE, or the
+    cookie file the node wrote beside its socket). Inputs run inside the node, in a process
+    of their own, with top-level await; Ctrl-C cancels one that awaits; Ctrl-D leaves the
+    console and the node runs on.
+
+    \b
+    Exit codes: 0 closed, 1 the console could not be opened.
+    """
+    from beamish.console._client import ConsoleError, find_console, repl
+
+    try:
+        raise SystemExit(repl(find_console(node)))
+    except ConsoleError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
+
+
+@main.command(context_settings=_CONTEXT)
+@click.argument("modules", nargs=-1)
+@click.option("--node", "-n", default=None,
+              help="The node's console name (default: the only node running here).")
+@click.option("--plan", default=None, metavar="MODULE",
+              help="A module of the new code that defines `upgrade = Upgrade(...)`: which "
+              "modules to load and the extra their code_change gets.")
+@click.option("--extra", default=None, metavar="JSON",
+              help="The `extra` every code_change gets, as JSON.")
+def upgrade(modules: tuple[str, ...], node: str | None, plan: str | None,
+            extra: str | None) -> None:
+    """Upgrade a running node to the code on disk, without stopping it.
+
+    MODULES are module names (myapp.counter); with none and no --plan, every module the
+    node loaded from its --app-dir whose source changed since is upgraded. Each process
+    running their code is held between two messages, moved to the new code and given
+    code_change(old_vsn, state, extra); if anything fails, nothing changes and the error
+    is printed.
+
+    \b
+    Exit codes: 0 upgraded (or nothing to do), 1 the upgrade failed (nothing changed) or
+    the node's console could not be opened, 2 bad arguments.
+    """
+    import json
+
+    from beamish.console._client import ConsoleClient, ConsoleError, find_console
+
+    try:
+        value = json.loads(extra) if extra is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--extra") from None
+    try:
+        client = ConsoleClient(find_console(node))
+        try:
+            answer = client.upgrade(list(modules), plan, value)
+        finally:
+            client.close()
+    except ConsoleError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from None
+    if not answer.get("ok"):
+        click.echo(f"Error: {answer.get('error')}", err=True)
+        raise SystemExit(1)
+    click.echo(answer.get("report"))

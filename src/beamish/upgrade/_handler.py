@@ -120,7 +120,7 @@ async def upgrade(modules: Iterable[str] | None = None, *, extra: Any = None,
         if FAILED.handlers:
             FAILED.emit({"duration": time.monotonic() - began},
                         {"modules": names, "reason": str(exc)})
-        _log.error("upgrade failed, nothing was changed: %s", exc)
+        _log.error("upgrade failed; nothing was changed, the node runs the old code: %s", exc)
         raise
     if UPGRADED.handlers:
         UPGRADED.emit({"duration": time.monotonic() - began, "processes": report.processes},
