@@ -324,7 +324,7 @@ def test_run_help_shows_every_environment_variable():
     text = " ".join(result.output.split())  # click wraps lines
     for option in ("SHUTDOWN_TIMEOUT", "LOG_LEVEL", "APP_DIR", "HOST", "PORT", "ACCESS_LOG",
                    "MAX_CONNECTIONS", "HEADER_TIMEOUT", "MAX_HEADER_BYTES", "MAX_HEADERS",
-                   "KEEP_ALIVE_TIMEOUT"):
+                   "KEEP_ALIVE_TIMEOUT", "CONSOLE", "RELOAD"):
         assert f"env var: BEAMISH_{option}" in text, option
     assert "5 the web endpoint could not listen" in text
 
@@ -333,7 +333,8 @@ def test_run_options_come_from_the_environment(monkeypatch):
     seen = {}
 
     def fake_run_node(app, *, shutdown_timeout, services, node_name, cluster, ready_fd):
-        [server] = services
+        server, console = services  # the endpoint, then the node's console
+        seen.update(console=console.node)
         seen.update(port=server.port, limit=server.max_connections,
                     timeout=server.edge.limits.header_timeout, node=node_name,
                     cluster=(cluster.url.url, cluster.name, cluster.tick_time), ready=ready_fd,
@@ -350,7 +351,8 @@ def test_run_options_come_from_the_environment(monkeypatch):
         "BEAMISH_NODES": "1", "BEAMISH_REUSE_PORT": "1", "BEAMISH_READY_FD": "7",
     })
     assert result.exit_code == 0, result.output
-    assert seen == {"port": 4321, "limit": 77, "timeout": 2.5, "node": "web@host",
+    assert seen == {"console": "web", "port": 4321, "limit": 77, "timeout": 2.5,
+                    "node": "web@host",
                     "cluster": ("nats://127.0.0.1:4222", "prod", 15.0), "ready": 7,
                     "reuse_port": True}
 

@@ -10,6 +10,7 @@ import pytest
 
 import beamish
 from beamish import Agent, GenServer, Supervisor, spawn, spawn_link
+from beamish.testing import capture_events
 from beamish.upgrade import Upgrade, UpgradeError, upgrade
 
 COUNTER_V1 = """
@@ -392,3 +393,95 @@ async def test_a_supervised_child_restarts_on_the_new_code(code):
     [restarted] = [c.pid for c in await Supervisor.which_children(sup)]
     assert restarted != child
     assert await GenServer.call(restarted, "get") == ("v2", 5)  # the spec runs the new init
+
+
+async def test_upgrades_are_told_to_telemetry(code):
+    code.write("store", module("store", 1))
+    Store = code.load("store").Store
+    await Store.start_link(1)
+    code.write("store", module("store", 2, fail=True))
+    with capture_events(("beamish", "upgrade", "stop"),
+                        ("beamish", "upgrade", "exception")) as seen:
+        with pytest.raises(UpgradeError):
+            await upgrade([code.name("store")])
+        code.write("store", module("store", 2))
+        await upgrade([code.name("store")])
+    assert [e.event[-1] for e in seen] == ["exception", "stop"]
+    assert "cannot migrate 1" in seen[0].metadata["reason"]
+    assert seen[1].metadata == {"modules": [code.name("store")]}
+    assert seen[1].measurements["processes"] == 1
+
+
+ROOM_V1 = """
+    from typing import ClassVar
+
+    from beamish import Ok, Reply
+    from beamish.web import Channel, Socket
+
+    class Room(Channel):
+        vsn = 1
+
+        def join(self, topic, payload, socket):
+            return Ok(socket.assign(count=0))
+
+        def handle_in(self, event, payload, socket):
+            n = socket.assigns["count"] + 1
+            return Reply(("ok", {"v": 1, "n": n}), socket.assign(count=n))
+
+    class RoomSocket(Socket):
+        channels: ClassVar = {"room:*": Room}
+"""
+
+ROOM_V2 = """
+    from typing import ClassVar
+
+    from beamish import Ok, Reply
+    from beamish.web import Channel, Socket
+
+    class Room(Channel):
+        vsn = 2
+        intercept = ["shout"]
+
+        def join(self, topic, payload, socket):
+            return Ok(socket.assign(total=0))
+
+        def handle_in(self, event, payload, socket):
+            n = socket.assigns["total"] + payload["by"]
+            return Reply(("ok", {"v": 2, "n": n}), socket.assign(total=n))
+
+        def handle_out(self, event, payload, socket):
+            self.push(socket, event, {"loud": payload["text"].upper()})
+            return NoReply(socket)
+
+        def code_change(self, old_vsn, socket, extra):
+            return socket.assign(total=socket.assigns["count"] * extra, count=None)
+
+    class RoomSocket(Socket):
+        channels: ClassVar = {"room:*": Room}
+"""
+
+
+async def test_a_joined_channel_migrates_its_assigns_and_reads_intercept_again(code):
+    from beamish.pubsub import PubSub
+    from beamish.testing import (
+        assert_push,
+        assert_reply,
+        channel_socket,
+        push,
+        start_supervised,
+        subscribe_and_join,
+    )
+    from beamish.web import broadcast
+
+    code.write("room", ROOM_V1)
+    room = code.load("room")
+    await start_supervised((PubSub, {"name": "upgrade_ps"}))
+    socket = channel_socket(room.RoomSocket, pubsub="upgrade_ps")
+    _, joined = await subscribe_and_join(socket, "room:1", {})
+    await assert_reply(push(joined, "inc", {}), "ok", {"v": 1, "n": 1})
+    code.write("room", ROOM_V2.replace("import Ok, Reply", "import NoReply, Ok, Reply"))
+    report = await upgrade([code.name("room")], extra=10)
+    assert report.processes == 1
+    await assert_reply(push(joined, "inc", {"by": 5}), "ok", {"v": 2, "n": 15})
+    broadcast("upgrade_ps", "room:1", "shout", {"text": "hi"})
+    await assert_push("shout", {"loud": "HI"})  # the new intercept, read at the upgrade

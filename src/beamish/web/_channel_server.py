@@ -77,7 +77,7 @@ class ChannelServer(GenServer):
     """One joined channel's process. Started by a transport (or the test helpers) with
     ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
 
-    __slots__ = ("_began", "_channel", "_intercepts", "_transport_ref", "_writer")
+    __slots__ = ("_began", "_channel", "_intercepts", "_lane", "_transport_ref", "_writer")
 
     _intercepts: frozenset[str]
 
@@ -108,9 +108,14 @@ class ChannelServer(GenServer):
                             f"{clip(repr(new))}")
         self._state = new
         self._intercepts = frozenset(type(self._channel).intercept)
+        lane = getattr(self, "_lane", None)  # the subscription's: broadcasts read it
+        if lane is not None:
+            lane.intercepts = self._intercepts
 
         def undo() -> None:
             self._state, self._intercepts = socket, intercepts
+            if lane is not None:
+                lane.intercepts = intercepts
 
         return undo
 
@@ -169,13 +174,11 @@ class ChannelServer(GenServer):
                 self._told_join(socket, "crashed")
                 return Stop(("join_crashed", socket.topic))
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
-        PubSub.subscribe(
-            joined.pubsub, joined.topic,  # type: ignore[arg-type]
-            Fastlane(
-                joined.transport_pid, joined.serializer, self._intercepts,  # type: ignore[arg-type]
-                self._writer,
-            ),
+        self._lane = Fastlane(
+            joined.transport_pid, joined.serializer, self._intercepts,  # type: ignore[arg-type]
+            self._writer,
         )
+        PubSub.subscribe(joined.pubsub, joined.topic, self._lane)  # type: ignore[arg-type]
         self._writer = None  # the subscription holds it
         _reply(joined, socket.ref, "ok", reply)
         self._told_join(joined, "ok")
