@@ -27,7 +27,7 @@ ROW = re.compile(
 
 
 def run_once(src: str, only: list[str], quick: bool) -> dict[tuple[str, str], tuple[float, str]]:
-    args = [sys.executable, str(BENCH)]
+    args = [sys.executable, str(BENCH), "--beamish-only"]
     for workload in only:
         args += ["--only", workload]
     if quick:

@@ -9,7 +9,11 @@ figures are the median of 3 runs. The peers, on the same workload in the same ru
 - **naive asyncio**: a request/response actor written by hand: one task, one
   ``asyncio.Queue``, and a future per request for the reply;
 - for reference, the floor under any call on asyncio: a future, one ``call_soon`` that
-  resolves it, and ``await`` (no actor, no queue).
+  resolves it, and ``await`` (no actor, no queue);
+- **the BEAM**: ``gen_server:call``, a ``one_for_one`` supervisor's restarts and a
+  ``simple_one_for_one`` supervisor's children, on OTP's ``erl`` (``bench/erlang/
+  local_bench.erl``), on one scheduler (the anchor of the "vs BEAM" column) and on every
+  core.
 
 Targets (from the issue): >= 200,000 calls/s and >= 10x Pykka; restart p99 <= 1 ms; an idle
 supervised GenServer <= 1,500 bytes.
@@ -34,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pykka
+from _beam import SCHEDULERS, beam_run, beam_version
 from _report import cpu_model
 from _report import report as report_table
 
@@ -245,6 +250,10 @@ JOBS: dict[str, Callable[..., Result]] = {
     "calls-pykka": pykka_calls,
     "restart": lambda n: run_beamish(restart_main, n),
     "supervised": lambda n, traced: run_beamish(supervised_main, n, bool(traced)),
+    "calls-beam": lambda n, callers, schedulers: beam_run(
+        ["call", str(n), str(callers)], schedulers),
+    "restart-beam": lambda n, schedulers: beam_run(["restart", str(n)], schedulers),
+    "supervised-beam": lambda n, schedulers: beam_run(["supervised", str(n)], schedulers),
 }
 
 
@@ -283,12 +292,19 @@ def report(quick: bool, markdown: bool) -> str:
     pykka_calls_n = 5_000 if quick else 20_000
     restarts = 200 if quick else 2_000
     servers = 10_000 if quick else 100_000
-    rows: list[tuple[str, str, str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str, str, str]] = []
     one_caller = 0.0
+
+    def ratio(value: float, base: float) -> str:
+        return f"{value / base:.2f}x" if base else ""
+
     for callers in (1, 100):
         beam = median_of(repeats, "calls-beamish", n=calls, callers=callers)["rate"]
         naive = median_of(repeats, "calls-asyncio", n=calls, callers=callers)["rate"]
         pyk = median_of(repeats, "calls-pykka", n=pykka_calls_n, callers=min(callers, 10))["rate"]
+        erl = {s: median_of(repeats, "calls-beam", n=calls, callers=callers,
+                            schedulers=s)["rate"] for s in SCHEDULERS}
+        anchor = erl[SCHEDULERS[0]]
         label = (
             "call round trips, 1 caller"
             if callers == 1
@@ -296,30 +312,19 @@ def report(quick: bool, markdown: bool) -> str:
         )
         if callers == 1:
             one_caller = beam
-        target = verdict(beam >= 200_000, ">= 200,000/s") if callers == 1 else ""
-        rows.append(
-            (label, "beamish GenServer.call", f"{calls:,} calls", f"{beam:,.0f}/s", "1.00x", target)
-        )
-        rows.append(
-            (
-                label,
-                "naive asyncio actor",
-                f"{calls:,} calls",
-                f"{naive:,.0f}/s",
-                f"{naive / beam:.2f}x",
-                "",
-            )
-        )
-        rows.append(
-            (
-                label,
-                "Pykka ask",
-                f"{pykka_calls_n:,} calls",
-                f"{pyk:,.0f}/s",
-                f"{pyk / beam:.3f}x",
-                verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)"),
-            )
-        )
+        target = (verdict(beam >= 200_000, ">= 200,000/s") + "; " +
+                  verdict(beam >= 0.5 * anchor, ">= 0.5x the BEAM's")) if callers == 1 else ""
+        scale = f"{calls:,} calls"
+        rows.append((label, "beamish GenServer.call", scale, f"{beam:,.0f}/s", "1.00x",
+                     ratio(beam, anchor), target))
+        rows.append((label, "naive asyncio actor", scale, f"{naive:,.0f}/s",
+                     ratio(naive, beam), ratio(naive, anchor), ""))
+        rows.append((label, "Pykka ask", f"{pykka_calls_n:,} calls", f"{pyk:,.0f}/s",
+                     f"{pyk / beam:.3f}x", ratio(pyk, anchor),
+                     verdict(beam / pyk >= 10, f"beamish >= 10x this ({beam / pyk:.0f}x)")))
+        for s, rate in erl.items():
+            rows.append((label, f"BEAM gen_server:call (erl +S {s})", scale, f"{rate:,.0f}/s",
+                         ratio(rate, beam), ratio(rate, anchor), ""))
     floor = median_of(repeats, "calls-floor", n=calls)["rate"]
     rows.append(
         (
@@ -330,45 +335,61 @@ def report(quick: bool, markdown: bool) -> str:
             f"{1e6 / one_caller - 1e6 / floor:.1f} us)",
             f"{floor / one_caller:.2f}x",
             "",
+            "",
         )
     )
     restart = median_of(repeats, "restart", n=restarts)
-    rows.append(
-        (
-            "crash to restart (one_for_one)",
-            "beamish Supervisor",
-            f"{restarts:,} crashes",
-            f"p50 {restart['p50'] * 1e6:.0f} us, p99 {restart['p99'] * 1e6:.0f} us, "
-            f"max {restart['max'] * 1e6:.0f} us",
-            "",
-            verdict(restart["p99"] <= 0.001, "p99 <= 1 ms"),
-        )
-    )
+    erl_restart = {s: median_of(repeats, "restart-beam", n=restarts, schedulers=s)
+                   for s in SCHEDULERS}
+    anchor_p99 = erl_restart[SCHEDULERS[0]]["p99"]
+
+    def latencies(found: Result) -> str:
+        return (f"p50 {found['p50'] * 1e6:.0f} us, p99 {found['p99'] * 1e6:.0f} us, "
+                f"max {found['max'] * 1e6:.0f} us")
+
+    label = "crash to restart (one_for_one)"
+    rows.append((label, "beamish Supervisor", f"{restarts:,} crashes", latencies(restart), "",
+                 f"p99 {ratio(restart['p99'], anchor_p99)}",
+                 verdict(restart["p99"] <= 0.001, "p99 <= 1 ms")))
+    for s, found in erl_restart.items():
+        rows.append((label, f"BEAM supervisor (erl +S {s})", f"{restarts:,} crashes",
+                     latencies(found), f"p99 {ratio(found['p99'], restart['p99'])}",
+                     f"p99 {ratio(found['p99'], anchor_p99)}", ""))
     timed = median_of(repeats, "supervised", n=servers, traced=0)
     traced = median_of(1, "supervised", n=servers, traced=1)
+    erl_sup = median_of(repeats, "supervised-beam", n=servers, schedulers=SCHEDULERS[0])
+    label = "GenServers under one DynamicSupervisor"
     rows.append(
         (
-            "GenServers under one DynamicSupervisor",
+            label,
             "beamish",
             f"{servers:,} servers",
             f"started in {timed['seconds']:.2f} s, {timed['bytes_per_server']:,.0f} bytes/server "
             f"(RSS), {traced['bytes_per_server']:,.0f} (tracemalloc)",
             "",
+            f"bytes {ratio(timed['bytes_per_server'], erl_sup['bytes_per_server'])}, "
+            f"time {ratio(timed['seconds'], erl_sup['seconds'])}",
             verdict(
                 max(timed["bytes_per_server"], traced["bytes_per_server"]) <= 1500, "<= 1,500 bytes"
             ),
         )
     )
+    rows.append((label.replace("DynamicSupervisor", "simple_one_for_one supervisor"),
+                 f"BEAM (erl +S {SCHEDULERS[0]})", f"{servers:,} servers",
+                 f"started in {erl_sup['seconds']:.2f} s, {erl_sup['bytes_per_server']:,.0f} "
+                 "bytes/server (erlang:memory(processes))", "", "1.00x", ""))
     version = importlib.metadata.version
     header = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores",
         f"Python {platform.python_version()}, uvloop {version('uvloop')}, "
-        f"pykka {version('pykka')}, beamish {version('beamish')}",
+        f"pykka {version('pykka')}, beamish {version('beamish')}; the BEAM: {beam_version()}",
         f"Each figure is {'one run' if repeats == 1 else 'the median of 3 runs'}, each run in a "
-        "fresh subprocess; ratios are per second, so scaled-down peers compare fairly",
+        "fresh subprocess; ratios are per second, so scaled-down peers compare fairly; "
+        f"vs BEAM: against the BEAM on {SCHEDULERS[0]} scheduler, in this run",
     ]
-    columns = ("workload", "implementation", "scale", "result", "vs beamish", "target")
+    columns = ("workload", "implementation", "scale", "result", "vs beamish",
+               f"vs BEAM (+S {SCHEDULERS[0]})", "target")
     return report_table(header, columns, rows, markdown)
 
 

@@ -17,7 +17,9 @@ Implementations:
 - naive asyncio: one ``asyncio.Task`` and one ``asyncio.Queue`` per actor, on uvloop, with
   CPython's default garbage-collector settings (the queue is the actor's address);
 - Pykka: ``pykka.ThreadingActor``, one OS thread per actor, messages sent with ``tell``;
-  it runs scaled-down sizes (``FULL`` below), and rates are compared per second.
+  it runs scaled-down sizes (``FULL`` below), and rates are compared per second;
+- the BEAM: OTP's ``erl`` on the same workloads (``bench/erlang/local_bench.erl``), on one
+  scheduler (``+S 1``, the anchor every row is also compared with) and on every core.
 
 Workloads:
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import importlib.metadata
 import json
@@ -51,6 +54,7 @@ from typing import Any
 
 import pykka
 import uvloop
+from _beam import SCHEDULERS, beam_run, beam_version
 from _report import cpu_model
 from _report import report as report_table
 
@@ -656,6 +660,24 @@ def ring_pykka(size: int, laps: int) -> Result:
 
 # -- the registry of measurements, and the subprocess side ----------------------------------
 
+# -- the BEAM ---------------------------------------------------------------------------------
+
+
+def beam_workload(workload: str, schedulers: int, **params: int) -> Result:
+    """The same workload on OTP's ``erl`` (``bench/erlang/local_bench.erl``)."""
+    if workload == "spawn":
+        args = ["spawn", str(params["n"])]
+    elif workload == "ping-pong":
+        args = ["pingpong", str(params["round_trips"])]
+    elif workload == "fan-in":
+        args = ["fanin", str(params["senders"]), str(params["messages"])]
+    else:
+        args = ["ring", str(params["size"]), str(params["laps"])]
+    found = beam_run(args, schedulers)
+    found.pop("count", None)
+    return found
+
+
 BENCHES: dict[tuple[str, str], Callable[..., Result]] = {
     ("spawn", "actor"): spawn_actor,
     ("spawn", "task"): spawn_task,
@@ -675,6 +697,8 @@ BENCHES: dict[tuple[str, str], Callable[..., Result]] = {
     ("ring", "task"): ring_task,
     ("ring", "asyncio"): ring_naive,
     ("ring", "pykka"): ring_pykka,
+    **{(workload, f"beam{s}"): functools.partial(beam_workload, workload, s)
+       for workload in ("spawn", "ping-pong", "fan-in", "ring") for s in SCHEDULERS},
 }
 
 
@@ -796,7 +820,9 @@ IMPLS = {
     "task": "beamish (task)",
     "asyncio": "naive asyncio",
     "pykka": "Pykka (threads)",
+    **{f"beam{s}": f"BEAM (erl +S {s})" for s in SCHEDULERS},
 }
+BEAM1 = f"beam{SCHEDULERS[0]}"  # the anchor: one scheduler, as one beamish node has one core
 WORKLOADS = ("spawn", "ping-pong", "fan-in", "ring")
 
 # -- targets (from the issue) ---------------------------------------------------------------
@@ -865,9 +891,10 @@ def measure_jobs(jobs: list[Job], repeats: int) -> list[Result | str]:
 def measure(workload: str, scale: Scale, *, traced: bool = False) -> Measured:
     """Run ``workload`` on every implementation (a tracemalloc count: once, it does not
     vary between runs)."""
-    jobs = [make_job(scale, workload, impl, traced=traced) for impl in IMPLS]
+    impls = [i for i in IMPLS if not (traced and i.startswith("beam"))]  # no tracemalloc there
+    jobs = [make_job(scale, workload, impl, traced=traced) for impl in impls]
     outcomes = measure_jobs(jobs, 1 if traced else scale.repeats)
-    return dict(zip(IMPLS, outcomes, strict=True))
+    return dict(zip(impls, outcomes, strict=True))
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -881,6 +908,7 @@ class Row:
     result: str
     ratio: str = ""
     target: str = ""
+    beam: str = ""  # this row's figure / the BEAM's on one scheduler
 
 
 @dataclass(frozen=True)
@@ -914,6 +942,10 @@ def figure_rows(figure: Figure, workload: str, measured: Measured, scale: Scale)
     actor = measured.get("actor")
     if isinstance(actor, dict):
         base = figure.value(actor, scale.params(workload, "actor"))
+    beam: float | None = None
+    anchor = measured.get(BEAM1)
+    if isinstance(anchor, dict):
+        beam = figure.value(anchor, scale.params(workload, BEAM1))
     rows = []
     for impl, outcome in measured.items():
         params = scale.params(workload, impl)
@@ -924,6 +956,7 @@ def figure_rows(figure: Figure, workload: str, measured: Measured, scale: Scale)
             value = figure.value(outcome, params)
             row.result = figure.text(outcome, params)
             row.ratio = f"{value / base:.2f}x" if base else ""
+            row.beam = f"{value / beam:.2f}x" if beam else ""
             row.target = figure.target(impl, value, base)
         rows.append(row)
     return rows
@@ -1026,7 +1059,8 @@ def spawn_section(scale: Scale) -> list[Row]:
 def ping_pong_section(scale: Scale) -> list[Row]:
     # The unchecked variant runs right after the checked one in each round, so that the
     # pair sees the same machine conditions.
-    impls = ("actor", "unchecked", "task", "asyncio", "pykka")
+    impls = [i for i in ("actor", "unchecked", "task", "asyncio", "pykka",
+                         *(f"beam{s}" for s in SCHEDULERS)) if i in IMPLS or i == "unchecked"]
     jobs = [
         make_job(scale, "ping-pong-unchecked", "actor")
         if impl == "unchecked"
@@ -1077,12 +1111,13 @@ def columns(scale: Scale) -> tuple[str, ...]:
         "scale",
         f"result ({runs})",
         "vs beamish (actor)",
+        f"vs BEAM (erl +S {SCHEDULERS[0]})",
         "target",
     )
 
 
 def cells(row: Row) -> tuple[str, ...]:
-    return (row.workload, row.impl, row.scale, row.result, row.ratio, row.target)
+    return (row.workload, row.impl, row.scale, row.result, row.ratio, row.beam, row.target)
 
 
 def ram_gib() -> float:
@@ -1110,12 +1145,14 @@ def header_lines(scale: Scale) -> list[str]:
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.1f} GiB RAM",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"uvloop {version('uvloop')}, pykka {version('pykka')}, beamish {version('beamish')} "
-        f"({send_kind()})",
+        f"({send_kind()}); the BEAM: {beam_version()}",
         f"Each result is {runs}, each run in a fresh subprocess "
         "(tracemalloc figures: one run, as they do not vary)",
         "vs beamish (actor): this row's figure / the actor's, per second or per process, "
         "so scaled-down rows compare fairly (above 1x is faster for rates, bigger for "
-        "times and bytes)",
+        "times and bytes); vs BEAM: the same against the BEAM on one scheduler, in this run",
+        "The BEAM's memory per process is erlang:memory(processes) grown per process; "
+        "beamish's and the others' is the resident set grown per process",
     ]
 
 
@@ -1133,6 +1170,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=WORKLOADS, help="run only this workload (repeatable)"
     )
+    parser.add_argument("--beamish-only", action="store_true",
+                        help="measure beamish's shapes only, no peer (bench/ab.py uses it)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -1143,6 +1182,9 @@ def main() -> None:
         child_main(args.child)
         return
     scale = QUICK if args.quick else FULL
+    if args.beamish_only:
+        for impl in [i for i in IMPLS if i not in ("actor", "task")]:
+            del IMPLS[impl]
     began = time.perf_counter()
     rows: list[Row] = []
     for workload in args.only or WORKLOADS:
