@@ -398,8 +398,10 @@ async def test_registry_listeners_143(keys, partitions):
     assert await receive(("unregister", ANY, ANY, ANY), timeout=1) == (
         "unregister", REG, "world", me
     )
+    watching = beamish.monitor(other)
     send(other, "crash")  # no event for an exit: a listener monitors if it cares
-    await sync()
+    await receive(Down(watching, other, ANY), timeout=1)
+    await sync()  # the registry's own Down was sent with ours: it is handled first
     assert Registry.lookup(REG, "hello") == []
     assert await receive(("unregister", ANY, ANY, ANY), timeout=0, default=None) is None
 

@@ -177,3 +177,58 @@ async def test_request_cleans_up_its_watch_on_the_server():
         await request(pid, ("add", i, i))
     assert beamish.process_info(pid).monitored_by == ()
     beamish.exit(pid, "kill")
+
+
+# -- a call to an idle actor runs its handler at once (Scheduler.run_now) ---------------------
+
+
+class Answering(Actor):
+    """Answers ("who",) with its own pid, ("boom",) by crashing, ("later", s) from a task."""
+
+    def handle(self, message):
+        match message:
+            case Request(reply_to, ("who",)):
+                reply(reply_to, beamish.self())
+            case Request(_, ("boom",)):
+                raise ValueError("boom in the handler")
+            case Request(reply_to, ("later", seconds)):
+                return self._later(reply_to, seconds)
+
+    async def _later(self, reply_to, seconds):
+        await asyncio.sleep(seconds)
+        reply(reply_to, ("later", beamish.self()))
+
+
+async def test_a_call_to_an_idle_actor_is_answered_without_a_turn_of_the_loop():
+    server = spawn(Answering())
+    await wait_until_idle()
+    turned = []
+    asyncio.get_running_loop().call_soon(turned.append, True)
+    assert await request(server, ("who",)) == server  # self() in the handler: the server
+    assert turned == []  # answered within this turn
+    for _ in range(400):  # ... but a caller cannot keep the loop: every `reductions` calls
+        await request(server, ("who",))  # one goes through the run queue
+    assert turned == [True]
+    assert beamish.process_info(server).message_queue_len == 0
+    beamish.exit(server, "kill")
+
+
+async def test_a_crash_in_an_inline_handler_ends_the_server_not_the_caller():
+    server = spawn(Answering())
+    await wait_until_idle()
+    with pytest.raises(CallError) as failed:
+        await request(server, ("boom",))
+    assert "boom in the handler" in repr(failed.value.why)
+    assert not beamish.is_alive(server)
+    assert beamish.is_alive(beamish.self())
+
+
+async def test_an_async_handler_started_inline_answers_later_and_the_actor_waits_for_it():
+    server = spawn(Answering())
+    await wait_until_idle()
+    assert await request(server, ("later", 0.01)) == ("later", server)
+    busy = asyncio.ensure_future(request(server, ("later", 0.05)))
+    await asyncio.sleep(0)
+    assert await request(server, ("who",)) == server  # queued behind the busy handler
+    assert busy.done() and busy.result() == ("later", server)
+    beamish.exit(server, "kill")

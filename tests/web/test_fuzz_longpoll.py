@@ -92,6 +92,7 @@ def read(line: bytes) -> Message | None:
 @given(body=bodies() | st.binary(max_size=600), content_type=content_types)
 @example(body=b"\n" * 300, content_type=NDJSON)
 @example(body=b"\r\n\r\n\r", content_type=NDJSON)
+@example(body=b"\r\r\n", content_type=NDJSON)
 @example(body=b"[\xff\xfe", content_type=NDJSON)
 @example(body=b"=" * 8, content_type=NDJSON)
 def test_fuzz_longpoll_any_body_gives_messages_or_decode_errors(body, content_type):

@@ -176,13 +176,28 @@ async def request(
     future: asyncio.Future[Any] = runtime._loop.create_future()
     reply_to = ReplyTo(None if me is None else me.pid, future)
     reply_to._runtime = runtime
+    if type(payload) not in ATOMIC:
+        payload = isolate(payload)
+    scheduler = target.runtime.scheduler
+    if (scheduler.inline and not target.mailbox and target.actor is not None
+            and not target.busy and not target.scheduled and scheduler.current is None
+            and target.runtime is runtime):
+        # an idle actor: its handler runs now (Scheduler.run_now), and most calls are
+        # answered before this line returns, with no turn of the loop
+        scheduler.inline -= 1
+        scheduler._context.run(scheduler.run_now, target, Request(reply_to, payload))
+        if future.done():
+            return future.result()
+        if target.pid._proc is None:  # it ended handling the request
+            future.cancel()
+            raise CallError(target.exit_reason,
+                            (what, dest if server is None else server, payload, timeout))
+    else:
+        runtime._deliver(target, Request(reply_to, payload))
     watchers = target.watchers
     if watchers is None:
         watchers = target.watchers = {}
     watchers[reply_to] = reply_to  # type: ignore[index]
-    if type(payload) not in ATOMIC:
-        payload = isolate(payload)
-    runtime._deliver(target, Request(reply_to, payload))
     if timeout is not None:
         reply_to._timeout = timeout
         reply_to._started = runtime.clock.now()

@@ -47,6 +47,7 @@ class Scheduler:
         "current",
         "cut",
         "dispatched",
+        "inline",
         "pending",
         "reductions",
         "runq",
@@ -70,6 +71,9 @@ class Scheduler:
         # set by a process whose work needs the loop (a full frame for another node): the
         # tick ends after it, and the rest run on the next, once the loop has turned
         self.cut = False
+        # calls that may still run their idle server's handler at once, before a call goes
+        # the long way (through the run queue) and so lets the loop turn; see run_now
+        self.inline = reductions
         self._context = contextvars.Context()
         self._context.run(_context.CURRENT.set, self)
 
@@ -80,8 +84,41 @@ class Scheduler:
             self.pending = True
             self._loop.call_soon(self.tick, context=self._context)
 
+    def run_now(self, proc: Process, message: Any) -> None:
+        """Handle one message of an idle actor at once, for a caller that waits for it.
+
+        A call to an actor that has nothing queued and runs no handler would go through the
+        run queue only to run that handler next; ``request`` has it run here instead, in
+        the scheduler's context (``self()`` is the actor), as a tick would: its failures end
+        the actor, not the caller, and an async handler goes on in its own task. The
+        caller's turn runs it, so a caller makes at most ``reductions`` such calls before
+        one goes the long way and the loop turns (``inline``, refilled by each tick).
+        Called through ``self._context.run``."""
+        self.current = proc
+        try:
+            result = proc.actor.handle(message)  # type: ignore[union-attr]
+        except ProcessExit as stop:
+            self.runtime._exit_process(proc, stop.reason, from_inside=True,
+                                       reported=stop.reported)
+            return
+        except Exception as exc:
+            self.runtime._exit_process(proc, Crash(exc), from_inside=True, uncaught=True)
+            return
+        finally:
+            self.current = None
+            self.cut = False
+            proc.handled += 1
+            self.dispatched += 1
+            if self.arming:  # what the handler left for the end of a tick (frames to go)
+                arming, self.arming = self.arming, []
+                for reply_to in arming:
+                    reply_to._arm()
+        if result is not None:
+            self._start_async(proc, result)
+
     def tick(self) -> None:
         self.pending = False
+        self.inline = self.reductions
         runq = self.runq
         budget = self.tick_budget
         reductions = self.reductions

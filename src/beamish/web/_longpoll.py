@@ -431,7 +431,9 @@ def entries(body: bytes, content_type: str) -> tuple[list[bytes], int]:
     dropped = 0
     if len(lines) > MAX_BATCH:
         dropped = sum(1 for line in lines.pop().split(b"\n") if line.strip(b"\r"))
-    kept = [line[:-1] if line[-1:] == b"\r" else line for line in lines]
+    # carriage returns ending a line are its end (CRLF, or a stray CR before it: JSON
+    # whitespace), so a line of them alone is empty, as the dropped lines are counted
+    kept = [line.rstrip(b"\r") for line in lines]
     return [line for line in kept if line], dropped
 
 
