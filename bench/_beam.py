@@ -37,7 +37,9 @@ def beam_run(args: list[str], schedulers: int, timeout: float = 600) -> dict[str
     schedulers; the figures it printed."""
     quoted = ", ".join(f'"{a}"' for a in args)
     done = subprocess.run(
-        ["erl", "+S", f"{schedulers}:{schedulers}", "-noshell", "-pa", _compiled(),
+        # +P: room for the million processes of the spawn workload (the default is 262,144)
+        ["erl", "+S", f"{schedulers}:{schedulers}", "+P", "4000000", "-noshell",
+         "-pa", _compiled(),
          "-eval", f"local_bench:main([{quoted}])"],
         capture_output=True, text=True, timeout=timeout,
     )

@@ -96,6 +96,19 @@ async def live(dashboard: Dashboard):
         await server.stop()
 
 
+async def events_for(ws, seconds):
+    """The events pushed within ``seconds``."""
+    seen = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        try:
+            seen.append(orjson.loads(await asyncio.wait_for(ws.recv(), left))[3])
+        except TimeoutError:
+            break
+    return seen
+
+
 async def next_push(ws, event, accept=lambda payload: True):
     while True:
         frame = orjson.loads(await asyncio.wait_for(ws.recv(), 5))
@@ -108,6 +121,9 @@ async def test_the_channel_pushes_home_and_processes_and_kills_what_it_showed():
         home = await next_push(ws, "home")
         assert home["processes"] >= 3 and home["process_limit"] > home["processes"]
         assert home["memory"] > 0 and home["os_memory_total"] > 0
+        assert "processes" not in await events_for(ws, 0.5)  # home shown: no table read
+        await ws.send(orjson.dumps(["1", "9", "dashboard:live", "view",
+                                    {"view": "processes"}]).decode())  # pushed while shown
         await next_push(ws, "processes")
         await ws.send(orjson.dumps(["1", "2", "dashboard:live", "query",
                                     {"search": "sleeper", "sort": "memory",

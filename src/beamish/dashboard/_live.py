@@ -1,10 +1,10 @@
 """The dashboard's live feed: a Phoenix socket and one channel per open page.
 
 The page joins ``dashboard:live`` with the token it was served with; the channel then pushes
-``home`` and ``processes`` every ``refresh`` seconds (and ``applications``, the supervision
-trees, ``sockets``, the connections and topics, and ``data``, the pools, while the page
-shows them: asking every
-supervisor for its children is not free),
+``home`` every ``refresh`` seconds, and the page shown besides it: ``processes`` (a page of
+the process table), ``applications`` (the supervision trees), ``sockets`` (the connections
+and topics) or ``data`` (the pools); a page not shown costs nothing (asking every
+supervisor for its children, or reading processes, is not free),
 and answers the page's requests: ``view`` (which page is shown), ``logs`` (watch the log
 records at a level that match a request id, a pid or words: ``_logtap.py``), ``query``
 (sort, search,
@@ -36,7 +36,7 @@ _TICK = "beamish.dashboard.tick"
 _STATE_TIMEOUT = 1.0
 _REMOTE_TIMEOUT = 2.0
 _VIEWS = ("home", "processes", "applications", "sockets", "data", "logs", "metrics")
-_PAGES = ("applications", "sockets", "data")  # pushed while shown, besides home and processes
+_PAGES = ("processes", "applications", "sockets", "data")  # pushed while shown, besides home
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -63,8 +63,7 @@ class DashboardChannel(Channel):
             send_after(_self(), _TICK, self.refresh)
             return NoReply(socket)
         Channel.push(socket, "home", {**home(), "nodes": [node(), *nodes()], "viewing": node()})
-        socket = await self._push(socket, "processes")
-        # the other views' pages (a tree asks every supervisor) only while they are shown
+        # a page (a page of processes; a tree asks every supervisor) only while it is shown
         if socket.assigns["view"] in _PAGES:
             socket = await self._push(socket, socket.assigns["view"])
         if socket.assigns["view"] == "metrics" and self.metrics is not None:
@@ -85,7 +84,7 @@ class DashboardChannel(Channel):
     async def _push_remote(self, socket: SocketState) -> None:
         target = socket.assigns["node"]
         views = ["home"]
-        if socket.assigns["view"] in ("processes", *_PAGES):
+        if socket.assigns["view"] in _PAGES:
             views.append(socket.assigns["view"])
         for view in views:
             query = _query_payload(socket.assigns["query"])

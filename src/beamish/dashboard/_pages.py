@@ -208,18 +208,17 @@ def sockets() -> tuple[dict[str, Any], dict[str, Pid]]:
         if type(actor) is not SocketTransport:
             continue
         total += 1
-        socket_name = actor._socket_cls.__qualname__
-        key = f"{socket_name} over {actor._transport_name}"
+        about = actor.describe()
+        key = f"{about['socket']} over {about['transport']}"
         counts[key] = counts.get(key, 0) + 1
-        joined = list(actor._channels)
+        joined = about["topics"]
         for topic in joined:
             topics[topic] = topics.get(topic, 0) + 1
         if len(listed) < MAX_SOCKETS:
             drawn[repr(pid)] = pid
             listed.append({
-                "pid": repr(pid), "socket": socket_name, "transport": actor._transport_name,
-                "id": actor._socket.id if actor._socket is not None else None,
-                "channels": len(joined), "topics": joined[:10],
+                "pid": repr(pid), "socket": about["socket"], "transport": about["transport"],
+                "id": about["id"], "channels": len(joined), "topics": joined[:10],
                 "message_queue_len": actor.mailbox_size(),
             })
     busiest = sorted(topics.items(), key=lambda item: (-item[1], item[0]))[:50]

@@ -714,6 +714,15 @@ class SocketTransport(Actor):
             self._pending = pending
             pending.add_done_callback(self._write_done)
 
+    def describe(self) -> dict[str, Any]:
+        """What the connection is, for introspection (the dashboard's Sockets page): its
+        socket class, transport, id and joined topics. Read on the loop, between steps."""
+        return {
+            "socket": self._socket_cls.__qualname__, "transport": self._transport_name,
+            "id": self._socket.id if self._socket is not None else None,
+            "topics": list(self._channels),
+        }
+
     def fastlane_write(self, push: Push) -> bool:
         """Write a broadcast now, from the broadcasting process, if nothing is queued ahead
         of it here; False if it must be sent as a ``Push``. Never raises into the
