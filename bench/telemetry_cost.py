@@ -49,6 +49,7 @@ VARIANTS = {
     "off": "",
     "timing only": "noop:beamish.endpoint.exception",
     "no-op on stop": "noop:beamish.endpoint.stop",
+    "metrics, no poller": "metrics-only",
     "default metrics": "metrics",
 }
 ONE_RUN = (
@@ -86,7 +87,7 @@ def in_process_child(slices: int, variants: list[str]) -> None:
     from beamish.testing import ASGIClient
 
     def switch(variant: str, on: bool) -> None:
-        if variant == "metrics":
+        if variant in ("metrics", "metrics-only"):
             web.METRICS.attach() if on else web.METRICS.detach()
         elif variant.startswith("noop:"):
             if on:

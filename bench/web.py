@@ -157,6 +157,8 @@ class BenchWeb(Application):
         wanted = os.environ.get("BENCH_TELEMETRY", "")
         if wanted == "metrics":  # the "beamish-metrics" server
             children += [METRICS.spec(), Poller.spec(period=1.0)]
+        elif wanted == "metrics-only":  # the reporter without the poller (telemetry_cost.py)
+            children += [METRICS.spec()]
         elif wanted.startswith("noop:"):  # one no-op handler (bench/telemetry_cost.py)
             telemetry.attach("bench.noop", tuple(wanted[5:].split(".")), lambda *args: None)
         return await Supervisor.start_link(children, strategy="one_for_one")

@@ -202,6 +202,20 @@ async def test_the_sockets_view_counts_connections_and_their_topics():
         assert page["topics"] == [{"topic": "dashboard:live", "channels": 1}]
         [connection] = page["connections"]
         assert connection["topics"] == ["dashboard:live"] and connection["channels"] == 1
+        # plain processes subscribed to a PubSub topic show too, by PubSub
+        listeners = [beamish.spawn(_listener, "news") for _ in range(3)]
+        page = await next_push(ws, "sockets", lambda p: any(
+            t["topic"] == "news" for q in p["pubsub"] for t in q["busiest"]))
+        [dash] = [q for q in page["pubsub"] if q["pubsub"] == "dash.ps"]
+        assert {"topic": "news", "subscribers": 3} in dash["busiest"]
+        assert dash["topics"] >= 1 and dash["subscriptions"] >= 3
+        for pid in listeners:
+            beamish.exit(pid, "kill")
+
+
+async def _listener(topic):
+    PubSub.subscribe("dash.ps", topic)
+    await beamish.receive()
 
 
 async def test_the_data_view_shows_each_pools_statistics():

@@ -147,3 +147,14 @@ async def test_errors_and_supervision():
     assert await receive(timeout=1) == "supervised"
     with pytest.raises(TypeError, match="unknown PubSub option"):
         PubSub.child_spec({"name": "x", "pool": 3})
+
+
+async def test_topics_counts_the_subscriptions_of_each_topic(partitions):
+    await PubSub.start_link("ps", partitions=partitions)
+    PubSub.subscribe("ps", "a")
+    PubSub.subscribe("ps", "a")  # twice: two subscriptions
+    PubSub.subscribe("ps", "b")
+    assert PubSub.topics("ps") == {"a": 2, "b": 1}
+    assert len(PubSub.topics("ps", limit=1)) == 1  # bounded: for introspection
+    PubSub.unsubscribe("ps", "a")
+    assert PubSub.topics("ps") == {"b": 1}

@@ -224,6 +224,7 @@ def sockets() -> tuple[dict[str, Any], dict[str, Pid]]:
     busiest = sorted(topics.items(), key=lambda item: (-item[1], item[0]))[:50]
     return {
         "total": total, "by_socket": counts, "connections": listed, "presences": presences(),
+        "pubsub": pubsub_topics(),
         "topics": [{"topic": t, "channels": n} for t, n in busiest],
         "topic_count": len(topics), "partial": len(every) > MAX_SCAN,
     }, drawn
@@ -243,6 +244,27 @@ def pools() -> list[dict[str, Any]]:
             if table is not None:
                 found.append(asdict(table.data.statistics()))
     return sorted(found, key=lambda stats: str(stats["pool"]))
+
+
+def pubsub_topics() -> list[dict[str, Any]]:
+    """Each PubSub of the node: how many topics have subscribers here (channels and plain
+    processes alike), how many subscriptions, and the 50 busiest topics."""
+    from beamish._runtime.tables import table_names
+    from beamish.pubsub import PubSub
+
+    found = []
+    for name in table_names():
+        if not (type(name) is tuple and len(name) == 2 and name[0] == "beamish.pubsub"):
+            continue
+        try:
+            counts = PubSub.topics(name[1], limit=MAX_SCAN)
+        except Exception:  # stopped meanwhile
+            continue
+        busiest = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))[:50]
+        found.append({"pubsub": str(name[1]), "topics": len(counts),
+                      "subscriptions": sum(counts.values()),
+                      "busiest": [{"topic": str(t), "subscribers": n} for t, n in busiest]})
+    return sorted(found, key=lambda p: p["pubsub"])
 
 
 def presences() -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from beamish._otp.registry.registry import Registry
+from beamish._otp.registry.registry import Registry, _table
 from beamish._otp.supervisor.child_spec import ChildSpec
 from beamish._runtime.api import current_runtime, send
 from beamish._runtime.events import event
@@ -148,6 +148,13 @@ class PubSub:
     def subscribers(pubsub: str, topic: str) -> list[tuple[Pid, Any]]:
         """The ``(pid, metadata)`` subscriptions to ``topic`` on this node."""
         return Registry.lookup(pubsub, topic)
+
+    @staticmethod
+    def topics(pubsub: str, *, limit: int = 10_000) -> dict[str, int]:
+        """The topics with subscribers on this node and how many each has (channels and
+        plain subscribers alike), for at most ``limit`` topics: for introspection (the
+        dashboard), not for routing."""
+        return _table(pubsub).key_counts(limit)[0]
 
     @staticmethod
     def broadcast(pubsub: str, topic: str, message: Any,

@@ -322,6 +322,17 @@ class RegistryTable:
     def count(self) -> int:
         return sum(table.size for table in self.keys)
 
+    def key_counts(self, limit: int) -> tuple[dict[Any, int], bool]:
+        """Entries by key, for at most ``limit`` keys (a bucket counted, not read), and
+        whether keys were left out."""
+        found: dict[Any, int] = {}
+        for table in self.keys:
+            for key, entry in table.entries.items():
+                if key not in found and len(found) >= limit:
+                    return found, True
+                found[key] = found.get(key, 0) + (1 if self.unique else len(entry))
+        return found, False
+
     def all_entries(self) -> Iterator[tuple[Any, Pid, Any]]:
         """Every ``(key, pid, value)``, values as stored (copy mutable ones before sharing)."""
         for table in self.keys:

@@ -188,6 +188,12 @@ function drawSockets(s) {
       tr.append(cell(p.tracker), cell(t.topic), cell(t.keys));
       return tr;
     })));
+  document.getElementById("pubsub-topics").replaceChildren(...(s.pubsub || []).flatMap((p) =>
+    p.busiest.map((t) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(p.pubsub), cell(t.topic), cell(t.subscribers));
+      return tr;
+    })));
   document.getElementById("topics").replaceChildren(...s.topics.map((t) => {
     const tr = document.createElement("tr");
     tr.append(cell(t.topic), cell(t.channels));
