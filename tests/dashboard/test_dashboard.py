@@ -271,6 +271,7 @@ async def test_the_metrics_view_pushes_the_reporters_figures():
             s["labels"]["route"] == "/work" for s in requests_of(p)["series"]))
         [work] = [s for s in requests_of(pushed)["series"] if s["labels"]["route"] == "/work"]
         assert work["value"] >= 3 and work["labels"]["status"] == "200"
+        assert requests_of(pushed)["series_total"] >= len(requests_of(pushed)["series"])
         timed = next(m for m in pushed["metrics"]
                      if m["name"] == "beamish_endpoint_duration_seconds")
         assert timed["kind"] == "distribution" and timed["series"][0]["count"] >= 3

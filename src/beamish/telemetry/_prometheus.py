@@ -289,7 +289,7 @@ class PrometheusReporter:
                 rows.sort(key=lambda r: -(r.get("value") or r.get("count") or 0))
                 found.append({"name": definition.exposed_name, "kind": series.kind,
                               "unit": definition.unit, "description": definition.description,
-                              "series": rows[:max_series]})
+                              "series": rows[:max_series], "series_total": len(rows)})
         return found
 
     def exposition(self) -> bytes:

@@ -248,13 +248,18 @@ function drawMetrics(metrics) {
       title.textContent = `${metric.name} (${unit.trim()})`;
       title.title = metric.description;
       const area = document.createElement("div");
-      holder.append(title, area);
+      const caption = document.createElement("p");
+      caption.className = "caption";
+      holder.append(title, area, caption);
       box.append(holder);
-      chart = { times: [], series: new Map(), holder, area, plot: null, keys: "" };
+      chart = { times: [], series: new Map(), holder, area, caption, plot: null, keys: "" };
       charts.set(metric.name, chart);
     }
     const seconds = chart.times.length ? now - chart.times[chart.times.length - 1] : 0;
     chart.times.push(now);
+    const total = metric.series_total ?? metric.series.length;
+    chart.caption.textContent = total > LINES ?
+      `the ${LINES} largest of ${total} series drawn; /metrics has them all` : "";
     for (const row of metric.series.slice(0, LINES)) {
       const key = Object.entries(row.labels).map(([k, v]) => `${k}=${v}`).join(" ") || "all";
       let line = chart.series.get(key);
