@@ -166,8 +166,13 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=15,
                         help="in-process slices of 3,000 requests a variant (default 15)")
     parser.add_argument("--against", metavar="REF", help="also 'off' on this commit")
+    parser.add_argument("--only", action="append", choices=list(VARIANTS), default=[],
+                        help="measure this variant (repeatable; 'off' always is)")
     parser.add_argument("--markdown", action="store_true")
     options = parser.parse_args()
+    if options.only:
+        for name in [v for v in VARIANTS if v != "off" and v not in options.only]:
+            del VARIANTS[name]
     if shutil.which("wrk") is None:
         raise SystemExit("bench/telemetry_cost.py needs wrk: apt-get install wrk")
     load = load_average()

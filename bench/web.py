@@ -168,6 +168,27 @@ ENDPOINT = Endpoint(
     router=router, sockets={"/socket": BenchSocket}, pubsub=PUBSUB, application=BenchWeb
 )
 
+
+def _dump_snapshots(base: str) -> None:
+    """``bench/ws_memory.py``'s hook: each SIGUSR1 writes a tracemalloc snapshot to
+    ``base.<n>`` (then ``base.<n>.done``). Tracing must be on (``PYTHONTRACEMALLOC``)."""
+    import tracemalloc
+
+    taken = [0]
+
+    def dump(signum: int, frame: Any) -> None:
+        taken[0] += 1
+        gc.collect()
+        tracemalloc.take_snapshot().dump(f"{base}.{taken[0]}")
+        with open(f"{base}.{taken[0]}.done", "w"):
+            pass
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
+if os.environ.get("BENCH_TRACEMALLOC"):
+    _dump_snapshots(os.environ["BENCH_TRACEMALLOC"])
+
 # -- the Starlette server -----------------------------------------------------------------------
 
 

@@ -193,6 +193,8 @@ async def serve_socket(
     if connect_info:
         info.update(connect_info)
     transport = SocketTransport(socket_cls, opts, pubsub, params, info, V2_JSON, send, scope)
+    del params, info  # the process has them (and drops them once connected): this frame
+    # lives as long as the connection, and the decoded headers were ~2 KB of each one
     pid = spawn_opt(transport, trap_exit=True)
     backlog = transport.backlog
     limit = opts.max_frame_size

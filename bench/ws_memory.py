@@ -1,0 +1,116 @@
+"""Where the memory of a WebSocket connection goes: beamish's (joined to a channel) against
+Starlette's (a connection held by its endpoint), on uvicorn, in one run.
+
+    .venv/bin/python bench/ws_memory.py [--connections 2000] [--markdown]
+
+Each server runs ``bench/web.py``'s app with Python's allocation tracing on
+(``PYTHONTRACEMALLOC``) and a ``SIGUSR1`` handler that writes a ``tracemalloc`` snapshot
+(``BENCH_TRACEMALLOC``). After a warm-up fleet of 20 connections has come and gone, one
+snapshot is taken; then ``--connections`` clients connect (and join, for beamish), and a
+second one. Their difference, grouped by the file that allocated, is put under the
+component it belongs to (uvicorn, websockets, asyncio, Starlette, beamish's transport, its
+channel process, ...): bytes per connection of each, which is what "where each kilobyte
+goes" asks. The resident set's growth per connection is given too; with tracing on it
+includes tracemalloc's own bookkeeping (about 20-30% more than without), so compare it only
+across the two servers of one run (``bench/web.py`` gives it without tracing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import cpu_model, load_average, report
+
+from web import Fleet, Server
+
+COMPONENTS = (  # (what a path contains, the component), the first that matches; beamish's
+    # own files are listed one by one (component() below)
+    ("uvicorn/", "uvicorn"),
+    ("websockets/", "websockets (sans-I/O protocol)"),
+    ("starlette/", "Starlette"),
+    ("asyncio/", "asyncio"),
+    ("uvloop", "uvloop"),
+)
+
+
+def component(path: str) -> str:
+    if "/src/beamish/" in path:
+        return "beamish " + path.split("/src/beamish/", 1)[1]
+    for part, name in COMPONENTS:
+        if part in path:
+            return name
+    return "other (stdlib, the app)"
+
+
+def snapshot(server: Server, path: Path) -> tracemalloc.Snapshot:
+    server.process.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 120
+    while not Path(f"{path}.done").exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server wrote no snapshot to {path}")
+        time.sleep(0.1)
+    return tracemalloc.Snapshot.load(str(path))
+
+
+def measure(kind: str, connections: int, where: Path) -> tuple[dict[str, float], float]:
+    """Bytes per connection by component, and the resident set's growth per connection."""
+    os.environ["PYTHONTRACEMALLOC"] = "1"
+    os.environ["BENCH_TRACEMALLOC"] = str(where / kind)
+    try:
+        server = Server(kind)
+    finally:
+        del os.environ["PYTHONTRACEMALLOC"], os.environ["BENCH_TRACEMALLOC"]
+    with server:
+        with Fleet(kind, server, 1, 20, 1) as warm:  # load the code paths, then measure
+            warm.wait_all("ready", 60)
+        time.sleep(1.0)
+        before = snapshot(server, where / f"{kind}.1")
+        rss_before = server.rss()
+        processes = max(1, connections // 1000)
+        with Fleet(kind, server, processes, connections // processes, 1) as fleet:
+            fleet.wait_all("ready", 600)
+            time.sleep(1.0)
+            after = snapshot(server, where / f"{kind}.2")
+            rss_after = server.rss()
+    by: dict[str, float] = {}
+    for stat in after.compare_to(before, "filename"):
+        name = component(stat.traceback[0].filename)
+        by[name] = by.get(name, 0.0) + stat.size_diff / connections
+    return by, (rss_after - rss_before) / connections
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=2_000)
+    parser.add_argument("--markdown", action="store_true")
+    options = parser.parse_args()
+    load = load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {kind: measure(kind, options.connections, Path(tmp))
+                   for kind in ("starlette", "beamish")}
+    names = sorted({n for by, _ in results.values() for n in by},
+                   key=lambda n: -max(abs(results[k][0].get(n, 0.0)) for k in results))
+    rows = [[name, *(f"{results[k][0].get(name, 0.0) / 1024:,.2f}" for k in results)]
+            for name in names if max(abs(results[k][0].get(name, 0.0)) for k in results) >= 8]
+    rows.append(["traced, in all",
+                 *(f"{sum(results[k][0].values()) / 1024:,.2f}" for k in results)])
+    rows.append(["resident set growth (tracing on)",
+                 *(f"{results[k][1] / 1024:,.2f}" for k in results)])
+    print(report([f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+                  f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} before",
+                  f"{options.connections:,} connections, held (Starlette) or joined to one "
+                  "channel topic (beamish); KB per connection, by what allocated it"],
+                 ["component", "Starlette on uvicorn (KB)", "beamish Socket + Channel (KB)"],
+                 rows, options.markdown))
+
+
+if __name__ == "__main__":
+    main()
