@@ -378,7 +378,8 @@ async def test_an_upgrade_plan_in_the_new_code_names_modules_and_extra(code):
     assert await GenServer.get_state(server) == {"count": 7, "since": 1.5}
     with pytest.raises(UpgradeError, match="defines no `upgrade = Upgrade"):
         await upgrade(plan=code.name("counter"))
-    assert isinstance(Upgrade(modules=[]), Upgrade)
+    bare = Upgrade(modules=[])  # an upgrade names its modules; the rest has defaults
+    assert isinstance(bare, Upgrade) and bare.extra is None and bare.change == {}
 
 
 async def test_a_supervised_child_restarts_on_the_new_code(code):

@@ -110,9 +110,7 @@ class Scheduler:
             proc.handled += 1
             self.dispatched += 1
             if self.arming:  # what the handler left for the end of a tick (frames to go)
-                arming, self.arming = self.arming, []
-                for reply_to in arming:
-                    reply_to._arm()
+                self._arm()
         if result is not None:
             self._start_async(proc, result)
 
@@ -176,12 +174,17 @@ class Scheduler:
             self.current = None
             self.dispatched += handled_total
             if self.arming:  # most calls were answered in this tick: they need no timer
-                arming, self.arming = self.arming, []
-                for reply_to in arming:
-                    reply_to._arm()
+                self._arm()
         if runq and not self.pending:
             self.pending = True
             self._loop.call_soon(self.tick, context=self._context)
+
+    def _arm(self) -> None:
+        """Run what waited for the end of this step: calls' timeouts still needed, frames
+        for other nodes (``arming``)."""
+        arming, self.arming = self.arming, []
+        for reply_to in arming:
+            reply_to._arm()
 
     def _start_async(self, proc: Process, result: Any) -> None:
         if not inspect.isawaitable(result):

@@ -43,7 +43,7 @@ from beamish._runtime.holds import hold, release
 from beamish._runtime.pid import Pid
 from beamish._runtime.process import Process
 from beamish._runtime.runtime import Runtime
-from beamish.upgrade._loader import UpgradeError, apply, stage
+from beamish.upgrade._loader import UpgradeError, apply, origin_of, stage
 
 __all__ = ["Upgrade", "UpgradeReport", "changed_modules", "load_plan", "upgrade"]
 
@@ -293,9 +293,9 @@ def module_names_under(root: str) -> list[str]:
     base = os.path.realpath(root) + os.sep
     found = []
     for name, module in list(sys.modules.items()):
-        origin = getattr(module, "__file__", None)
-        if (isinstance(origin, str) and origin.endswith(".py")
-                and os.path.realpath(origin).startswith(base) and "site-packages" not in origin):
+        origin = origin_of(module)
+        if (origin is not None and os.path.realpath(origin).startswith(base)
+                and "site-packages" not in origin):
             found.append(name)
     return found
 
@@ -308,8 +308,8 @@ def _remember(names: list[str]) -> None:
 
 
 def _digest(module: Any) -> str | None:
-    origin = getattr(module, "__file__", None)
-    if not isinstance(origin, str):
+    origin = origin_of(module)
+    if origin is None:
         return None
     try:
         with open(origin, "rb") as file:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import builtins
 import enum
-import os
 import sys
 import types
 from abc import ABCMeta
@@ -76,13 +75,6 @@ class Patch:
             step()
 
 
-def module_names_for(paths: Iterable[str]) -> list[str]:
-    """The loaded modules whose source is one of ``paths`` (absolute), in import order."""
-    wanted = {_real(p) for p in paths}
-    return [name for name, module in list(sys.modules.items())
-            if (origin := _origin(module)) is not None and _real(origin) in wanted]
-
-
 def stage(names: Iterable[str]) -> list[Staged]:
     """Run each module's source from disk apart from the running module (see the module)."""
     staged = []
@@ -93,7 +85,7 @@ def stage(names: Iterable[str]) -> list[Staged]:
                 f"module {name!r} is not loaded in this node: there is nothing of it to "
                 "upgrade (a module the node never imported takes effect when it is imported)"
             )
-        origin = _origin(module)
+        origin = origin_of(module)
         if origin is None:
             raise UpgradeError(f"module {name!r} has no Python source file to load from")
         try:
@@ -305,10 +297,7 @@ class _Mover:
             self.patch.undo_steps.append(restore)
             old.__code__ = new.__code__
             old.__defaults__ = new.__defaults__
-            old.__kwdefaults__ = new.__kwdefaults__
-            old.__annotations__ = new.__annotations__
-            old.__doc__ = new.__doc__
-            old.__dict__.update(new.__dict__)
+            _take_attributes(old, new)
             self.patch.functions += 1
             return old
         closure = None
@@ -318,12 +307,9 @@ class _Mover:
                             if _filled(c) else c for c in new.__closure__)
         made = types.FunctionType(new.__code__, self.old_ns, new.__name__, new.__defaults__,
                                   closure)
-        made.__kwdefaults__ = new.__kwdefaults__
-        made.__annotations__ = new.__annotations__
-        made.__doc__ = new.__doc__
         made.__qualname__ = new.__qualname__
         made.__module__ = new.__module__
-        made.__dict__.update(new.__dict__)
+        _take_attributes(made, new)
         self.patch.functions += 1
         return made
 
@@ -333,6 +319,14 @@ class _Mover:
                 mapped = self.mapping.get(id(cell.cell_contents))
                 if mapped is not None:
                     cell.cell_contents = mapped
+
+
+def _take_attributes(function: types.FunctionType, new: types.FunctionType) -> None:
+    """What a function carries besides its code and defaults, from the new source's."""
+    function.__kwdefaults__ = new.__kwdefaults__
+    function.__annotations__ = new.__annotations__
+    function.__doc__ = new.__doc__
+    function.__dict__.update(new.__dict__)
 
 
 def _filled(cell: types.CellType) -> bool:
@@ -357,13 +351,10 @@ def _slots(cls: type) -> frozenset[str]:
     return frozenset((slots,) if isinstance(slots, str) else slots)
 
 
-def _origin(module: types.ModuleType) -> str | None:
+def origin_of(module: types.ModuleType) -> str | None:
+    """The Python source file a module was loaded from, or None."""
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
     if not isinstance(origin, str) or not origin.endswith(".py"):
         return None
     return origin
-
-
-def _real(path: str) -> str:
-    return os.path.realpath(path)

@@ -698,11 +698,10 @@ class GenServer(Actor, ChildSpecOptions):
                 )))
                 return None
             try:
-                new_state = self.code_change(args[0], self._state, args[1])
+                self._upgrade(args[0], args[1])  # what an upgrade runs too
             except Exception as exc:
                 reply(from_, _SysFailure(exc))
                 return None
-            self._state = new_state
             reply(from_, None)
         elif kind == "trace":
             self._trace = args[0]

@@ -605,16 +605,10 @@ class StateMachineProcess(Actor):
                     "change_code needs a suspended machine: call GenStateMachine.suspend first"
                 )
             )
-        m = self._m
         try:
-            new = self.code_change(old_vsn, m.state, m.data, extra)
-            if type(new) is not tuple or len(new) != 2:
-                raise TypeError(f"code_change must return (state, data), got {short(new)}")
-            modes = parse_mode(type(self).callback_mode, display(type(self)))
+            self._upgrade(old_vsn, extra)  # what an upgrade runs too, nothing kept to undo
         except Exception as exc:
             return _SysFailure(exc)
-        self._functions, self._enter = modes
-        self._m = m._replace(state=new[0], data=new[1])
         return None
 
     def _drain(self) -> Awaitable[None] | None:
