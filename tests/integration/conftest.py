@@ -14,11 +14,11 @@ def chat_database(tmp_path, monkeypatch):
 
 @pytest.fixture
 def chat_node():
-    """``chat_node(port=0)`` starts a chat server; every one is stopped after the test."""
+    """``chat_node(port=0, *options)`` starts a chat server; every one is stopped after the test."""
     nodes: list[ChatNode] = []
 
-    def start(port: int = 0) -> ChatNode:
-        nodes.append(ChatNode(port))
+    def start(port: int = 0, *args: str) -> ChatNode:
+        nodes.append(ChatNode(port, *args))
         return nodes[-1]
 
     yield start

@@ -1,4 +1,5 @@
-"""The stock ``phoenix`` npm client, under Node, against the chat demo run by ``beamish run``.
+"""The stock ``phoenix`` npm client, under Node, against the chat demo run by ``beamish run``
+(on uvicorn, and on granian with ``--server granian``).
 
 ``js/chat_client.cjs`` plays two members of a room and prints a JSON line per step, over
 WebSockets and again over the client's LongPoll transport; this
@@ -34,12 +35,13 @@ def node() -> list[str]:
     return [found, "--no-warnings"] + ([] if has_websocket else ["--experimental-websocket"])
 
 
+@pytest.mark.parametrize("server_kind", ["uvicorn", "granian"])
 @pytest.mark.parametrize("transport", ["websocket", "longpoll"])
 def test_chat_phoenix_js_client_talks_sees_presence_and_rejoins_after_a_restart(
-    chat_node, transport
+    chat_node, transport, server_kind
 ):
     command = node()
-    server = chat_node()
+    server = chat_node(0, "--server", server_kind)
     url = server.url()
     client = subprocess.Popen(
         [*command, str(SCRIPT), url, transport],
@@ -84,7 +86,7 @@ def test_chat_phoenix_js_client_talks_sees_presence_and_rejoins_after_a_restart(
         port = int(url.rsplit(":", 1)[1])
         server.kill()
         step("disconnected")  # the client saw the server go
-        assert chat_node(port).url() == url  # a new node, on the same port
+        assert chat_node(port, "--server", server_kind).url() == url  # a new node, on the same port
         client.stdin.write("restarted\n")
         client.stdin.flush()
 

@@ -17,7 +17,7 @@ import pytest
 
 from beamish.cli import ExitCode
 from beamish.cli._commands import services_for
-from beamish.web import EndpointServer
+from beamish.web import EndpointServer, GranianEndpointServer
 from beamish.web._serve import find_endpoint
 from tests.web import endpoint_app
 
@@ -100,8 +100,12 @@ def node():
         n.close()
 
 
-def test_cli_serves_the_endpoint_and_stops_cleanly_on_sigterm(node):
-    n = node()
+servers = pytest.mark.parametrize("server", ["uvicorn", "granian"])
+
+
+@servers
+def test_cli_serves_the_endpoint_and_stops_cleanly_on_sigterm(node, server):
+    n = node("--server", server)
     url = n.url()
     with httpx.Client(base_url=url, timeout=10) as client:
         pids = {client.get("/pid").text for _ in range(3)}
@@ -117,8 +121,9 @@ def test_cli_serves_the_endpoint_and_stops_cleanly_on_sigterm(node):
     assert "exit code 0: stopped cleanly" in log
 
 
-def test_cli_sigterm_lets_a_request_in_flight_finish(node):
-    n = node()
+@servers
+def test_cli_sigterm_lets_a_request_in_flight_finish(node, server):
+    n = node("--server", server)
     url = n.url()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(httpx.get, f"{url}/sleep/0.5", timeout=10)
@@ -129,10 +134,11 @@ def test_cli_sigterm_lets_a_request_in_flight_finish(node):
     assert n.finish() == 0, n.stderr
 
 
-def test_cli_port_taken_is_one_clear_line_and_exit_5(node):
-    first = node()
+@servers
+def test_cli_port_taken_is_one_clear_line_and_exit_5(node, server):
+    first = node("--server", server)
     port = first.url().rsplit(":", 1)[1]
-    second = node("--port", port)
+    second = node("--port", port, "--server", server)
     assert second.finish() == ExitCode.LISTEN_FAILED == 5, second.stderr
     errors = [line.split(": ", 1)[1].strip() for line in second.seen if " ERROR " in line]
     assert errors == [
@@ -166,3 +172,11 @@ def test_services_for_an_application_without_endpoint_is_empty():
     assert services_for(Sample()) == []
     [server] = services_for(endpoint_app.WebApp(), host="0.0.0.0", port=8080)
     assert isinstance(server, EndpointServer) and server.url == "http://0.0.0.0:8080"
+    [server] = services_for(endpoint_app.WebApp(), port=8080, server="granian")
+    assert isinstance(server, GranianEndpointServer) and server.url == "http://127.0.0.1:8080"
+
+
+def test_cli_granian_refuses_an_option_it_cannot_honour_by_name(node):
+    n = node("--server", "granian", "--keep-alive-timeout", "30")
+    assert n.finish() == ExitCode.USAGE == 2, n.stderr
+    assert "--server granian: granian has no idle keep-alive timeout" in n.stderr

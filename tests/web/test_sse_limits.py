@@ -15,7 +15,14 @@ import pytest
 
 import beamish
 from beamish._otp.registry.registry import Registry
-from beamish.web import Endpoint, EndpointServer, EventStream, Router, SSEEvent
+from beamish.web import (
+    Endpoint,
+    EndpointServer,
+    EventStream,
+    GranianEndpointServer,
+    Router,
+    SSEEvent,
+)
 from beamish.web._sse_outbox import Outbox
 from tests.web.sse_client import attached, eventually, serving, start, stream
 
@@ -75,14 +82,16 @@ async def flood(topic, size, *, until_gone, total, batch=200):
 
 @contextlib.asynccontextmanager
 async def served(how):
-    """The stream's URL, served by uvicorn directly or through an endpoint's router."""
+    """The stream's URL, served by uvicorn directly or through an endpoint's router (on
+    uvicorn, or on granian)."""
     if how == "asgi":
         async with serving(EventStream.app("news")) as url:
             yield url, "/"
         return
     router = Router()
     router.mount("/events", EventStream.app("news"), timeout=None)
-    server = EndpointServer(Endpoint(router=router), port=0)
+    kind = GranianEndpointServer if how == "granian" else EndpointServer
+    server = kind(Endpoint(router=router), port=0)
     await server.start()
     try:
         yield server.url, "/events"
@@ -90,7 +99,7 @@ async def served(how):
         await server.stop()
 
 
-@pytest.mark.parametrize("how", ["asgi", "endpoint"])
+@pytest.mark.parametrize("how", ["asgi", "endpoint", "granian"])
 async def test_a_reader_that_does_not_read_is_dropped_at_the_queue_bound(how, caplog):
     # The issue's case: 50,000 events of 1 KB to a reader that does not read. Before, its
     # mailbox took 47,235 of them and the server grew by 380 MB; it was never dropped.

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import socket
 import time
 from typing import ClassVar
 
@@ -117,10 +118,11 @@ PROTOCOL = {"ws": "websockets-sansio"}
 WS = {"websockets-sansio": "websockets-sansio", "framed": FramedWebSocketProtocol}
 
 
-@pytest.fixture(autouse=True, params=["websockets-sansio", "framed"])
+@pytest.fixture(autouse=True, params=["websockets-sansio", "framed", "granian"])
 def ws_protocol(request):
     """Every test here runs on uvicorn's own WebSocket protocol (frames through the ASGI
-    ``send``) and on beamish's (pre-built frames written straight to the connection)."""
+    ``send``), on beamish's (pre-built frames written straight to the connection), and on
+    granian (embedded on the test's loop; frames through its ``send``)."""
     PROTOCOL["ws"] = request.param
     yield request.param
     PROTOCOL["ws"] = "websockets-sansio"
@@ -128,7 +130,7 @@ def ws_protocol(request):
 
 @contextlib.asynccontextmanager
 async def serving(socket_cls=UserSocket):
-    """Serve ``socket_cls`` with uvicorn on a free port, in this test's runtime, on the
+    """Serve ``socket_cls`` on a free port, in this test's runtime, on the server and
     WebSocket protocol the ``ws_protocol`` fixture chose."""
     beamish.register("test")
     await start_supervised((PubSub, {"name": "ps"}))
@@ -137,6 +139,10 @@ async def serving(socket_cls=UserSocket):
         assert scope["type"] == "websocket"
         await serve_socket(socket_cls, scope, receive, send, pubsub="ps")
 
+    if PROTOCOL["ws"] == "granian":
+        async with granian_serving(app) as port:
+            yield f"ws://127.0.0.1:{port}/socket/websocket"
+        return
     config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_config=None,
                             log_level="warning", ws=WS[PROTOCOL["ws"]],
                             ws_per_message_deflate=PROTOCOL["ws"] != "framed")
@@ -150,6 +156,38 @@ async def serving(socket_cls=UserSocket):
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def granian_serving(app):
+    """``app`` served by granian's embedded server (no lifespan) on a free port."""
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGINL,
+                    log_enabled=False)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    for _ in range(500):  # until it listens
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.stop()
+        await task
+        # granian's stop does not wait for the connections' handlers (GranianEndpointServer
+        # waits for the endpoint's): a client that closed just now may still be read
+        handlers = [t for t in asyncio.all_tasks()
+                    if getattr(t.get_coro(), "__qualname__", "").endswith("future_watcher")]
+        if handlers:
+            await asyncio.wait(handlers, timeout=5)
 
 
 class Client:

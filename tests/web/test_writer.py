@@ -64,3 +64,40 @@ async def test_write_now_task_can_be_cancelled():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+class _NextOnly:
+    """An awaitable whose iterator has ``__next__`` but no ``send`` (granian's send returns
+    one such, made in Rust)."""
+
+    def __init__(self, future=None):
+        self.future = future
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.future is not None and not self.future.done():
+            self.future._asyncio_future_blocking = True
+            return self.future
+        raise StopIteration
+
+
+async def test_write_now_takes_an_awaitable_that_is_not_a_coroutine():
+    sent = []
+
+    def send(message):
+        sent.append(message)
+        return _NextOnly()
+
+    assert write_now(send, {"n": 1}) is None
+    assert sent == [{"n": 1}]
+    writable = asyncio.get_running_loop().create_future()
+    task = write_now(lambda message: _NextOnly(writable), {"n": 2})
+    assert task is not None and not task.done()
+    writable.set_result(None)
+    await task
+    assert task.done() and task.exception() is None

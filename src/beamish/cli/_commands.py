@@ -35,11 +35,16 @@ def main() -> None:
     """beamish: Erlang/Elixir's process model and OTP for Python."""
 
 
+SERVERS = ("uvicorn", "granian")
+
+
 def services_for(
     app: Application, *, host: str = "127.0.0.1", port: int = 4000,
-    graceful_timeout: float = 10.0, access_log: bool = False, **limits: Any,
+    graceful_timeout: float = 10.0, access_log: bool = False, server: str = "uvicorn",
+    **limits: Any,
 ) -> list[Service]:
-    """What runs beside ``app`` once it is up: its web endpoint, if it has one.
+    """What runs beside ``app`` once it is up: its web endpoint, if it has one, served by
+    ``server`` (``"uvicorn"`` or ``"granian"``).
 
     ``limits`` are ``EndpointServer``'s (``max_connections``, ``header_timeout``, ...).
     An application whose code never imported the web layer has no endpoint: nothing of the
@@ -48,6 +53,7 @@ def services_for(
     if "beamish.web._endpoint" not in sys.modules:
         return []
     from beamish.web._serve import EndpointServer, find_endpoint
+    from beamish.web._serve_granian import GranianEndpointServer
 
     try:
         endpoint = find_endpoint(app)
@@ -55,8 +61,12 @@ def services_for(
         raise click.UsageError(str(exc)) from None
     if endpoint is None:
         return []
-    return [EndpointServer(endpoint, host=host, port=port, graceful_timeout=graceful_timeout,
-                           access_log=access_log, **limits)]
+    kind = {"uvicorn": EndpointServer, "granian": GranianEndpointServer}[server]
+    try:
+        return [kind(endpoint, host=host, port=port, graceful_timeout=graceful_timeout,
+                     access_log=access_log, **limits)]
+    except (ValueError, ModuleNotFoundError) as exc:
+        raise click.UsageError(f"--server {server}: {exc}") from None
 
 
 def node_services(app_name: str, node_name: str | None, app_dir: str, *, console: bool,
@@ -127,6 +137,12 @@ def _engine(url: str) -> Any:
     "--port", default=4000, show_default=True, type=click.IntRange(0, 65535),
     envvar="BEAMISH_PORT", show_envvar=True,
     help="The port the web endpoint listens on (0: any free port).",
+)
+@click.option(
+    "--server", type=click.Choice(SERVERS, case_sensitive=False), default="uvicorn",
+    show_default=True, envvar="BEAMISH_SERVER", show_envvar=True,
+    help="The HTTP and WebSocket server: uvicorn, or granian (pip install "
+    "'beamish[granian]'; no --max-headers, --keep-alive-timeout or compression).",
 )
 @click.option(
     "--access-log/--no-access-log", default=False, show_default=True,
@@ -207,7 +223,7 @@ def _engine(url: str) -> Any:
 @click.option("--reuse-port", is_flag=True, hidden=True, envvar="BEAMISH_REUSE_PORT")
 def run(
     target: str, shutdown_timeout: float, log_level: str, log_format: str, app_dir: str,
-    host: str, port: int,
+    host: str, port: int, server: str,
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
     node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
@@ -220,7 +236,7 @@ def run(
     stops in reverse order, within --shutdown-timeout (a second signal within 1s of the
     first is taken as a copy of it; a later one cuts the stop short). If the application
     has a web endpoint (an `endpoint` attribute, or an Endpoint(application=APP) in
-    MODULE), it is served with uvicorn on --host and --port.
+    MODULE), it is served with uvicorn (or --server granian) on --host and --port.
 
     Every option can also be set by the environment variable shown beside it.
 
@@ -242,7 +258,7 @@ def run(
     app = load_application(target, app_dir)
     services = services_for(
         app, host=host, port=port, graceful_timeout=shutdown_timeout / 3,
-        access_log=access_log, max_connections=max_connections,
+        server=server.lower(), access_log=access_log, max_connections=max_connections,
         header_timeout=header_timeout, max_header_bytes=max_header_bytes,
         max_headers=max_headers, keep_alive_timeout=keep_alive_timeout, reuse_port=reuse_port,
     )

@@ -11,6 +11,7 @@ from beamish.web._router import Router, RouteScope
 from beamish.web._routing import RouteError
 from beamish.web._serializer import Message, Serializer, SerializerError, V2JSONSerializer
 from beamish.web._serve import EndpointServer, ListenError
+from beamish.web._serve_granian import GranianEndpointServer
 from beamish.web._socket import Socket, SocketOptions, SocketState
 from beamish.web._sse import EventStream
 from beamish.web._sse_hub import EventStreamInfo, SSEConnection
@@ -26,6 +27,7 @@ __all__ = [
     "EndpointServer",
     "EventStream",
     "EventStreamInfo",
+    "GranianEndpointServer",
     "ListenError",
     "Message",
     "Presence",

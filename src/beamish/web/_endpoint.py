@@ -27,6 +27,7 @@ but only for WebSocket upgrades.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +51,7 @@ from beamish.web._request import (
     plain_response,
 )
 from beamish.web._router import Router, route_path
+from beamish.web._writer import write_now
 
 __all__ = ["Endpoint"]
 
@@ -146,6 +148,10 @@ class Endpoint:
         self._app: ASGIApp = router if router is not None else Router()
         self._requests: Requests | None = None
         self._sockets_open = 0
+        # the ASGI send of each open WebSocket, kept only for a server that does not close
+        # them at its stop itself (granian: see close_websockets); None: not kept
+        self._socket_sends: set[Send] | None = None
+        self._going_away = False
         self._longpolls = self._longpoll_paths(sockets or {})
 
     def __repr__(self) -> str:
@@ -198,6 +204,27 @@ class Endpoint:
         sessions = sum(len(longpoll.sessions) for longpoll in self._longpolls.values())
         return (len(requests.inflight.young) + len(requests.inflight.old) + self._sockets_open
                 + sessions)
+
+    def keep_websockets(self) -> None:
+        """Keep each open WebSocket's ASGI ``send`` from now on, for ``close_websockets``
+        (what a server that does not close them at its stop calls first)."""
+        if self._socket_sends is None:
+            self._socket_sends = set()
+
+    async def close_websockets(self, code: int = 1012, reason: str = "service restart",
+                               timeout: float = 10.0) -> int:
+        """Close every WebSocket kept since ``keep_websockets`` with ``code`` (uvicorn's
+        shutdown sends 1012, "service restart"), refuse new ones (503), and wait up to
+        ``timeout`` for their handlers to end. Returns how many were open."""
+        self._going_away = True
+        sends = list(self._socket_sends or ())
+        for send in sends:
+            with contextlib.suppress(Exception):  # already closing or gone
+                write_now(send, {"type": "websocket.close", "code": code, "reason": reason})
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._sockets_open and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return len(sends)
 
     # -- ASGI -------------------------------------------------------------------------------
 
@@ -282,10 +309,13 @@ class Endpoint:
                         clip(scope.get("path")), clip(origin), clip(host))
             await _deny(scope, send, 403)
             return
-        if self.connections() >= self.max_connections:
+        if self._going_away or self.connections() >= self.max_connections:
             await _deny(scope, send, 503)
             return
         self._sockets_open += 1
+        sends = self._socket_sends
+        if sends is not None:
+            sends.add(send)
         try:
             if self.max_frame_size is not None:
                 receive = _FrameGuard(receive, send, self.max_frame_size).receive
@@ -302,6 +332,8 @@ class Endpoint:
                 await _websocket_process(requests, self._app, scope, receive, send)
         finally:
             self._sockets_open -= 1
+            if sends is not None:
+                sends.discard(send)
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -352,6 +384,7 @@ class Endpoint:
                 await runtime.stop()
             raise
         self._requests = requests
+        self._going_away = False
 
         async def stop() -> None:
             self._requests = None

@@ -52,7 +52,10 @@ from beamish.web._edge import (
 from beamish.web._endpoint import Endpoint
 from beamish.web._ws_protocol import FramedWebSocketProtocol
 
-__all__ = ["DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "find_endpoint"]
+__all__ = [
+    "DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "bind_sockets", "find_endpoint",
+    "node_context", "url_of",
+]
 
 log = logging.getLogger("beamish.web")
 
@@ -170,8 +173,7 @@ class EndpointServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return url_of(self.host, self.port)
 
     @property
     def max_connections(self) -> int:
@@ -188,11 +190,7 @@ class EndpointServer:
             raise RuntimeError(f"{self!r} is already started")
         _quiet_cancellations()
         sockets = self._bind()
-        # The server's tasks (the lifespan, the requests) start from a context of their own
-        # in which the node's runtime is current and no process is.
-        context = contextvars.Context()
-        with contextlib.suppress(NoRuntimeError):
-            context.run(current_runtime().bind)
+        context = node_context()
         server = self._server = _Uvicorn(self.config)
         task = self._task = asyncio.get_running_loop().create_task(
             self._serve(server, sockets), context=context
@@ -211,55 +209,10 @@ class EndpointServer:
 
     def _bind(self) -> list[socket.socket]:
         """The listening sockets for host:port, bound (uvicorn listens on them)."""
-        try:
-            found = socket.getaddrinfo(
-                self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-        except socket.gaierror as exc:
-            raise ListenError(
-                errno.EADDRNOTAVAIL,
-                f"cannot listen on {self.url}: the host {self.host!r} cannot be resolved "
-                f"({exc.strerror}); choose another (beamish run: --host or BEAMISH_HOST)",
-            ) from None
-        sockets: list[socket.socket] = []
-        seen: set[tuple[int, Any]] = set()
-        try:
-            for family, kind, proto, _name, address in found:
-                if (family, address) in seen:
-                    continue
-                seen.add((family, address))
-                sock = socket.socket(family, kind, proto)
-                sockets.append(sock)
-                if os.name != "nt":
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if self.reuse_port:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if self.port == 0 and len(sockets) > 1:  # one free port for every address
-                    address = (address[0], sockets[0].getsockname()[1], *address[2:])
-                sock.bind(address)
-        except OSError as exc:
-            for sock in sockets:
-                sock.close()
-            raise ListenError(exc.errno or 0, self._why_not(exc)) from None
+        sockets = bind_sockets(self.host, self.port, reuse_port=self.reuse_port)
         if self.port == 0 and sockets:
             self.port = sockets[0].getsockname()[1]
         return sockets
-
-    def _why_not(self, exc: OSError) -> str:
-        where = f"cannot listen on {self.url}"
-        if exc.errno == errno.EADDRINUSE:
-            return (f"{where}: the address is already in use (another program, or another "
-                    "`beamish run`, listens there); stop it, or choose another port "
-                    "(beamish run: --port or BEAMISH_PORT)")
-        if exc.errno == errno.EACCES:
-            return (f"{where}: permission denied (ports below 1024 need privileges); "
-                    "choose a port above 1023 (beamish run: --port or BEAMISH_PORT)")
-        if exc.errno == errno.EADDRNOTAVAIL:
-            return (f"{where}: {self.host!r} is not an address of this machine; choose "
-                    "another (beamish run: --host or BEAMISH_HOST)")
-        return f"{where}: {exc.strerror or exc}"
 
     async def _serve(self, server: _Uvicorn, sockets: list[socket.socket]) -> None:
         try:
@@ -287,6 +240,78 @@ class EndpointServer:
             raise
         finally:
             self._server = None
+
+
+def node_context() -> contextvars.Context:
+    """A context for a server's task: the node's runtime is current in it and no process
+    is, so the tasks the server starts (the lifespan, the requests) begin outside any
+    process, in the node."""
+    context = contextvars.Context()
+    with contextlib.suppress(NoRuntimeError):
+        context.run(current_runtime().bind)
+    return context
+
+
+def url_of(host: str, port: int) -> str:
+    """The http URL of ``host:port`` (an IPv6 address in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def bind_sockets(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """A bound (not yet listening) TCP socket for each address ``host`` resolves to.
+
+    ``port=0``: one free port, the same for every address. Raises ``ListenError`` naming the
+    address and what to do when one cannot be taken.
+    """
+    url = url_of(host, port)
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ListenError(
+            errno.EADDRNOTAVAIL,
+            f"cannot listen on {url}: the host {host!r} cannot be resolved "
+            f"({exc.strerror}); choose another (beamish run: --host or BEAMISH_HOST)",
+        ) from None
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, Any]] = set()
+    try:
+        for family, kind, proto, _name, address in found:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name != "nt":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one free port for every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ListenError(exc.errno or 0, _why_not(host, url, exc)) from None
+    return sockets
+
+
+def _why_not(host: str, url: str, exc: OSError) -> str:
+    where = f"cannot listen on {url}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where}: the address is already in use (another program, or another "
+                "`beamish run`, listens there); stop it, or choose another port "
+                "(beamish run: --port or BEAMISH_PORT)")
+    if exc.errno == errno.EACCES:
+        return (f"{where}: permission denied (ports below 1024 need privileges); "
+                "choose a port above 1023 (beamish run: --port or BEAMISH_PORT)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"{where}: {host!r} is not an address of this machine; choose "
+                "another (beamish run: --host or BEAMISH_HOST)")
+    return f"{where}: {exc.strerror or exc}"
 
 
 def find_endpoint(app: Application) -> Endpoint | None:

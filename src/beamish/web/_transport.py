@@ -195,10 +195,17 @@ async def serve_socket(
     transport = SocketTransport(socket_cls, opts, pubsub, params, info, V2_JSON, send, scope)
     del params, info  # the process has them (and drops them once connected): this frame
     # lives as long as the connection, and the decoded headers were ~2 KB of each one
+    # Until the connection is accepted the client cannot send a frame, so nothing is read
+    # before: a connection refused is over when its process is (not every server tells a
+    # refused handshake's reader that it is gone; granian does not).
+    decided = transport._decided = asyncio.get_running_loop().create_future()
     pid = spawn_opt(transport, trap_exit=True)
     backlog = transport.backlog
     limit = opts.max_frame_size
     try:
+        if not await decided:
+            return
+        del decided
         while True:
             event = await receive()
             kind = event["type"]
@@ -254,6 +261,7 @@ class SocketTransport(Actor):
         "_clock",
         "_closing",
         "_connect_info",
+        "_decided",
         "_frames",
         "_last_in",
         "_options",
@@ -302,6 +310,8 @@ class SocketTransport(Actor):
         )
         self._backlog_watched = False  # a _BacklogCheck is on its way
         self._began = 0.0  # when connect began, if a telemetry handler wants it
+        # set by serve_socket: True once the connection is accepted, False if it never is
+        self._decided: asyncio.Future[bool] | None = None
 
     # -- connecting ---------------------------------------------------------------------------
 
@@ -365,6 +375,7 @@ class SocketTransport(Actor):
         if "phoenix" in requested:
             accept["subprotocol"] = "phoenix"
         self._send_message(accept)
+        self._decide(True)
         if socket_id is not None:
             PubSub.subscribe(self._pubsub, socket_id)
         if self._watch_idle:
@@ -774,6 +785,12 @@ class SocketTransport(Actor):
         # its channels drop what they were sent and have not handled.
         self.backlog.close()
         self._close(1011, "internal error")
+        self._decide(False)
+
+    def _decide(self, accepted: bool) -> None:
+        decided, self._decided = self._decided, None
+        if decided is not None and not decided.done():
+            decided.set_result(accepted)
 
     def _close(self, code: int, reason: str) -> None:
         if self._closing:

@@ -40,7 +40,9 @@ def write_now(
     what ``send`` raised in its first step.
     """
     awaitable = send(message)
-    steps = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
+    # A coroutine is stepped as it is; any other awaitable (granian's send returns a future
+    # object from Rust whose iterator has no ``send``) is awaited from a coroutine of ours.
+    steps = awaitable if type(awaitable) is CoroutineType else _awaiting(awaitable)
     try:
         yielded = steps.send(None)
     except StopIteration:
@@ -49,6 +51,10 @@ def write_now(
     return asyncio.get_running_loop().create_task(
         _finish(steps, yielded), name="beamish websocket write", context=contextvars.Context()
     )
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 async def _finish(steps: Any, yielded: Any) -> None:

@@ -1,7 +1,9 @@
-"""The endpoint over a real uvicorn server (httptools, websockets-sansio), in the test's loop.
+"""The endpoint over the real servers ``beamish run`` uses, in the test's loop.
 
-The server is the one ``beamish run`` uses (``beamish.web._serve.EndpointServer``), on a
-free port, with the endpoint's lifespan; httpx and websockets are the clients.
+uvicorn (httptools, websockets-sansio; ``EndpointServer``) and granian (embedded;
+``GranianEndpointServer``, ``beamish run --server granian``), each on a free port with the
+endpoint's lifespan; httpx and websockets are the clients. What the endpoint does itself is
+tested on both; what only one server has, on that one.
 """
 
 from __future__ import annotations
@@ -19,14 +21,17 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 import beamish
 from beamish import ANY
 from beamish.testing import assert_receive
-from beamish.web import EndpointServer, ListenError
+from beamish.web import EndpointServer, GranianEndpointServer, ListenError
 from tests.web.endpoint_app import WATCHER, make_endpoint
+
+SERVERS = {"uvicorn": EndpointServer, "granian": GranianEndpointServer}
+both = pytest.mark.parametrize("kind", sorted(SERVERS))
 
 
 @contextlib.asynccontextmanager
-async def serving(**options):
-    """An endpoint over the test routes, served by uvicorn on a free port."""
-    server = EndpointServer(make_endpoint(**options), port=0, graceful_timeout=2)
+async def serving(kind: str = "uvicorn", **options):
+    """An endpoint over the test routes, served by ``kind`` on a free port."""
+    server = SERVERS[kind](make_endpoint(**options), port=0, graceful_timeout=2)
     await server.start()
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
@@ -35,15 +40,17 @@ async def serving(**options):
         await server.stop()
 
 
-async def test_uvicorn_each_request_is_a_distinct_process_on_one_connection():
-    async with serving() as (server, client):
+@both
+async def test_each_request_is_a_distinct_process_on_one_connection(kind):
+    async with serving(kind) as (server, client):
         pids = [(await client.get("/pid")).text for _ in range(5)]
         assert len(set(pids)) == 5
         assert all(p.startswith("<0.") for p in pids)
 
 
-async def test_uvicorn_crash_gives_500_while_concurrent_requests_succeed(caplog):
-    async with serving() as (server, client):
+@both
+async def test_crash_gives_500_while_concurrent_requests_succeed(kind, caplog):
+    async with serving(kind) as (server, client):
         slow = [client.get("/sleep/0.2") for _ in range(10)]
         crashes = [client.get("/crash") for _ in range(5)]
         responses = await asyncio.gather(*slow, *crashes)
@@ -59,9 +66,10 @@ async def test_uvicorn_crash_gives_500_while_concurrent_requests_succeed(caplog)
     assert not uvicorn_errors
 
 
-async def test_uvicorn_deadline_gives_504_and_stops_the_process():
+@both
+async def test_deadline_gives_504_and_stops_the_process(kind):
     beamish.register(WATCHER)
-    async with serving(tick=0.02) as (server, client):
+    async with serving(kind, tick=0.02) as (server, client):
         started = time.monotonic()
         response = await client.get("/hang")  # timeout=0.3 on the route
         assert response.status_code == 504
@@ -71,9 +79,10 @@ async def test_uvicorn_deadline_gives_504_and_stops_the_process():
         assert (await client.get("/")).status_code == 200  # the connection still works
 
 
-async def test_uvicorn_client_disconnect_stops_a_long_request():
+@both
+async def test_client_disconnect_stops_a_long_request(kind):
     beamish.register(WATCHER)
-    async with serving(tick=0.02, watch_disconnect_after=0.1) as (server, client):
+    async with serving(kind, tick=0.02, watch_disconnect_after=0.1) as (server, client):
         async with httpx.AsyncClient(base_url=server.url) as leaving:
             pending = asyncio.ensure_future(leaving.get("/wait"))
             _, pid = await assert_receive(("waiting", ANY), timeout=2)
@@ -84,8 +93,9 @@ async def test_uvicorn_client_disconnect_stops_a_long_request():
         assert not beamish.is_alive(pid)
 
 
-async def test_uvicorn_static_files_mount_url_for_and_405():
-    async with serving() as (server, client):
+@both
+async def test_static_files_mount_url_for_and_405(kind):
+    async with serving(kind) as (server, client):
         static = await client.get("/static/hello.txt")
         assert static.status_code == 200 and static.text == "hello, static\n"
         legacy = {(await client.get("/legacy/hello")).text for _ in range(3)}
@@ -97,8 +107,9 @@ async def test_uvicorn_static_files_mount_url_for_and_405():
         assert not_allowed.headers["allow"] == "GET, HEAD"
 
 
-async def test_uvicorn_max_connections_answers_503_at_once():
-    async with serving(max_connections=2) as (server, client):
+@both
+async def test_max_connections_answers_503_at_once(kind):
+    async with serving(kind, max_connections=2) as (server, client):
         busy = [asyncio.ensure_future(client.get("/sleep/0.5")) for _ in range(2)]
         while server.endpoint.connections() < 2:
             await asyncio.sleep(0.01)
@@ -109,8 +120,9 @@ async def test_uvicorn_max_connections_answers_503_at_once():
         assert [r.status_code for r in await asyncio.gather(*busy)] == [200, 200]
 
 
-async def test_uvicorn_websocket_origin_check():
-    async with serving() as (server, client):
+@both
+async def test_websocket_origin_check(kind):
+    async with serving(kind) as (server, client):
         url = server.url.replace("http", "ws") + "/ws/echo"
         with pytest.raises(InvalidStatus) as refused:
             async with connect(url, origin="https://evil.example"):
@@ -122,8 +134,9 @@ async def test_uvicorn_websocket_origin_check():
             assert await ws.recv() == "ping"
 
 
-async def test_uvicorn_websocket_frame_limit_is_uvicorns_too():
-    async with serving(max_frame_size=1000) as (server, client):
+@both
+async def test_websocket_frame_limit_closes_with_1009(kind):
+    async with serving(kind, max_frame_size=1000) as (server, client):
         url = server.url.replace("http", "ws") + "/ws/echo"
         async with connect(url) as ws:
             await ws.recv()
@@ -133,8 +146,9 @@ async def test_uvicorn_websocket_frame_limit_is_uvicorns_too():
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
-async def test_uvicorn_websocket_connections_count_towards_the_limit():
-    async with serving(max_connections=1) as (server, client):
+@both
+async def test_websocket_connections_count_towards_the_limit(kind):
+    async with serving(kind, max_connections=1) as (server, client):
         url = server.url.replace("http", "ws") + "/ws/echo"
         async with connect(url) as ws:
             await ws.recv()
@@ -145,9 +159,10 @@ async def test_uvicorn_websocket_connections_count_towards_the_limit():
             assert refused.value.response.status_code == 503
 
 
-async def test_uvicorn_port_taken_raises_listen_error_before_the_endpoint_starts():
-    async with serving() as (server, client):
-        taken = EndpointServer(make_endpoint(), port=server.port)
+@both
+async def test_port_taken_raises_listen_error_before_the_endpoint_starts(kind):
+    async with serving(kind) as (server, client):
+        taken = SERVERS[kind](make_endpoint(), port=server.port)
         with pytest.raises(ListenError) as info:
             await taken.start()
         assert info.value.errno == errno.EADDRINUSE
@@ -168,3 +183,63 @@ def test_endpoint_server_keeps_the_options_it_sets_itself():
         EndpointServer(make_endpoint(), header_timeout=0)
     with pytest.raises(ValueError, match=r"max_headers must be a positive int, got 1\.5"):
         EndpointServer(make_endpoint(), max_headers=1.5)
+
+
+def test_granian_refuses_what_it_cannot_do_by_name():
+    with pytest.raises(ValueError, match="granian reads at most 100 header lines"):
+        GranianEndpointServer(make_endpoint(), max_headers=50)
+    with pytest.raises(ValueError, match="granian has no idle keep-alive timeout"):
+        GranianEndpointServer(make_endpoint(), keep_alive_timeout=30)
+    with pytest.raises(ValueError, match="does not negotiate permessage-deflate"):
+        GranianEndpointServer(make_endpoint(compress=True))
+    with pytest.raises(ValueError, match="at least 8192"):
+        GranianEndpointServer(make_endpoint(), max_header_bytes=100)
+    with pytest.raises(ValueError, match="sets granian's 'address' itself; use host"):
+        GranianEndpointServer(make_endpoint(), address="0.0.0.0")
+
+
+async def test_granian_a_head_past_max_header_bytes_is_refused():
+    endpoint = make_endpoint()
+    server = GranianEndpointServer(endpoint, port=0, graceful_timeout=2, max_header_bytes=16_384)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            assert (await client.get("/", headers={"x-big": "a" * 8_000})).status_code == 200
+            refused = await client.get("/", headers={"x-big": "a" * 40_000})
+            assert refused.status_code == 431
+            assert (await client.get("/")).status_code == 200
+    finally:
+        await server.stop()
+    assert not endpoint.running
+
+
+@both
+async def test_stop_lets_a_request_in_flight_finish_then_runs_the_lifespan_shutdown(kind):
+    endpoint = make_endpoint()
+    server = SERVERS[kind](endpoint, port=0, graceful_timeout=5)
+    await server.start()
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        slow = asyncio.ensure_future(client.get("/sleep/0.3"))
+        while endpoint.connections() < 1:
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await server.stop()
+        assert (await slow).status_code == 200
+        assert time.monotonic() - started >= 0.2
+    assert not endpoint.running
+
+
+@both
+async def test_stop_closes_the_websockets_still_open(kind):
+    endpoint = make_endpoint()
+    server = SERVERS[kind](endpoint, port=0, graceful_timeout=2)
+    await server.start()
+    url = server.url.replace("http", "ws") + "/ws/echo"
+    async with connect(url) as ws:
+        assert (await ws.recv()).startswith("hello from <0.")
+        started = time.monotonic()
+        await server.stop()
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        assert time.monotonic() - started < 4
+    assert not endpoint.running
