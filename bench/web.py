@@ -21,6 +21,9 @@ other processes on 127.0.0.1, sharing the machine's cores with the server:
   **beamish with metrics**: the same server reporting ``beamish.telemetry``'s default
   metrics to a Prometheus registry (and its poller running), to measure what telemetry
   costs per request (target: at most 5% more server CPU);
+- **beamish on granian**: the same, ``beamish run --server granian`` (granian's embedded
+  server; broadcasts go through its ASGI ``send``, framed by granian for each socket);
+- **Starlette on granian**: the Starlette app below on granian's embedded server;
 - **Starlette**: a ``Starlette`` app with the same hello route and a WebSocket endpoint that
   keeps its connections in a set;
 - **raw ASGI**, for reference (the floor: uvicorn's own cost): an ASGI callable that writes
@@ -282,7 +285,11 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def serve(kind: str, port: int) -> None:
-    """Serve the Starlette or the raw ASGI app with uvicorn (beamish's goes by `beamish run`)."""
+    """Serve the Starlette or the raw ASGI app with uvicorn, or Starlette with granian
+    (beamish's goes by `beamish run`)."""
+    if kind == "starlette-granian":
+        serve_granian(port)
+        return
     import uvicorn
 
     app: Any = STARLETTE if kind == "starlette" else raw_app
@@ -291,6 +298,22 @@ def serve(kind: str, port: int) -> None:
     # that a profiler wrapped around us (--profile) gets to write its file
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(app, host="127.0.0.1", port=port, lifespan=lifespan, **UVICORN_OPTIONS)
+
+
+def serve_granian(port: int) -> None:
+    """Starlette on granian's embedded server (one worker on uvloop, as beamish's)."""
+    import uvloop
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    async def main() -> None:
+        server = Server(STARLETTE, address="127.0.0.1", port=port, interface=Interfaces.ASGI,
+                        log_enabled=False)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, server.stop)
+        await server.serve()
+
+    uvloop.run(main())
 
 
 # -- the WebSocket clients (a process of N connections) -----------------------------------------
@@ -321,7 +344,7 @@ async def clients_main(kind: str, url: str, count: int, rounds: int,
                 max_queue=None,
                 **({"local_addr": (source, 0)} if source else {}),
             )
-            if kind == "beamish":
+            if kind.startswith("beamish"):
                 await ws.send(join)
                 reply = json.loads(await ws.recv())
                 if reply[3] != "phx_reply" or reply[4]["status"] != "ok":
@@ -344,7 +367,7 @@ async def clients_main(kind: str, url: str, count: int, rounds: int,
     await asyncio.gather(*(listen(ws) for ws in sockets))
     latencies = [
         [
-            now - (json.loads(data)[4] if kind == "beamish" else json.loads(data))["t"]
+            now - (json.loads(data)[4] if kind.startswith("beamish") else json.loads(data))["t"]
             for now, data in got
         ]
         for got in received
@@ -514,6 +537,7 @@ class Server:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *(["--server", "granian"] if kind == "beamish-granian" else []),
             ]
         else:
             command = [
@@ -589,7 +613,7 @@ class Fleet:
         (127.<a>.<b>.2, .3..., with <a>.<b> new for each fleet), for more connections to one
         port than one address has ephemeral ports (~28,000), and none of them still held by
         the previous run's connections in TIME_WAIT."""
-        path = "/socket/websocket?vsn=2.0.0" if kind == "beamish" else "/ws"
+        path = "/socket/websocket?vsn=2.0.0" if kind.startswith("beamish") else "/ws"
         Fleet.runs += 1
         net = f"127.{Fleet.runs // 250 % 250 + 1}.{Fleet.runs % 250}" if sources else ""
 
@@ -778,18 +802,24 @@ QUICK = Scale(
     repeats=1, wrk_seconds=3, wrk_warmup=1, connections=1_000, client_processes=4, broadcasts=3
 )
 
-HTTP_KINDS = ("raw", "starlette", "beamish", "beamish-metrics")
-WS_KINDS = ("raw", "starlette", "beamish")
+HTTP_KINDS = (
+    "raw", "starlette", "beamish", "beamish-metrics", "starlette-granian", "beamish-granian",
+)
+WS_KINDS = ("raw", "starlette", "beamish", "starlette-granian", "beamish-granian")
 NAMES = {
     "raw": "raw ASGI on uvicorn",
     "starlette": "Starlette on uvicorn",
     "beamish": "beamish Endpoint + Router",
     "beamish-metrics": "the same, default metrics to Prometheus",
+    "starlette-granian": "Starlette on granian",
+    "beamish-granian": "beamish Endpoint + Router on granian",
 }
 WS_NAMES = {
     "raw": "raw ASGI, loop of await send()",
     "starlette": "Starlette endpoint, loop of send_text",
     "beamish": "beamish Socket + Channel, broadcast()",
+    "starlette-granian": "Starlette endpoint on granian, loop of send_text",
+    "beamish-granian": "beamish Socket + Channel on granian (--server granian)",
 }
 Runs = dict[str, list[Result]]
 
@@ -884,6 +914,8 @@ def rows_for(lines: list[Line], runs: Runs, failures: Failures, names: dict[str,
     rows: list[Row] = []
     for line in lines:
         for kind, name in names.items():
+            if kind not in runs and kind not in failures:
+                continue  # not asked for (--kinds)
             fig = figures.get(kind)
             if fig is None:
                 missed = "not measured" if kind == "beamish" and line.target else ""
@@ -966,7 +998,7 @@ def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
     size = f"{conns} x {scale.broadcasts} broadcasts"
 
     def memory(kind: str, fig: Result, every: list[Result]) -> str:
-        state = "joined" if kind == "beamish" else "open"
+        state = "joined" if kind.startswith("beamish") else "open"
         return (
             f"{fig['bytes_per_connection']:,.0f} bytes (RSS {fig['rss_before'] / 2**20:,.0f}"
             f" -> {fig['rss_after'] / 2**20:,.0f} MiB; all {state} in "
@@ -1046,14 +1078,30 @@ def header_lines(scale: Scale, load_before: str, minutes: float) -> list[str]:
 # -- entry point --------------------------------------------------------------------------------
 
 
+def chosen(kinds: tuple[str, ...], wanted: str | None) -> tuple[str, ...]:
+    """``kinds`` in their order, only those named in ``wanted`` (all if None)."""
+    if wanted is None:
+        return kinds
+    names = {name.strip() for name in wanted.split(",")}
+    unknown = names - set(HTTP_KINDS) - set(WS_KINDS)
+    if unknown:
+        sys.exit(f"--kinds: unknown server(s) {', '.join(sorted(unknown))}")
+    return tuple(kind for kind in kinds if kind in names)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="a scaled-down smoke run")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--only", choices=("http", "websocket"), help="run one part only")
     parser.add_argument("--profile", metavar="DIR", help="run the servers under cProfile")
+    parser.add_argument(
+        "--kinds", help="the servers to run, comma-separated (default: all of "
+        f"{', '.join(dict.fromkeys(HTTP_KINDS + WS_KINDS))})",
+    )
     parser.add_argument("--repeats", type=int, help="rounds per figure (default 3; quick: 1)")
-    parser.add_argument("--serve", choices=("starlette", "raw"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("starlette", "raw", "starlette-granian"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -1082,7 +1130,7 @@ def main() -> None:
     rows: list[Row] = []
     if args.only in (None, "http"):
         runs, failures = in_rounds(
-            HTTP_KINDS,
+            chosen(HTTP_KINDS, args.kinds),
             scale.repeats,
             "http",
             lambda kind, profile: http_run(kind, scale.wrk_seconds, scale.wrk_warmup, profile),
@@ -1091,7 +1139,7 @@ def main() -> None:
         rows += http_rows(runs, failures, scale)
     if args.only in (None, "websocket"):
         runs, failures = in_rounds(
-            WS_KINDS,
+            chosen(WS_KINDS, args.kinds),
             scale.repeats,
             "websocket",
             lambda kind, profile: websocket_run(
