@@ -4,12 +4,16 @@ Usage::
 
     .venv/bin/python bench/fastlane.py              # N = 10,000, 20 broadcasts
     .venv/bin/python bench/fastlane.py --sockets 1000 --rounds 5
+    .venv/bin/python bench/fastlane.py --framed     # as on beamish's WebSocket protocol
 
 No network: each connection's ASGI ``send`` is a coroutine that counts what it is given and
 never waits, so the figures are the cost beamish adds on top of the server's own write (the
-same for every framework). It prints the memory beamish keeps per connection (the transport
-process, its joined channel server, the subscription; measured with tracemalloc, the
-server's own connection objects excluded), then three rows:
+same for every framework). With ``--framed`` each connection's scope lends a
+``write_frame`` instead (``beamish.frames``, what beamish's own WebSocket protocol gives,
+``_ws_protocol.py``) that counts the pre-built frames it is given. It prints the memory
+beamish keeps per connection (the transport process, its joined channel server, the
+subscription; measured with tracemalloc, the server's own connection objects excluded),
+then three rows:
 
 - loop over ``await send(...)``: what a plain Starlette endpoint does to broadcast (its
   ``await websocket.send_text(...)`` in a loop, without Starlette's checks): the floor;
@@ -39,6 +43,7 @@ from beamish.web._fastlane import broadcast
 from beamish.web._serializer import V2_JSON
 from beamish.web._socket import Socket
 from beamish.web._transport import SocketTransport, _In
+from beamish.web._ws_protocol import frame_of
 
 TOPIC = "room:bench"
 PAYLOAD = {"body": "hello, everyone", "user": "ada", "n": 42}
@@ -70,14 +75,29 @@ class Counter:
 
         return send
 
+    def frame_writer(self) -> Any:
+        def write_frame(frame: bytes) -> bool:
+            self.frames += 1
+            if self.frames == self.target and self.done is not None:
+                self.done.set_result(None)
+            return True
 
-async def connect_all(counter: Counter, n: int) -> list[Any]:
+        return write_frame
+
+
+async def connect_all(counter: Counter, n: int, framed: bool) -> list[Any]:
     sends = []
     for _ in range(n):
         send = counter.sender()
-        sends.append(send)
+        scope: dict[str, Any] = {"type": "websocket"}
+        if framed:
+            write_frame = counter.frame_writer()
+            scope["extensions"] = {"beamish.frames": write_frame}
+            sends.append(write_frame)
+        else:
+            sends.append(send)
         transport = SocketTransport(
-            BenchSocket, BenchSocket.options, "ps", {}, {}, V2_JSON, send, {"type": "websocket"}
+            BenchSocket, BenchSocket.options, "ps", {}, {}, V2_JSON, send, scope
         )
         pid = beamish.spawn(transport)
         beamish.send(pid, _In(f'["1","1","{TOPIC}","phx_join",{{}}]'))
@@ -86,23 +106,28 @@ async def connect_all(counter: Counter, n: int) -> list[Any]:
     return sends
 
 
-async def main(n: int, rounds: int) -> None:
+async def main(n: int, rounds: int, framed: bool) -> None:
     await PubSub.start_link("ps")
     counter = Counter()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    sends = await connect_all(counter, n)
+    sends = await connect_all(counter, n, framed)
     await asyncio.sleep(0.1)
     kept = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     loop = asyncio.get_running_loop()
     frame = V2_JSON.encode_broadcast(TOPIC, "msg", PAYLOAD)
+    framed_bytes = frame_of(frame)
 
     floor, dispatch, delivered = [], [], []
     for _ in range(rounds):
         started = time.perf_counter()
-        for send in sends:
-            await send({"type": "websocket.send", "text": frame})
+        if framed:
+            for write in sends:
+                write(framed_bytes)
+        else:
+            for send in sends:
+                await send({"type": "websocket.send", "text": frame})
         floor.append(time.perf_counter() - started)
 
         counter.target = counter.frames + n
@@ -117,7 +142,8 @@ async def main(n: int, rounds: int) -> None:
     print(f"{n:,} sockets: {kept / n:,.0f} bytes per connection (transport + channel)")
     print(f"median of {rounds} broadcasts (no network)")
     for name, times in (
-        ("loop over await send(...) (Starlette's way)", floor),
+        ("loop over write_frame(...) (the floor)" if framed
+         else "loop over await send(...) (Starlette's way)", floor),
         ("beamish fastlane, broadcast() returns", dispatch),
         ("beamish fastlane, last frame written", delivered),
     ):
@@ -129,5 +155,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--framed", action="store_true",
+                        help="connections lend write_frame, as on beamish's WebSocket protocol")
     args = parser.parse_args()
-    beamish.run(main, args.sockets, args.rounds, long_schedule=None)
+    beamish.run(main, args.sockets, args.rounds, args.framed, long_schedule=None)

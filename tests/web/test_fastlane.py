@@ -1,4 +1,4 @@
-"""Fastlane broadcasts: encoded once, written straight to each socket unless intercepted."""
+"""Fastlane broadcasts: encoded once, delivered to each socket's transport unless intercepted."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from beamish.web import Broadcast, SerializerError, broadcast, broadcast_from, l
 from beamish.web._fastlane import Fastlane
 from beamish.web._serializer import V2_JSON
 from beamish.web._wire import Push
+from beamish.web._ws_protocol import frame_of
 
 
 async def subscriber(report, meta):
@@ -41,20 +42,16 @@ async def test_fastlane_encodes_once_and_pushes_to_each_transport():
     await refute_receive(("channel got", ANY, ANY), timeout=0.02)  # channels not woken
 
 
-async def test_fastlane_writes_directly_when_the_transport_lets_it():
+async def test_fastlane_builds_the_frame_once_before_any_transport_gets_it():
     await PubSub.start_link("ps")
-    written = []
-
-    def write(push):
-        written.append(push)
-        return len(written) == 1  # the second time: something is queued, send a Push
-
-    await subscribe(Fastlane(beamish.self(), V2_JSON, frozenset(), write))
+    me = beamish.self()
+    for _ in range(2):
+        await subscribe(Fastlane(me, V2_JSON, frozenset()))
     broadcast("ps", "t", "e", {"n": 1})
-    await refute_receive(Push, timeout=0.02)
-    broadcast("ps", "t", "e", {"n": 2})
-    assert orjson.loads((await assert_receive(Push)).data)[4] == {"n": 2}
-    assert [orjson.loads(p.data)[4] for p in written] == [{"n": 1}, {"n": 2}]
+    first, second = await assert_receive(Push), await assert_receive(Push)
+    assert first is second
+    assert first._frame is not None  # built by the broadcaster: the push is not changed later
+    assert first.framed() == frame_of(first.data)
 
 
 async def test_fastlane_intercepted_and_plain_subscribers_get_the_broadcast():

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -127,8 +128,9 @@ def test_cli_sigterm_lets_a_request_in_flight_finish(node, server):
     url = n.url()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = pool.submit(httpx.get, f"{url}/sleep/0.5", timeout=10)
-        with httpx.Client(base_url=url) as client:  # the slow one is in flight by now
+        with httpx.Client(base_url=url) as client:
             client.get("/")
+        time.sleep(0.2)  # the slow one is in flight by now (it runs 0.5 s once it arrives)
         n.proc.send_signal(signal.SIGTERM)
         assert pending.result().text == "slept"
     assert n.finish() == 0, n.stderr

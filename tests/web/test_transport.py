@@ -180,14 +180,14 @@ async def granian_serving(app):
     try:
         yield port
     finally:
-        server.stop()
-        await task
-        # granian's stop does not wait for the connections' handlers (GranianEndpointServer
-        # waits for the endpoint's): a client that closed just now may still be read
+        # As GranianEndpointServer does: the connections end before granian stops (a write
+        # to granian once it has stopped never completes)
         handlers = [t for t in asyncio.all_tasks()
                     if getattr(t.get_coro(), "__qualname__", "").endswith("future_watcher")]
         if handlers:
             await asyncio.wait(handlers, timeout=5)
+        server.stop()
+        await task
 
 
 class Client:
@@ -311,6 +311,31 @@ async def test_transport_pushes_and_broadcasts_on_the_wire_161():
                 None, None, "room:lobby", "user_entered", {"user": "bob"}
             ]
         assert not [f for f in first.unread if f[3] == "joined"]  # a push is for one client
+
+
+async def test_transport_a_broadcast_is_written_by_the_connection_s_own_process():
+    """The broadcaster only sends: a transport held between two messages writes nothing of a
+    broadcast until it takes the ``Push`` itself (Phoenix's fastlane sends to the transport
+    pid), however the server writes (pre-built frames or the ASGI send)."""
+    from beamish._runtime.api import current_runtime
+    from beamish._runtime.holds import hold, release
+    from beamish.web._transport import SocketTransport
+
+    async with serving() as url, connected(url) as client:
+        await client.join("room:lobby")
+        await client.expect(event="phx_reply")
+        (proc,) = [p for p in current_runtime()._procs.values()
+                   if type(p.actor) is SocketTransport]
+        assert hold(proc) is None  # between two messages: held at once
+        try:
+            broadcast("ps", "room:lobby", "default", {"n": 1})
+            with pytest.raises(TimeoutError):
+                await client.expect(event="default", timeout=0.3)
+        finally:
+            release(proc)
+        assert await client.expect(event="default") == [
+            None, None, "room:lobby", "default", {"n": 1}
+        ]
 
 
 async def test_transport_intercepted_outgoing_events_163():

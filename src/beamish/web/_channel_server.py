@@ -2,7 +2,7 @@
 
 How it works. A transport starts one ``ChannelServer`` (a GenServer, so calls, casts,
 ``get_state`` and tracing work on it) per ``phx_join``, with the transport as its parent,
-given ``(channel_class, socket, payload[, direct_write])``.
+given ``(channel_class, socket, payload)``.
 ``init`` traps exits, monitors the transport and runs the channel's ``join``. On success it
 subscribes to the topic with ``Fastlane`` metadata (broadcasts then go straight to the
 transport) and pushes the join's ``phx_reply`` itself, before anything else it sends; on
@@ -77,7 +77,7 @@ class ChannelServer(GenServer):
     """One joined channel's process. Started by a transport (or the test helpers) with
     ``ChannelServer.start((channel_class, socket, payload))``; see the module docstring."""
 
-    __slots__ = ("_began", "_channel", "_intercepts", "_lane", "_transport_ref", "_writer")
+    __slots__ = ("_began", "_channel", "_intercepts", "_lane", "_transport_ref")
 
     _intercepts: frozenset[str]
 
@@ -122,8 +122,7 @@ class ChannelServer(GenServer):
     # -- joining ------------------------------------------------------------------------------
 
     def init(self, arg: Any) -> Any:
-        channel_cls, socket, payload, *writer = arg
-        self._writer = writer[0] if writer else None
+        channel_cls, socket, payload = arg
         trap_exit(True)
         socket = socket.replace(channel_pid=self.pid, channel=channel_cls)
         self._channel: Channel = channel_cls()
@@ -176,10 +175,8 @@ class ChannelServer(GenServer):
         joined = joined.replace(joined=True, ref=None, channel_pid=self.pid)
         self._lane = Fastlane(
             joined.transport_pid, joined.serializer, self._intercepts,  # type: ignore[arg-type]
-            self._writer,
         )
         PubSub.subscribe(joined.pubsub, joined.topic, self._lane)  # type: ignore[arg-type]
-        self._writer = None  # the subscription holds it
         _reply(joined, socket.ref, "ok", reply)
         self._told_join(joined, "ok")
         return Ok(joined)

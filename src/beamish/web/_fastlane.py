@@ -1,17 +1,17 @@
-"""Broadcasting to channels: encode once, write straight to each socket (Phoenix's fastlane).
+"""Broadcasting to channels: encode once, deliver to each connection's process (Phoenix's
+fastlane).
 
 How it works. A joined channel subscribes to its topic with ``Fastlane`` metadata: its
-transport's pid, the transport's serializer, the events the channel intercepts, and the
-transport's direct write function. A broadcast goes through PubSub with the ``fastlane``
-dispatcher, which walks the subscribers once and encodes the broadcast once per serializer
-(in practice once), into one ``Push``. For each subscriber it writes the frame straight to
-the connection when the transport has nothing queued (as any Erlang process may write to a
-socket it did not open): on beamish's WebSocket protocol that is the same pre-built frame
-bytes to every connection (``Push.framed()``, ``_ws_protocol.py``). Otherwise it sends that
-``Push`` to the transport, behind what is queued, so a client always gets a channel's frames
-in the order the channel sent them. The channel
-processes are not woken at all: only a channel that intercepts the event gets the
-``Broadcast`` itself, to run ``handle_out``.
+transport's pid, the transport's serializer and the events the channel intercepts. A
+broadcast goes through PubSub with the ``fastlane`` dispatcher, which walks the subscribers
+once and encodes the broadcast once per serializer (in practice once), into one ``Push``
+whose WebSocket frame is built then too (``Push.framed()``, ``_ws_protocol.py``): the same
+bytes for every connection. Each transport is sent that ``Push``, as Phoenix's fastlane
+sends the encoded message to the transport pid, and writes it from its own process, in
+order with everything else it writes: on beamish's WebSocket protocol the frame's bytes go
+straight to the connection's transport, elsewhere through the ASGI ``send``. No process
+writes into another's connection; the channel processes are not woken at all: only a
+channel that intercepts the event gets the ``Broadcast`` itself, to run ``handle_out``.
 Subscribers without fastlane metadata (a plain ``PubSub.subscribe``, a test process) get
 the ``Broadcast`` too.
 
@@ -22,7 +22,6 @@ intercepts the event). Both paths give the client the same frame.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from beamish._runtime.api import send
@@ -33,29 +32,19 @@ from beamish.web._messages import Broadcast
 from beamish.web._serializer import SerializerError
 from beamish.web._wire import Push
 
-__all__ = [
-    "DirectWrite", "Fastlane", "broadcast", "broadcast_from", "fastlane", "local_broadcast",
-]
-
-DirectWrite = Callable[[Push], bool]
-"""A transport's write side, lent to broadcasters: ``write(push)`` writes the push now and
-returns True, or returns False when something is queued ahead of it (send the ``Push``)."""
+__all__ = ["Fastlane", "broadcast", "broadcast_from", "fastlane", "local_broadcast"]
 
 
 @mark_shared
 class Fastlane:
-    """A channel's subscription metadata: where to write a broadcast, unless intercepted."""
+    """A channel's subscription metadata: where to deliver a broadcast, unless intercepted."""
 
-    __slots__ = ("intercepts", "serializer", "transport_pid", "write")
+    __slots__ = ("intercepts", "serializer", "transport_pid")
 
-    def __init__(
-        self, transport_pid: Pid, serializer: Any, intercepts: frozenset[str],
-        write: DirectWrite | None = None,
-    ) -> None:
+    def __init__(self, transport_pid: Pid, serializer: Any, intercepts: frozenset[str]) -> None:
         self.transport_pid = transport_pid
         self.serializer = serializer
         self.intercepts = intercepts
-        self.write = write
 
     def __copy__(self) -> Fastlane:
         return self
@@ -90,12 +79,13 @@ def fastlane(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any)
                     pushes[serializer] = push
                 serializer = meta.serializer
                 found = pushes.get(serializer) if pushes is not None else None
-                push = found if found is not None else Push(
-                    serializer.encode_broadcast(message.topic, event, message.payload)
-                )
-            write = meta.write
-            if write is None or not write(push):
-                send(meta.transport_pid, push)
+                if found is None:
+                    found = Push(serializer.encode_broadcast(message.topic, event,
+                                                             message.payload))
+                    if type(found.data) is str or type(found.data) is bytes:
+                        found.framed()  # built once, here, before any process shares it
+                push = found
+            send(meta.transport_pid, push)
         elif from_pid is None or pid != from_pid:
             send(pid, message)
 

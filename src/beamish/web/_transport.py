@@ -22,14 +22,14 @@ task of its own). The actor does everything else:
   elsewhere, or when the connection's buffer is full, through the ASGI ``send`` without
   waiting (``write_now``). When a write has to wait, the frames behind it queue in
   the process, and past ``max_queue_bytes`` the client is closed with 1013: a client that
-  cannot keep up is dropped, not allowed to eat memory. Fastlane broadcasts are written by
-  the broadcasting process itself, through the transport's ``fastlane_write``, when nothing is
-  queued here (no write waiting, an empty mailbox): the frame then overtakes nothing, and
-  the transport is not woken for it. Otherwise they arrive as a ``Push`` like the others.
+  cannot keep up is dropped, not allowed to eat memory. Fastlane broadcasts arrive as a
+  ``Push`` like the others (its frame built once by the broadcaster, for every connection),
+  and are written here, in order with the rest: no other process writes to the connection.
 - **Watching.** It monitors its channels: a channel that stops cleanly says so first
   (``SocketClose``, the client gets ``phx_close``); one that crashes or is killed gives
   ``phx_error``. Channels monitor it in turn and stop when it goes.
-- **Closing.** No frame for ``timeout`` seconds: a normal close (1000). A frame larger than
+- **Closing.** No frame for ``timeout`` seconds: a normal close (1000), within a quarter
+  of ``timeout`` more (one timer watches all the connections: ``_idle.py``). A frame larger than
   ``max_frame_size``: 1009. A frame that is not the protocol: 1007. A backlog that stays
   at its limit for ``backlog_timeout``: 1008. The runtime stopping: 1001, so clients
   reconnect. Its own crash: 1011. On any exit it closes its backlog, and its channels drop
@@ -81,6 +81,7 @@ from beamish.web._backlog import Backlog, Share
 from beamish.web._channel_server import JOIN_CRASHED, ChannelServer
 from beamish.web._clip import clip, clip_text
 from beamish.web._connect_info import connect_info, read_session
+from beamish.web._idle import watch as idle_watch
 from beamish.web._messages import Broadcast
 from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerError
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
@@ -95,6 +96,7 @@ _log = logging.getLogger("beamish.socket")
 CONNECTED = event("beamish", "socket", "connect")
 _INBOX_LIMIT = 1000  # frames waiting in the process before the reader stops reading
 _DUPLICATE_JOIN_WAIT = 5.0  # seconds for a replaced channel to stop before it is killed
+_CLOSE_GRACE = 10.0  # seconds a close frame's write may wait (a full buffer, a stuck server)
 
 
 @mark_shared
@@ -378,8 +380,8 @@ class SocketTransport(Actor):
         self._decide(True)
         if socket_id is not None:
             PubSub.subscribe(self._pubsub, socket_id)
-        if self._watch_idle:
-            send_after(self.pid, _IDLE, self._options.timeout)
+        if self._watch_idle:  # one timer for all the runtime's connections (_idle.py)
+            idle_watch(current_runtime(), self.pid, self._options.timeout, _IDLE)
         self._told_connect("ok", headers)
         return None
 
@@ -449,7 +451,8 @@ class SocketTransport(Actor):
                 self._idle_check()
             elif kind is _BacklogCheck:
                 self._backlog_check()
-            elif kind is _Closed:
+            elif kind is _Closed:  # the client is gone: nothing more is written to it
+                self._closing = True
                 raise ProcessExit("normal")
             elif kind is _TooBig:
                 _log.warning(
@@ -547,7 +550,7 @@ class SocketTransport(Actor):
         )
         try:
             pid = await ChannelServer.start(
-                (channel_cls, socket, message.payload, self.fastlane_write), timeout=None
+                (channel_cls, socket, message.payload), timeout=None
             )
         except StartIgnored:
             return  # the join said ("error", reply): the channel wrote the reply
@@ -632,11 +635,9 @@ class SocketTransport(Actor):
         if self._closing:
             return
         timeout = self._options.timeout
-        quiet = self._clock.now() - self._last_in
-        if quiet >= timeout:
+        if self._clock.now() - self._last_in >= timeout:
             self._close(1000, "")
             raise ProcessExit("normal")
-        send_after(self.pid, _IDLE, timeout - quiet)
 
     def _watch_backlog(self) -> None:
         self._backlog_watched = True
@@ -736,31 +737,6 @@ class SocketTransport(Actor):
             "topics": list(self._channels),
         }
 
-    def fastlane_write(self, push: Push) -> bool:
-        """Write a broadcast now, from the broadcasting process, if nothing is queued ahead
-        of it here; False if it must be sent as a ``Push``. Never raises into the
-        broadcaster: a failed write is reported to this process, which then ends."""
-        if self._pending is not None or self._closing or self.mailbox_size():
-            return False
-        frames = self._frames
-        if frames is not None:  # the frame's bytes, or the Push when they must wait
-            return frames(push.framed())
-        data = push.data
-        if type(data) is str:
-            message: dict[str, Any] = {"type": "websocket.send", "text": data}
-        else:
-            message = {"type": "websocket.send", "bytes": data}
-        try:
-            pending = write_now(self._asgi_send, message)
-        except Exception as exc:  # the client is gone
-            self._closing = True
-            send(self.pid, _Drained(exc))
-            return True
-        if pending is not None:
-            self._pending = pending
-            pending.add_done_callback(self._write_done)
-        return True
-
     def _write_done(self, task: asyncio.Task[None]) -> None:
         # A loop callback, outside the process: tell the process, as a message.
         error = None if task.cancelled() else task.exception()
@@ -797,6 +773,9 @@ class SocketTransport(Actor):
             return
         self._closing = True
         self._outbox = None
+        pending = None
         with contextlib.suppress(Exception):
-            write_now(self._asgi_send, {"type": "websocket.close", "code": code,
-                                        "reason": reason})
+            pending = write_now(self._asgi_send, {"type": "websocket.close", "code": code,
+                                                  "reason": reason})
+        if pending is not None:  # a close the server does not take soon is given up
+            asyncio.get_running_loop().call_later(_CLOSE_GRACE, pending.cancel)
