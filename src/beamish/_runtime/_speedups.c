@@ -1,4 +1,4 @@
-/* beamish._runtime._speedups: the send hot path, in C.
+/* beamish._runtime._speedups: the send hot path and the scheduler's dispatch, in C.
  *
  * send() is the hottest function of the runtime: every message goes through it. This module
  * does exactly what the pure-Python send in api.py does, for the common cases, without the
@@ -15,6 +15,11 @@
  * the pure-Python send *before* anything is changed, so the two can never disagree on what
  * was delivered. Slot offsets are read from the classes' member descriptors at configure()
  * time, so this file knows no layout but what Python tells it.
+ *
+ * dispatch(scheduler) is scheduler._dispatch_py line by line: the loop of a tick that pops
+ * actors from the run queue and calls their handle() for up to `reductions` messages each.
+ * What is not the loop itself (a process that exits or crashes, an async handler to start)
+ * calls back into the same Python methods the reference calls.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -28,9 +33,18 @@ static PyObject *py_isolate = NULL;       /* isolation.isolate */
 static PyObject *py_tick = NULL;          /* fn(scheduler): ask the loop for a tick */
 static PyObject *deque_append = NULL;     /* collections.deque.append */
 static PyObject *str_scheduler = NULL;    /* "scheduler" */
+static PyObject *str_handle = NULL;       /* "handle" */
+static PyObject *str_started = NULL;      /* "started" */
+static PyObject *deque_popleft = NULL;    /* collections.deque.popleft */
+static PyObject *INIT = NULL;             /* process.INIT, an actor's first message */
+static PyObject *ProcessExitType = NULL;  /* beamish's ProcessExit */
+static PyObject *py_stopped = NULL;       /* Scheduler._stopped(self, proc, stop) */
+static PyObject *py_crashed = NULL;       /* Scheduler._crashed(self, proc, exc) */
+static PyObject *py_start_async = NULL;   /* Scheduler._start_async(self, proc, result) */
 
 static Py_ssize_t off_pid_proc, off_mailbox, off_actor, off_scheduled, off_busy, off_waiter,
-    off_runtime, off_runq, off_pending;
+    off_runtime, off_runq, off_pending, off_proc_pid, off_handled, off_current, off_cut,
+    off_tick_budget, off_reductions;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
@@ -61,8 +75,10 @@ static PyObject *
 configure(PyObject *module, PyObject *args)
 {
     PyObject *pid_type, *process_type, *scheduler_type, *atomic, *send, *isolate, *tick;
-    if (!PyArg_ParseTuple(args, "OOOO!OOO", &pid_type, &process_type, &scheduler_type,
-                          &PySet_Type, &atomic, &send, &isolate, &tick)) {
+    PyObject *init, *process_exit, *stopped, *crashed, *start_async;
+    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOO", &pid_type, &process_type, &scheduler_type,
+                          &PySet_Type, &atomic, &send, &isolate, &tick, &init, &process_exit,
+                          &stopped, &crashed, &start_async)) {
         return NULL;
     }
     if (slot_offset(pid_type, "_proc", &off_pid_proc) < 0
@@ -73,7 +89,13 @@ configure(PyObject *module, PyObject *args)
         || slot_offset(process_type, "waiter", &off_waiter) < 0
         || slot_offset(process_type, "runtime", &off_runtime) < 0
         || slot_offset(scheduler_type, "runq", &off_runq) < 0
-        || slot_offset(scheduler_type, "pending", &off_pending) < 0) {
+        || slot_offset(scheduler_type, "pending", &off_pending) < 0
+        || slot_offset(process_type, "pid", &off_proc_pid) < 0
+        || slot_offset(process_type, "handled", &off_handled) < 0
+        || slot_offset(scheduler_type, "current", &off_current) < 0
+        || slot_offset(scheduler_type, "cut", &off_cut) < 0
+        || slot_offset(scheduler_type, "tick_budget", &off_tick_budget) < 0
+        || slot_offset(scheduler_type, "reductions", &off_reductions) < 0) {
         return NULL;
     }
     PyObject *collections = PyImport_ImportModule("collections");
@@ -86,11 +108,19 @@ configure(PyObject *module, PyObject *args)
         return NULL;
     }
     PyObject *append = PyObject_GetAttrString(deque, "append");
+    PyObject *popleft = append == NULL ? NULL : PyObject_GetAttrString(deque, "popleft");
     Py_DECREF(deque);
-    if (append == NULL) {
+    if (popleft == NULL) {
+        Py_XDECREF(append);
         return NULL;
     }
     Py_XSETREF(deque_append, append);
+    Py_XSETREF(deque_popleft, popleft);
+    Py_XSETREF(INIT, Py_NewRef(init));
+    Py_XSETREF(ProcessExitType, Py_NewRef(process_exit));
+    Py_XSETREF(py_stopped, Py_NewRef(stopped));
+    Py_XSETREF(py_crashed, Py_NewRef(crashed));
+    Py_XSETREF(py_start_async, Py_NewRef(start_async));
     Py_INCREF(pid_type);
     Py_XSETREF(PidType, pid_type);
     Py_INCREF(atomic);
@@ -103,7 +133,9 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(py_tick, tick);
     if (str_scheduler == NULL) {
         str_scheduler = PyUnicode_InternFromString("scheduler");
-        if (str_scheduler == NULL) {
+        str_handle = PyUnicode_InternFromString("handle");
+        str_started = PyUnicode_InternFromString("started");
+        if (str_scheduler == NULL || str_handle == NULL || str_started == NULL) {
             return NULL;
         }
     }
@@ -242,19 +274,195 @@ send(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+
+/* the pid's process record is gone (it exited): _proc is None, or was never set */
+static inline int
+pid_dead(PyObject *pid)
+{
+    PyObject *proc = SLOT(pid, off_pid_proc);
+    return proc == NULL || proc == Py_None;
+}
+
+static inline Py_ssize_t
+queued(PyObject *mailbox)
+{
+    return (mailbox == NULL || mailbox == Py_None) ? 0 : Py_SIZE(mailbox);  /* deque length */
+}
+
+/* call hook(scheduler, proc, value); 0 on success */
+static int
+call_hook(PyObject *hook, PyObject *scheduler, PyObject *proc, PyObject *value)
+{
+    PyObject *hook_args[3] = {scheduler, proc, value};
+    PyObject *done = PyObject_Vectorcall(hook, hook_args, 3, NULL);
+    if (done == NULL) {
+        return -1;
+    }
+    Py_DECREF(done);
+    return 0;
+}
+
+/* the handler raised: ProcessExit or an Exception ends the process (0), anything else (a
+   BaseException: KeyboardInterrupt, SystemExit, CancelledError) propagates (-1) */
+static int
+handler_raised(PyObject *scheduler, PyObject *proc)
+{
+    PyObject *hook;
+    if (PyErr_ExceptionMatches(ProcessExitType)) {
+        hook = py_stopped;
+    }
+    else if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        hook = py_crashed;
+    }
+    else {
+        return -1;
+    }
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    int failed = call_hook(hook, scheduler, proc, value);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    return failed;
+}
+
+static PyObject *
+dispatch(PyObject *module, PyObject *scheduler)
+{
+    if (deque_popleft == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "beamish._speedups is not configured");
+        return NULL;
+    }
+    PyObject *runq = SLOT(scheduler, off_runq);
+    long budget = PyLong_AsLong(SLOT(scheduler, off_tick_budget));
+    long reductions = PyLong_AsLong(SLOT(scheduler, off_reductions));
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    long handled_total = 0;
+    Py_INCREF(runq);
+    while (Py_SIZE(runq) > 0 && budget > 0) {
+        PyObject *proc = PyObject_CallOneArg(deque_popleft, runq);
+        if (proc == NULL) {
+            goto error;
+        }
+        PyObject *actor = SLOT(proc, off_actor);
+        if (actor == NULL || actor == Py_None || SLOT(proc, off_busy) == Py_True) {
+            set_slot(proc, off_scheduled, Py_False);  /* exited, or in an async handler */
+            Py_DECREF(proc);
+            continue;
+        }
+        Py_INCREF(actor);
+        set_slot(scheduler, off_current, proc);
+        PyObject *mailbox = Py_NewRef(SLOT(proc, off_mailbox));
+        PyObject *pid = Py_NewRef(SLOT(proc, off_proc_pid));
+        long n = 0;
+        int booted = 0, failed = 0;
+        while (queued(mailbox) > 0 && n < reductions) {
+            PyObject *message = PyObject_CallOneArg(deque_popleft, mailbox);
+            if (message == NULL) {
+                failed = 1;
+                break;
+            }
+            n++;
+            PyObject *result;
+            if (message == INIT) {
+                booted = 1;
+                result = PyObject_CallMethodNoArgs(actor, str_started);
+            }
+            else {
+                PyObject *method_args[3] = {NULL, actor, message};
+                result = PyObject_VectorcallMethod(
+                    str_handle, method_args + 1, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            }
+            Py_DECREF(message);
+            if (result == NULL) {
+                if (handler_raised(scheduler, proc) < 0) {
+                    failed = 1;
+                }
+                break;
+            }
+            if (result != Py_None) {  /* an async handler: a task finishes it */
+                failed = call_hook(py_start_async, scheduler, proc, result) < 0;
+                Py_DECREF(result);
+                break;
+            }
+            Py_DECREF(result);
+            if (pid_dead(pid)) {  /* the handler ended its own process */
+                break;
+            }
+        }
+        if (!failed) {
+            PyObject *count = PyLong_FromLong(n);
+            PyObject *handled = count == NULL ? NULL
+                : PyNumber_Add(SLOT(proc, off_handled), count);
+            Py_XDECREF(count);
+            if (handled == NULL) {
+                failed = 1;
+            }
+            else {
+                set_slot(proc, off_handled, handled);
+                Py_DECREF(handled);
+            }
+        }
+        if (!failed) {
+            handled_total += n;
+            budget -= n;
+            if (booted && queued(mailbox) == 0 && SLOT(proc, off_mailbox) == mailbox) {
+                set_slot(proc, off_mailbox, Py_None);  /* only INIT needed it: idle needs none */
+            }
+            if (queued(mailbox) > 0 && !pid_dead(pid) && SLOT(proc, off_busy) != Py_True) {
+                PyObject *append_args[2] = {runq, proc};
+                PyObject *done = PyObject_Vectorcall(deque_append, append_args, 2, NULL);
+                if (done == NULL) {
+                    failed = 1;
+                }
+                Py_XDECREF(done);
+            }
+            else {
+                set_slot(proc, off_scheduled, Py_False);
+            }
+        }
+        Py_DECREF(actor);
+        Py_DECREF(mailbox);
+        Py_DECREF(pid);
+        Py_DECREF(proc);
+        if (failed) {
+            goto error;
+        }
+        if (SLOT(scheduler, off_cut) == Py_True) {
+            break;
+        }
+    }
+    Py_DECREF(runq);
+    return PyLong_FromLong(handled_total);
+error:
+    Py_DECREF(runq);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))send, METH_FASTCALL,
      "send(dest, message)\n--\n\nSend message to a pid or a registered name; never blocks "
      "(beamish's send, in C)."},
+    {"dispatch", dispatch, METH_O,
+     "dispatch(scheduler)\n--\n\nOne tick's work, as scheduler._dispatch_py does it; "
+     "returns how many messages were handled."},
     {"configure", configure, METH_VARARGS,
-     "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick)\n--\n\n"
+     "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick, INIT, ProcessExit, "
+     "stopped, crashed, start_async)\n--\n\n"
      "Read the slot layouts and the Python fallbacks (done once, at import)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "beamish._runtime._speedups",
-    "The send hot path of beamish, in C (optional: the pure-Python send is the reference).",
+    "The send hot path and the tick's dispatch, in C (optional: the pure-Python ones are "
+    "the reference).",
     -1, methods,
 };
 

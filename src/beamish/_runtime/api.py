@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 
 from beamish._errors import InvalidNameError, NoProcessError, ProcessExit, not_awaited
 from beamish._runtime import context as _context
+from beamish._runtime import scheduler as scheduler_module
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.mailbox import deliver as _deliver
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
-from beamish._runtime.process import Process
+from beamish._runtime.process import INIT, Process
 from beamish._runtime.runtime import AsProcess, Runtime
 from beamish._runtime.scheduler import Scheduler
 
@@ -185,7 +186,11 @@ def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
         from beamish._runtime import _speedups
     except ImportError:
         return None
-    _speedups.configure(Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick)
+    _speedups.configure(
+        Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick, INIT, ProcessExit,
+        Scheduler._stopped, Scheduler._crashed, Scheduler._start_async,
+    )
+    scheduler_module._dispatch = _speedups.dispatch  # the tick's loop, in C too
     return _speedups.send
 
 

@@ -24,7 +24,7 @@ import asyncio
 import contextvars
 import inspect
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from beamish._errors import ProcessExit
@@ -98,11 +98,10 @@ class Scheduler:
         try:
             result = proc.actor.handle(message)  # type: ignore[union-attr]
         except ProcessExit as stop:
-            self.runtime._exit_process(proc, stop.reason, from_inside=True,
-                                       reported=stop.reported)
+            self._stopped(proc, stop)
             return
         except Exception as exc:
-            self.runtime._exit_process(proc, Crash(exc), from_inside=True, uncaught=True)
+            self._crashed(proc, exc)
             return
         finally:
             self.current = None
@@ -117,67 +116,26 @@ class Scheduler:
     def tick(self) -> None:
         self.pending = False
         self.inline = self.reductions
-        runq = self.runq
-        budget = self.tick_budget
-        reductions = self.reductions
         handled_total = 0
         try:
-            while runq and budget > 0:
-                proc = runq.popleft()
-                actor = proc.actor
-                if actor is None or proc.busy:  # exited, or finishing an async handler
-                    proc.scheduled = False
-                    continue
-                self.current = proc
-                mailbox = proc.mailbox
-                handle = actor.handle
-                pid = proc.pid
-                n = 0
-                booted = False
-                while mailbox and n < reductions:
-                    message = mailbox.popleft()
-                    n += 1
-                    try:
-                        if message is INIT:
-                            booted = True
-                            result = actor.started()
-                        else:
-                            result = handle(message)
-                    except ProcessExit as stop:
-                        self.runtime._exit_process(
-                            proc, stop.reason, from_inside=True, reported=stop.reported
-                        )
-                        break
-                    except Exception as exc:
-                        self.runtime._exit_process(
-                            proc, Crash(exc), from_inside=True, uncaught=True
-                        )
-                        break
-                    if result is not None:
-                        self._start_async(proc, result)
-                        break
-                    if pid._proc is None:  # the handler ended its own process
-                        break
-                proc.handled += n
-                handled_total += n
-                budget -= n
-                if booted and not mailbox and proc.mailbox is mailbox:
-                    proc.mailbox = None  # the deque was only for INIT: an idle actor needs none
-                if mailbox and pid._proc is not None and not proc.busy:
-                    runq.append(proc)
-                else:
-                    proc.scheduled = False
-                if self.cut:
-                    break
+            handled_total = _dispatch(self)
         finally:
             self.cut = False
             self.current = None
             self.dispatched += handled_total
             if self.arming:  # most calls were answered in this tick: they need no timer
                 self._arm()
-        if runq and not self.pending:
+        if self.runq and not self.pending:
             self.pending = True
             self._loop.call_soon(self.tick, context=self._context)
+
+    def _stopped(self, proc: Process, stop: ProcessExit) -> None:
+        """A handler raised ``ProcessExit``: its process ends with that reason."""
+        self.runtime._exit_process(proc, stop.reason, from_inside=True, reported=stop.reported)
+
+    def _crashed(self, proc: Process, exc: Exception) -> None:
+        """A handler raised: its process crashes (and only it)."""
+        self.runtime._exit_process(proc, Crash(exc), from_inside=True, uncaught=True)
 
     def _arm(self) -> None:
         """Run what waited for the end of this step: calls' timeouts still needed, frames
@@ -204,6 +162,65 @@ class Scheduler:
             context=proc.own_context(),
         )
         self.runtime.wakeups += 1  # the handler's task is due to start
+
+
+def _dispatch_py(self: Scheduler) -> int:
+    """One tick's work: pop actors in turn, each handling up to ``reductions`` messages,
+    until the run queue is empty, ``tick_budget`` messages were handled, or a handler set
+    ``cut``; returns how many were handled. ``_speedups.dispatch`` is its twin in C (used
+    unless ``BEAMISH_PURE_PYTHON`` is set); this one is the reference."""
+    runq = self.runq
+    budget = self.tick_budget
+    reductions = self.reductions
+    handled_total = 0
+    while runq and budget > 0:
+        proc = runq.popleft()
+        actor = proc.actor
+        if actor is None or proc.busy:  # exited, or finishing an async handler
+            proc.scheduled = False
+            continue
+        self.current = proc
+        mailbox = proc.mailbox
+        handle = actor.handle
+        pid = proc.pid
+        n = 0
+        booted = False
+        while mailbox and n < reductions:
+            message = mailbox.popleft()
+            n += 1
+            try:
+                if message is INIT:
+                    booted = True
+                    result = actor.started()
+                else:
+                    result = handle(message)
+            except ProcessExit as stop:
+                self._stopped(proc, stop)
+                break
+            except Exception as exc:
+                self._crashed(proc, exc)
+                break
+            if result is not None:
+                self._start_async(proc, result)
+                break
+            if pid._proc is None:  # the handler ended its own process
+                break
+        proc.handled += n
+        handled_total += n
+        budget -= n
+        if booted and not mailbox and proc.mailbox is mailbox:
+            proc.mailbox = None  # the deque was only for INIT: an idle actor needs none
+        if mailbox and pid._proc is not None and not proc.busy:
+            runq.append(proc)
+        else:
+            proc.scheduled = False
+        if self.cut:
+            break
+    return handled_total
+
+
+_dispatch: Callable[[Scheduler], int] = _dispatch_py
+"""What a tick runs: ``_dispatch_py``, or the C twin once ``api`` has configured it."""
 
 
 async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:
