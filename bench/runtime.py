@@ -1130,11 +1130,14 @@ def ram_gib() -> float:
 
 def send_kind() -> str:
     """Which ``send`` the measured subprocesses use: they inherit this environment."""
-    from beamish._runtime import api
+    from beamish._runtime import api, scheduler
 
     if api.send is api._send_py:
-        return "pure-Python send: BEAMISH_PURE_PYTHON is set or the C extension is not built"
-    return "C send from beamish._runtime._speedups"
+        return ("pure-Python send and dispatch: BEAMISH_PURE_PYTHON is set or the C extension "
+                "is not built")
+    if scheduler._dispatch is scheduler._dispatch_py:
+        return "C send from beamish._runtime._speedups, the tick's dispatch in Python"
+    return "C send and the tick's dispatch from beamish._runtime._speedups"
 
 
 def header_lines(scale: Scale) -> list[str]:
