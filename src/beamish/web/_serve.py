@@ -53,8 +53,8 @@ from beamish.web._endpoint import Endpoint
 from beamish.web._ws_protocol import FramedWebSocketProtocol
 
 __all__ = [
-    "DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "bind_sockets", "find_endpoint",
-    "node_context", "url_of",
+    "DEFAULT_KEEP_ALIVE_TIMEOUT", "EndpointServer", "ListenError", "Served", "bind_sockets",
+    "find_endpoint", "node_context", "url_of",
 ]
 
 log = logging.getLogger("beamish.web")
@@ -106,7 +106,22 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-class EndpointServer:
+class Served:
+    """What both servers of ``beamish run`` share: the address they serve on, named."""
+
+    endpoint: Endpoint
+    host: str
+    port: int
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.url} serving {self.endpoint!r}>"
+
+    @property
+    def url(self) -> str:
+        return url_of(self.host, self.port)
+
+
+class EndpointServer(Served):
     """Serve ``endpoint`` with uvicorn on ``host:port`` while the node runs.
 
     ``port=0`` picks a free port (``server.port`` tells which, once started). The limits a
@@ -167,13 +182,6 @@ class EndpointServer:
         self.config = uvicorn.Config(endpoint, host=host, port=port, **options)
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<EndpointServer {self.url} serving {self.endpoint!r}>"
-
-    @property
-    def url(self) -> str:
-        return url_of(self.host, self.port)
 
     @property
     def max_connections(self) -> int:

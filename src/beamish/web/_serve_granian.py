@@ -35,7 +35,12 @@ from typing import Any
 
 from beamish.web._edge import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
 from beamish.web._endpoint import Endpoint
-from beamish.web._serve import DEFAULT_KEEP_ALIVE_TIMEOUT, bind_sockets, node_context, url_of
+from beamish.web._serve import (
+    DEFAULT_KEEP_ALIVE_TIMEOUT,
+    Served,
+    bind_sockets,
+    node_context,
+)
 
 __all__ = ["GranianEndpointServer"]
 
@@ -51,7 +56,7 @@ def _missing() -> ModuleNotFoundError:
     )
 
 
-class GranianEndpointServer:
+class GranianEndpointServer(Served):
     """Serve ``endpoint`` with granian (embedded, on the node's loop) on ``host:port``.
 
     The arguments are ``EndpointServer``'s; the module docstring says how each limit maps
@@ -125,13 +130,6 @@ class GranianEndpointServer:
         }
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        return f"<GranianEndpointServer {self.url} serving {self.endpoint!r}>"
-
-    @property
-    def url(self) -> str:
-        return url_of(self.host, self.port)
 
     @property
     def max_connections(self) -> int:
