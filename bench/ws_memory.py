@@ -7,9 +7,10 @@ Each server runs ``bench/web.py``'s app with Python's allocation tracing on
 (``PYTHONTRACEMALLOC``) and a ``SIGUSR1`` handler that writes a ``tracemalloc`` snapshot
 (``BENCH_TRACEMALLOC``). After a warm-up fleet of 20 connections has come and gone, one
 snapshot is taken; then ``--connections`` clients connect (and join, for beamish), and a
-second one. Their difference, grouped by the file that allocated, is put under the
-component it belongs to (uvicorn, websockets, asyncio, Starlette, beamish's transport, its
-channel process, ...): bytes per connection of each, which is what "where each kilobyte
+second one once they have been idle for ``--idle`` seconds (1 by default). Their
+difference, grouped by the file that allocated, is put under the component it belongs to
+(uvicorn, websockets, asyncio, Starlette, beamish's transport, its channel process, ...):
+bytes per connection of each, which is what "where each kilobyte
 goes" asks. The resident set's growth per connection is given too; with tracing on it
 includes tracemalloc's own bookkeeping (about 20-30% more than without), so compare it only
 across the two servers of one run (``bench/web.py`` gives it without tracing).
@@ -60,7 +61,8 @@ def snapshot(server: Server, path: Path) -> tracemalloc.Snapshot:
     return tracemalloc.Snapshot.load(str(path))
 
 
-def measure(kind: str, connections: int, where: Path) -> tuple[dict[str, float], float]:
+def measure(kind: str, connections: int, where: Path, idle: float
+            ) -> tuple[dict[str, float], float]:
     """Bytes per connection by component, and the resident set's growth per connection."""
     os.environ["PYTHONTRACEMALLOC"] = "1"
     os.environ["BENCH_TRACEMALLOC"] = str(where / kind)
@@ -77,7 +79,7 @@ def measure(kind: str, connections: int, where: Path) -> tuple[dict[str, float],
         processes = max(1, connections // 1000)
         with Fleet(kind, server, processes, connections // processes, 1) as fleet:
             fleet.wait_all("ready", 600)
-            time.sleep(1.0)
+            time.sleep(max(1.0, idle))
             after = snapshot(server, where / f"{kind}.2")
             rss_after = server.rss()
     by: dict[str, float] = {}
@@ -91,10 +93,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=2_000)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--idle", type=float, default=1.0, metavar="SECONDS",
+                        help="how long the connections stay idle before the second snapshot "
+                        "(beamish's connections give back their mailboxes after 15-30 s idle)")
     options = parser.parse_args()
     load = load_average()
     with tempfile.TemporaryDirectory() as tmp:
-        results = {kind: measure(kind, options.connections, Path(tmp))
+        results = {kind: measure(kind, options.connections, Path(tmp), options.idle)
                    for kind in ("starlette", "beamish")}
     names = sorted({n for by, _ in results.values() for n in by},
                    key=lambda n: -max(abs(results[k][0].get(n, 0.0)) for k in results))
@@ -107,7 +112,8 @@ def main() -> None:
     print(report([f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
                   f"machine: {cpu_model()}, {os.cpu_count()} cores; load average {load} before",
                   f"{options.connections:,} connections, held (Starlette) or joined to one "
-                  "channel topic (beamish); KB per connection, by what allocated it"],
+                  "channel topic (beamish), idle for "
+                  f"{max(1.0, options.idle):g} s; KB per connection, by what allocated it"],
                  ["component", "Starlette on uvicorn (KB)", "beamish Socket + Channel (KB)"],
                  rows, options.markdown))
 

@@ -36,3 +36,13 @@ async def test_one_ticker_sends_to_every_watched_process_and_forgets_the_dead():
     beamish.exit(pids[2], "kill")
     await asyncio.sleep(0.15)
     assert ticker.pids == set() and ticker._handle is None  # nothing watched: no timer
+
+
+async def test_a_long_timeout_is_still_looked_at_every_15_seconds():
+    runtime = current_runtime()
+    me = beamish.self()
+    pid = beamish.spawn(relay, me, 0)
+    watch(runtime, pid, 3600, "look")
+    ticker = _tickers[runtime][(3600, "look")]
+    assert ticker.period == 15.0  # a connection's mailbox is given back within 15 s idle
+    beamish.exit(pid, "kill")

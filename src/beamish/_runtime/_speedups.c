@@ -37,6 +37,7 @@ static PyObject *str_handle = NULL;       /* "handle" */
 static PyObject *str_started = NULL;      /* "started" */
 static PyObject *deque_popleft = NULL;    /* collections.deque.popleft */
 static PyObject *INIT = NULL;             /* process.INIT, an actor's first message */
+static PyObject *HIBERNATE = NULL;        /* process.HIBERNATE, for the scheduler itself */
 static PyObject *ProcessExitType = NULL;  /* beamish's ProcessExit */
 static PyObject *py_stopped = NULL;       /* Scheduler._stopped(self, proc, stop) */
 static PyObject *py_crashed = NULL;       /* Scheduler._crashed(self, proc, exc) */
@@ -75,10 +76,10 @@ static PyObject *
 configure(PyObject *module, PyObject *args)
 {
     PyObject *pid_type, *process_type, *scheduler_type, *atomic, *send, *isolate, *tick;
-    PyObject *init, *process_exit, *stopped, *crashed, *start_async;
-    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOO", &pid_type, &process_type, &scheduler_type,
-                          &PySet_Type, &atomic, &send, &isolate, &tick, &init, &process_exit,
-                          &stopped, &crashed, &start_async)) {
+    PyObject *init, *hibernate, *process_exit, *stopped, *crashed, *start_async;
+    if (!PyArg_ParseTuple(args, "OOOO!OOOOOOOOO", &pid_type, &process_type, &scheduler_type,
+                          &PySet_Type, &atomic, &send, &isolate, &tick, &init, &hibernate,
+                          &process_exit, &stopped, &crashed, &start_async)) {
         return NULL;
     }
     if (slot_offset(pid_type, "_proc", &off_pid_proc) < 0
@@ -117,6 +118,7 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(deque_append, append);
     Py_XSETREF(deque_popleft, popleft);
     Py_XSETREF(INIT, Py_NewRef(init));
+    Py_XSETREF(HIBERNATE, Py_NewRef(hibernate));
     Py_XSETREF(ProcessExitType, Py_NewRef(process_exit));
     Py_XSETREF(py_stopped, Py_NewRef(stopped));
     Py_XSETREF(py_crashed, Py_NewRef(crashed));
@@ -369,6 +371,11 @@ dispatch(PyObject *module, PyObject *scheduler)
                 break;
             }
             n++;
+            if (message == HIBERNATE) {  /* for the scheduler, not the actor */
+                Py_DECREF(message);
+                booted = 1;
+                continue;
+            }
             PyObject *result;
             if (message == INIT) {
                 booted = 1;
@@ -413,7 +420,7 @@ dispatch(PyObject *module, PyObject *scheduler)
             handled_total += n;
             budget -= n;
             if (booted && queued(mailbox) == 0 && SLOT(proc, off_mailbox) == mailbox) {
-                set_slot(proc, off_mailbox, Py_None);  /* only INIT needed it: idle needs none */
+                set_slot(proc, off_mailbox, Py_None);  /* after INIT or HIBERNATE: idle needs none */
             }
             if (queued(mailbox) > 0 && !pid_dead(pid) && SLOT(proc, off_busy) != Py_True) {
                 PyObject *append_args[2] = {runq, proc};
@@ -453,7 +460,8 @@ static PyMethodDef methods[] = {
      "dispatch(scheduler)\n--\n\nOne tick's work, as scheduler._dispatch_py does it; "
      "returns how many messages were handled."},
     {"configure", configure, METH_VARARGS,
-     "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick, INIT, ProcessExit, "
+     "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick, INIT, HIBERNATE, "
+     "ProcessExit, "
      "stopped, crashed, start_async)\n--\n\n"
      "Read the slot layouts and the Python fallbacks (done once, at import)."},
     {NULL, NULL, 0, NULL},

@@ -23,7 +23,7 @@ from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.mailbox import deliver as _deliver
 from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid, Ref
-from beamish._runtime.process import INIT, Process
+from beamish._runtime.process import HIBERNATE, INIT, Process
 from beamish._runtime.runtime import AsProcess, Runtime
 from beamish._runtime.scheduler import Scheduler
 
@@ -173,6 +173,18 @@ def _send_other(dest: Pid | tuple[str, str], message: Any) -> None:
     runtime._send_remote(dest, message)
 
 
+def hibernate() -> None:
+    """Give back the calling actor's mailbox once it has nothing queued (``erlang:hibernate``'s
+    memory half): what is queued now is handled first; if nothing more has come by the end
+    of the actor's turn, its empty deque is dropped, and the next message makes a new one.
+    For actors idle for long stretches (a WebSocket's process between frames): costs a
+    deque's allocation when the next message comes."""
+    proc = _context.current_process()
+    if proc is None or proc.actor is None:
+        raise RuntimeError("hibernate() is for an actor, called from its own handler")
+    _deliver(proc, HIBERNATE)
+
+
 def _request_tick(scheduler: Scheduler) -> None:
     """For the C send: the scheduler has work and no tick pending (``pending`` is set)."""
     scheduler._loop.call_soon(scheduler.tick, context=scheduler._context)
@@ -187,8 +199,8 @@ def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
     except ImportError:
         return None
     _speedups.configure(
-        Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick, INIT, ProcessExit,
-        Scheduler._stopped, Scheduler._crashed, Scheduler._start_async,
+        Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick, INIT, HIBERNATE,
+        ProcessExit, Scheduler._stopped, Scheduler._crashed, Scheduler._start_async,
     )
     scheduler_module._dispatch = _speedups.dispatch  # the tick's loop, in C too
     return _speedups.send

@@ -143,6 +143,19 @@ INIT: Any = _Init()
 """Placed first in a new actor's mailbox when the actor defines ``started``."""
 
 
+class _Hibernate:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<hibernate>"
+
+
+HIBERNATE: Any = _Hibernate()
+"""Sent by an actor to itself (``api.hibernate``): taken by the scheduler, not the actor; if
+the mailbox is empty once the actor's turn ends, the mailbox is given back (an idle actor
+needs none: the next message makes a new one), as after ``INIT``."""
+
+
 class Process:
     """The runtime's record of one process. Private: user code holds only the pid."""
 

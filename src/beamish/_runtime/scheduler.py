@@ -31,7 +31,7 @@ from beamish._errors import ProcessExit
 from beamish._runtime import context as _context
 from beamish._runtime.holds import handler_ended
 from beamish._runtime.messages import Crash
-from beamish._runtime.process import INIT, Process
+from beamish._runtime.process import HIBERNATE, INIT, Process
 
 if TYPE_CHECKING:
     from beamish._runtime.runtime import Runtime
@@ -184,10 +184,13 @@ def _dispatch_py(self: Scheduler) -> int:
         handle = actor.handle
         pid = proc.pid
         n = 0
-        booted = False
+        booted = False  # INIT or HIBERNATE was taken: an empty mailbox is then given back
         while mailbox and n < reductions:
             message = mailbox.popleft()
             n += 1
+            if message is HIBERNATE:  # for the scheduler, not the actor
+                booted = True
+                continue
             try:
                 if message is INIT:
                     booted = True
@@ -209,7 +212,7 @@ def _dispatch_py(self: Scheduler) -> int:
         handled_total += n
         budget -= n
         if booted and not mailbox and proc.mailbox is mailbox:
-            proc.mailbox = None  # the deque was only for INIT: an idle actor needs none
+            proc.mailbox = None  # an idle actor needs no deque (after INIT, or HIBERNATE)
         if mailbox and pid._proc is not None and not proc.busy:
             runq.append(proc)
         else:

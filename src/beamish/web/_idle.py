@@ -5,12 +5,13 @@ the client (Phoenix's ``timeout``, cowboy's ``idle_timeout``). A timer of its ow
 connection (``send_after``, re-armed each time it fires) would hold a timer handle, a ref,
 an entry in the runtime's timer table and the process's set of timers: some 600 bytes for
 each of 10,000 idle connections. An ``IdleTicker`` watches every connection of one runtime
-that has the same ``timeout`` with one timer instead: each ``timeout / 4`` seconds it sends
-its ``message`` to each process it watches, which compares its own time of the last frame
-and closes a connection that has been quiet for ``timeout``. A quiet connection is thus
-closed between ``timeout`` and 1.25 x ``timeout`` after its last frame, and each watched
-connection costs one entry in a set. The ticker only sends messages: each process decides
-for itself, from its own state.
+that has the same ``timeout`` with one timer instead: each ``timeout / 4`` seconds (15 s at
+the most) it sends its ``message`` to each process it watches, which compares its own time
+of the last frame and closes a connection that has been quiet for ``timeout``. A quiet
+connection is thus closed between ``timeout`` and 1.25 x ``timeout`` after its last frame,
+and each watched connection costs one entry in a set. The ticker only sends messages: each
+process decides for itself, from its own state (the WebSocket's process also gives back its
+mailbox then, as Phoenix's ``hibernate_after`` of 15 s does).
 
 ``watch(runtime, pid, timeout, message)`` starts watching; ``unwatch`` stops (a process that
 has exited is dropped at the next tick anyway). The ticker's timer runs only while it
@@ -24,10 +25,11 @@ from typing import Any
 
 from beamish._runtime.pid import Pid
 
-__all__ = ["IdleTicker", "unwatch", "watch"]
+__all__ = ["MAX_PERIOD", "IdleTicker", "unwatch", "watch"]
 
 _TICKS_PER_TIMEOUT = 4
 _MIN_PERIOD = 0.01
+MAX_PERIOD = 15.0  # seconds: each watched process hears from the ticker at least this often
 
 _tickers: weakref.WeakKeyDictionary[Any, dict[tuple[float, Any], IdleTicker]] = (
     weakref.WeakKeyDictionary()
@@ -35,14 +37,15 @@ _tickers: weakref.WeakKeyDictionary[Any, dict[tuple[float, Any], IdleTicker]] = 
 
 
 class IdleTicker:
-    """Sends ``message`` to every watched pid each ``timeout / 4`` seconds (module doc)."""
+    """Sends ``message`` to every watched pid each ``timeout / 4`` seconds, 15 s at the most
+    (module doc)."""
 
     __slots__ = ("_handle", "message", "period", "pids", "runtime", "timeout")
 
     def __init__(self, runtime: Any, timeout: float, message: Any) -> None:
         self.runtime = runtime
         self.timeout = timeout
-        self.period = max(timeout / _TICKS_PER_TIMEOUT, _MIN_PERIOD)
+        self.period = min(max(timeout / _TICKS_PER_TIMEOUT, _MIN_PERIOD), MAX_PERIOD)
         self.message = message
         self.pids: set[Pid] = set()
         self._handle: Any = None
@@ -74,8 +77,8 @@ class IdleTicker:
 
 
 def watch(runtime: Any, pid: Pid, timeout: float, message: Any) -> None:
-    """Send ``message`` to ``pid`` every ``timeout / 4`` seconds, on ``runtime``'s clock,
-    with every other pid watched with the same timeout and message."""
+    """Send ``message`` to ``pid`` every ``timeout / 4`` seconds (15 s at the most), on
+    ``runtime``'s clock, with every other pid watched with the same timeout and message."""
     by_key = _tickers.get(runtime)
     if by_key is None:
         by_key = _tickers[runtime] = {}

@@ -63,6 +63,7 @@ from beamish._runtime.api import (
     current_runtime,
     demonitor,
     exit,
+    hibernate,
     is_alive,
     monitor,
     send,
@@ -638,6 +639,7 @@ class SocketTransport(Actor):
         if self._clock.now() - self._last_in >= timeout:
             self._close(1000, "")
             raise ProcessExit("normal")
+        hibernate()  # at least every 15 s (as Phoenix's hibernate_after): no idle mailbox
 
     def _watch_backlog(self) -> None:
         self._backlog_watched = True
