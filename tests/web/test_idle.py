@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import beamish
 from beamish import receive
 from beamish._runtime.api import current_runtime
+from beamish._runtime.runtime import Runtime
 from beamish.testing import assert_receive
-from beamish.web._idle import _tickers, unwatch, watch
+from beamish.web._idle import IdleTicker, _tickers, unwatch, watch
 
 
 async def relay(to, n):
@@ -46,3 +49,12 @@ async def test_a_long_timeout_is_still_looked_at_every_15_seconds():
     ticker = _tickers[runtime][(3600, "look")]
     assert ticker.period == 15.0  # a connection's mailbox is given back within 15 s idle
     beamish.exit(pid, "kill")
+
+
+def test_a_ticker_does_not_keep_its_runtime_alive():
+    runtime = Runtime()
+    _tickers[runtime] = {(60.0, "check"): IdleTicker(runtime, 60.0, "check")}
+    gone = weakref.ref(runtime)
+    del runtime
+    gc.collect()
+    assert gone() is None  # the table is weak, and so is the ticker's reference

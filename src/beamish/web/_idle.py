@@ -40,10 +40,12 @@ class IdleTicker:
     """Sends ``message`` to every watched pid each ``timeout / 4`` seconds, 15 s at the most
     (module doc)."""
 
-    __slots__ = ("_handle", "message", "period", "pids", "runtime", "timeout")
+    __slots__ = ("_handle", "_runtime", "message", "period", "pids", "timeout")
 
     def __init__(self, runtime: Any, timeout: float, message: Any) -> None:
-        self.runtime = runtime
+        # weakly: the table of tickers is keyed weakly by runtime, and a value that held its
+        # key would keep every runtime (a test's, say) alive for good
+        self._runtime = weakref.ref(runtime)
         self.timeout = timeout
         self.period = min(max(timeout / _TICKS_PER_TIMEOUT, _MIN_PERIOD), MAX_PERIOD)
         self.message = message
@@ -53,6 +55,10 @@ class IdleTicker:
     def __repr__(self) -> str:
         return f"<IdleTicker every {self.period:g}s, watching {len(self.pids)}>"
 
+    @property
+    def runtime(self) -> Any:
+        return self._runtime()
+
     def add(self, pid: Pid) -> None:
         self.pids.add(pid)
         if self._handle is None:
@@ -60,8 +66,12 @@ class IdleTicker:
 
     def _tick(self) -> None:
         self._handle = None
+        runtime = self._runtime()
         pids = self.pids
-        deliver = self.runtime._deliver
+        if runtime is None:  # gone: nothing to watch for
+            pids.clear()
+            return
+        deliver = runtime._deliver
         message = self.message
         gone = []
         for pid in pids:
@@ -72,8 +82,8 @@ class IdleTicker:
                 deliver(proc, message)  # queued: nothing runs until the scheduler's tick
         for pid in gone:
             pids.discard(pid)
-        if pids and self.runtime.running:
-            self._handle = self.runtime.clock.call_later(self.period, self._tick)
+        if pids and runtime.running:
+            self._handle = runtime.clock.call_later(self.period, self._tick)
 
 
 def watch(runtime: Any, pid: Pid, timeout: float, message: Any) -> None:
