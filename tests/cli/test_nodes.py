@@ -202,6 +202,7 @@ async def test_sighup_restarts_the_nodes_one_at_a_time_while_the_port_keeps_serv
         await asyncio.sleep(0.5)
     finally:
         loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)  # its client closes first
     new = {int(m.group(1)) for line in p.log.seen if (m := RUNNING.search(line))} - old
     assert len(new) == 2 and not any(alive(pid) for pid in old)
     # one node at a time: "restarting" never comes twice without a start in between
