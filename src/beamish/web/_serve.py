@@ -109,6 +109,7 @@ class _Uvicorn(uvicorn.Server):
 class Served:
     """What both servers of ``beamish run`` share: the address they serve on, named."""
 
+    name = "web endpoint"
     endpoint: Endpoint
     host: str
     port: int
@@ -138,8 +139,6 @@ class EndpointServer(Served):
     ``proxy_headers``, ...), except those the server sets itself (``http``, ``lifespan``,
     ``limit_concurrency``, ``timeout_keep_alive``, ``host``, ``port``, ``fd``, ``uds``).
     """
-
-    name = "web endpoint"
 
     def __init__(
         self, endpoint: Endpoint, *, host: str = "127.0.0.1", port: int = 4000,

@@ -33,7 +33,12 @@ import asyncio
 import logging
 from typing import Any
 
-from beamish.web._edge import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
+from beamish.web._edge import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADERS,
+    EdgeLimits,
+)
 from beamish.web._endpoint import Endpoint
 from beamish.web._serve import (
     DEFAULT_KEEP_ALIVE_TIMEOUT,
@@ -64,8 +69,6 @@ class GranianEndpointServer(Served):
     ``Server`` (``http1_settings``, ``runtime_threads``, ...), except those set here.
     """
 
-    name = "web endpoint"
-
     def __init__(
         self, endpoint: Endpoint, *, host: str = "127.0.0.1", port: int = 4000,
         graceful_timeout: float = 10.0, max_connections: int | None = None,
@@ -95,18 +98,13 @@ class GranianEndpointServer(Served):
                 "granian does not negotiate permessage-deflate; Endpoint(compress=True) "
                 "needs the uvicorn server"
             )
-        if not isinstance(header_timeout, int | float) or header_timeout <= 0:
+        EdgeLimits(max_connections=max_connections, header_timeout=header_timeout,
+                   max_header_bytes=max_header_bytes)  # the same checks as on uvicorn
+        if max_header_bytes < _HYPER_MIN_BUFFER:
             raise ValueError(
-                f"header_timeout must be a positive number of seconds, got {header_timeout!r}"
+                f"granian's max_header_bytes must be at least {_HYPER_MIN_BUFFER} (hyper's "
+                f"smallest buffer), got {max_header_bytes!r}"
             )
-        if type(max_header_bytes) is not int or max_header_bytes < _HYPER_MIN_BUFFER:
-            raise ValueError(
-                f"granian's max_header_bytes must be an int of at least {_HYPER_MIN_BUFFER} "
-                f"(hyper's smallest buffer), got {max_header_bytes!r}"
-            )
-        if max_connections is not None and (type(max_connections) is not int
-                                            or max_connections < 1):
-            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
         for key in ("target", "address", "port", "interface"):
             if key in granian_options:
                 raise ValueError(
