@@ -57,3 +57,26 @@ async def test_hibernate_keeps_a_mailbox_that_is_not_empty_at_the_end_of_the_tur
 async def test_hibernate_is_for_an_actor_only():
     with pytest.raises(RuntimeError, match="for an actor"):
         hibernate()  # the test process is not an actor
+
+
+class AsyncSleeper(Actor):
+    """Tries to hibernate from an async handler and reports what it got."""
+
+    __slots__ = ("to",)
+
+    def __init__(self, to):
+        self.to = to
+
+    async def handle(self, message):
+        try:
+            hibernate()
+        except RuntimeError as exc:
+            beamish.send(self.to, ("refused", str(exc)))
+
+
+async def test_hibernate_is_refused_in_an_async_handler():
+    pid = beamish.spawn(AsyncSleeper(beamish.self()))
+    beamish.send(pid, "sleep")
+    _, why = await assert_receive(("refused", beamish.ANY))
+    assert "synchronous handler" in why  # its receive() would have taken the HIBERNATE
+    beamish.exit(pid, "kill")

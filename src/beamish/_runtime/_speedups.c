@@ -72,6 +72,34 @@ slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
     return 0;
 }
 
+/* dispatch reads a deque's length as Py_SIZE (CPython's deque keeps it in ob_size, a
+   detail of its layout): make sure once, at configure(), rather than trust it */
+static int
+check_deque_length(PyObject *deque_type)
+{
+    PyObject *probe = PyObject_CallNoArgs(deque_type);
+    if (probe == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *done = PyObject_CallMethod(probe, "append", "O", Py_None);
+        if (done == NULL) {
+            Py_DECREF(probe);
+            return -1;
+        }
+        Py_DECREF(done);
+    }
+    int right = Py_SIZE(probe) == 3 && PyObject_Size(probe) == 3;
+    Py_DECREF(probe);
+    if (!right) {
+        PyErr_SetString(PyExc_ImportError,
+                        "beamish._speedups: this Python's deque does not keep its length "
+                        "where dispatch reads it; use BEAMISH_PURE_PYTHON=1");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
@@ -106,6 +134,10 @@ configure(PyObject *module, PyObject *args)
     PyObject *deque = PyObject_GetAttrString(collections, "deque");
     Py_DECREF(collections);
     if (deque == NULL) {
+        return NULL;
+    }
+    if (check_deque_length(deque) < 0) {
+        Py_DECREF(deque);
         return NULL;
     }
     PyObject *append = PyObject_GetAttrString(deque, "append");
@@ -363,7 +395,7 @@ dispatch(PyObject *module, PyObject *scheduler)
         PyObject *mailbox = Py_NewRef(SLOT(proc, off_mailbox));
         PyObject *pid = Py_NewRef(SLOT(proc, off_proc_pid));
         long n = 0;
-        int booted = 0, failed = 0;
+        int drop_empty = 0, failed = 0;  /* INIT or HIBERNATE taken: give an empty mailbox back */
         while (queued(mailbox) > 0 && n < reductions) {
             PyObject *message = PyObject_CallOneArg(deque_popleft, mailbox);
             if (message == NULL) {
@@ -373,12 +405,12 @@ dispatch(PyObject *module, PyObject *scheduler)
             n++;
             if (message == HIBERNATE) {  /* for the scheduler, not the actor */
                 Py_DECREF(message);
-                booted = 1;
+                drop_empty = 1;
                 continue;
             }
             PyObject *result;
             if (message == INIT) {
-                booted = 1;
+                drop_empty = 1;
                 result = PyObject_CallMethodNoArgs(actor, str_started);
             }
             else {
@@ -419,7 +451,7 @@ dispatch(PyObject *module, PyObject *scheduler)
         if (!failed) {
             handled_total += n;
             budget -= n;
-            if (booted && queued(mailbox) == 0 && SLOT(proc, off_mailbox) == mailbox) {
+            if (drop_empty && queued(mailbox) == 0 && SLOT(proc, off_mailbox) == mailbox) {
                 set_slot(proc, off_mailbox, Py_None);  /* after INIT or HIBERNATE: idle needs none */
             }
             if (queued(mailbox) > 0 && !pid_dead(pid) && SLOT(proc, off_busy) != Py_True) {

@@ -180,8 +180,10 @@ def hibernate() -> None:
     For actors idle for long stretches (a WebSocket's process between frames): costs a
     deque's allocation when the next message comes."""
     proc = _context.current_process()
-    if proc is None or proc.actor is None:
-        raise RuntimeError("hibernate() is for an actor, called from its own handler")
+    if proc is None or proc.actor is None or proc.busy:
+        # busy: an async handler, whose receive() would take the HIBERNATE as a message
+        raise RuntimeError("hibernate() is for an actor, called from its own synchronous "
+                           "handler")
     _deliver(proc, HIBERNATE)
 
 
@@ -196,12 +198,13 @@ def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
         return None
     try:
         from beamish._runtime import _speedups
+
+        _speedups.configure(  # ImportError too where it cannot read this Python's layout
+            Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick, INIT, HIBERNATE,
+            ProcessExit, Scheduler._stopped, Scheduler._crashed, Scheduler._start_async,
+        )
     except ImportError:
         return None
-    _speedups.configure(
-        Pid, Process, Scheduler, ATOMIC, _send_py, isolate, _request_tick, INIT, HIBERNATE,
-        ProcessExit, Scheduler._stopped, Scheduler._crashed, Scheduler._start_async,
-    )
     scheduler_module._dispatch = _speedups.dispatch  # the tick's loop, in C too
     return _speedups.send
 

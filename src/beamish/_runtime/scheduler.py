@@ -184,16 +184,16 @@ def _dispatch_py(self: Scheduler) -> int:
         handle = actor.handle
         pid = proc.pid
         n = 0
-        booted = False  # INIT or HIBERNATE was taken: an empty mailbox is then given back
+        drop_empty = False  # INIT or HIBERNATE was taken: an empty mailbox is given back
         while mailbox and n < reductions:
             message = mailbox.popleft()
             n += 1
             if message is HIBERNATE:  # for the scheduler, not the actor
-                booted = True
+                drop_empty = True
                 continue
             try:
                 if message is INIT:
-                    booted = True
+                    drop_empty = True
                     result = actor.started()
                 else:
                     result = handle(message)
@@ -211,7 +211,7 @@ def _dispatch_py(self: Scheduler) -> int:
         proc.handled += n
         handled_total += n
         budget -= n
-        if booted and not mailbox and proc.mailbox is mailbox:
+        if drop_empty and not mailbox and proc.mailbox is mailbox:
             proc.mailbox = None  # an idle actor needs no deque (after INIT, or HIBERNATE)
         if mailbox and pid._proc is not None and not proc.busy:
             runq.append(proc)
