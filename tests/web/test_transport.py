@@ -164,11 +164,21 @@ async def granian_serving(app):
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
+    running: set[asyncio.Task] = set()
+
+    async def tracked(scope, receive, send):  # granian's stop does not wait for handlers
+        task = asyncio.current_task()
+        running.add(task)
+        try:
+            await app(scope, receive, send)
+        finally:
+            running.discard(task)
+
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGINL,
+    server = Server(tracked, address="127.0.0.1", port=port, interface=Interfaces.ASGINL,
                     log_enabled=False)
     task = asyncio.get_running_loop().create_task(server.serve())
     for _ in range(500):  # until it listens
@@ -182,10 +192,8 @@ async def granian_serving(app):
     finally:
         # As GranianEndpointServer does: the connections end before granian stops (a write
         # to granian once it has stopped never completes)
-        handlers = [t for t in asyncio.all_tasks()
-                    if getattr(t.get_coro(), "__qualname__", "").endswith("future_watcher")]
-        if handlers:
-            await asyncio.wait(handlers, timeout=5)
+        if running:
+            await asyncio.wait(set(running), timeout=5)
         server.stop()
         await task
 
