@@ -493,6 +493,47 @@ async def test_endpoint_broadcasts_on_its_pubsub_as_phoenix_endpoints_do():
         make_endpoint().broadcast("room:1", "news", {})
 
 
+async def test_endpoint_frame_limit_applies_to_socket_paths_where_it_is_the_smaller():
+    """The endpoint's max_frame_size bounds a Socket's frames too when it is below the
+    socket's own limit (the transport's reader enforces it: 1009), and leaves a socket's
+    smaller limit alone."""
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.testing._asgi_client import WebSocketDisconnected
+    from beamish.web import Socket
+
+    class Roomy(Socket):  # 1 MiB by default
+        pass
+
+    class Tight(Socket, max_frame_size=100):
+        pass
+
+    await start_supervised((PubSub, {"name": "app"}))
+    endpoint = make_endpoint(
+        sockets={"/roomy": Roomy, "/tight": Tight}, pubsub="app", max_frame_size=200
+    )
+    heartbeat = '[null,"1","phoenix","heartbeat",{}]'
+    padded = '[null,"2","phoenix","heartbeat",{"pad":"' + "x" * 130 + '"}]'  # 150 bytes
+    async with ASGIClient(endpoint) as client:
+        for path, closes in (("/roomy", False), ("/tight", True)):
+            async with client.websocket_connect(f"{path}/websocket?vsn=2.0.0") as ws:
+                await ws.send_text(heartbeat)
+                assert (await ws.receive_json())[3] == "phx_reply"
+                await ws.send_text(padded)
+                if closes:
+                    with pytest.raises(WebSocketDisconnected) as closed:
+                        await ws.receive_json()
+                    assert closed.value.code == 1009
+                else:
+                    assert (await ws.receive_json())[3] == "phx_reply"
+        async with client.websocket_connect("/roomy/websocket?vsn=2.0.0") as ws:
+            await ws.send_text(heartbeat.replace("{}", '{"pad":"' + "x" * 300 + '"}'))
+            with pytest.raises(WebSocketDisconnected) as closed:
+                await ws.receive_json()
+            assert closed.value.code == 1009
+    assert Roomy.options.max_frame_size == 1_048_576  # the class's own options are untouched
+
+
 async def test_endpoint_plain_http_on_a_socket_path_is_400_as_in_phoenix():
     """Phoenix's WebSocket transport answers a request that is not an upgrade with 400 (after
     its origin check); the path exists, so 404 would mislead."""

@@ -22,6 +22,7 @@ from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.mailbox import deliver as _deliver
 from beamish._runtime.messages import Down, Exit
+from beamish._runtime.pairs import take
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import HIBERNATE, INIT, Process
 from beamish._runtime.runtime import AsProcess, Runtime
@@ -329,10 +330,9 @@ def demonitor(ref: Ref, *, flush: bool = False) -> bool:
         raise TypeError(f"demonitor() takes the Ref that monitor() returned, got {ref!r}")
     me = _require("demonitor()")
     active = False
-    if me.monitors:
-        target = me.monitors.pop(ref, None)
-        if target is not None:
-            active = me.runtime._unwatch(target, ref)
+    me.monitors, target = take(me.monitors, ref)
+    if target is not None:
+        active = me.runtime._unwatch(target, ref)
     mailbox = me.mailbox
     if flush and mailbox:
         kept = [m for m in mailbox if not (type(m) is Down and m.ref == ref)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
+from beamish._runtime import pairs
 from beamish._runtime.pid import Pid
 from beamish._runtime.process import Process
 from beamish._runtime.signals import links_of
@@ -148,7 +149,7 @@ def process_info(runtime: Runtime, proc: Process) -> ProcessInfo:
         current = _innermost(proc.task)
     else:
         current = "?"
-    watchers = proc.watchers or {}
+    watchers = pairs.values(proc.watchers)
     return ProcessInfo(
         pid=proc.pid,
         name=proc.name,
@@ -159,9 +160,9 @@ def process_info(runtime: Runtime, proc: Process) -> ProcessInfo:
         current_function=current,
         initial_call=describe(proc.initial),
         links=tuple(sorted(links_of(proc))),
-        monitors=tuple((proc.monitors or {}).values()),
+        monitors=tuple(pairs.values(proc.monitors)),
         monitored_by=tuple(
-            w.pid if type(w) is Process else getattr(w, "pid", w) for w in watchers.values()
+            w.pid if type(w) is Process else getattr(w, "pid", w) for w in watchers
         ),
         messages_handled=proc.handled,
         trap_exit=proc.trap_exit,

@@ -27,6 +27,7 @@ from beamish._runtime import context as _context
 from beamish._runtime.pid import Pid, Ref
 
 if TYPE_CHECKING:
+    from beamish._runtime.pairs import Pairs
     from beamish._runtime.runtime import Runtime
 
 __all__ = ["INIT", "Actor", "Process"]
@@ -192,8 +193,8 @@ class Process:
     busy: bool
     trap_exit: bool
     links: Pid | set[Pid] | None  # one link is kept as the pid itself
-    monitors: dict[Ref, Pid] | None
-    watchers: dict[Ref, Process | Callable[[Ref, Pid, Any], None]] | None
+    monitors: Pairs[Ref, Pid]  # None, one (ref, pid), or a dict: see pairs.py
+    watchers: Pairs[Ref, Process | Callable[[Ref, Pid, Any], None]]
     name: str | None
     handled: int
     parent: Pid | None

@@ -27,6 +27,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from beamish._runtime.messages import Down, NodeDown, NodeUp
+from beamish._runtime.pairs import put, take
 from beamish._runtime.pid import NodeId, Pid, Ref
 from beamish._runtime.process import Process
 
@@ -165,9 +166,7 @@ class Remote:
             return
         self._remote_monitors[ref] = (target, watcher)
         if type(watcher) is Process:
-            if watcher.monitors is None:
-                watcher.monitors = {}
-            watcher.monitors[ref] = target  # type: ignore[assignment]  # a name, remote
+            watcher.monitors = put(watcher.monitors, ref, target)  # type: ignore[arg-type]
         dist.monitor(watcher.pid if type(watcher) is Process else None, target, ref)
 
     def _demonitor_remote(self, ref: Ref) -> bool:
@@ -181,8 +180,7 @@ class Remote:
     def _fire_down(self, watcher: Process | Any, ref: Ref, target: Any, reason: Any) -> None:
         if type(watcher) is Process:
             if watcher.pid._proc is not None:
-                if watcher.monitors:
-                    watcher.monitors.pop(ref, None)
+                watcher.monitors = take(watcher.monitors, ref)[0]
                 self._deliver(watcher, Down(ref, target, reason))
         else:
             try:
@@ -274,8 +272,8 @@ class Remote:
         watched = self._remote_watched.get(watcher_node)
         pid = watched.pop(ref, None) if watched is not None else None
         proc = pid._proc if pid is not None else None
-        if proc is not None and proc.watchers:
-            proc.watchers.pop(ref, None)
+        if proc is not None:
+            proc.watchers = take(proc.watchers, ref)[0]
 
     def dist_down(self, ref: Ref, target: Any, reason: Any) -> None:
         entry = self._remote_monitors.pop(ref, None)
@@ -310,8 +308,8 @@ class Remote:
                 self._fire_down(watcher, ref, target, "noconnection")
         for ref, pid in self._remote_watched.pop(node, {}).items():
             proc = pid._proc
-            if proc is not None and proc.watchers:
-                proc.watchers.pop(ref, None)
+            if proc is not None:
+                proc.watchers = take(proc.watchers, ref)[0]
         for pid in self._node_monitors.pop(name, ()):
             proc = pid._proc
             if proc is not None:

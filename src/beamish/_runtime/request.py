@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from beamish._errors import CallError
 from beamish._runtime import context as _context
 from beamish._runtime.isolation import ATOMIC, isolate
+from beamish._runtime.pairs import put, take
 from beamish._runtime.pid import NodeId, Pid
 from beamish._runtime.remote import node_of
 
@@ -194,10 +195,14 @@ async def request(
                             (what, dest if server is None else server, payload, timeout))
     else:
         runtime._deliver(target, Request(reply_to, payload))
+    # put(target.watchers, reply_to, reply_to), inline: the call's path
     watchers = target.watchers
     if watchers is None:
-        watchers = target.watchers = {}
-    watchers[reply_to] = reply_to  # type: ignore[index]
+        target.watchers = (reply_to, reply_to)  # type: ignore[assignment]
+    elif type(watchers) is dict:
+        watchers[reply_to] = reply_to  # type: ignore[index]
+    else:
+        target.watchers = put(watchers, reply_to, reply_to)  # type: ignore[arg-type]
     if timeout is not None:
         reply_to._timeout = timeout
         reply_to._started = runtime.clock.now()
@@ -217,9 +222,8 @@ async def request(
             reply_to._timer.cancel()
         if not future.done():
             future.cancel()
-        watchers = target.watchers
-        if watchers:
-            watchers.pop(reply_to, None)  # type: ignore[call-overload]
+        if target.watchers is not None:
+            target.watchers = take(target.watchers, reply_to)[0]  # type: ignore[misc]
 
 
 async def _remote_request(

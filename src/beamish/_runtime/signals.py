@@ -38,6 +38,7 @@ from beamish._runtime.events import event
 from beamish._runtime.isolation import isolate
 from beamish._runtime.mailbox import deliver
 from beamish._runtime.messages import Down, Exit
+from beamish._runtime.pairs import entries, put, take
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor, Process
 
@@ -133,7 +134,7 @@ class Signals:
                 if _CRASH.handlers:
                     _CRASH.emit(_NONE, {"pid": pid, "reason": reason, "report": report})
         if (
-            proc.links is None and not proc.watchers and not proc.monitors
+            proc.links is None and proc.watchers is None and proc.monitors is None
             and not _EXIT.handlers
             and (proc.actor is None or type(proc.actor).exited is _ACTOR_EXITED)
         ):
@@ -156,23 +157,22 @@ class Signals:
     def _notify_exit(self, proc: Process) -> None:
         pid = proc.pid
         reason = proc.exit_reason
-        if proc.monitors:  # monitors this process held: the targets forget them
-            for ref, watched in proc.monitors.items():
+        if proc.monitors is not None:  # monitors this process held: the targets forget them
+            monitors = proc.monitors
+            proc.monitors = None
+            for ref, watched in entries(monitors):
                 t = watched._proc if type(watched) is Pid else None
                 if t is not None:
-                    if t.watchers:
-                        t.watchers.pop(ref, None)
+                    t.watchers = take(t.watchers, ref)[0]
                 elif ref in self._remote_monitors:  # on another node: tell it
                     self._demonitor_remote(ref)
-            proc.monitors = None
-        if proc.watchers:  # monitors on this process: each fires once
+        if proc.watchers is not None:  # monitors on this process: each fires once
             watchers = proc.watchers
             proc.watchers = None
-            for ref, watcher in watchers.items():
+            for ref, watcher in entries(watchers):
                 if type(watcher) is Process:
                     if watcher.pid._proc is not None:
-                        if watcher.monitors:
-                            watcher.monitors.pop(ref, None)
+                        watcher.monitors = take(watcher.monitors, ref)[0]
                         self._deliver(watcher, Down(ref, pid, reason))
                 else:
                     try:
@@ -246,20 +246,15 @@ class Signals:
         A watcher is a process (it gets a ``Down`` message) or a callback
         ``(ref, pid, reason)`` run on the loop during the exit fan-out.
         """
-        if target.watchers is None:
-            target.watchers = {}
-        target.watchers[ref] = watcher
+        target.watchers = put(target.watchers, ref, watcher)
         if type(watcher) is Process:
-            if watcher.monitors is None:
-                watcher.monitors = {}
-            watcher.monitors[ref] = target.pid
+            watcher.monitors = put(watcher.monitors, ref, target.pid)
 
     def _unwatch(self, target_pid: Pid, ref: Ref) -> bool:
         target = target_pid._proc if type(target_pid) is Pid else None
         if target is not None:
-            if target.watchers:
-                return target.watchers.pop(ref, None) is not None
-            return False
+            target.watchers, watcher = take(target.watchers, ref)
+            return watcher is not None
         return self._demonitor_remote(ref)
 
 

@@ -62,7 +62,7 @@ class Backlog:
         self._clock = clock
         self.count = 0
         self.bytes = 0
-        self.shares: set[Share] = set()
+        self.shares: list[Share] = []  # a list: one joined channel is the common case
         self.over_since: float | None = None
         self.closed = False
         self._waiter: asyncio.Future[None] | None = None
@@ -76,7 +76,7 @@ class Backlog:
     def share(self, topic: str) -> Share:
         """The part of a newly joined channel (on ``topic``)."""
         share = Share(self, topic)
-        self.shares.add(share)
+        self.shares.append(share)
         return share
 
     def read(self, size: int) -> bool:
@@ -160,7 +160,8 @@ class Share:
             return
         self.gone = True
         backlog = self.backlog
-        backlog.shares.discard(self)
+        if self in backlog.shares:
+            backlog.shares.remove(self)
         backlog.count -= self.count
         backlog.bytes -= self.bytes
         self.count = self.bytes = 0

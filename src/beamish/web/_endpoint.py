@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -152,6 +153,7 @@ class Endpoint:
         # them at its stop itself (granian: see close_websockets); None: not kept
         self._socket_sends: set[Send] | None = None
         self._going_away = False
+        self._options_of: dict[Any, Any] = {}  # socket class: its options here (see below)
         self._longpolls = self._longpoll_paths(sockets or {})
 
     def __repr__(self) -> str:
@@ -317,8 +319,6 @@ class Endpoint:
         if sends is not None:
             sends.add(send)
         try:
-            if self.max_frame_size is not None:
-                receive = _FrameGuard(receive, send, self.max_frame_size).receive
             socket = self.sockets.get(route_path(scope)) if self.sockets else None
             if socket is not None:
                 # imported here: the Channels transport is written beside this module
@@ -327,13 +327,30 @@ class Endpoint:
                 )
 
                 requests.runtime.bind()
-                await serve_socket(socket, scope, receive, send, pubsub=self.pubsub or "")
+                # the transport's reader enforces the frame limit itself (the smaller of the
+                # endpoint's and the socket's): no guard wraps its receive, whose suspended
+                # frame every idle connection would hold
+                await serve_socket(socket, scope, receive, send, pubsub=self.pubsub or "",
+                                   options=self._socket_options(socket))
             else:
+                if self.max_frame_size is not None:
+                    receive = _FrameGuard(receive, send, self.max_frame_size).receive
                 await _websocket_process(requests, self._app, scope, receive, send)
         finally:
             self._sockets_open -= 1
             if sends is not None:
                 sends.discard(send)
+
+    def _socket_options(self, socket: Any) -> Any:
+        """``socket``'s options, with the endpoint's frame limit where it is the smaller."""
+        options = self._options_of.get(socket)
+        if options is None:
+            options = socket.options
+            limit = self.max_frame_size
+            if limit is not None and options.max_frame_size > limit:
+                options = dataclasses.replace(options, max_frame_size=limit)
+            self._options_of[socket] = options
+        return options
 
     # -- lifespan ---------------------------------------------------------------------------
 
