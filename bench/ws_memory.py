@@ -51,6 +51,14 @@ def component(path: str) -> str:
     return "other (stdlib, the app)"
 
 
+def short(path: str) -> str:
+    """A file's path from its package on (``beamish/web/_transport.py``, ``asyncio/locks.py``)."""
+    for marker in ("/src/", "/site-packages/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return path.split("/", 1)[1] if path.startswith(".") else path
+
+
 def snapshot(server: Server, path: Path) -> tracemalloc.Snapshot:
     server.process.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 120
@@ -62,8 +70,9 @@ def snapshot(server: Server, path: Path) -> tracemalloc.Snapshot:
 
 
 def measure(kind: str, connections: int, where: Path, idle: float
-            ) -> tuple[dict[str, float], float]:
-    """Bytes per connection by component, and the resident set's growth per connection."""
+            ) -> tuple[dict[str, float], float, list[tuple[str, float]]]:
+    """Bytes per connection by component, the resident set's growth per connection, and
+    the bytes per connection of each line that allocated, largest first."""
     os.environ["PYTHONTRACEMALLOC"] = "1"
     os.environ["BENCH_TRACEMALLOC"] = str(where / kind)
     try:
@@ -86,7 +95,13 @@ def measure(kind: str, connections: int, where: Path, idle: float
     for stat in after.compare_to(before, "filename"):
         name = component(stat.traceback[0].filename)
         by[name] = by.get(name, 0.0) + stat.size_diff / connections
-    return by, (rss_after - rss_before) / connections
+    lines = [
+        (f"{short(frame.filename)}:{frame.lineno}", stat.size_diff / connections)
+        for stat in after.compare_to(before, "lineno")
+        for frame in (stat.traceback[0],)
+    ]
+    lines.sort(key=lambda line: -line[1])
+    return by, (rss_after - rss_before) / connections, lines
 
 
 def main() -> None:
@@ -96,12 +111,15 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=1.0, metavar="SECONDS",
                         help="how long the connections stay idle before the second snapshot "
                         "(beamish's connections give back their mailboxes after 15-30 s idle)")
+    parser.add_argument("--lines", type=int, default=0, metavar="N",
+                        help="also list the N lines that allocated the most per connection, "
+                        "for each server")
     options = parser.parse_args()
     load = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         results = {kind: measure(kind, options.connections, Path(tmp), options.idle)
                    for kind in ("starlette", "beamish")}
-    names = sorted({n for by, _ in results.values() for n in by},
+    names = sorted({n for by, _, _ in results.values() for n in by},
                    key=lambda n: -max(abs(results[k][0].get(n, 0.0)) for k in results))
     rows = [[name, *(f"{results[k][0].get(name, 0.0) / 1024:,.2f}" for k in results)]
             for name in names if max(abs(results[k][0].get(name, 0.0)) for k in results) >= 8]
@@ -116,6 +134,11 @@ def main() -> None:
                   f"{max(1.0, options.idle):g} s; KB per connection, by what allocated it"],
                  ["component", "Starlette on uvicorn (KB)", "beamish Socket + Channel (KB)"],
                  rows, options.markdown))
+    for kind, (_, _, lines) in results.items() if options.lines else ():
+        print(f"\n{kind}: the {options.lines} lines that allocated the most per connection\n")
+        print(report([], ["line", "bytes per connection"],
+                     [[where, f"{size:,.0f}"] for where, size in lines[: options.lines]],
+                     options.markdown))
 
 
 if __name__ == "__main__":

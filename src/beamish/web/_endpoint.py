@@ -249,7 +249,40 @@ class Endpoint:
                 return
             await requests.serve(app, scope, receive, send)
         elif kind == "websocket":
-            await self._websocket(scope, receive, send)
+            # served in this frame, not in a method's: an open connection holds its handler's
+            # coroutines for as long as it lives, and one less is ~340 bytes a connection
+            refused = self._refuse_websocket(scope)
+            if refused:
+                await _deny(scope, send, refused)
+                return
+            requests = self._requests
+            assert requests is not None  # _refuse_websocket checked
+            self._sockets_open += 1
+            sends = self._socket_sends
+            if sends is not None:
+                sends.add(send)
+            try:
+                socket = self.sockets.get(route_path(scope)) if self.sockets else None
+                if socket is not None:
+                    # imported here: the Channels transport is written beside this module
+                    from beamish.web._transport import (  # type: ignore[import-not-found,unused-ignore]
+                        serve_socket,
+                    )
+
+                    requests.runtime.bind()
+                    # the transport's reader enforces the frame limit itself (the smaller of
+                    # the endpoint's and the socket's): no guard wraps its receive, whose
+                    # suspended coroutine every idle connection would hold
+                    await serve_socket(socket, scope, receive, send, pubsub=self.pubsub or "",
+                                       options=self._socket_options(socket))
+                else:
+                    if self.max_frame_size is not None:
+                        receive = _FrameGuard(receive, send, self.max_frame_size).receive
+                    await _websocket_process(requests, self._app, scope, receive, send)
+            finally:
+                self._sockets_open -= 1
+                if sends is not None:
+                    sends.discard(send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         else:
@@ -295,11 +328,11 @@ class Endpoint:
             "the headers Connection: Upgrade and Upgrade: websocket",
         )
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        requests = self._requests
-        if requests is None:
-            await _deny(scope, send, 503)
-            return
+    def _refuse_websocket(self, scope: Scope) -> int:
+        """The status to refuse a WebSocket with (503: not started, full or stopping; 403:
+        another site's page), or 0 to serve it."""
+        if self._requests is None:
+            return 503
         origin = host = None
         for name, value in scope.get("headers", ()):
             if name == b"origin":
@@ -309,37 +342,10 @@ class Endpoint:
         if not self._origin_ok(origin, host):
             log.warning("refused a WebSocket on %s from origin %s (host %s): check_origin",
                         clip(scope.get("path")), clip(origin), clip(host))
-            await _deny(scope, send, 403)
-            return
+            return 403
         if self._going_away or self.connections() >= self.max_connections:
-            await _deny(scope, send, 503)
-            return
-        self._sockets_open += 1
-        sends = self._socket_sends
-        if sends is not None:
-            sends.add(send)
-        try:
-            socket = self.sockets.get(route_path(scope)) if self.sockets else None
-            if socket is not None:
-                # imported here: the Channels transport is written beside this module
-                from beamish.web._transport import (  # type: ignore[import-not-found,unused-ignore]
-                    serve_socket,
-                )
-
-                requests.runtime.bind()
-                # the transport's reader enforces the frame limit itself (the smaller of the
-                # endpoint's and the socket's): no guard wraps its receive, whose suspended
-                # frame every idle connection would hold
-                await serve_socket(socket, scope, receive, send, pubsub=self.pubsub or "",
-                                   options=self._socket_options(socket))
-            else:
-                if self.max_frame_size is not None:
-                    receive = _FrameGuard(receive, send, self.max_frame_size).receive
-                await _websocket_process(requests, self._app, scope, receive, send)
-        finally:
-            self._sockets_open -= 1
-            if sends is not None:
-                sends.discard(send)
+            return 503
+        return 0
 
     def _socket_options(self, socket: Any) -> Any:
         """``socket``'s options, with the endpoint's frame limit where it is the smaller."""
