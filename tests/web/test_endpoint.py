@@ -493,6 +493,57 @@ async def test_endpoint_broadcasts_on_its_pubsub_as_phoenix_endpoints_do():
         make_endpoint().broadcast("room:1", "news", {})
 
 
+async def test_each_socket_may_name_its_own_pubsub():
+    """One endpoint serving two applications: each socket's channels subscribe on its own
+    PubSub (the socket option), so a broadcast on one reaches only that socket's clients;
+    without the option a socket takes the endpoint's."""
+    from typing import ClassVar
+
+    from beamish.pubsub import PubSub
+    from beamish.testing import start_supervised
+    from beamish.web import Channel, Socket, broadcast
+
+    class Room(Channel):
+        async def join(self, topic, payload, socket):
+            return ("ok", {}, socket)
+
+    class Left(Socket, pubsub="left.pubsub"):
+        channels: ClassVar = {"room:*": Room}
+
+    class Right(Socket, pubsub="right.pubsub"):
+        channels: ClassVar = {"room:*": Room}
+
+    class Plain(Socket):
+        channels: ClassVar = {"room:*": Room}
+
+    for name in ("left.pubsub", "right.pubsub", "app"):
+        await start_supervised((PubSub, {"name": name}), id=name)
+    with pytest.raises(ValueError, match="give each socket its own"):
+        make_endpoint(sockets={"/plain": Plain})  # neither the endpoint nor it has one
+    make_endpoint(sockets={"/left": Left, "/right": Right})  # each has its own: no need
+    endpoint = make_endpoint(
+        sockets={"/left": Left, "/right": Right, "/plain": Plain}, pubsub="app"
+    )
+    join = '["1","1","room:a","phx_join",{}]'
+    async with (
+        ASGIClient(endpoint) as client,
+        client.websocket_connect("/left/websocket?vsn=2.0.0") as left,
+        client.websocket_connect("/right/websocket?vsn=2.0.0") as right,
+        client.websocket_connect("/plain/websocket?vsn=2.0.0") as plain,
+    ):
+        for ws in (left, right, plain):
+            await ws.send_text(join)
+            assert (await ws.receive_json())[4]["status"] == "ok"
+        broadcast("right.pubsub", "room:a", "news", {"to": "right"})
+        broadcast("app", "room:a", "news", {"to": "plain"})
+        broadcast("left.pubsub", "room:a", "news", {"to": "left"})
+        assert (await left.receive_json())[4] == {"to": "left"}
+        assert (await right.receive_json())[4] == {"to": "right"}
+        assert (await plain.receive_json())[4] == {"to": "plain"}
+    with pytest.raises(ValueError, match="socket option pubsub"):
+        type("Bad", (Socket,), {}, pubsub="")
+
+
 async def test_endpoint_frame_limit_applies_to_socket_paths_where_it_is_the_smaller():
     """The endpoint's max_frame_size bounds a Socket's frames too when it is below the
     socket's own limit (the transport's reader enforces it: 1009), and leaves a socket's

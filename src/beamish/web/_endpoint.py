@@ -127,10 +127,14 @@ class Endpoint:
             raise ValueError(f"tick must be seconds > 0, got {tick!r}")
         if application is not None:
             name_of(application)  # raises for what is not an application
-        if sockets and not isinstance(pubsub, str):
+        if not isinstance(pubsub, str) and any(
+            getattr(getattr(socket, "options", None), "pubsub", None) is None
+            for socket in (sockets or {}).values()
+        ):
             raise ValueError(
                 "sockets need a PubSub to broadcast on: pass pubsub='<name>' (the name of a "
-                "PubSub the application starts)"
+                "PubSub the application starts), or give each socket its own "
+                "(class MySocket(Socket, pubsub='<name>'))"
             )
         self.router = router
         self.sockets = _socket_paths(sockets or {})
@@ -273,8 +277,9 @@ class Endpoint:
                     # the transport's reader enforces the frame limit itself (the smaller of
                     # the endpoint's and the socket's): no guard wraps its receive, whose
                     # suspended coroutine every idle connection would hold
-                    await serve_socket(socket, scope, receive, send, pubsub=self.pubsub or "",
-                                       options=self._socket_options(socket))
+                    options = self._socket_options(socket)
+                    await serve_socket(socket, scope, receive, send, options=options,
+                                       pubsub=options.pubsub or self.pubsub or "")
                 else:
                     if self.max_frame_size is not None:
                         receive = _FrameGuard(receive, send, self.max_frame_size).receive
@@ -308,7 +313,7 @@ class Endpoint:
             from beamish.web._longpoll import LongPoll
 
             paths[_under(path, options.longpoll_path)] = LongPoll(
-                socket, pubsub=self.pubsub or "", origin_ok=self._origin_ok,
+                socket, pubsub=options.pubsub or self.pubsub or "", origin_ok=self._origin_ok,
                 admit=lambda: self.connections() < self.max_connections,
             )
         return paths

@@ -48,6 +48,7 @@ _NUMBER_OPTIONS = (
 )
 _OPTION_NAMES = (
     *_NUMBER_OPTIONS, "longpoll", "websocket_path", "longpoll_path", "error_handler", "session",
+    "pubsub",
 )
 _SESSION_KEYS = ("csrf_token_key", "check_csrf")  # beside SessionMiddleware's own options
 
@@ -100,6 +101,9 @@ class SocketOptions:
       parameter (the session key is ``csrf_token_key``, ``"_csrf_token"`` by default;
       ``check_csrf=False`` skips the check); otherwise it is None. None (the default): no
       session is read.
+    - ``pubsub``: the name of the PubSub this socket's channels subscribe and broadcast on.
+      None (the default): the endpoint's ``pubsub``. An endpoint that serves several
+      applications, each with a PubSub of its own, gives each socket its own.
     """
 
     timeout: float = 60.0
@@ -115,8 +119,14 @@ class SocketOptions:
     longpoll_path: str = "/longpoll"
     error_handler: Callable[[dict[str, Any], Any], Any] | None = None
     session: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
+    pubsub: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pubsub is not None and (type(self.pubsub) is not str or not self.pubsub):
+            raise ValueError(
+                "socket option pubsub is the registered name of a PubSub (a non-empty str), "
+                f"or None for the endpoint's; got {self.pubsub!r}"
+            )
         if type(self.longpoll) is not bool:
             raise ValueError(f"socket option longpoll must be True or False, got "
                              f"{self.longpoll!r}")
