@@ -567,6 +567,41 @@ async def test_transport_closes_a_client_that_cannot_keep_up(caplog):
     assert "does not read fast enough" in caplog.text
 
 
+class Ticker(Room):
+    coalesce = ("tick",)
+
+
+class TickSocket(SmallSocket):
+    channels: ClassVar = {"room:*": Ticker}
+
+
+@pytest.mark.parametrize("socket_cls", [TickSocket, SmallSocket], ids=["coalesced", "queued"])
+async def test_transport_gives_a_slow_client_the_latest_of_a_coalesced_broadcast(socket_cls):
+    """A client that does not read while 600 broadcasts of 20 KB go out (12 MB, 120 times the
+    socket's queue bound): where the channel coalesces the event, the connection lives and
+    the client, reading at last, gets some of them in order, ending with the latest; where
+    it does not, the queue bound closes the connection (1013). (Loopback's TCP buffers take
+    a few MB before the server sees the client is behind: those frames arrive too.)"""
+    async with serving(socket_cls) as url, connected(url, max_queue=1) as client:
+        join_ref = await client.join("room:lobby")
+        await client.expect(event="phx_reply")
+        await client.expect(event="joined")
+        data = "x" * 20_000
+        for n in range(600):
+            broadcast("ps", "room:lobby", "tick", {"n": n, "data": data})
+        await asyncio.sleep(0.5)  # the transport takes them all while the client reads none
+        if socket_cls is SmallSocket:
+            assert await client.closed() == 1013
+            return
+        seen = []
+        while not seen or seen[-1] != 599:
+            seen.append((await client.expect(event="tick", timeout=5))[4]["n"])
+        assert seen == sorted(set(seen)), seen  # in order, none twice
+        assert len(seen) < 300, f"{len(seen)} of 600 ticks arrived: they were not coalesced"
+        ref = await client.push("room:lobby", "ping", {"x": 1}, join_ref=join_ref)
+        assert (await client.expect(ref=ref))[4] == ok({"pong": {"x": 1}})  # still served
+
+
 async def test_transport_runtime_shutdown_closes_with_going_away():
     async with serving() as url, connected(url) as client:
         await client.join("room:lobby")

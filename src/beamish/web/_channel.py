@@ -112,6 +112,13 @@ class Channel:
 
     intercept: ClassVar[Sequence[str]] = ()
 
+    coalesce: ClassVar[Sequence[str]] = ()
+    """Broadcast events of which a client that cannot keep up gets only the latest: while its
+    connection is still writing earlier frames, a newer broadcast of the same event on this
+    topic replaces the one waiting, instead of queueing behind it (a dashboard's state, a
+    stream's segments). The client sees the gap (number the payloads to show it). Over a
+    WebSocket; a LongPoll session queues them as any other frame."""
+
     vsn: ClassVar[Any] = None
     """The version of this code, told to ``code_change`` as the old one by an upgrade."""
 

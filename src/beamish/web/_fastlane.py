@@ -81,7 +81,8 @@ def fastlane(entries: list[tuple[Pid, Any]], from_pid: Pid | None, message: Any)
                 found = pushes.get(serializer) if pushes is not None else None
                 if found is None:
                     found = Push(serializer.encode_broadcast(message.topic, event,
-                                                             message.payload))
+                                                             message.payload),
+                                 (message.topic, event))
                     if type(found.data) is str or type(found.data) is bytes:
                         found.framed()  # built once, here, before any process shares it
                 push = found

@@ -246,6 +246,16 @@ async def serve_socket(
         exit(pid, "kill")
 
 
+class _Latest:
+    """A coalescing broadcast waiting in the outbox; a newer one replaces its ``data``."""
+
+    __slots__ = ("data", "key")
+
+    def __init__(self, key: tuple[str, str], data: str | bytes) -> None:
+        self.key = key
+        self.data = data
+
+
 send_to = send
 """The process API's ``send`` (``serve_socket``'s own ``send`` is the ASGI one)."""
 
@@ -267,6 +277,7 @@ class SocketTransport(Actor):
         "_decided",
         "_frames",
         "_last_in",
+        "_latest",
         "_options",
         "_outbox",
         "_params",
@@ -301,7 +312,8 @@ class SocketTransport(Actor):
         self._channels: dict[str, _Entry] = {}
         self._by_pid: dict[Pid, str] = {}
         self._pending: asyncio.Task[None] | None = None
-        self._outbox: deque[str | bytes] | None = None
+        self._outbox: deque[str | bytes | _Latest] | None = None
+        self._latest: dict[tuple[str, str], _Latest] | None = None  # coalescing, waiting
         self._queued = 0
         self._closing = False
         self._last_in = 0.0
@@ -685,12 +697,33 @@ class SocketTransport(Actor):
 
     def _write_push(self, push: Push) -> None:
         frames = self._frames
-        if (
-            frames is not None and self._pending is None and not self._closing
-            and frames(push.framed())
-        ):
+        if self._pending is None:
+            if frames is not None and not self._closing and frames(push.framed()):
+                return
+        elif push.key is not None and not self._closing and self._coalesces(push.key):
+            self._queue_latest(push.key, push.data)
             return
         self._write(push.data, framed=False)
+
+    def _coalesces(self, key: tuple[str, str]) -> bool:
+        """Whether the channel joined to ``key``'s topic coalesces its event (a slow
+        connection only: a route match, once the connection is behind)."""
+        channel = match_route(self._socket_cls.channels, key[0])
+        return channel is not None and key[1] in channel.coalesce
+
+    def _queue_latest(self, key: tuple[str, str], data: str | bytes) -> None:
+        """Queue a coalescing broadcast: it replaces the one of the same topic and event
+        still waiting, or waits in the outbox's order if none is."""
+        latest = self._latest
+        waiting = latest.get(key) if latest is not None else None
+        if waiting is not None:
+            self._queued += len(data) - len(waiting.data)
+            waiting.data = data
+            return
+        if latest is None:
+            latest = self._latest = {}
+        latest[key] = waiting = _Latest(key, data)
+        self._enqueue(waiting, len(data))
 
     def _write(self, data: str | bytes, *, framed: bool = True) -> None:
         if self._closing:
@@ -704,11 +737,15 @@ class SocketTransport(Actor):
             else:
                 self._send_message({"type": "websocket.send", "bytes": data})
             return
+        self._enqueue(data, len(data))
+
+    def _enqueue(self, item: str | bytes | _Latest, size: int) -> None:
+        """Put ``item`` (``size`` bytes) in the outbox, behind the write in progress."""
         outbox = self._outbox
         if outbox is None:
             outbox = self._outbox = deque()
-        outbox.append(data)
-        self._queued += len(data)
+        outbox.append(item)
+        self._queued += size
         if self._queued > self._options.max_queue_bytes:
             _log.warning(
                 "%s: closing a connection that does not read fast enough: %d bytes waiting "
@@ -751,7 +788,12 @@ class SocketTransport(Actor):
             raise ProcessExit("normal")
         outbox = self._outbox
         while outbox and self._pending is None and not self._closing:
-            data = outbox.popleft()
+            item = outbox.popleft()
+            if isinstance(item, _Latest):  # a coalescing broadcast: no longer replaceable
+                del self._latest[item.key]  # type: ignore[union-attr]
+                data = item.data
+            else:
+                data = item
             self._queued -= len(data)
             self._write(data)
         if not outbox:
@@ -774,7 +816,7 @@ class SocketTransport(Actor):
         if self._closing:
             return
         self._closing = True
-        self._outbox = None
+        self._outbox = self._latest = None
         pending = None
         with contextlib.suppress(Exception):
             pending = write_now(self._asgi_send, {"type": "websocket.close", "code": code,

@@ -32,11 +32,12 @@ __all__ = ["Inbound", "Push", "SocketClose"]
 class Push:
     """An encoded message for a transport to write."""
 
-    __slots__ = ("_frame", "data")
+    __slots__ = ("_frame", "data", "key")
     __match_args__ = ("data",)
 
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, key: tuple[str, str] | None = None) -> None:
         self.data = data
+        self.key = key  # a broadcast's (topic, event): what a slow connection may coalesce
         self._frame: bytes | None = None
 
     def framed(self) -> bytes:
