@@ -21,12 +21,12 @@ many rooms may be open at once (1000).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
+from examples.web_assets import PHOENIX, UPLOT, check_vendor, serve_vendor
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 
 from beamish import Application, Pid, Settings, Supervisor
 from beamish.dashboard import Dashboard
@@ -40,10 +40,8 @@ from .channels import PUBSUB, ChatPresence, UserSocket
 
 HERE = Path(__file__).resolve().parent
 MIGRATIONS = HERE / "migrations"
-# The stock phoenix client, served from where npm installed it (`npm ci`, which make runs).
-PHOENIX = HERE.parents[1] / "node_modules" / "phoenix" / "priv" / "static"
+__all__ = ["PHOENIX", "Chat", "endpoint", "router"]  # PHOENIX: where npm put the client
 
-log = logging.getLogger("chat")
 METRICS = PrometheusReporter(default_metrics())
 
 
@@ -57,9 +55,7 @@ class Chat(Application):
     settings: ChatSettings  # CHAT_HISTORY, CHAT_MAX_ROOMS
 
     async def start(self, start_type: Any, args: Any) -> Pid:
-        if not PHOENIX.is_dir():
-            log.warning("the page needs the phoenix client, which is not installed at %s: "
-                        "run `npm ci` in the repository root (make does)", PHOENIX)
+        check_vendor()
         database = self.settings.database
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -96,23 +92,13 @@ async def health(request: Request) -> Response:
 router.mount("/metrics", METRICS.app(), name="metrics")  # Prometheus; this machine only
 # The live dashboard, for this machine only and without credentials: the demo's
 # development mode (an application of yours passes allow=a check of its own).
-UPLOT = HERE.parents[1] / "node_modules" / "uplot" / "dist"  # the charts, from npm (make)
 DASHBOARD = Dashboard(
     pubsub=PUBSUB, allow="local", title="chat", metrics=METRICS,
     chart_assets=UPLOT if UPLOT.is_dir() else None,
 )
 router.mount("/dashboard", DASHBOARD.app(), name="dashboard")
 router.static("/assets", directory=HERE / "static", name="assets")
-if PHOENIX.is_dir():
-    router.static("/vendor/phoenix", directory=PHOENIX, name="phoenix")
-else:
-
-    @router.get("/vendor/phoenix/{file:path}", name="phoenix")
-    async def phoenix_missing(request: Request) -> Response:
-        return PlainTextResponse(
-            "the phoenix client is not installed: run `npm ci` in the repository root, "
-            "then restart the server", status_code=503,
-        )
+serve_vendor(router, uplot=False)  # the stock phoenix client, from npm's install
 
 
 endpoint = Endpoint(

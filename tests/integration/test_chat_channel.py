@@ -196,9 +196,9 @@ async def test_chat_serves_the_page_its_assets_and_health():
     async with serving() as url, httpx.AsyncClient(base_url=url, timeout=20) as http:
         page = await http.get("/")
         assert page.status_code == 200
-        assert '<script type="module" src="/assets/app.js">' in page.text
+        assert '<script type="module" src="assets/app.js">' in page.text  # mount-relative
         script = await http.get("/assets/app.js")
-        assert script.status_code == 200 and "/vendor/phoenix/phoenix.mjs" in script.text
+        assert script.status_code == 200 and "../vendor/phoenix/phoenix.mjs" in script.text
         assert (await http.get("/assets/app.css")).status_code == 200
         assert (await http.get("/health")).json() == {"status": "ok", "rooms": 0}
         async with member(url, "room:a", "ada"), member(url, "room:b", "ada"):

@@ -1,9 +1,11 @@
 // The chat page: the stock phoenix client, served by the demo from node_modules.
-import {Presence, Socket} from "/vendor/phoenix/phoenix.mjs"
+import {Presence, Socket} from "../vendor/phoenix/phoenix.mjs"
 
 const $ = (id) => document.getElementById(id)
 // Over LongPoll when a WebSocket cannot be opened within 2.5 s (a proxy that refuses them)
-const socket = new Socket("/socket", {longPollFallbackMs: 2500})
+// the socket under this page's own path: the page works mounted anywhere (make run serves
+// it at /chat/, beside the other examples)
+const socket = new Socket(new URL("socket", document.baseURI).pathname, {longPollFallbackMs: 2500})
 let channel = null
 let username = ""
 

@@ -1,0 +1,1 @@
+"""Every example in one node, from one landing page: what ``make run`` starts."""

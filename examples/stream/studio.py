@@ -1,0 +1,162 @@
+"""The stream's processes. ::
+
+    stream.supervisor (rest_for_one)
+    ├── PubSub "stream.pubsub"
+    ├── StreamPresence        who watches (a presence per viewer's page)
+    ├── Stage "main"          the latest segment, the chat's last messages, the viewer count
+    └── Camera "main"         the broadcaster: a segment every 1/fps seconds, to the Stage
+
+**One broadcast per segment, whatever the audience.** The Stage broadcasts each segment
+once, as a binary frame built once for every viewer (the fastlane); the viewers' channel
+processes are not woken. It also keeps the latest one, which a viewer who joins late gets
+first. The channel coalesces segments (``coalesce = ["segment"]``): a viewer whose
+connection cannot keep up skips to the newest segment instead of queueing the ones in
+between, and sees by the segments' numbers how many it skipped; the page says so.
+
+**The viewer count is counted, not diffed.** Each viewer's channel is tracked by Presence
+under ``viewers:<stream>``, a topic no client joins; the Stage counts the presences every
+second and broadcasts ``viewers`` only when the count changed. Presence's diffs would
+reach every viewer at every join and leave (quadratic in the audience, at a premiere);
+one number a second does not.
+
+**The chat is not persisted**: the Stage keeps the last ``CHAT_KEEP`` messages for those
+who join, and broadcasts each new one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import beamish
+from beamish import Continue, GenServer, NoReply, Ok, Reply
+from beamish.web import Presence, broadcast
+
+from . import segments
+
+PUBSUB = "stream.pubsub"
+CHAT_KEEP = 50
+MAX_BODY = 500  # characters in a chat message
+MAX_NAME = 32
+
+
+class StreamPresence(Presence, pubsub=PUBSUB):
+    """The viewers of each stream, one presence per page."""
+
+
+def stage_name(stream: str) -> str:
+    return f"stream.stage.{stream}"
+
+
+def topic_of(stream: str) -> str:
+    return f"stream:{stream}"
+
+
+def viewers_topic(stream: str) -> str:
+    return f"viewers:{stream}"
+
+
+@dataclass(slots=True)
+class StageState:
+    stream: str
+    latest: bytes | None = None  # the newest segment, encoded
+    seq: int = 0
+    chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEEP))
+    chat_seq: int = 0
+    viewers: int = 0
+
+
+class Stage(GenServer):
+    """One stream's state (see the module)."""
+
+    @classmethod
+    async def start_for(cls, stream: str) -> beamish.Pid:
+        return await cls.start_link(stream, name=stage_name(stream))
+
+    def init(self, stream: str) -> Ok:
+        beamish.send_after(beamish.self(), "count", 1.0)
+        return Ok(StageState(stream))
+
+    def handle_cast(self, request: Any, state: StageState) -> NoReply:
+        match request:
+            case ("segment", int(seq), bytes(segment)):
+                state.seq, state.latest = seq, segment
+                broadcast(PUBSUB, topic_of(state.stream), "segment", segment)
+        return NoReply(state)
+
+    def handle_call(self, request: Any, from_: Any, state: StageState) -> Reply:
+        match request:
+            case "seq":
+                return Reply(state.seq, state)
+            case "joined":  # what a viewer who joins now starts from
+                return Reply((state.latest, list(state.chat), state.viewers), state)
+            case ("chat", str(user), str(body)):
+                state.chat_seq += 1
+                message = {"id": state.chat_seq, "user": user, "body": body,
+                           "at": round(time.time() * 1000)}
+                state.chat.append(message)
+                broadcast(PUBSUB, topic_of(state.stream), "chat", message)
+                return Reply(message, state)
+        raise ValueError(f"a stage does not understand {request!r}")
+
+    def handle_info(self, message: Any, state: StageState) -> NoReply:
+        if message == "count":
+            beamish.send_after(beamish.self(), "count", 1.0)
+            count = sum(len(p["metas"]) for p in
+                        StreamPresence.list(viewers_topic(state.stream)).values())
+            if count != state.viewers:
+                state.viewers = count
+                broadcast(PUBSUB, topic_of(state.stream), "viewers", {"count": count})
+        return NoReply(state)
+
+
+class Camera(GenServer):
+    """The built-in broadcaster: a test card at ``fps`` segments a second of ``size`` bytes."""
+
+    @classmethod
+    async def start_for(cls, stream: str, fps: float, size: int) -> beamish.Pid:
+        return await cls.start_link((stream, fps, size), name=f"stream.camera.{stream}")
+
+    def init(self, arg: tuple[str, float, int]) -> Ok:
+        stream, fps, size = arg
+        return Ok((stream, fps, size, 0, time.monotonic()), Continue("resume"))
+
+    async def handle_continue(self, term: Any, state: Any) -> NoReply:
+        # a camera that restarts goes on from the stage's last number: viewers never see
+        # the numbers go back
+        stream, fps, size, _, due = state
+        seq: int = await GenServer.call(stage_name(stream), "seq")
+        beamish.send_after(beamish.self(), "shoot", 1 / fps)
+        return NoReply((stream, fps, size, seq, due + 1 / fps))
+
+    def handle_info(self, message: Any, state: Any) -> NoReply:
+        if message != "shoot":
+            return NoReply(state)
+        stream, fps, size, seq, due = state
+        # on a steady beat: the next segment is due one period after this one was
+        due += 1 / fps
+        beamish.send_after(beamish.self(), "shoot", max(0.0, due - time.monotonic()))
+        seq += 1
+        at = time.time()
+        segment = segments.encode(seq, at, segments.test_card(seq, at=at, size=size))
+        GenServer.cast(stage_name(stream), ("segment", seq, segment))
+        return NoReply((stream, fps, size, seq, due))
+
+
+# -- what the channels call -------------------------------------------------------------------
+
+
+async def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
+    """The latest segment, the chat's last messages and the viewer count."""
+    found: tuple[bytes | None, list[dict[str, Any]], int] = await GenServer.call(
+        stage_name(stream), "joined"
+    )
+    return found
+
+
+async def chat(stream: str, user: str, body: str) -> dict[str, Any]:
+    """Post to the stream's chat; the Stage broadcasts it to every viewer."""
+    message: dict[str, Any] = await GenServer.call(stage_name(stream), ("chat", user, body))
+    return message
