@@ -39,7 +39,7 @@ browser:
 
 # The main demo: the chat on http://127.0.0.1:4000 (the seed's examples: examples/seed/).
 run: $(RUN_STAMP) $(NODE_STAMP)
-	$(BIN)/beamish run examples.chat.app:Chat
+	$(BIN)/beamish run examples.showcase.app:Showcase
 
 test: $(STAMP) $(NODE_STAMP) browser lint typecheck unit
 

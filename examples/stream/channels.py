@@ -74,8 +74,9 @@ class StreamChannel(Channel):
         return Reply(("ok", {"id": message["id"]}), socket)
 
 
-class StreamSocket(Socket, pubsub=studio.PUBSUB, longpoll=True, max_queue_bytes=4_194_304):
+class StreamSocket(Socket, pubsub=studio.PUBSUB, max_queue_bytes=4_194_304):
     """Anyone may watch. The queue bound (4 MiB) holds a few segments: with ``coalesce`` a
-    slow viewer never reaches it."""
+    slow viewer never reaches it. WebSocket only: the phoenix client cannot read binary
+    frames over LongPoll, and the segments are binary."""
 
     channels: ClassVar[dict[str, type[Channel]]] = {"stream:*": StreamChannel}

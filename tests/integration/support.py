@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0  # seconds; generous for a loaded machine, only reached when something is broken
-SERVING = re.compile(r"serving <Endpoint of Chat> on (http://127\.0\.0\.1:(\d+))")
+SERVING = re.compile(r"serving <Endpoint of \w+> on (http://127\.0\.0\.1:(\d+))")
 
 
 def require(found: Any, missing: str) -> Any:
@@ -75,13 +75,15 @@ class Lines:
 
 
 class ChatNode:
-    """``beamish run examples.chat.app:Chat`` in a subprocess (what ``make run`` starts)."""
+    """``beamish run examples.chat.app:Chat`` in a subprocess; ``app=`` runs another
+    example (``examples.showcase.app:Showcase`` is what ``make run`` starts)."""
 
-    def __init__(self, port: int = 0, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, port: int = 0, *args: str, env: dict[str, str] | None = None,
+                 app: str = "examples.chat.app:Chat") -> None:
         """``args``: more ``beamish run`` options (``--name``, ``--cluster``...); ``env``:
         variables over the test's environment."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "beamish.cli", "run", "examples.chat.app:Chat",
+            [sys.executable, "-m", "beamish.cli", "run", app,
              "--port", str(port), "--shutdown-timeout", "10", *args],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             env=None if env is None else {**os.environ, **env},

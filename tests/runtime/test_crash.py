@@ -269,3 +269,43 @@ async def test_an_init_that_reports_its_own_crash_is_counted_once(caplog):
     pids = [e.metadata["pid"] for e in spawned]
     assert info.value.reason == ("join_crashed", "room:1")
     crashes.check(pids[0], ("join_crashed", "room:1"), mention="my own report")
+
+
+async def test_killing_an_actor_before_its_async_handler_starts_leaves_no_unawaited_coroutine():
+    """The kill lands between the dispatch that made the handler's task and that task's
+    first step: the handler's coroutines (a GenServer's wrapper and its callback too) are
+    closed, not left to warn "never awaited" when collected."""
+    import gc
+    import warnings
+
+    from beamish import GenServer, NoReply, Ok
+
+    class Slow(beamish.Actor):
+        async def handle(self, message):
+            await asyncio.sleep(5)
+
+    class SlowServer(GenServer):
+        def init(self, arg):
+            return Ok(None)
+
+        async def handle_info(self, message, state):
+            await asyncio.sleep(5)
+            return NoReply(state)
+
+    class Killer(beamish.Actor):
+        def handle(self, message):
+            beamish.exit(message, "kill")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for target in (beamish.spawn(Slow()), await SlowServer.start(None)):
+            killer = beamish.spawn(Killer())
+            beamish.send(target, "go")  # the same tick: the target's turn, then the killer's
+            beamish.send(killer, target)
+            assert await beamish.wait_exit(target, timeout=2) == "killed"
+            beamish.exit(killer, "kill")
+        await asyncio.sleep(0.01)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)], [
+        str(w.message) for w in caught
+    ]

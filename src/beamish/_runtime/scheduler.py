@@ -226,6 +226,26 @@ _dispatch: Callable[[Scheduler], int] = _dispatch_py
 """What a tick runs: ``_dispatch_py``, or the C twin once ``api`` has configured it."""
 
 
+def close_unstarted(task: asyncio.Task[Any]) -> None:
+    """An actor's handler task cancelled before its first step never awaits the handler's
+    coroutine it was given (nor what that one holds, as a GenServer's wrapper holds the
+    callback's): close that chain, or each coroutine warns "never awaited" when collected.
+    The task's own coroutine is left for the task to throw the cancellation into."""
+    nested = _first_awaited(task.get_coro())
+    while nested is not None:
+        after = _first_awaited(nested)
+        nested.close()
+        nested = after
+
+
+def _first_awaited(coro: Any) -> Any:
+    """The one coroutine a never-started coroutine holds (what it would await first)."""
+    if not inspect.iscoroutine(coro) or inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+        return None
+    held = [value for value in coro.cr_frame.f_locals.values() if inspect.iscoroutine(value)]
+    return held[0] if len(held) == 1 else None
+
+
 async def _finish_handler(proc: Process, awaitable: Awaitable[Any]) -> None:
     """Runs an actor's async handler to its end, then lets the actor take messages again."""
     runtime = proc.runtime

@@ -41,6 +41,7 @@ from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pairs import entries, put, take
 from beamish._runtime.pid import Pid, Ref
 from beamish._runtime.process import Actor, Process
+from beamish._runtime.scheduler import close_unstarted
 
 if TYPE_CHECKING:
     from beamish._runtime.clock import TimerHandle
@@ -120,6 +121,8 @@ class Signals:
             if task is not None and not task.done() and task is not asyncio.current_task():
                 task.cancel()
                 self.wakeups += 1  # its task runs once more, to unwind
+                if proc.actor is not None:  # an async handler's, perhaps not started yet
+                    close_unstarted(task)
         waiter = proc.waiter
         if waiter is not None:
             proc.waiter = None

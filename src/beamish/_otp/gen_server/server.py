@@ -538,6 +538,8 @@ class GenServer(Actor, ChildSpecOptions):
     ) -> None:
         try:
             result = await awaitable
+        except GeneratorExit:
+            raise  # the coroutine is being closed (its task destroyed): no await may follow
         except BaseException as exc:
             rest = self._callback_failed(exc)
         else:

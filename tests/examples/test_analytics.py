@@ -1,0 +1,117 @@
+"""The real-time dashboard example: its arithmetic, and its pipeline under crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import doctest
+import random
+
+from examples.analytics import metrics, pipeline
+from examples.analytics.channels import PUBSUB, AnalyticsSocket
+from examples.analytics.metrics import EventSource, Window, bucket_of, percentile
+
+import beamish
+from beamish import Supervisor
+from beamish.pubsub import PubSub
+from beamish.testing import assert_receive, channel_socket, start_supervised, subscribe_and_join
+from beamish.web import Broadcast
+
+
+def test_the_module_examples_hold():
+    assert doctest.testmod(metrics).failed == 0
+
+
+def test_a_source_makes_its_rate_exactly_over_uneven_ticks():
+    source = EventSource(rate=1234.5, seed=3)
+    source.tick(0.0)
+    made = 0
+    at = 0.0
+    rng = random.Random(1)
+    while at < 9.9:
+        at += rng.uniform(0.001, 0.05)
+        made += sum(b.count for name, b in source.tick(at).items()
+                    if name in ("page_views", "signups", "orders", "errors"))
+    assert abs(made - 1234.5 * at) < 1  # the carried fraction: never more than one event off
+
+
+def test_percentiles_are_within_a_bucket_of_the_truth():
+    rng = random.Random(5)
+    values = sorted(rng.lognormvariate(5, 1) for _ in range(20_000))
+    histogram = [0] * 200
+    for value in values:
+        histogram[bucket_of(value)] += 1
+    for share in (0.5, 0.9, 0.99):
+        truth = values[int(share * len(values)) - 1]
+        assert truth <= percentile(histogram, share) <= truth * 1.1 + 1e-9
+
+
+def test_a_window_forgets_what_left_it_and_reuses_its_buckets():
+    window = Window(width=60.0, size=60, histogram=True)
+    window.add(0.0, 1, 5.0, (5.0,))  # minute 0
+    window.add(3540.0, 2, 7.0, (3.0, 4.0))  # minute 59
+    assert window.total(3540.0) == 3 and len(window.series(3540.0)) == 60
+    assert window.total(3600.0) == 2  # at minute 60 the hour is minutes 1 to 60: 0 is gone
+    window.add(3600.0, 4, 0.0, (9.0,))  # minute 60 takes the bucket minute 0 had
+    assert window.total(3600.0) == 6 and window.series(3600.0)[-1] == 4
+    assert window.percentiles(3600.0, (1.0,)) == [percentile([0] * bucket_of(9.0) + [1], 1.0)]
+
+
+async def test_nothing_counted_is_lost_while_counters_are_killed_again_and_again():
+    """20,000 events a second for 1.5 s while a random counter is killed every 30 ms: once
+    the source stops, every event made has been counted exactly once, by every window."""
+    await start_supervised((PubSub, {"name": PUBSUB}))
+    await start_supervised((pipeline.Pipeline, (PUBSUB, 20_000.0, 0.1, 1_500)))
+    rng = random.Random(11)
+    kills = 0
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.5
+    while loop.time() < until:
+        await asyncio.sleep(0.03)
+        pid = beamish.whereis(pipeline.counter_name(rng.choice(pipeline.KEYS)))
+        if pid is not None:
+            beamish.exit(pid, "kill")
+            kills += 1
+    await pipeline.set_rate(0)
+    data = pipeline.store()
+    made = data["source"].made
+    for _ in range(200):  # the restarted counters catch up
+        if all(data[key].counted == made[key[0]] for key in pipeline.KEYS if key in data):
+            break
+        await asyncio.sleep(0.02)
+    assert kills > 20
+    assert sum(made.values()) > 20_000
+    assert data["source"].lost == 0
+    for key in pipeline.KEYS:
+        assert data[key].counted == made[key[0]], (key, data[key].counted, made[key[0]])
+        assert data[key].window.total(data[key].newest) <= made[key[0]]
+    frame = pipeline.build_frame(1)
+    assert frame["counted"] == {name: made[name] for name in metrics.BY_NAME}
+
+
+async def test_a_viewer_joins_with_the_latest_frame_then_gets_one_each_interval():
+    await start_supervised((PubSub, {"name": PUBSUB}))
+    await start_supervised((pipeline.Pipeline, (PUBSUB, 5_000.0, 0.05, 100)))
+    await asyncio.sleep(0.2)
+    socket = channel_socket(AnalyticsSocket, pubsub=PUBSUB)
+    reply, socket = await subscribe_and_join(socket, pipeline.TOPIC, {})
+    first = reply["frame"]
+    assert first["seq"] >= 1 and set(first["metrics"]) == set(metrics.BY_NAME)
+    assert set(first["metrics"]["checkout_ms"]["1m"]) == {"series", "count", "p50", "p99"}
+    seqs = []
+    for _ in range(3):  # the frame the join answered may also be on its way as a broadcast
+        later = await assert_receive(Broadcast(pipeline.TOPIC, "state", beamish.ANY), timeout=2)
+        seqs.append(later.payload["seq"])
+        assert later.payload["newest"] <= later.payload["at"]
+    assert seqs == sorted(seqs) and seqs[-1] > first["seq"]
+
+
+async def test_the_tree_restarts_a_crashed_source_and_publisher_and_goes_on_counting():
+    await start_supervised((PubSub, {"name": PUBSUB}))
+    sup = await start_supervised((pipeline.Pipeline, (PUBSUB, 5_000.0, 0.05, 100)))
+    await asyncio.sleep(0.2)
+    before = pipeline.store()["source"].made["page_views"]
+    beamish.exit(beamish.whereis(pipeline.SOURCE), "kill")
+    await asyncio.sleep(0.3)
+    assert pipeline.store()["source"].made["page_views"] > before  # the record survived
+    children = {c.id: c.pid for c in await Supervisor.which_children(sup)}
+    assert all(pid is not None for pid in children.values())
