@@ -242,7 +242,10 @@ def _first_awaited(coro: Any) -> Any:
     """The one coroutine a never-started coroutine holds (what it would await first)."""
     if not inspect.iscoroutine(coro) or inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
         return None
-    held = [value for value in coro.cr_frame.f_locals.values() if inspect.iscoroutine(value)]
+    frame = coro.cr_frame
+    if frame is None:
+        return None
+    held = [value for value in frame.f_locals.values() if inspect.iscoroutine(value)]
     return held[0] if len(held) == 1 else None
 
 
