@@ -55,6 +55,7 @@ WINDOWS = (("1m", 1.0, 60), ("1h", 60.0, 60))
 
 # the share of each kind of event in the stream
 SHARES = {"page_view": 0.86, "signup": 0.04, "order": 0.08, "error": 0.02}
+INCIDENT_ERRORS = 0.3  # taken from the page views during an incident
 
 
 # -- histograms ------------------------------------------------------------------------------
@@ -215,6 +216,7 @@ class EventSource:
 
     def __init__(self, rate: float, seed: int | None = None) -> None:
         self.rate = rate
+        self.incident = False  # during an incident a third of the events are errors
         self._random = random.Random(seed)
         self._last: float | None = None
         self._carry = 0.0
@@ -233,7 +235,7 @@ class EventSource:
         views = signups = orders = errors = 0
         amounts: list[float] = []
         checkout: list[float] = []
-        view_share = SHARES["page_view"]
+        view_share = SHARES["page_view"] - (INCIDENT_ERRORS if self.incident else 0.0)
         signup_share = view_share + SHARES["signup"]
         order_share = signup_share + SHARES["order"]
         for _ in range(count):

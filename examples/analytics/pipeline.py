@@ -45,6 +45,7 @@ TABLE = "analytics.store"
 SOURCE = "analytics.source"
 TOPIC = "analytics:live"
 TICK = 0.02  # seconds between two ticks of the source
+MAX_INCIDENT = 60.0  # seconds a simulated incident may last
 
 Key = tuple[str, str]  # (metric, window)
 KEYS: tuple[Key, ...] = tuple((m.name, w) for m in METRICS for w, _, _ in WINDOWS)
@@ -71,6 +72,7 @@ class Made:
     numbered: dict[Key, int] = field(default_factory=lambda: dict.fromkeys(KEYS, 0))
     made: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BY_NAME, 0))
     lost: int = 0  # events dropped from a full replay buffer (counted, never silent)
+    incident_until: float = 0.0  # a simulated incident lasts until then (wall clock)
 
 
 def store() -> dict[Any, Any]:
@@ -164,7 +166,9 @@ class Source(GenServer):
         events, made, unapplied, max_unapplied = state
         beamish.send_after(beamish.self(), "tick", TICK)
         data = store()
-        for metric, batch in events.tick(time.time()).items():
+        now = time.time()
+        events.incident = now < made.incident_until
+        for metric, batch in events.tick(now).items():
             made.made[metric] += batch.count
             for window, _, _ in WINDOWS:
                 key = (metric, window)
@@ -186,7 +190,7 @@ class Source(GenServer):
         return NoReply(state)
 
     def handle_call(self, request: Any, from_: Any, state: Any) -> Reply:
-        events, _, unapplied, _ = state
+        events, made, unapplied, _ = state
         match request:
             case ("replay", key, applied):
                 return Reply([entry for entry in unapplied[key] if entry[0] > applied], state)
@@ -195,6 +199,11 @@ class Source(GenServer):
                 return Reply(events.rate, state)
             case "rate":
                 return Reply(events.rate, state)
+            case ("incident", float() | int() as seconds) if 0 < seconds <= MAX_INCIDENT:
+                made.incident_until = time.time() + seconds
+                log.warning("an incident is simulated for %g s: a third of the events are "
+                            "errors", seconds)
+                return Reply("ok", state)
         return Reply(("error", f"the source does not understand {request!r}"), state)
 
 
@@ -237,6 +246,7 @@ def build_frame(seq: int, now: float | None = None) -> dict[str, Any]:
     counted = {m.name: data[(m.name, first)].counted for m in METRICS if (m.name, first) in data}
     return {
         "seq": seq, "at": round(now * 1000), "newest": round(newest * 1000),
+        "incident": bool(made and now < made.incident_until),
         "metrics": metrics,
         "made": dict(made.made) if made else {}, "counted": counted,
         "lost": made.lost if made else 0,
@@ -247,6 +257,13 @@ def latest_frame() -> dict[str, Any]:
     """The frame the Publisher sent last (what a viewer who joins now starts from)."""
     frame: dict[str, Any] | None = store().get("frame")
     return frame if frame is not None else build_frame(0)
+
+
+async def simulate_incident(seconds: float) -> None:
+    """For ``seconds`` (at most ``MAX_INCIDENT``), a third of the events are errors."""
+    answer = await GenServer.call(SOURCE, ("incident", seconds))
+    if answer != "ok":
+        raise ValueError(f"an incident lasts 0 to {MAX_INCIDENT} seconds, not {seconds!r}")
 
 
 async def set_rate(rate: float) -> float:

@@ -115,3 +115,28 @@ async def test_the_tree_restarts_a_crashed_source_and_publisher_and_goes_on_coun
     assert pipeline.store()["source"].made["page_views"] > before  # the record survived
     children = {c.id: c.pid for c in await Supervisor.which_children(sup)}
     assert all(pid is not None for pid in children.values())
+
+
+async def test_only_an_operator_may_simulate_an_incident_and_errors_rise_during_it():
+    from beamish.testing import assert_reply, push
+
+    await start_supervised((PubSub, {"name": PUBSUB}))
+    await start_supervised((pipeline.Pipeline, (PUBSUB, 20_000.0, 0.05, 100)))
+    viewer = channel_socket(AnalyticsSocket, assigns={"operator": False}, pubsub=PUBSUB)
+    _, viewer = await subscribe_and_join(viewer, pipeline.TOPIC, {})
+    await assert_reply(push(viewer, "incident", {"seconds": 5}), "error",
+                       {"reason": "only an operator (this machine) may do that"})
+    operator = channel_socket(AnalyticsSocket, assigns={"operator": True}, pubsub=PUBSUB)
+    _, operator = await subscribe_and_join(operator, pipeline.TOPIC, {})
+    for bad in (0, -1, 61, True, "5", None):
+        await assert_reply(push(operator, "incident", {"seconds": bad}), "error")
+    data = pipeline.store()
+    await asyncio.sleep(0.3)
+    made = data["source"].made
+    before = made["errors"] / made["page_views"]
+    await assert_reply(push(operator, "incident", {"seconds": 5}), "ok")
+    start = dict(made)
+    await asyncio.sleep(0.4)
+    during = (made["errors"] - start["errors"]) / (made["page_views"] - start["page_views"])
+    assert before < 0.05 < 0.4 < during  # 2 errors to 86 views; then 32 to 56
+    assert pipeline.build_frame(1)["incident"] is True

@@ -27,6 +27,12 @@ channel.join()
   .receive("ok", ({frame}) => { lastFrame = null; show(frame) })
   .receive("error", ({reason}) => setStatus(`refused: ${reason}`))
 
+$("incident").addEventListener("click", () => {
+  channel.push("incident", {seconds: 15})
+    .receive("ok", () => { $("incident-error").textContent = "" })
+    .receive("error", ({reason}) => { $("incident-error").textContent = reason })
+})
+
 for (const name of Object.keys(WIDTH)) {
   $(`window-${name}`).addEventListener("click", () => {
     windowName = name
@@ -49,6 +55,7 @@ function show(frame) {
   $("made").textContent = sum(frame.made).toLocaleString()
   $("counted").textContent = sum(frame.counted).toLocaleString()
   $("lost").textContent = frame.lost
+  $("incident-state").hidden = !frame.incident
   draw(frame)
 }
 
