@@ -49,8 +49,10 @@ class Stream(Application):
             {"id": "stage", "start": (studio.Stage.start_for, (STREAM,))},
             {"id": "camera", "start": (studio.Camera.start_for, (STREAM, s.fps, s.segment_bytes))},
         ]
+        # a camera is cheap to restart: more restarts allowed than OTP's default (3 in 5 s)
         return await Supervisor.start_link(
-            children, strategy="rest_for_one", name="stream.supervisor"
+            children, strategy="rest_for_one", name="stream.supervisor",
+            max_restarts=100, max_seconds=10,
         )
 
 
