@@ -210,6 +210,7 @@ class Case:
     clients: int
     faults: float
     result: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""
 
 
 def free_port() -> int:
@@ -279,6 +280,8 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
            "STREAM_FPS": "10", "STREAM_SEGMENT_BYTES": str(segment_bytes)}
     node = start_node(case.app, port, env)
     clients: list[subprocess.Popen[str]] = []
+    if case.app == "stream":  # off air while the viewers join: at 10,000 viewers a stream
+        console("stream", "await studio.set_on_air('main', False)")  # would starve the joins
     try:
         _, topic, _ = APPS[case.app]
         url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
@@ -294,6 +297,8 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
             assert client.stdout is not None
             if client.stdout.readline().strip() != "ready":
                 raise RuntimeError("a client process did not get its connections joined")
+        if case.app == "stream":
+            console("stream", "await studio.set_on_air('main', True)")
         chaos = Chaos(case.app, case.faults) if case.faults else None
         for client in clients:
             assert client.stdin is not None
@@ -330,6 +335,21 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
             node.wait(timeout=30)
         except subprocess.TimeoutExpired:
             node.kill()
+
+
+def console(app: str, source: str) -> None:
+    """Run ``source`` in the app's node, through its console."""
+    from beamish.console import ConsoleClient
+
+    client = ConsoleClient(f"usecases_{app}")
+    try:
+        client.run("import beamish\nfrom examples.stream import studio"
+                   if app == "stream" else "import beamish")
+        answer = client.run(source)
+        if answer.get("error") or answer.get("exception"):
+            raise RuntimeError(f"the node's console answered {answer}")
+    finally:
+        client.close()
 
 
 def settle_analytics(port: int) -> dict[str, Any]:
@@ -385,7 +405,9 @@ def rows_of(cases: list[Case]) -> list[list[str]]:
     rows = []
     for case in cases:
         r = case.result
-        if not r:
+        if case.failure or not r:
+            rows.append([case.app, f"{case.clients:,}", f"FAILED: {case.failure[:160]}",
+                         "", "", f"{case.faults:g}/s" if case.faults else "none", ""])
             continue
         shown = f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}"
         if case.app == "analytics":
@@ -436,7 +458,11 @@ def main() -> None:
     for case in cases:
         print(f"# {case.app}, {case.clients:,} clients, faults {case.faults:g}/s",
               file=sys.stderr, flush=True)
-        run_case(case, options.seconds, options.segment_bytes)
+        try:
+            run_case(case, options.seconds, options.segment_bytes)
+        except Exception as exc:  # the other cases still run; the table says so
+            case.failure = f"{type(exc).__name__}: {exc}"
+        print("  " + " | ".join(rows_of([case])[0]), file=sys.stderr, flush=True)
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores, shared by the node and the "

@@ -66,6 +66,7 @@ class StageState:
     chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEEP))
     chat_seq: int = 0
     viewers: int = 0
+    on_air: bool = True  # off air, the camera's segments are not sent (an intermission)
 
 
 class Stage(GenServer):
@@ -81,7 +82,7 @@ class Stage(GenServer):
 
     def handle_cast(self, request: Any, state: StageState) -> NoReply:
         match request:
-            case ("segment", int(seq), bytes(segment)):
+            case ("segment", int(seq), bytes(segment)) if state.on_air:
                 state.seq, state.latest = seq, segment
                 broadcast(PUBSUB, topic_of(state.stream), "segment", segment)
         return NoReply(state)
@@ -90,6 +91,9 @@ class Stage(GenServer):
         match request:
             case "seq":
                 return Reply(state.seq, state)
+            case ("on_air", bool(on_air)):
+                state.on_air = on_air
+                return Reply(on_air, state)
             case "joined":  # what a viewer who joins now starts from
                 return Reply((state.latest, list(state.chat), state.viewers), state)
             case ("chat", str(user), str(body)):
@@ -154,6 +158,12 @@ async def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
         stage_name(stream), "joined"
     )
     return found
+
+
+async def set_on_air(stream: str, on_air: bool) -> None:
+    """Put the stream on air, or off (the camera's segments are dropped meanwhile; viewers
+    keep the last one). The benchmark takes it off air while its viewers join."""
+    await GenServer.call(stage_name(stream), ("on_air", on_air))
 
 
 async def chat(stream: str, user: str, body: str) -> dict[str, Any]:

@@ -104,3 +104,20 @@ async def test_a_camera_that_crashes_goes_on_from_the_stages_last_number():
     seqs = [segments.split(await assert_push("segment", timeout=2))[0]["seq"] for _ in range(4)]
     assert seqs == sorted(seqs) and seqs[0] >= before and len(set(seqs)) == 4
     await close(socket)
+
+
+async def test_off_air_the_stage_sends_nothing_and_viewers_keep_the_last_segment():
+    await start_stream()
+    socket = channel_socket(StreamSocket, pubsub=studio.PUBSUB)
+    _, socket = await join(socket, "stream:main", {})
+    await assert_push("segment", timeout=1)
+    await studio.set_on_air("main", False)
+    await asyncio.sleep(0.1)  # what was on its way arrives, and is dropped here
+    while beamish.receive_nowait(beamish.ANY) is not None:
+        pass
+    from beamish.testing import refute_push
+
+    await refute_push("segment", timeout=0.3)
+    await studio.set_on_air("main", True)
+    await assert_push("segment", timeout=1)
+    await close(socket)
