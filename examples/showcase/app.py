@@ -7,6 +7,7 @@ sockets from one endpoint::
 
     /                the landing page
     /chat/           rooms with presence and history  (examples.chat)
+    /feed/           a social feed: follows, posts, likes, replies, live timelines  (examples.feed)
     /analytics/      a real-time dashboard of business events  (examples.analytics)
     /stream/         one broadcaster, many viewers, a chat and a viewer count  (examples.stream)
     /dashboard/      beamish's own live dashboard: every process, the node, the metrics
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 
 from examples.analytics import app as analytics
 from examples.chat import app as chat
+from examples.feed import app as feed
 from examples.stream import app as stream
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
@@ -36,13 +38,14 @@ HERE = Path(__file__).resolve().parent
 # (mount, the example's router, its sockets): each served under its mount
 EXAMPLES = (
     ("/chat", chat.router, {"/socket": chat.UserSocket}),
+    ("/feed", feed.router, feed.SOCKETS),
     ("/analytics", analytics.router, analytics.SOCKETS),
     ("/stream", stream.router, stream.SOCKETS),
 )
 
 
 class Showcase(Application):
-    dependencies: ClassVar = (chat.Chat, analytics.Analytics, stream.Stream)
+    dependencies: ClassVar = (chat.Chat, feed.Feed, analytics.Analytics, stream.Stream)
 
     async def start(self, start_type: Any, args: Any) -> Pid:
         # the examples run in their own trees; this application only serves them

@@ -6,6 +6,8 @@ screenshot of each page is written to the test's directory.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.integration.support import ChatNode
@@ -15,8 +17,9 @@ SHOWCASE = "examples.showcase.app:Showcase"
 
 
 @pytest.fixture
-def showcase(chat_database):
-    node = ChatNode(0, env={"ANALYTICS_INTERVAL": "0.25", "ANALYTICS_RATE": "5000"},
+def showcase(chat_database, tmp_path):
+    node = ChatNode(0, env={"ANALYTICS_INTERVAL": "0.25", "ANALYTICS_RATE": "5000",
+                            "FEED_DATABASE": str(tmp_path / "feed.sqlite3")},
                     app=SHOWCASE)
     yield node
     node.close()
@@ -52,11 +55,11 @@ def test_the_landing_page_leads_to_every_example(showcase, browser, tmp_path):
     problems: list[str] = []
     page = open_page(browser, url + "/", problems, "visitor")
     page.screenshot(path=tmp_path / "landing.png", full_page=True)
-    for card, heading in (("chat", "chat"), ("analytics", "live dashboard"),
-                          ("stream", "live stream")):
+    for card, heading in (("chat", "chat"), ("feed", "feed"),
+                          ("analytics", "live dashboard"), ("stream", "live stream")):
         page.click(f"a#{card}")
         expect(page.locator("h1")).to_contain_text(heading, timeout=WAIT_MS)
-        if card != "chat":  # the chat's status says online once a room is joined
+        if card not in ("chat", "feed"):  # online once a room is joined, once signed in
             expect(page.locator("#status")).to_have_text("online", timeout=WAIT_MS)
         page.go_back()
     page.click("a#dashboard")
@@ -139,4 +142,57 @@ def test_the_live_stream_two_viewers_count_each_other_chat_and_a_late_one_sees_a
     late.close()
     expect(ada.locator("#viewers")).to_have_text("2", timeout=WAIT_MS)
     ada.screenshot(path=tmp_path / "stream.png", full_page=True)
+    assert not problems, problems
+
+
+def test_the_feed_two_users_follow_post_like_and_reply_live(showcase, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    url = showcase.url() + "/feed/"
+    problems: list[str] = []
+    ada, bob = (open_page(browser, url, problems, name) for name in ("ada", "bob"))
+
+    def sign_in(page, name):
+        page.fill("#name", name)
+        page.click("#signin button")
+        expect(page.locator("#me")).to_have_text(f"@{name}", timeout=WAIT_MS)
+        expect(page.locator("#status")).to_have_text("online", timeout=WAIT_MS)
+
+    sign_in(ada, "ada")
+    sign_in(bob, "bob")
+    for page in (ada, bob):
+        expect(page.locator("#online li span")).to_have_text(["ada", "bob"], timeout=WAIT_MS)
+    ada.fill("#body", "before bob follows")
+    ada.press("#body", "Enter")
+    expect(ada.locator("#posts .post .text")).to_have_text(["before bob follows"],
+                                                           timeout=WAIT_MS)
+    bob.reload()  # bob's suggestions now list ada (she exists): sign in again
+    sign_in(bob, "bob")
+    bob.locator("#suggestions li", has_text="ada").locator("button").click()
+    # following ada resets bob's timeline with her window: her earlier post is there
+    expect(bob.locator("#posts .post .text")).to_have_text(["before bob follows"],
+                                                           timeout=WAIT_MS)
+    expect(bob.locator("#following li span")).to_have_text(["ada"], timeout=WAIT_MS)
+
+    ada.fill("#body", "hello <b>bob</b>")  # live, on bob's page, on top
+    ada.press("#body", "Enter")
+    expect(bob.locator("#posts .post .text").first).to_have_text("hello <b>bob</b>",
+                                                                 timeout=WAIT_MS)
+    newest_on_bob = bob.locator("#posts .post").first
+    newest_on_bob.locator("button.like").click()  # bob likes it: ada sees the count
+    expect(ada.locator("#posts .post").first.locator("button.like")).to_have_text(
+        "\u2665 1", timeout=WAIT_MS)
+    expect(newest_on_bob.locator("button.like")).to_have_class(re.compile("on"),
+                                                               timeout=WAIT_MS)
+    newest_on_bob.locator("button.replies").click()  # and replies in the thread
+    newest_on_bob.locator(".thread input").fill("hi ada")
+    newest_on_bob.locator(".thread input").press("Enter")
+    expect(ada.locator("#posts .post").first.locator("button.replies")).to_have_text(
+        "\u21a9 1", timeout=WAIT_MS)
+    ada.locator("#posts .post").first.locator("button.replies").click()
+    expect(ada.locator("#posts .post").first.locator(".thread .reply")).to_have_text(
+        ["bob hi ada"], timeout=WAIT_MS)
+    # bob's reply is a post of his; ada does not follow him: not in her timeline
+    expect(ada.locator("#posts .post .text")).to_have_count(2)
+    bob.screenshot(path=tmp_path / "feed.png", full_page=True)
     assert not problems, problems
