@@ -51,10 +51,22 @@ class TimelineChannel(Channel):
         if name != socket.assigns["user"]:
             return ("error", {"reason": "a timeline is joined by its own user only"})
         try:
-            snapshot = await timelines.attach(name, socket.assigns["user_id"], beamish.self())
+            timeline, snapshot = await timelines.attach(name, socket.assigns["user_id"],
+                                                        beamish.self())
         except (CallError, beamish.SupervisorError):
             return ("error", {"reason": "too many people online; try again later"})
+        beamish.monitor(timeline)
         return ("ok", snapshot, socket)
+
+    async def handle_info(self, message: Any, socket: SocketState) -> Any:
+        match message:
+            case beamish.Down():  # the timeline went (a crash): attach to its successor
+                timeline, snapshot = await timelines.attach(
+                    socket.assigns["user"], socket.assigns["user_id"], beamish.self()
+                )
+                beamish.monitor(timeline)
+                self.push(socket, "reset", snapshot)
+        return NoReply(socket)
 
     async def handle_in(self, event: str, payload: Any, socket: SocketState) -> Any:
         if not isinstance(payload, dict):

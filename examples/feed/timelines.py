@@ -23,8 +23,9 @@ closed.
 **Nothing acknowledged is lost when a timeline crashes.** The database is the truth; a
 timeline only keeps a window of it. A timeline subscribes before it reads, so a post
 announced while it reads is either in what it read or comes after (it drops what it
-already has, by id); a restarted timeline reads its window again and sends its pages a
-``reset``.
+already has, by id). Each page's channel monitors its timeline: when it goes, the channel
+attaches again (which starts a new one, that reads its window again) and sends its page a
+``reset`` with it.
 """
 
 from __future__ import annotations
@@ -101,8 +102,6 @@ class Timeline(GenServer):
 
     async def handle_continue(self, term: Any, state: TimelineState) -> NoReply:
         await self._hydrate(state)
-        # a timeline that restarted: the pages still open show an older window
-        broadcast(state.pubsub, timeline_topic(state.name), "reset", _snapshot(state))
         beamish.send_after(beamish.self(), ("idle", state.idle_since), IDLE)
         return NoReply(state)
 
@@ -193,8 +192,8 @@ async def _start_supervisor(pubsub: str, db: Pool, max_online: int) -> Pid:
 # -- what the channels call -------------------------------------------------------------------
 
 
-async def attach(name: str, user: int, page: Pid) -> dict[str, Any]:
-    """The user's timeline (started if it is not running), watching ``page``; its
+async def attach(name: str, user: int, page: Pid) -> tuple[Pid, dict[str, Any]]:
+    """The user's timeline (started if it is not running), now watching ``page``, and its
     snapshot: the window of posts and whom the user follows."""
     found = Registry.lookup(REGISTRY, name)
     if found:
@@ -209,7 +208,7 @@ async def attach(name: str, user: int, page: Pid) -> dict[str, Any]:
                 case _:
                     raise
     snapshot: dict[str, Any] = await GenServer.call(pid, ("attach", page))
-    return snapshot
+    return pid, snapshot
 
 
 async def refresh(name: str) -> None:

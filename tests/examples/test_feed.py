@@ -1,0 +1,138 @@
+"""The social feed example: its fan-out to online timelines, its offline followers, and a
+timeline that crashes, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from examples.feed import channels, store, timelines
+from examples.feed.channels import PUBSUB, FeedPresence, FeedSocket
+
+import beamish
+from beamish import Registry
+from beamish.data import Pool
+from beamish.pubsub import PubSub
+from beamish.testing import (
+    assert_push,
+    assert_reply,
+    channel_socket,
+    close,
+    join,
+    push,
+    refute_push,
+    start_supervised,
+)
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "feed" / "migrations"
+
+
+async def start_feed(feed_driver) -> Pool:
+    driver, dialect = feed_driver
+    db = Pool(driver, name="feed.db", size=3)
+    channels.DB["pool"] = db
+    await start_supervised((PubSub, {"name": PUBSUB}))
+    await start_supervised(FeedPresence)
+    await start_supervised(db.child_spec())
+    await db.migrate(MIGRATIONS / dialect)
+    await start_supervised((timelines.Timelines, (PUBSUB, db, 1000)))
+    return db
+
+
+async def page(db: Pool, name: str):
+    """A signed-in page of ``name``: its timeline channel, and the join's snapshot."""
+    user = await store.ensure_user(db, name)
+    socket = channel_socket(FeedSocket, assigns={"user": name, "user_id": user},
+                            pubsub=PUBSUB)
+    snapshot, socket = await join(socket, f"timeline:{name}", {})
+    return socket, snapshot
+
+
+async def test_a_post_reaches_online_followers_at_once_and_offline_ones_when_they_return(
+    feed_driver,
+):
+    db = await start_feed(feed_driver)
+    ada, _ = await page(db, "ada")
+    bob, snapshot = await page(db, "bob")
+    assert snapshot == {"posts": [], "following": []}
+    await assert_reply(push(bob, "follow", {"name": "ada"}), "ok")
+    await assert_push("reset", {"following": ["ada"]})
+    cy_id = await store.ensure_user(db, "cy")  # cy follows ada but is not online
+    await store.set_follow(db, cy_id, await store.user_id(db, "ada"), True)
+
+    ref = push(ada, "post", {"body": "  first!  "})
+    await assert_reply(ref, "ok", {"id": 1})
+    post = await assert_push("post", {"author": "ada", "body": "first!"}, timeout=1)
+    assert post["likes"] == 0 and post["reply_to"] is None
+    assert timelines.online_count() == 2  # ada's and bob's: nothing runs for cy
+
+    cy, snapshot = await page(db, "cy")  # cy comes back: the post is in the window read
+    assert [p["body"] for p in snapshot["posts"]] == ["first!"]
+    assert snapshot["following"] == ["ada"]
+
+    await assert_reply(push(bob, "like", {"post": 1}), "ok", {"likes": 1})
+    updated = await assert_push("post_updated", {"id": 1, "likes": 1}, timeout=1)
+    assert updated is not None
+    await assert_reply(push(bob, "post", {"body": "welcome", "reply_to": 1}), "ok")
+    await assert_push("post_updated", {"id": 1, "replies": 1}, timeout=1)
+    await assert_reply(push(ada, "thread", {"post": 1}), "ok")
+    for socket in (ada, bob, cy):
+        await close(socket)
+
+
+async def test_bad_actions_are_refused_with_a_reason(feed_driver):
+    db = await start_feed(feed_driver)
+    ada, _ = await page(db, "ada")
+    for event, payload, reason in (
+        ("post", {"body": "  "}, "a post needs a body"),
+        ("post", {"body": "x" * 501}, "a post has at most 500 characters"),
+        ("post", {"body": "hi", "reply_to": 99}, "there is no post 99"),
+        ("post", {"body": "hi", "reply_to": True}, "reply_to is a post's id"),
+        ("like", {"post": "1"}, "post is a post's id"),
+        ("like", {"post": 42}, "there is no post 42"),
+        ("follow", {"name": "ada"}, "follow someone else, by name"),
+        ("follow", {"name": "nobody"}, "there is no user 'nobody'"),
+        ("shout", {}, "unknown event 'shout'"),
+    ):
+        await assert_reply(push(ada, event, payload), "error", {"reason": reason})
+    other = channel_socket(FeedSocket, assigns={"user": "eve", "user_id": 9}, pubsub=PUBSUB)
+    try:
+        await join(other, "timeline:ada", {})
+    except beamish.testing.JoinError as refused:
+        assert refused.reply == {"reason": "a timeline is joined by its own user only"}
+    else:
+        raise AssertionError("eve joined ada's timeline")
+    await close(ada)
+
+
+async def test_a_timeline_that_crashes_is_rebuilt_from_the_database_with_what_it_missed(
+    feed_driver,
+):
+    db = await start_feed(feed_driver)
+    ada, _ = await page(db, "ada")
+    bob, _ = await page(db, "bob")
+    await assert_reply(push(bob, "follow", {"name": "ada"}), "ok")
+    await assert_push("reset")
+    [(first, _)] = Registry.lookup(timelines.REGISTRY, "bob")
+    beamish.exit(first, "kill")
+    # while bob's timeline is down, ada posts: stored, and read by its successor
+    await assert_reply(push(ada, "post", {"body": "while you were out"}), "ok")
+    snapshot = await assert_push("reset", timeout=2)
+    assert [p["body"] for p in snapshot["posts"]] == ["while you were out"]
+    [(second, _)] = Registry.lookup(timelines.REGISTRY, "bob")
+    assert second != first
+    await assert_reply(push(ada, "post", {"body": "and after"}), "ok")  # live again
+    await assert_push("post", {"body": "and after"}, timeout=1)
+    for socket in (ada, bob):
+        await close(socket)
+
+
+async def test_a_timeline_stops_once_its_last_page_has_been_closed_a_while(
+    feed_driver, monkeypatch
+):
+    monkeypatch.setattr(timelines, "IDLE", 0.2)
+    db = await start_feed(feed_driver)
+    ada, _ = await page(db, "ada")
+    [(pid, _)] = Registry.lookup(timelines.REGISTRY, "ada")
+    await close(ada)
+    assert await beamish.wait_exit(pid, timeout=3) == "normal"
+    await refute_push("reset", timeout=0.1)  # nothing was sent to the closed page
