@@ -1,0 +1,381 @@
+"""The social feed's fan-out: ``examples/feed`` on beamish against the same application on
+Starlette with Redis pub/sub in ``broadcaster``'s design (``bench/feed_starlette.py``, which
+says why not ``broadcaster`` itself), same load, one run.
+
+    .venv/bin/python bench/feed.py [--followers 1000,10000] [--authors 100] [--follows 10]
+                                   [--posts-per-second 20] [--seconds 15] [--markdown]
+
+For each server and each number of followers: a fresh server on a fresh SQLite database
+seeded with the users (``f0``...: followers; ``a0``...: authors) and the follows (each
+follower follows ``--follows`` authors, drawn with a fixed seed, so both servers get the
+same graph); then every follower connects and waits until its timeline is live (beamish:
+joined to ``timeline:<name>``; Starlette: subscribed to its followees' channels), in
+processes of at most 5,000 connections. Then the authors post ``--posts-per-second``
+posts a second, round-robin, for ``--seconds``; each post's body carries the time it was
+sent. Each follower notes when each post of whom it follows arrived.
+
+- **post to every follower**: the time from a post's sending to its arrival at a follower,
+  p50 and p99 over every delivery, and per post the time until its last follower had it;
+- **delivered**: the deliveries that arrived against those due (each post, to each of its
+  author's followers): every acknowledged post must reach every follower online;
+- the server's CPU over the posting (``/proc``; Redis's own CPU is given beside
+  Starlette's, since its fan-out runs there too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import cpu_model, load_average, report
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "examples" / "feed" / "migrations" / "sqlite" / "001_feed.sql"
+PER_PROCESS = 5_000
+KINDS = ("starlette", "beamish")  # Starlette first: beamish's row gives the ratio to it
+LABELS = {"beamish": "beamish examples/feed (a timeline process per user)",
+          "starlette": "Starlette + Redis pub/sub (broadcaster's design)"}
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+def clients_main(kind: str, url: str, names: list[str], post: dict[str, Any] | None) -> None:
+    import uvloop
+
+    uvloop.run(_clients(kind, url, names, post))
+
+
+async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] | None) -> None:
+    """Followers (``post`` None) or authors (``post``: rate and seconds)."""
+    import orjson
+    from websockets.asyncio.client import connect
+
+    loop = asyncio.get_running_loop()
+    received: dict[str, int] = dict.fromkeys(names, 0)
+    latencies: list[float] = []
+    last: dict[str, float] = {}  # post "author:k" -> latest arrival latency
+    opening = asyncio.Semaphore(100)
+
+    async def open_one(name: str) -> Any:
+        async with opening:
+            if kind == "beamish":
+                ws = await connect(f"{url}/socket/websocket?vsn=2.0.0&user={name}",
+                                   compression=None, ping_interval=None, open_timeout=120,
+                                   max_queue=None)
+                join = ["1", "1", f"timeline:{name}", "phx_join", {}]
+                await ws.send(orjson.dumps(join).decode())
+                while True:
+                    frame = orjson.loads(await ws.recv())
+                    if frame[3] == "phx_reply":
+                        if frame[4]["status"] != "ok":
+                            raise RuntimeError(f"{name}'s join was refused: {frame}")
+                        break
+            else:
+                ws = await connect(f"{url}/ws?user={name}", compression=None,
+                                   ping_interval=None, open_timeout=120, max_queue=None)
+                if orjson.loads(await ws.recv()) != {"ready": True}:
+                    raise RuntimeError(f"{name} was not made ready")
+            return ws
+
+    sockets = await asyncio.gather(*(open_one(name) for name in names))
+    print("ready", flush=True)
+    assert (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go"
+
+    if post is not None:  # the authors
+        refs = 0
+        interval = 1 / post["rate"]
+        began = loop.time()
+        sent = 0
+        made: dict[str, int] = dict.fromkeys(names, 0)
+        while loop.time() - began < post["seconds"]:
+            ws, name = sockets[sent % len(sockets)], names[sent % len(names)]
+            made[name] += 1
+            body = f"{name}:{made[name]}:{time.time() * 1000:.3f}"
+            if kind == "beamish":
+                refs += 1
+                await ws.send(orjson.dumps(["1", str(refs), f"timeline:{name}", "post",
+                                            {"body": body}]).decode())
+            else:
+                await ws.send(orjson.dumps({"post": body}).decode())
+            sent += 1
+            await asyncio.sleep(max(0.0, began + sent * interval - loop.time()))
+        print(json.dumps({"made": made}), flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
+        os._exit(0)
+
+    async def listen(ws: Any, name: str) -> None:
+        async for data in ws:
+            now = time.time() * 1000
+            message = orjson.loads(data)
+            if kind == "beamish":
+                if message[3] != "post":
+                    continue
+                body = message[4]["body"]
+            else:
+                body = message.get("body")
+                if body is None:
+                    continue
+            author, k, sent = body.split(":")
+            received[name] += 1
+            latency = now - float(sent)
+            latencies.append(round(latency, 2))
+            key = f"{author}:{k}"
+            if latency > last.get(key, -1.0):
+                last[key] = round(latency, 2)
+
+    listeners = [asyncio.create_task(listen(ws, name)) for ws, name in zip(sockets, names,
+                                                                            strict=True)]
+    await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
+    for task in listeners:
+        task.cancel()
+    print(json.dumps({"received": received, "latencies": latencies, "last": last}),
+          flush=True)
+    os._exit(0)
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
+    pids = found.stdout.split()
+    return int(pids[0]) if pids else None
+
+
+def graph(followers: int, authors: int, follows: int) -> dict[str, list[str]]:
+    rng = random.Random(2026)
+    names = [f"a{i}" for i in range(authors)]
+    return {f"f{i}": rng.sample(names, follows) for i in range(followers)}
+
+
+def seed(path: Path, follow: dict[str, list[str]], authors: int, schema: bool) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    if schema:
+        conn.executescript(SCHEMA.read_text())
+    now = int(time.time() * 1000)
+    names = [f"a{i}" for i in range(authors)] + list(follow)
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO users (name, created_at) VALUES (?, ?)",
+                     [(name, now) for name in names])
+    ids = dict(conn.execute("SELECT name, id FROM users"))
+    conn.executemany(
+        "INSERT INTO follows (follower_id, followee_id) VALUES (?, ?)",
+        [(ids[f], ids[a]) for f, followed in follow.items() for a in followed],
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not listen within 60 s")
+
+
+def start_server(kind: str, port: int, db: Path, follow: dict[str, list[str]],
+                 authors: int) -> subprocess.Popen[Any]:
+    if kind == "beamish":
+        server = subprocess.Popen(
+            [sys.executable, "-m", "beamish.cli", "run", "examples.feed.app:Feed", "--port",
+             str(port), "--name", "feedbench", "--log-level", "warning",
+             "--max-connections", "50000"],
+            cwd=ROOT, env={**os.environ, "FEED_DATABASE": str(db)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_port(port, server, "the beamish feed")
+        seed(db, follow, authors, schema=False)  # the node made the schema at its start
+        return server
+    seed(db, follow, authors, schema=True)
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "feed_starlette.py"), str(port)],
+        cwd=ROOT, env={**os.environ, "FEED_BENCH_DB": str(db)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    wait_port(port, server, "the Starlette feed")
+    return server
+
+
+def spawn_clients(kind: str, url: str, names: list[str], post: dict[str, Any] | None
+                  ) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--clients", json.dumps([kind, url, names, post])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+
+
+def say(process: subprocess.Popen[str], line: str) -> None:
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+def hear(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.readline().strip()
+
+
+def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    follow = graph(followers, options.authors, options.follows)
+    port = free_port()
+    db = tmp / f"{kind}-{followers}.sqlite3"
+    server = start_server(kind, port, db, follow, options.authors)
+    url = f"ws://127.0.0.1:{port}"
+    fleet: list[subprocess.Popen[str]] = []
+    authors: subprocess.Popen[str] | None = None
+    try:
+        names = list(follow)
+        for start in range(0, len(names), PER_PROCESS):
+            fleet.append(spawn_clients(kind, url, names[start:start + PER_PROCESS], None))
+        authors = spawn_clients(kind, url, [f"a{i}" for i in range(options.authors)],
+                                {"rate": options.posts_per_second, "seconds": options.seconds})
+        for process in [*fleet, authors]:
+            if hear(process) != "ready":
+                raise RuntimeError("a client process could not connect its clients")
+        redis = redis_pid()
+        cpu = cpu_seconds(server.pid)
+        redis_cpu = cpu_seconds(redis) if redis and kind == "starlette" else 0.0
+        began = time.monotonic()
+        for process in [*fleet, authors]:
+            say(process, "go")
+        made = json.loads(hear(authors))["made"]
+        time.sleep(3.0)  # the last posts' deliveries
+        elapsed = time.monotonic() - began
+        cpu = cpu_seconds(server.pid) - cpu
+        if redis and kind == "starlette":
+            redis_cpu = cpu_seconds(redis) - redis_cpu
+        say(authors, "stop")
+        outputs = []
+        for process in fleet:
+            say(process, "stop")
+            outputs.append(json.loads(hear(process)))
+    finally:
+        for process in [*fleet, *([authors] if authors is not None else [])]:
+            if process.poll() is None:
+                process.kill()
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    due = sum(made[a] for followed in follow.values() for a in followed)
+    received = sum(sum(out["received"].values()) for out in outputs)
+    short = sum(
+        1 for out in outputs for name, got in out["received"].items()
+        if got != sum(made[a] for a in follow[name])
+    )
+    latencies = sorted(v for out in outputs for v in out["latencies"])
+    last: dict[str, float] = {}
+    for out in outputs:
+        for key, value in out["last"].items():
+            last[key] = max(last.get(key, 0.0), value)
+    return {"posts": sum(made.values()), "due": due, "received": received,
+            "short": short, "latencies": latencies, "last": sorted(last.values()),
+            "cpu": cpu / elapsed, "redis_cpu": redis_cpu / elapsed}
+
+
+def pct(values: list[float], share: float) -> float:
+    return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
+
+
+def ms(value: float) -> str:
+    return "-" if value != value else (f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--followers", default="1000,10000")
+    parser.add_argument("--authors", type=int, default=100)
+    parser.add_argument("--follows", type=int, default=10)
+    parser.add_argument("--posts-per-second", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--quick", action="store_true", help="200 followers, 5 s")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--clients", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.clients:
+        clients_main(*json.loads(options.clients))
+        return
+    if options.quick:
+        options.followers, options.seconds = "200", 5.0
+    import tempfile
+
+    load = load_average()
+    began = time.time()
+    rows = []
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for followers in (int(n) for n in options.followers.split(",")):
+            for kind in options.kinds.split(","):
+                print(f"# {kind}, {followers:,} followers", file=sys.stderr, flush=True)
+                try:
+                    result = results[kind, followers] = run(kind, followers, options,
+                                                            Path(folder))
+                except Exception as exc:  # the other cases still run; the table says so
+                    rows.append([LABELS[kind], f"{followers:,}",
+                                 f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
+                    continue
+                lat, last = result["latencies"], result["last"]
+                base = results.get(("starlette", followers))
+                ratio = (f" ({pct(lat, 0.99) / pct(base['latencies'], 0.99):.2f}x "
+                         "Starlette's p99)" if base and kind == "beamish" else "")
+                cpu = f"{result['cpu'] * 100:.0f}%"
+                if kind == "starlette":
+                    cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
+                rows.append([
+                    LABELS[kind], f"{followers:,}",
+                    f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
+                    f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
+                    f"{result['received']:,} of {result['due']:,} "
+                    f"({result['posts']:,} posts); followers short: {result['short']}",
+                    cpu,
+                ])
+                print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+    header = [
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
+        f"machine: {cpu_model()}, {os.cpu_count()} cores, shared by the servers, Redis and "
+        f"the clients (127.0.0.1); load average before: {load}",
+        f"{options.authors} authors posting {options.posts_per_second:g} posts/s in all for "
+        f"{options.seconds:g} s; each follower follows {options.follows} of them (so a post "
+        "has followers/authors x follows followers); SQLite (WAL) for both",
+        f"the run took {(time.time() - began) / 60:.1f} min",
+    ]
+    print(report(header, ["implementation", "followers", "post to a follower (every delivery)",
+                          "post to its last follower", "delivered", "server CPU"],
+                 rows, options.markdown))
+
+
+if __name__ == "__main__":
+    main()
