@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -96,7 +97,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
     print("ready", flush=True)
     assert (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go"
 
-    if post is not None:  # the authors
+    if post is not None:  # the authors (their posting is heartbeat enough)
         refs = 0
         interval = 1 / post["rate"]
         began = loop.time()
@@ -123,7 +124,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
             now = time.time() * 1000
             message = orjson.loads(data)
             if kind == "beamish":
-                if message[3] != "post":
+                if message[3] != "post":  # a heartbeat's reply
                     continue
                 body = message[4]["body"]
             else:
@@ -138,14 +139,31 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
             if latency > last.get(key, -1.0):
                 last[key] = round(latency, 2)
 
-    listeners = [asyncio.create_task(listen(ws, name)) for ws, name in zip(sockets, names,
-                                                                            strict=True)]
+    closed = 0
+
+    async def heartbeat(ws: Any) -> None:  # as phoenix.js does, every 30 s
+        refs = 0
+        while True:
+            await asyncio.sleep(30)
+            refs += 1
+            await ws.send(orjson.dumps([None, f"h{refs}", "phoenix", "heartbeat", {}]).decode())
+
+    async def watched(ws: Any, name: str) -> None:
+        nonlocal closed
+        with contextlib.suppress(Exception):  # closed with an error: counted all the same
+            await listen(ws, name)
+        closed += 1  # the connection ended before the run did
+
+    listeners = [asyncio.create_task(watched(ws, name)) for ws, name in zip(sockets, names,
+                                                                             strict=True)]
+    if kind == "beamish":
+        listeners += [asyncio.create_task(heartbeat(ws)) for ws in sockets]
     while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "count":
         print(json.dumps({"count": sum(received.values())}), flush=True)
     for task in listeners:  # "stop"
         task.cancel()
-    print(json.dumps({"received": received, "latencies": latencies, "last": last}),
-          flush=True)
+    print(json.dumps({"received": received, "latencies": latencies, "last": last,
+                      "closed": closed}), flush=True)
     os._exit(0)
 
 
@@ -312,6 +330,7 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
         for key, value in out["last"].items():
             last[key] = max(last.get(key, 0.0), value)
     return {"posts": sum(made.values()), "due": due, "received": received,
+            "closed": sum(out["closed"] for out in outputs),
             "short": short, "latencies": latencies, "last": sorted(last.values()),
             "cpu": cpu / elapsed, "redis_cpu": redis_cpu / elapsed}
 
@@ -370,7 +389,8 @@ def main() -> None:
                     f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
                     f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
                     f"{result['received']:,} of {result['due']:,} "
-                    f"({result['posts']:,} posts); followers short: {result['short']}",
+                    f"({result['posts']:,} posts); followers short: {result['short']}; "
+                    f"connections closed: {result['closed']}",
                     cpu,
                 ])
                 print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)

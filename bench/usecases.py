@@ -123,9 +123,16 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             self.join_ref = str(self.refs)
             self.ws.send_text(orjson.dumps([self.join_ref, self.join_ref, topic, "phx_join", {}]))
 
+        def heartbeat(self) -> None:  # as phoenix.js does, every 30 s
+            if self.transport.is_closing():
+                return
+            self.refs += 1
+            self.ws.send_text(orjson.dumps([None, f"h{self.refs}", "phoenix", "heartbeat", {}]))
+            self.flush()
+            loop.call_later(30, self.heartbeat)
+
         def connection_lost(self, exc: Exception | None) -> None:
-            if state["measuring"]:
-                seen["lost"] += 1
+            seen["lost"] += 1  # at any time: a connection closed before the measuring too
             if not self.joined.done():
                 self.joined.set_exception(ConnectionError(f"connection lost: {exc}"))
 
@@ -147,6 +154,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             if event == "phx_reply":
                 if payload.get("status") == "ok" and not self.joined.done():
                     self.joined.set_result(None)
+                    loop.call_later(30, self.heartbeat)
             elif event in ("phx_error", "phx_close"):
                 if state["measuring"]:
                     seen["errors"] += 1
