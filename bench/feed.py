@@ -93,7 +93,24 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
                     raise RuntimeError(f"{name} was not made ready")
             return ws
 
-    sockets = await asyncio.gather(*(open_one(name) for name in names))
+    async def heartbeat(ws: Any) -> None:  # as phoenix.js does: every 30 s from the join
+        refs = 0
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(30)
+                refs += 1
+                await ws.send(orjson.dumps([None, f"h{refs}", "phoenix", "heartbeat", {}])
+                              .decode())
+
+    beating: list[asyncio.Task[None]] = []
+
+    async def open_and_beat(name: str) -> Any:
+        ws = await open_one(name)
+        if kind == "beamish":
+            beating.append(asyncio.create_task(heartbeat(ws)))
+        return ws
+
+    sockets = await asyncio.gather(*(open_and_beat(name) for name in names))
     print("ready", flush=True)
     assert (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go"
 
@@ -141,13 +158,6 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
 
     closed = 0
 
-    async def heartbeat(ws: Any) -> None:  # as phoenix.js does, every 30 s
-        refs = 0
-        while True:
-            await asyncio.sleep(30)
-            refs += 1
-            await ws.send(orjson.dumps([None, f"h{refs}", "phoenix", "heartbeat", {}]).decode())
-
     async def watched(ws: Any, name: str) -> None:
         nonlocal closed
         with contextlib.suppress(Exception):  # closed with an error: counted all the same
@@ -156,8 +166,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
 
     listeners = [asyncio.create_task(watched(ws, name)) for ws, name in zip(sockets, names,
                                                                              strict=True)]
-    if kind == "beamish":
-        listeners += [asyncio.create_task(heartbeat(ws)) for ws in sockets]
+    listeners += beating
     while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "count":
         print(json.dumps({"count": sum(received.values())}), flush=True)
     for task in listeners:  # "stop"

@@ -267,7 +267,7 @@ class Chaos(threading.Thread):
     def run(self) -> None:
         from beamish.console import ConsoleClient
 
-        console = ConsoleClient(f"usecases_{self.app}")
+        console = ConsoleClient(f"usecases_{self.app}", timeout=60)
         console.run("import random, beamish\nfrom beamish.pubsub import PubSub")
         rng = random.Random(7)
         try:
@@ -349,7 +349,7 @@ def console(app: str, source: str) -> None:
     """Run ``source`` in the app's node, through its console."""
     from beamish.console import ConsoleClient
 
-    client = ConsoleClient(f"usecases_{app}")
+    client = ConsoleClient(f"usecases_{app}", timeout=60)
     try:
         client.run("import beamish\nfrom examples.stream import studio"
                    if app == "stream" else "import beamish")
@@ -364,13 +364,13 @@ def settle_analytics(port: int) -> dict[str, Any]:
     """Stop the events and let the counters catch up; what /stats says then."""
     from beamish.console import ConsoleClient
 
-    console = ConsoleClient("usecases_analytics")
+    console = ConsoleClient("usecases_analytics", timeout=60)
     console.run("from examples.analytics import pipeline\nawait pipeline.set_rate(0)")
     console.close()
     deadline = time.monotonic() + 20
     stats: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=60) as answer:
             stats = json.loads(answer.read())
         if stats["made"] == stats["counted"]:
             break
