@@ -32,6 +32,7 @@ def test_reload_swaps_a_channel_under_two_pages_without_dropping_a_socket(tmp_pa
     (tmp_path / "examples").mkdir()
     shutil.copytree(ROOT / "examples" / "chat", tmp_path / "examples" / "chat",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "examples" / "web_assets.py", tmp_path / "examples")  # the chat's
     (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")
     channels = tmp_path / "examples" / "chat" / "channels.py"
     assert channels.read_text().count(NEW_POST) == 1
