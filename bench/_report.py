@@ -1,6 +1,6 @@
 """What every benchmark script prints: a few lines about the run, then the table.
 
-Shared by ``runtime.py``, ``otp.py``, ``data.py`` and ``web.py`` (run as scripts, so this
+Shared by the scripts in this directory (run as scripts, so this
 module is found beside them).
 """
 
@@ -44,3 +44,16 @@ def report(
     """The header lines (a Markdown list, or plain lines), a blank line, then the table."""
     lines = [f"- {line}" for line in header] if markdown else list(header)
     return "\n".join(lines) + "\n\n" + table(columns, rows, markdown)
+
+
+def pct(values: list[float], share: float) -> float:
+    """The ``share`` (0 to 1) percentile of ``values``: NaN for none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def ms(value: float) -> str:
+    """Milliseconds for a table cell ("-" for NaN)."""
+    return "-" if value != value else (f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms")

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import cpu_model, load_average, report
+from _procs import cpu_seconds, free_port
+from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "examples" / "feed" / "migrations" / "sqlite" / "001_feed.sql"
@@ -178,16 +179,6 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
 
 # -- the driver ------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_pid() -> int | None:
@@ -344,12 +335,6 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
             "cpu": cpu / elapsed, "redis_cpu": redis_cpu / elapsed}
 
 
-def pct(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(share * len(values)))] if values else float("nan")
-
-
-def ms(value: float) -> str:
-    return "-" if value != value else (f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms")
 
 
 def main() -> None:

@@ -40,7 +40,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -51,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _report import cpu_model, load_average, report
+from _procs import cpu_seconds, free_port
+from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_PROCESS = 5_000  # clients per client process
@@ -221,16 +221,6 @@ class Case:
     failure: str = ""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def start_node(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
     target = APPS[app][0]
@@ -379,12 +369,6 @@ def settle_analytics(port: int) -> dict[str, Any]:
             "equal": stats["made"] == stats["counted"], "lost": stats["lost"]}
 
 
-def pct(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
 
 def summarize(case: Case, outputs: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
     latencies = [v for out in outputs for v in out["lat"]]
@@ -404,9 +388,6 @@ def summarize(case: Case, outputs: list[dict[str, Any]], seconds: float) -> dict
         "rejoins": sum(o["rejoins"] for o in outputs), "lost": sum(o["lost"] for o in outputs),
     }
 
-
-def ms(value: float) -> str:
-    return "-" if value != value else (f"{value:,.0f} ms" if value >= 10 else f"{value:.1f} ms")
 
 
 def rows_of(cases: list[Case]) -> list[list[str]]:

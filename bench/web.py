@@ -91,6 +91,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 
+from _procs import cpu_seconds, free_port
 from _report import cpu_model, load_average
 from _report import report as report_table
 from starlette.applications import Starlette
@@ -490,24 +491,10 @@ def run_clients(spec: str) -> None:
 # -- the driver's side: servers and client fleets -----------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def tail(log: IO[bytes], lines: int = 5) -> str:
     log.seek(0)
     text = log.read().decode(errors="replace").strip().splitlines()
     return " | ".join(text[-lines:]) or "(nothing on stderr)"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` so far, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Server:
