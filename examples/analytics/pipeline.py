@@ -34,7 +34,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import beamish
-from beamish import CallError, GenServer, NoReply, Ok, Reply, Supervisor, SupervisorFlags
+from beamish import (
+    CallError,
+    Continue,
+    GenServer,
+    NoReply,
+    Ok,
+    Reply,
+    Supervisor,
+    SupervisorFlags,
+)
 from beamish.web import broadcast
 
 from .metrics import BY_NAME, METRICS, WINDOWS, Batch, EventSource, Window, window_summary
@@ -108,21 +117,27 @@ class Counter(GenServer):
             _, width, size = next(w for w in WINDOWS if w[0] == key[1])
             histogram = BY_NAME[key[0]].kind == "distribution"
             data[key] = Counted(Window(width, size, histogram=histogram))
-        beamish.send(beamish.self(), "catch_up")  # batches sent while it was down
-        return Ok(key)
+        return Ok(key, Continue("catch_up"))  # batches sent while it was down
 
-    async def handle_info(self, message: Any, key: Key) -> NoReply:
-        record: Counted = store()[key]
+    def handle_info(self, message: Any, key: Key) -> NoReply:
+        # A plain def: the common batch is applied at once, with no task; only a gap in the
+        # numbers awaits the source, in handle_continue.
         match message:
             case ("batch", int(number), Batch() as batch):
-                if number <= record.applied:
-                    return NoReply(key)  # applied already (a replay crossed it)
-                if number > record.applied + 1:
-                    await self._catch_up(key, record)
+                record: Counted = store()[key]
                 if number == record.applied + 1:
                     _apply(record, number, batch)
-            case "catch_up":
-                await self._catch_up(key, record)
+                elif number > record.applied + 1:
+                    return NoReply(key, Continue(("catch_up", number, batch)))
+                # else: applied already (a replay crossed it)
+        return NoReply(key)
+
+    async def handle_continue(self, term: Any, key: Key) -> NoReply:
+        record: Counted = store()[key]
+        await self._catch_up(key, record)
+        match term:
+            case ("catch_up", int(number), Batch() as batch) if number == record.applied + 1:
+                _apply(record, number, batch)
         return NoReply(key)
 
     async def _catch_up(self, key: Key, record: Counted) -> None:
