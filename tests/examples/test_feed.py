@@ -71,7 +71,7 @@ async def test_a_post_reaches_online_followers_at_once_and_offline_ones_when_the
 
     await assert_reply(push(bob, "like", {"post": 1}), "ok", {"likes": 1})
     updated = await assert_push("post_updated", {"id": 1, "likes": 1}, timeout=1)
-    assert updated is not None
+    assert updated["author"] == "ada" and updated["replies"] == 0  # only the likes changed
     await assert_reply(push(bob, "post", {"body": "welcome", "reply_to": 1}), "ok")
     await assert_push("post_updated", {"id": 1, "replies": 1}, timeout=1)
     await assert_reply(push(ada, "thread", {"post": 1}), "ok")
