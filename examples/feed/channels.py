@@ -129,7 +129,7 @@ async def _follow(socket: SocketState, payload: dict[str, Any], following: bool 
     if other is None:
         return ("error", {"reason": f"there is no user {name!r}"})
     await store.set_follow(db, socket.assigns["user_id"], other, following)
-    await timelines.refresh(socket.assigns["user"])  # its pages get a reset
+    timelines.refresh(PUBSUB, socket.assigns["user_id"])  # its pages get a reset
     return "ok"
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from beamish.cluster import register_wire_type
 from beamish.data import Pool
 
 WINDOW = 50  # posts a timeline shows
@@ -35,6 +36,9 @@ class Post:
         return {"id": self.id, "author": self.author, "body": self.body,
                 "reply_to": self.reply_to, "at": self.at, "likes": self.likes,
                 "replies": self.replies, "liked": self.liked}
+
+
+register_wire_type(Post)  # it crosses nodes on the author topics (``beamish run --nodes 2``)
 
 
 def _p(db: Pool, n: int) -> str:

@@ -13,6 +13,13 @@ post reaches exactly the timelines that show it, each of which pushes it to the 
 open pages (a broadcast on ``timeline:<name>``, which every tab of the user has joined).
 Likes and reply counts travel the same way, on the topic of the post's author.
 
+**On a cluster** (``beamish run --nodes 2``) the author topics span the nodes, and each node
+runs the timelines of the pages connected to it: a user with tabs on two nodes has a
+timeline on each, each hydrated from the same database, each pushing to its own node's
+pages only (``local_broadcast``: a cluster-wide push would reach every tab twice). A follow
+is announced on the user's own author topic, so every timeline of the user reads its window
+again, wherever it runs.
+
 **Offline followers cost nothing.** A user with no page open has no timeline process and
 no subscription: nothing is done for them when someone they follow posts. When they come
 back, their timeline starts and reads its window from the database (the newest
@@ -52,7 +59,7 @@ from beamish import (
 )
 from beamish.data import Pool
 from beamish.pubsub import PubSub
-from beamish.web import broadcast
+from beamish.web import local_broadcast
 
 from . import store
 from .store import Post
@@ -102,7 +109,10 @@ class Timeline(GenServer):
 
     async def handle_continue(self, term: Any, state: TimelineState) -> NoReply:
         await self._hydrate(state)
-        beamish.send_after(beamish.self(), ("idle", state.idle_since), IDLE)
+        if term == "hydrate":
+            beamish.send_after(beamish.self(), ("idle", state.idle_since), IDLE)
+        else:  # "refresh": the user followed or unfollowed someone, on some node
+            local_broadcast(state.pubsub, timeline_topic(state.name), "reset", _snapshot(state))
         return NoReply(state)
 
     async def _hydrate(self, state: TimelineState) -> None:
@@ -125,11 +135,6 @@ class Timeline(GenServer):
                     beamish.monitor(page)
                     state.pages.add(page)
                 return Reply(_snapshot(state), state)
-            case "refresh":  # the user followed or unfollowed someone
-                await self._hydrate(state)
-                snapshot = _snapshot(state)
-                broadcast(state.pubsub, timeline_topic(state.name), "reset", snapshot)
-                return Reply(snapshot, state)
         raise ValueError(f"a timeline does not understand {request!r}")
 
     def handle_info(self, message: Any, state: TimelineState) -> Any:
@@ -137,13 +142,15 @@ class Timeline(GenServer):
             case ("post", Post() as post) if post.author_id in state.subscribed:
                 if all(shown.id != post.id for shown in state.posts):  # not read already
                     state.posts = [post, *state.posts][: store.WINDOW]
-                    broadcast(state.pubsub, timeline_topic(state.name), "post",
+                    local_broadcast(state.pubsub, timeline_topic(state.name), "post",
                               post.to_json())
             case ("likes", int(post_id), int(count), int(by), bool(liked)):
                 self._update(state, post_id, likes=count,
                              **({"liked": liked} if by == state.user else {}))
             case ("replies", int(post_id), int(count)):
                 self._update(state, post_id, replies=count)
+            case ("refresh", int(user)) if user == state.user:  # whom the user follows changed
+                return NoReply(state, Continue("refresh"))
             case Down(pid=page):
                 state.pages.discard(page)
                 if not state.pages:
@@ -158,7 +165,7 @@ class Timeline(GenServer):
             if shown.id == post_id:
                 state.posts[i] = updated = replace(shown, **changes)
                 if updated != shown:
-                    broadcast(state.pubsub, timeline_topic(state.name), "post_updated",
+                    local_broadcast(state.pubsub, timeline_topic(state.name), "post_updated",
                               updated.to_json())
                 return
 
@@ -211,10 +218,10 @@ async def attach(name: str, user: int, page: Pid) -> tuple[Pid, dict[str, Any]]:
     return pid, snapshot
 
 
-async def refresh(name: str) -> None:
-    """Tell the user's timeline (if running) that whom they follow changed."""
-    if Registry.lookup(REGISTRY, name):
-        await GenServer.call(Registry.via(REGISTRY, name), "refresh")
+def refresh(pubsub: str, user: int) -> None:
+    """Tell the user's timelines, on every node, that whom they follow changed: each reads
+    its window again and sends its pages a ``reset``."""
+    PubSub.broadcast(pubsub, author_topic(user), ("refresh", user))
 
 
 def online_count() -> int:

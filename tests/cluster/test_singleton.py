@@ -94,3 +94,32 @@ async def test_a_crashing_singleton_is_restarted_by_its_nodes_supervisor():
         await until(again, "the singleton to come back")
         assert (await GenServer.call(("global", "clock"), "tick"))[0] == 1  # a fresh start
         await Supervisor.stop("tree")
+
+
+@pytest.mark.beamish(node=None)
+async def test_on_a_node_alone_the_singleton_runs_under_its_local_name():
+    tree = await Supervisor.start([Singleton.spec(Clock, 0, name="clock")], name="tree")
+    holder = Singleton.whereis("clock")
+    assert holder is not None and holder == beamish.whereis("clock")
+    assert Singleton.server("clock") == "clock"
+    assert await GenServer.call(Singleton.server("clock"), "tick") == (1, beamish.node())
+    beamish.exit(holder, "kill")  # its crash restarts it, under the same name
+
+    async def restarted():
+        now = Singleton.whereis("clock")
+        return now is not None and now != holder
+
+    await until(restarted, "the singleton's restart")
+    assert await GenServer.call("clock", "tick") == (1, beamish.node())
+    await Supervisor.stop(tree)
+
+
+async def test_in_a_cluster_the_server_to_call_is_the_global_name():
+    async with local_cluster("b@test"):
+        assert Singleton.server("clock") == ("global", "clock")
+
+
+@pytest.mark.beamish(node=None)
+async def test_a_singleton_alone_needs_a_string_name():
+    with pytest.raises(Exception, match="must be a string"):
+        await Supervisor.start([Singleton.spec(Clock, 0, name=("clock", 1))], name="tree")

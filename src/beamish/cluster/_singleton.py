@@ -16,7 +16,14 @@ puts, in every node's tree, a small guard that:
 
 The server's own crashes are its node's supervisor's business: the guard is linked to it, so
 the guard exits with the server's reason, and the guard's supervisor restarts both (within
-its intensity, as for any child). Unlike OTP, which has no such behaviour built in (Elixir
+its intensity, as for any child).
+
+A node that is not in a cluster is its whole cluster: there the guard starts the server
+under the local name ``name`` (a string), so the same tree runs alone (``beamish run``) and
+on several nodes (``--nodes 2``). ``Singleton.whereis(name)`` finds it either way, and
+``Singleton.server(name)`` is what to call it by: ``("global", name)`` in a cluster,
+``name`` alone. Whether the node is in a cluster is read when the guard starts (a node joins
+before its applications start). Unlike OTP, which has no such behaviour built in (Elixir
 teams use libraries such as Horde or Swarm for it), this needs no extra process per cluster.
 """
 
@@ -28,7 +35,7 @@ from typing import Any
 from beamish._errors import StartError
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok
 from beamish._otp.supervisor.child_spec import ChildSpec
-from beamish._runtime.api import monitor, node, send_after
+from beamish._runtime.api import current_runtime, monitor, node, send_after, whereis
 from beamish._runtime.api import self as _self
 from beamish._runtime.messages import Down
 from beamish._runtime.pid import Pid
@@ -56,12 +63,29 @@ class Singleton(GenServer):
     @staticmethod
     def whereis(name: Any) -> Pid | None:
         """Where the singleton ``name`` runs now, or None."""
+        if current_runtime().global_registry is None:  # a node alone: a local name
+            return whereis(name) if type(name) is str else None
         from beamish.cluster._global import whereis_name
 
         return whereis_name(name)
 
+    @staticmethod
+    def server(name: Any) -> Any:
+        """The singleton ``name`` as a server to call or send to: ``("global", name)`` on a
+        node in a cluster, ``name`` on a node alone."""
+        return name if current_runtime().global_registry is None else ("global", name)
+
     async def init(self, arg: Any) -> Ok:
         server, server_arg, name = arg
+        if current_runtime().global_registry is None:  # a node alone is its whole cluster
+            if type(name) is not str:
+                raise TypeError(
+                    f"a singleton on a node that is not in a cluster is registered under its "
+                    f"name locally, which must be a string; got {name!r}"
+                )
+            pid = await server.start_link(server_arg, name=name)
+            return Ok({"server": server, "arg": server_arg, "name": name, "running": pid,
+                       "watching": None})
         state = {"server": server, "arg": server_arg, "name": name, "running": None,
                  "watching": None}
         await self._attempt(state)
