@@ -5,7 +5,9 @@ http://127.0.0.1:4000, or with the other examples under ``make run`` (at ``/anal
 
     analytics.supervisor (rest_for_one)
     ├── PubSub "analytics.pubsub"
-    └── Pipeline                 events -> counters -> frames (pipeline.py)
+    ├── Replica                  the latest frame and checkpoint, on every node
+    └── Singleton "analytics.pipeline"
+        └── Pipeline             events -> counters -> frames, once per cluster (pipeline.py)
 
 Settings (environment variables): ``ANALYTICS_RATE``, events made a second (10,000; the
 benchmark runs 50,000), ``ANALYTICS_INTERVAL``, seconds between two frames to the viewers
@@ -23,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from beamish import Application, Pid, Settings, Supervisor
+from beamish.cluster import Singleton
 from beamish.pubsub import PubSub
 from beamish.web import Endpoint, Router
 
@@ -52,7 +55,9 @@ class Analytics(Application):
             )
         children = [
             (PubSub, {"name": PUBSUB}),
-            (pipeline.Pipeline, (PUBSUB, s.rate, s.interval, s.max_unapplied)),
+            (pipeline.Replica, PUBSUB),
+            Singleton.spec(pipeline.Pipeline, (PUBSUB, s.rate, s.interval, s.max_unapplied),
+                           name=pipeline.PIPELINE),
         ]
         return await Supervisor.start_link(
             children, strategy="rest_for_one", name="analytics.supervisor"
@@ -70,8 +75,7 @@ async def index(request: Request) -> Response:
 @router.get("/stats", name="analytics_stats")
 async def stats(request: Request) -> Response:
     """What was made and counted, per metric (the benchmark checks that they match)."""
-    frame = pipeline.build_frame(0)
-    return JSONResponse({k: frame[k] for k in ("made", "counted", "lost", "newest")})
+    return JSONResponse(await pipeline.stats())
 
 
 router.static("/assets", directory=HERE / "static", name="analytics_assets")

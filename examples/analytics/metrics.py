@@ -130,6 +130,32 @@ class Window:
             for value in values:
                 histogram[bucket_of(value)] += 1
 
+    def snapshot(self) -> tuple[object, ...]:
+        """The window as immutable plain data, to keep or to send to another node.
+
+            >>> window = Window(width=1.0, size=60, histogram=True)
+            >>> window.add(100.2, 2, 300.0, (120.0, 180.0))
+            >>> copy = Window.restore(window.snapshot())
+            >>> copy.series(100.5)[-1], copy.percentiles(100.5) == window.percentiles(100.5)
+            (2, True)
+        """
+        histograms = (None if self.histograms is None
+                      else tuple(tuple(h) for h in self.histograms))
+        return (self.width, self.size, tuple(self.epochs), tuple(self.counts),
+                tuple(self.sums), histograms)
+
+    @classmethod
+    def restore(cls, snapshot: tuple[object, ...]) -> Window:
+        """The window a ``snapshot()`` was taken of."""
+        width, size, epochs, counts, sums, histograms = snapshot
+        window = cls(float(width), int(size))  # type: ignore[arg-type]
+        window.epochs = list(epochs)  # type: ignore[call-overload]
+        window.counts = list(counts)  # type: ignore[call-overload]
+        window.sums = list(sums)  # type: ignore[call-overload]
+        if histograms is not None:
+            window.histograms = [list(h) for h in histograms]  # type: ignore[attr-defined]
+        return window
+
     def _live(self, now: float) -> list[int]:
         """The ring's indexes of the window ending at ``now``, oldest first (-1: empty)."""
         epoch = int(now // self.width)

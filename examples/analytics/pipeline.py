@@ -1,7 +1,8 @@
 """The dashboard's processes: where the events come from, where they are counted, and how
 they reach the pages. ::
 
-    analytics.pipeline (rest_for_one)
+    Replica           on every node: the latest frame (for joins) and the latest checkpoint
+    analytics.pipeline (rest_for_one), once per cluster (a Singleton)
     ├── Store         owns the table the counts live in, so that they outlive a counter
     ├── Counters      one Counter per metric and window (6 x 2), one_for_one
     ├── Source        makes the events, a tick every 20 ms, and sends each counter its batch
@@ -10,13 +11,24 @@ they reach the pages. ::
 **Nothing counted is lost when a counter crashes.** A counter keeps its window in the
 Store's table (a light ETS: the record outlives the counter's process), with the number of
 the last batch it applied. The Source numbers each counter's batches and keeps those not yet
-applied (it reads the counter's record: no message). A counter that restarts, or that sees
-a batch whose number is not the next one, asks the Source for what it missed (``replay``)
-before it goes on, and ignores a batch it has already applied: each event is counted once.
-The Source keeps at most ``max_unapplied`` batches per counter; past that (a counter down
-for longer), the oldest go and their events are counted as ``lost``, in the page's figures
-and the log: never silently. The Store itself only holds the table; if it goes, the rest
-of the tree restarts after it with empty windows (``rest_for_one``).
+applied, in its own record in the table (it reads the counter's record: no message). A
+counter that restarts, or that sees a batch whose number is not the next one, asks the
+Source for what it missed (``replay``) before it goes on, and ignores a batch it has already
+applied: each event is counted once. The Source keeps at most ``max_unapplied`` batches per
+counter; past that (a counter down for longer), the oldest go and their events are counted
+as ``lost``, in the page's figures and the log: never silently.
+
+**Nothing a viewer saw is lost when the pipeline's node goes.** The pipeline runs once in
+the cluster (``Singleton.spec``; on a node alone, on that node). With each frame the
+Publisher broadcasts, first, a checkpoint of the whole table (every window, what each
+counter applied, what the Source made and has not yet seen applied): about 30 KB every
+``interval``, to a ``Replica`` on every node. When the pipeline's node goes, another node's
+guard starts it, and its Store starts from that node's latest checkpoint: the counts go on
+from at least the last frame any viewer of a live node saw, ``made`` and ``counted`` still
+agree (the batches in flight are replayed from the checkpoint), and what the dead node made
+after its last checkpoint (at most ``interval`` of events) is gone with it, from both. The
+same holds when the Store itself crashes: the rest of the tree restarts after it
+(``rest_for_one``) from the checkpoint.
 
 **Every viewer gets the latest state at a fixed rate.** The Publisher builds one frame
 (every metric in both windows, about 4 KB) and broadcasts it; the channel coalesces it
@@ -44,15 +56,20 @@ from beamish import (
     Supervisor,
     SupervisorFlags,
 )
-from beamish.web import broadcast
+from beamish.cluster import Singleton
+from beamish.pubsub import PubSub
+from beamish.web import Broadcast, broadcast
 
 from .metrics import BY_NAME, METRICS, WINDOWS, Batch, EventSource, Window, window_summary
 
 log = logging.getLogger("analytics")
 
 TABLE = "analytics.store"
-SOURCE = "analytics.source"
+REPLICA = "analytics.replica"
+PIPELINE = "analytics.pipeline"  # the singleton's name
+SOURCE = "analytics.source"  # local, on the pipeline's node
 TOPIC = "analytics:live"
+CHECKPOINTS = "analytics.checkpoints"  # a PubSub topic no socket routes (no colon)
 TICK = 0.02  # seconds between two ticks of the source
 MAX_INCIDENT = 60.0  # seconds a simulated incident may last
 
@@ -82,6 +99,39 @@ class Made:
     made: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BY_NAME, 0))
     lost: int = 0  # events dropped from a full replay buffer (counted, never silent)
     incident_until: float = 0.0  # a simulated incident lasts until then (wall clock)
+    # per counter, the batches sent and not yet applied: (number, batch), oldest first
+    unapplied: dict[Key, deque[tuple[int, Batch]]] = field(
+        default_factory=lambda: {key: deque() for key in KEYS})
+    seq: int = 0  # the number of the Publisher's last frame
+
+
+def checkpoint(data: dict[Any, Any]) -> tuple[Any, ...]:
+    """The table as immutable plain data (what crosses to the other nodes' replicas)."""
+    counters = tuple((key, r.window.snapshot(), r.applied, r.counted, r.newest)
+                     for key in KEYS if (r := data.get(key)) is not None)
+    made: Made | None = data.get("source")
+    if made is None:
+        return (counters, None)
+    unapplied = tuple((key, tuple((n, (b.count, b.total, b.values, b.newest)) for n, b in q))
+                      for key, q in made.unapplied.items() if q)
+    return (counters, (tuple(made.numbered.items()), tuple(made.made.items()), made.lost,
+                       made.incident_until, made.seq, unapplied))
+
+
+def restore(data: dict[Any, Any], saved: tuple[Any, ...]) -> None:
+    """Fill an empty table from a ``checkpoint``."""
+    counters, source = saved
+    for key, window, applied, counted, newest in counters:
+        data[tuple(key)] = Counted(Window.restore(window), applied, counted, newest)
+    if source is not None:
+        numbered, made, lost, incident_until, seq, unapplied = source
+        record = Made(lost=lost, incident_until=incident_until, seq=seq)
+        record.numbered.update((tuple(k), n) for k, n in numbered)
+        record.made.update(made)
+        for key, batches in unapplied:
+            record.unapplied[tuple(key)].extend(
+                (n, Batch(c, t, tuple(v), w)) for n, (c, t, v, w) in batches)
+        data["source"] = record
 
 
 def store() -> dict[Any, Any]:
@@ -97,11 +147,42 @@ def store() -> dict[Any, Any]:
 
 
 class Store(GenServer):
-    """Owns the table; does nothing else, so it has nothing to crash on."""
+    """Owns the table; does nothing else, so it has nothing to crash on. It starts from this
+    node's latest checkpoint, if its Replica has one."""
 
     def init(self, _: Any) -> Ok:
-        beamish.new_table(TABLE, {})
+        data: dict[Any, Any] = {}
+        replica = beamish.find_table(REPLICA)
+        saved = replica.data.get("checkpoint") if replica is not None else None
+        if saved is not None:
+            restore(data, saved)
+            log.info("the pipeline starts from a checkpoint (frame %d)", data["source"].seq
+                     if "source" in data else 0)
+        beamish.new_table(TABLE, data)
         return Ok(None)
+
+
+class Replica(GenServer):
+    """On every node: keeps the latest frame (what a viewer who joins here starts from) and
+    the latest checkpoint of the pipeline's table (what its successor here would start
+    from), both as the Publisher broadcast them."""
+
+    def init(self, pubsub: str) -> Ok:
+        beamish.new_table(REPLICA, {})
+        PubSub.subscribe(pubsub, CHECKPOINTS)
+        PubSub.subscribe(pubsub, TOPIC)
+        return Ok(None)
+
+    def handle_info(self, message: Any, state: None) -> NoReply:
+        data = beamish.find_table(REPLICA).data  # type: ignore[union-attr]
+        match message:
+            case ("checkpoint", str(node), tuple(saved)):
+                holder = Singleton.whereis(PIPELINE)
+                if holder is None or holder.node == node:  # not from a conflict's loser
+                    data["checkpoint"] = saved
+            case Broadcast(_, "state", dict(frame)):
+                data["frame"] = frame
+        return NoReply(state)
 
 
 class Counter(GenServer):
@@ -169,11 +250,10 @@ class Source(GenServer):
         rate, max_unapplied = arg
         data = store()
         made = data.setdefault("source", Made())
-        unapplied: dict[Key, deque[tuple[int, Batch]]] = {key: deque() for key in KEYS}
         events = EventSource(rate)
         events.tick(time.time())
         beamish.send_after(beamish.self(), "tick", TICK)
-        return Ok((events, made, unapplied, max_unapplied))
+        return Ok((events, made, made.unapplied, max_unapplied))
 
     def handle_info(self, message: Any, state: Any) -> NoReply:
         if message != "tick":
@@ -214,6 +294,10 @@ class Source(GenServer):
                 return Reply(events.rate, state)
             case "rate":
                 return Reply(events.rate, state)
+            case "stats":
+                frame = build_frame(0)
+                return Reply({k: frame[k] for k in ("made", "counted", "lost", "newest")},
+                             state)
             case ("incident", float() | int() as seconds) if 0 < seconds <= MAX_INCIDENT:
                 made.incident_until = time.time() + seconds
                 log.warning("an incident is simulated for %g s: a third of the events are "
@@ -228,23 +312,30 @@ class Publisher(GenServer):
     def init(self, arg: tuple[str, float]) -> Ok:
         pubsub, interval = arg
         beamish.send_after(beamish.self(), "publish", interval)
-        return Ok((pubsub, interval, 0))
+        return Ok((pubsub, interval))
 
-    def handle_info(self, message: Any, state: tuple[str, float, int]) -> NoReply:
-        pubsub, interval, seq = state
+    def handle_info(self, message: Any, state: tuple[str, float]) -> NoReply:
+        pubsub, interval = state
         if message == "publish":
             beamish.send_after(beamish.self(), "publish", interval)
-            frame = build_frame(seq + 1)
-            store()["frame"] = frame
+            data = store()
+            made: Made = data["source"]
+            made.seq += 1  # frames number on across restarts and nodes: in the checkpoint
+            frame = build_frame(made.seq)
+            data["frame"] = frame
+            # the checkpoint first: a node that has a frame has its counts (one sender,
+            # one order)
+            PubSub.broadcast(pubsub, CHECKPOINTS, ("checkpoint", beamish.node(),
+                                                   checkpoint(data)))
             broadcast(pubsub, TOPIC, "state", frame)
-            return NoReply((pubsub, interval, seq + 1))
         return NoReply(state)
 
 
-def build_frame(seq: int, now: float | None = None) -> dict[str, Any]:
+def build_frame(seq: int, now: float | None = None,
+                data: dict[Any, Any] | None = None) -> dict[str, Any]:
     """Every metric in every window, as the page draws them (JSON-ready)."""
     now = time.time() if now is None else now
-    data = store()
+    data = store() if data is None else data
     metrics: dict[str, Any] = {}
     newest = 0.0
     for metric in METRICS:
@@ -269,21 +360,41 @@ def build_frame(seq: int, now: float | None = None) -> dict[str, Any]:
 
 
 def latest_frame() -> dict[str, Any]:
-    """The frame the Publisher sent last (what a viewer who joins now starts from)."""
-    frame: dict[str, Any] | None = store().get("frame")
-    return frame if frame is not None else build_frame(0)
+    """The frame the Publisher sent last (what a viewer who joins now starts from), as this
+    node's Replica has it; on the pipeline's node before its first frame, the counts now."""
+    for table in (REPLICA, TABLE):
+        found = beamish.find_table(table)
+        frame: dict[str, Any] | None = found.data.get("frame") if found is not None else None
+        if frame is not None:
+            return frame
+    return build_frame(0, data={} if beamish.find_table(TABLE) is None else None)
+
+
+def _source() -> Any:
+    """The Source, on whichever node the pipeline runs."""
+    holder = Singleton.whereis(PIPELINE)
+    if holder is None or holder.node == beamish.node():  # here (or a pipeline run alone)
+        return SOURCE
+    return (SOURCE, holder.node)
 
 
 async def simulate_incident(seconds: float) -> None:
     """For ``seconds`` (at most ``MAX_INCIDENT``), a third of the events are errors."""
-    answer = await GenServer.call(SOURCE, ("incident", seconds))
+    answer = await GenServer.call(_source(), ("incident", seconds))
     if answer != "ok":
         raise ValueError(f"an incident lasts 0 to {MAX_INCIDENT} seconds, not {seconds!r}")
 
 
 async def set_rate(rate: float) -> float:
     """Change how many events a second the source makes (0 to 1,000,000)."""
-    result: float = await GenServer.call(SOURCE, ("rate", rate))
+    result: float = await GenServer.call(_source(), ("rate", rate))
+    return result
+
+
+async def stats() -> dict[str, Any]:
+    """What was made and counted per metric, events lost, the newest counted (from the
+    pipeline's node)."""
+    result: dict[str, Any] = await GenServer.call(_source(), "stats")
     return result
 
 
