@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from beamish import Application, Pid, Settings, Supervisor
+from beamish.cluster import Singleton
 from beamish.pubsub import PubSub
 from beamish.web import Endpoint, Router
 
@@ -46,13 +47,12 @@ class Stream(Application):
         children = [
             (PubSub, {"name": studio.PUBSUB}),
             studio.StreamPresence,
-            {"id": "stage", "start": (studio.Stage.start_for, (STREAM,))},
-            {"id": "camera", "start": (studio.Camera.start_for, (STREAM, s.fps, s.segment_bytes))},
+            {"id": "relay", "start": (studio.Relay.start_for, (STREAM,))},
+            Singleton.spec(studio.Studio, (STREAM, s.fps, s.segment_bytes),
+                           name=studio.studio_name(STREAM)),
         ]
-        # a camera is cheap to restart: more restarts allowed than OTP's default (3 in 5 s)
         return await Supervisor.start_link(
-            children, strategy="rest_for_one", name="stream.supervisor",
-            max_restarts=100, max_seconds=10,
+            children, strategy="rest_for_one", name="stream.supervisor"
         )
 
 

@@ -30,7 +30,7 @@ class StreamChannel(Channel):
 
     async def join(self, topic: str, payload: Any, socket: SocketState) -> Any:
         stream = topic.removeprefix("stream:")
-        if not STREAM_NAME.fullmatch(stream) or beamish.whereis(studio.stage_name(stream)) is None:
+        if not STREAM_NAME.fullmatch(stream) or not studio.exists(stream):
             return ("error", {"reason": f"there is no stream {stream!r}"})
         name = payload.get("name") if isinstance(payload, dict) else None
         if name is not None and (not isinstance(name, str) or not 0 < len(name.strip())

@@ -3,8 +3,11 @@
     stream.supervisor (rest_for_one)
     ├── PubSub "stream.pubsub"
     ├── StreamPresence        who watches (a presence per viewer's page)
-    ├── Stage "main"          the latest segment, the chat's last messages, the viewer count
-    └── Camera "main"         the broadcaster: a segment every 1/fps seconds, to the Stage
+    ├── Relay "main"          on every node: what a viewer who joins here starts from
+    └── Singleton "stream.studio.main"        once per cluster
+        └── Studio (rest_for_one)
+            ├── Stage "main"  the stream's state: numbering, the chat, on air, the count
+            └── Camera "main" the broadcaster: a segment every 1/fps seconds, to the Stage
 
 **One broadcast per segment, whatever the audience.** The Stage broadcasts each segment
 once, as a binary frame built once for every viewer (the fastlane); the viewers' channel
@@ -19,8 +22,17 @@ second and broadcasts ``viewers`` only when the count changed. Presence's diffs 
 reach every viewer at every join and leave (quadratic in the audience, at a premiere);
 one number a second does not.
 
-**The chat is not persisted**: the Stage keeps the last ``CHAT_KEEP`` messages for those
-who join, and broadcasts each new one.
+**The chat is not persisted**: the Relays keep the last ``CHAT_KEEP`` messages for those
+who join, and the Stage broadcasts each new one.
+
+**Once per cluster, joins on every node.** The Studio (the Stage and its Camera) runs once in
+the cluster (``Singleton.spec``; on a node alone, there). Each node's Relay is subscribed to
+the stream's topic and keeps what the Stage broadcast last (the latest segment, the chat's
+last messages, the viewer count): a viewer joins from its own node's Relay, with no call
+across nodes, and only a chat message or a change of air goes to the Stage. When the
+Studio's node goes, another node's guard starts it, and its Stage goes on from that node's
+Relay: the segments number on and the chat keeps its last messages (a successor starts on
+air). The viewers of the node that went reconnect, to the others.
 """
 
 from __future__ import annotations
@@ -31,8 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import beamish
-from beamish import Continue, GenServer, NoReply, Ok, Reply
-from beamish.web import Presence, broadcast
+from beamish import Continue, GenServer, NoReply, Ok, Reply, Supervisor, SupervisorFlags
+from beamish.cluster import Singleton
+from beamish.pubsub import PubSub
+from beamish.web import Broadcast, Presence, broadcast
 
 from . import segments
 
@@ -58,6 +72,65 @@ def viewers_topic(stream: str) -> str:
     return f"viewers:{stream}"
 
 
+def studio_name(stream: str) -> str:
+    return f"stream.studio.{stream}"
+
+
+def relay_table(stream: str) -> str:
+    return f"stream.relay.{stream}"
+
+
+def _stage(stream: str) -> Any:
+    """The stream's Stage, on whichever node its studio runs."""
+    holder = Singleton.whereis(studio_name(stream))
+    if holder is None or holder.node == beamish.node():  # here (or a stage run alone)
+        return stage_name(stream)
+    return (stage_name(stream), holder.node)
+
+
+@dataclass(slots=True)
+class Relayed:
+    """What a node's Relay has heard of a stream."""
+
+    latest: bytes | None = None
+    seq: int = 0
+    chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEEP))
+    viewers: int = 0
+
+
+class Relay(GenServer):
+    """On every node: the stream's latest segment, chat messages and viewer count, as the
+    Stage broadcast them (see the module)."""
+
+    @classmethod
+    async def start_for(cls, stream: str) -> beamish.Pid:
+        return await cls.start_link(stream, name=f"stream.relay_server.{stream}")
+
+    def init(self, stream: str) -> Ok:
+        beamish.new_table(relay_table(stream), Relayed())
+        PubSub.subscribe(PUBSUB, topic_of(stream))
+        return Ok(stream)
+
+    def handle_info(self, message: Any, stream: str) -> NoReply:
+        relayed: Relayed = beamish.find_table(relay_table(stream)).data  # type: ignore
+        match message:
+            case Broadcast(_, "segment", bytes(segment)):
+                seq = segments.split(segment)[0]["seq"]
+                if seq > relayed.seq:
+                    relayed.latest, relayed.seq = segment, seq
+            case Broadcast(_, "chat", dict(chat)):
+                relayed.chat.append(chat)
+            case Broadcast(_, "viewers", {"count": int(count)}):
+                relayed.viewers = count
+        return NoReply(stream)
+
+
+def relayed(stream: str) -> Relayed | None:
+    """This node's Relay of ``stream``, or None if there is no such stream."""
+    table = beamish.find_table(relay_table(stream))
+    return table.data if table is not None else None  # type: ignore[no-any-return]
+
+
 @dataclass(slots=True)
 class StageState:
     stream: str
@@ -78,7 +151,13 @@ class Stage(GenServer):
 
     def init(self, stream: str) -> Ok:
         beamish.send_after(beamish.self(), "count", 1.0)
-        return Ok(StageState(stream))
+        state = StageState(stream)
+        heard = relayed(stream)
+        if heard is not None:  # a successor goes on from what this node's viewers saw
+            state.seq, state.latest, state.viewers = heard.seq, heard.latest, heard.viewers
+            state.chat.extend(heard.chat)
+            state.chat_seq = max((m["id"] for m in heard.chat), default=0)
+        return Ok(state)
 
     def handle_cast(self, request: Any, state: StageState) -> NoReply:
         match request:
@@ -94,7 +173,7 @@ class Stage(GenServer):
             case ("on_air", bool(on_air)):
                 state.on_air = on_air
                 return Reply(on_air, state)
-            case "joined":  # what a viewer who joins now starts from
+            case "joined":  # what a viewer who joins now starts from (no Relay: a test)
                 return Reply((state.latest, list(state.chat), state.viewers), state)
             case ("chat", str(user), str(body)):
                 state.chat_seq += 1
@@ -152,10 +231,18 @@ class Camera(GenServer):
 # -- what the channels call -------------------------------------------------------------------
 
 
+def exists(stream: str) -> bool:
+    return relayed(stream) is not None or beamish.whereis(stage_name(stream)) is not None
+
+
 async def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
-    """The latest segment, the chat's last messages and the viewer count."""
+    """The latest segment, the chat's last messages and the viewer count: from this node's
+    Relay (from the Stage where none runs)."""
+    heard = relayed(stream)
+    if heard is not None:
+        return heard.latest, list(heard.chat), heard.viewers
     found: tuple[bytes | None, list[dict[str, Any]], int] = await GenServer.call(
-        stage_name(stream), "joined"
+        _stage(stream), "joined"
     )
     return found
 
@@ -163,10 +250,26 @@ async def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
 async def set_on_air(stream: str, on_air: bool) -> None:
     """Put the stream on air, or off (the camera's segments are dropped meanwhile; viewers
     keep the last one). The benchmark takes it off air while its viewers join."""
-    await GenServer.call(stage_name(stream), ("on_air", on_air))
+    await GenServer.call(_stage(stream), ("on_air", on_air))
 
 
 async def chat(stream: str, user: str, body: str) -> dict[str, Any]:
     """Post to the stream's chat; the Stage broadcasts it to every viewer."""
-    message: dict[str, Any] = await GenServer.call(stage_name(stream), ("chat", user, body))
+    message: dict[str, Any] = await GenServer.call(_stage(stream), ("chat", user, body))
     return message
+
+
+class Studio(Supervisor):
+    """A stream's Stage and Camera, together on one node: ``(Studio, (stream, fps, size))``."""
+
+    def init(self, arg: tuple[str, float, int]) -> SupervisorFlags:
+        stream, fps, size = arg
+        children = [
+            {"id": "stage", "start": (Stage.start_for, (stream,))},
+            {"id": "camera", "start": (Camera.start_for, (stream, fps, size))},
+        ]
+        # a camera is cheap to restart: more restarts allowed than OTP's default (3 in 5 s)
+        flags: SupervisorFlags = Supervisor.init(
+            children, strategy="rest_for_one", max_restarts=100, max_seconds=10
+        )
+        return flags

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import doctest
 
+import pytest
 from examples.stream import segments, studio
 from examples.stream.channels import StreamSocket
 
 import beamish
+from beamish.cluster import Singleton
 from beamish.pubsub import PubSub
 from beamish.testing import (
     JoinError,
@@ -17,6 +19,7 @@ from beamish.testing import (
     channel_socket,
     close,
     join,
+    local_cluster,
     push,
     start_supervised,
 )
@@ -123,3 +126,49 @@ async def test_off_air_the_stage_sends_nothing_and_viewers_keep_the_last_segment
     await studio.set_on_air("main", True)
     await assert_push("segment", timeout=1)
     await close(socket)
+
+
+async def start_stream_tree(fps: float = 20.0):
+    """The stream's tree as the application runs it: a Relay per node, the Studio once."""
+    return await beamish.Supervisor.start([
+        (PubSub, {"name": studio.PUBSUB}),
+        studio.StreamPresence,
+        {"id": "relay", "start": (studio.Relay.start_for, ("main",))},
+        Singleton.spec(studio.Studio, ("main", fps, 2_000), name=studio.studio_name("main")),
+    ], strategy="rest_for_one", name="stream.tree")
+
+
+def seq_of(segment):
+    return segments.split(segment)[0]["seq"]
+
+
+@pytest.mark.beamish(node="a@test")
+async def test_when_the_studios_node_goes_another_goes_on_numbering_and_keeps_the_chat():
+    """The Studio runs on b; a viewer on a joins from a's Relay and chats through b's Stage.
+    b goes down: a's guard starts the Studio, whose Stage goes on from a's Relay: the
+    segments number on, the chat keeps its messages, and the viewer chats on."""
+    async with local_cluster("b@test", tick_time=0.5) as cluster:
+        await cluster.node("b@test").run(start_stream_tree)
+        await start_stream_tree()
+        assert Singleton.whereis(studio.studio_name("main")).node == "b@test"
+        await asyncio.sleep(0.3)  # a's Relay hears a few segments
+        socket = channel_socket(StreamSocket, pubsub=studio.PUBSUB)
+        reply, socket = await join(socket, "stream:main", {"name": "ada"})
+        assert reply["chat"] == []
+        seen = [seq_of(await assert_push("segment", timeout=1)) for _ in range(3)]
+        assert min(seen) > 1  # from the latest, as a's Relay had it
+        await assert_reply(push(socket, "chat", {"body": "before"}), "ok")
+        await assert_push("chat", {"id": 1, "user": "ada", "body": "before", "at": beamish.ANY})
+        last = max(seen)
+        await cluster.stop_node("b@test")
+        after = [seq_of(await assert_push("segment", timeout=5)) for _ in range(3)]
+        assert Singleton.whereis(studio.studio_name("main")).node == "a@test"
+        assert min(after) > last and len(set(after)) == 3  # on from there, never back
+        ref = push(socket, "chat", {"body": "after"})
+        await assert_reply(ref, "ok", {"id": 2})
+        late = channel_socket(StreamSocket, pubsub=studio.PUBSUB)
+        reply, late = await join(late, "stream:main", {})
+        assert [m["body"] for m in reply["chat"]] == ["before", "after"]
+        await close(late)
+        await close(socket)
+        await beamish.Supervisor.stop("stream.tree")
