@@ -24,7 +24,7 @@ from examples.web_assets import check_vendor, serve_vendor
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from beamish import Application, Pid, Settings, Supervisor
+from beamish import Application, CallError, Pid, Settings, Supervisor
 from beamish.cluster import Singleton
 from beamish.pubsub import PubSub
 from beamish.web import Endpoint, Router
@@ -75,7 +75,11 @@ async def index(request: Request) -> Response:
 @router.get("/stats", name="analytics_stats")
 async def stats(request: Request) -> Response:
     """What was made and counted, per metric (the benchmark checks that they match)."""
-    return JSONResponse(await pipeline.stats())
+    try:
+        return JSONResponse(await pipeline.stats())
+    except CallError:  # its node went: another takes it over within a tick
+        return JSONResponse({"error": "the pipeline is moving to another node; try again"},
+                            status_code=503)
 
 
 router.static("/assets", directory=HERE / "static", name="analytics_assets")

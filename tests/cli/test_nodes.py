@@ -246,3 +246,44 @@ async def test_nodes_stop_when_their_parent_is_killed(parent):
     while any(alive(pid) for pid in pids):
         assert asyncio.get_running_loop().time() < deadline, "the nodes outlived their parent"
         await asyncio.sleep(0.1)
+
+
+async def ask_singleton(url: str) -> tuple[str, int] | None:
+    """(node, OS pid) of the Clock, over a new connection; None if no answer."""
+    try:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"{url}/singleton", timeout=5)
+    except httpx.HTTPError:
+        return None
+    if answer.status_code != 200:
+        return None
+    node, pid, _ = answer.text.split()
+    return node, int(pid)
+
+
+async def test_a_singletons_node_killed_hands_it_over_at_once_and_its_restart_finds_it(parent):
+    """SIGKILL to the node that runs the cluster's one Clock: the sibling learns of the death
+    from the sibling engine (not after --tick-time, 60 s here) and runs the Clock; the killed
+    node, started again, meets its sibling before its applications start, so it finds the
+    Clock where it runs instead of starting a second one."""
+    p = parent("--nodes", "2", "--tick-time", "60")
+    pids = p.running(2)
+    holder = await ask_singleton(p.url)
+    assert holder is not None and holder[1] in pids
+    loop = asyncio.get_running_loop()
+    killed_at = loop.time()
+    os.kill(holder[1], signal.SIGKILL)
+
+    async def moved():
+        now = await ask_singleton(p.url)
+        return now is not None and now[1] != holder[1] and now
+
+    survivor = await until(moved, "the Clock to run on the other node", timeout=10)
+    assert loop.time() - killed_at < 5 and survivor[1] in pids
+    p.log.until(lambda line: (m := RUNNING.search(line)) is not None
+                and int(m.group(1)) not in pids, "the node started again")
+    await until(lambda: _both_answer(p.url), "both nodes to answer")
+    for _ in range(10):  # whichever node a request lands on: the survivor's Clock
+        assert await ask_singleton(p.url) == survivor
+    assert "global name conflict" not in p.log.text  # no second Clock, at start or after
+    assert p.stop() == 0

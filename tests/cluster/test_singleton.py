@@ -30,8 +30,8 @@ async def start_tree():
 def local_clocks():
     """The Clock processes of the node this runs on."""
     return [p for p in beamish.processes()
-            if type(getattr(beamish.current_runtime()._procs.get(p.id), "actor", None))
-            is Clock]
+            if isinstance(getattr(beamish.current_runtime()._procs.get(p.id), "actor", None),
+                          Clock)]
 
 
 async def until(check, what, timeout=10.0):
@@ -123,3 +123,33 @@ async def test_in_a_cluster_the_server_to_call_is_the_global_name():
 async def test_a_singleton_alone_needs_a_string_name():
     with pytest.raises(Exception, match="must be a string"):
         await Supervisor.start([Singleton.spec(Clock, 0, name=("clock", 1))], name="tree")
+
+
+class SlowClock(Clock):
+    async def init(self, start):
+        await asyncio.sleep(0.2)  # a wide window for two nodes to start it at once
+        return Ok(start)
+
+
+async def start_slow_tree():
+    return await Supervisor.start([Singleton.spec(SlowClock, 0, name="clock")], name="tree")
+
+
+async def test_two_nodes_that_start_it_at_once_keep_one_and_both_trees_stay_up():
+    """Both guards register while neither knows of the other's: the conflict kills one
+    server, maybe in its init; its guard watches the winner instead of failing its tree."""
+    async with local_cluster("b@test") as cluster:
+        b = cluster.node("b@test")
+        await asyncio.gather(b.run(start_slow_tree), start_slow_tree())
+
+        async def settled():
+            holder = Singleton.whereis("clock")
+            counts = [len(local_clocks()), len(await b.run(local_clocks))]
+            return holder is not None and sorted(counts) == [0, 1] and holder
+
+        holder = await until(settled, "one clock left")
+        assert await GenServer.call(("global", "clock"), "tick") == (1, holder.node)
+        assert beamish.whereis("tree") is not None
+        assert await b.run(lambda: beamish.whereis("tree") is not None)
+        await Supervisor.stop("tree")
+        await b.run(Supervisor.stop, "tree")

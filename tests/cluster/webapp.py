@@ -1,15 +1,19 @@
 """A web application for ``beamish run --nodes N`` tests: ``GET /node`` names the node that
-answered; the ``room:*`` channel broadcasts ``shout`` to every socket on every node."""
+answered; the ``room:*`` channel broadcasts ``shout`` to every socket on every node;
+``GET /singleton`` names the node of the cluster's one ``Clock`` (a ``Singleton``), its OS
+pid and how many times it was asked."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 import beamish
-from beamish import Application, Pid, Supervisor
+from beamish import Application, CallError, GenServer, Ok, Pid, Reply, Supervisor
+from beamish.cluster import Singleton
 from beamish.pubsub import PubSub
 from beamish.web import Channel, Endpoint, Router, Socket, SocketState, broadcast
 
@@ -47,9 +51,28 @@ async def node(request: Request) -> Response:
     return PlainTextResponse(beamish.node())
 
 
+class Clock(GenServer):
+    def init(self, _: Any) -> Ok:
+        return Ok(0)
+
+    def handle_call(self, request: Any, from_: Any, asked: int) -> Reply:
+        return Reply(f"{beamish.node()} {os.getpid()} {asked + 1}", asked + 1)
+
+
+@router.get("/singleton", name="singleton")
+async def singleton(request: Request) -> Response:
+    try:
+        return PlainTextResponse(await GenServer.call(Singleton.server("clock"), "ask"))
+    except CallError as error:
+        return PlainTextResponse(f"no clock: {error.why}", status_code=503)
+
+
 class WebApp(Application):
     async def start(self, start_type: Any, args: Any) -> Pid:
-        return await Supervisor.start_link([(PubSub, {"name": PUBSUB})], name="webapp.sup")
+        return await Supervisor.start_link(
+            [(PubSub, {"name": PUBSUB}), Singleton.spec(Clock, None, name="clock")],
+            name="webapp.sup",
+        )
 
 
 endpoint = Endpoint(router=router, application=WebApp, sockets={"/socket": RoomSocket},

@@ -800,3 +800,26 @@ async def test_get_state_of_a_state_that_cannot_be_sent_fails_the_caller_not_the
         await GenServer.get_state(pid)
     assert beamish.is_alive(pid)  # a debugging request never takes the server down
     await GenServer.stop(pid)
+
+
+class _InitForever(GenServer):
+    async def init(self, arg):
+        beamish.send(arg, ("initing", beamish.self()))
+        await asyncio.Event().wait()  # never answers
+
+
+async def test_a_server_killed_in_init_fails_its_start_link_at_once_not_at_the_timeout():
+    """proc_lib's start: the starter learns of the death (here an exit signal, kill) as the
+    start's error, at once."""
+    beamish.trap_exit(True)
+    me = beamish.self()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    starting = asyncio.ensure_future(_InitForever.start_link(me, timeout=30))
+    _, pid = await receive(lambda m: type(m) is tuple and m[0] == "initing", timeout=1)
+    beamish.exit(pid, "kill")
+    with pytest.raises(StartError) as failed:
+        await starting
+    assert failed.value.reason == "killed"
+    assert loop.time() - began < 5
+    assert await receive(Exit, timeout=1) == Exit(pid, "killed")  # the link's, as in OTP

@@ -23,6 +23,7 @@ DEFAULT_MAX_HEADER_BYTES = 32_768
 DEFAULT_MAX_HEADERS = 100
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 DEFAULT_TICK_TIME = 60.0  # the cluster's (beamish.cluster.DEFAULT_TICK_TIME), likewise
+DEFAULT_SYNC_TIMEOUT = 5.0  # beamish.cluster.DEFAULT_SYNC_TIMEOUT, likewise
 
 __all__ = ["main", "services_for"]
 
@@ -202,6 +203,17 @@ def _engine(url: str) -> Any:
     "net_ticktime).",
 )
 @click.option(
+    "--sync-nodes", default="", envvar="BEAMISH_SYNC_NODES", show_envvar=True,
+    help="Nodes (comma-separated names) to meet before the applications start, waiting at "
+    "most --sync-timeout (Erlang's sync_nodes_optional): a Singleton then finds its server "
+    "where it runs. --nodes sets it to the siblings.",
+)
+@click.option(
+    "--sync-timeout", type=click.FloatRange(min=0), default=DEFAULT_SYNC_TIMEOUT,
+    show_default=True, envvar="BEAMISH_SYNC_TIMEOUT", show_envvar=True,
+    help="Seconds to wait for --sync-nodes; a node that has not come by then is not waited for.",
+)
+@click.option(
     "--nodes", default="1", show_default=True, envvar="BEAMISH_NODES", show_envvar=True,
     callback=lambda _ctx, _param, value: _node_count(value),
     help="Run N nodes (OS processes) of the application, or 'auto' for one per core: they "
@@ -227,6 +239,7 @@ def run(
     access_log: bool, max_connections: int | None, header_timeout: float,
     max_header_bytes: int, max_headers: int, keep_alive_timeout: float,
     node_name: str | None, cluster_url: str | None, cluster_name: str, tick_time: float,
+    sync_nodes: str, sync_timeout: float,
     nodes: int, reload: bool, console: bool, reuse_port: bool,
 ) -> None:
     """Run an application until SIGTERM or Ctrl-C.
@@ -286,7 +299,10 @@ def run(
     if cluster_url is not None:
         if node_name is None:
             node_name = f"{app.name}-{os.getpid()}@{socket.gethostname()}"
-        cluster = ClusterOptions(_engine(cluster_url), cluster_name, tick_time)
+        cluster = ClusterOptions(
+            _engine(cluster_url), cluster_name, tick_time,
+            tuple(n.strip() for n in sync_nodes.split(",") if n.strip()), sync_timeout,
+        )
     services = [*services, *node_services(app.name, node_name, app_dir, console=console,
                                           reload=reload)]
     ready = os.environ.pop("BEAMISH_READY_FD", None)  # a --nodes parent's: not inherited

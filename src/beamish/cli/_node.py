@@ -84,6 +84,8 @@ class ClusterOptions(NamedTuple):
     url: Any  # a URL, or the Transport made from it
     name: str = "beamish"
     tick_time: float = 60.0
+    sync_nodes: tuple[str, ...] = ()  # met before the applications start (--sync-nodes)
+    sync_timeout: float = 5.0
 
 
 class Service(Protocol):
@@ -201,6 +203,11 @@ class _Node:
             return None
         _log.info("node %s joined cluster %r on %s", runtime.node_id.name, self.cluster.name,
                   _without_credentials(str(getattr(self.cluster.url, "url", self.cluster.url))))
+        if self.cluster.sync_nodes:
+            from beamish.cluster import sync_nodes
+
+            async with runtime.as_process():
+                await sync_nodes(self.cluster.sync_nodes, self.cluster.sync_timeout)
         return member
 
     async def _life(self, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> ExitCode:

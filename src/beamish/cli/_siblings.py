@@ -110,6 +110,10 @@ class _Parent:
         base = o.node_name.partition("@")[0] if o.node_name else o.app_name
         where = o.node_name.partition("@")[2] if o.node_name and "@" in o.node_name else host
         self.nodes = [_Node(i, f"{base}-{i + 1}@{where}") for i in range(o.count)]
+        # each node meets its siblings before its applications start (a Singleton then
+        # finds its server where it runs, also after a node's restart)
+        if not env.get("BEAMISH_SYNC_NODES"):
+            env["BEAMISH_SYNC_NODES"] = ",".join(node.name for node in self.nodes)
         self.env = env
         return None
 

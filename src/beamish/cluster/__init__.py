@@ -19,6 +19,7 @@ from beamish.cluster._engine import transport_for
 from beamish.cluster._local import LocalHub, LocalTransport
 from beamish.cluster._node import ClusterNode
 from beamish.cluster._singleton import Singleton
+from beamish.cluster._sync import DEFAULT_SYNC_TIMEOUT, sync_nodes
 from beamish.cluster._transport import (
     FrameTooLarge,
     Subscription,
@@ -28,6 +29,7 @@ from beamish.cluster._transport import (
 )
 
 __all__ = [
+    "DEFAULT_SYNC_TIMEOUT",
     "DEFAULT_TICK_TIME",
     "ClusterConfigError",
     "ClusterNode",
@@ -50,5 +52,6 @@ __all__ = [
     "register_wire_type",
     "remote",
     "secret_from_env",
+    "sync_nodes",
     "transport_for",
 ]

@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from beamish._errors import NotRegisteredError
-from beamish._otp.gen_server.server import GenServer, NoReply, Ok
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
 from beamish._runtime.api import current_runtime, demonitor, monitor, monitor_nodes, nodes, send
 from beamish._runtime.api import exit as _exit
 from beamish._runtime.messages import Down, NodeDown, NodeUp
@@ -88,6 +88,13 @@ class GlobalServer(GenServer):
         for node in nodes():
             self._sync_to(node)
         return Ok(None)
+
+    def handle_call(self, request: Any, from_: Any, state: Any) -> Reply:
+        if request == "ping":  # sync_nodes: everything sent before it was taken in
+            return Reply("pong", state)
+        if request == "names":  # sync_nodes: the names this node's processes hold
+            return Reply([(n, p) for n, p in self.table.names.items() if self._local(p)], state)
+        raise ValueError(f"the global name server does not understand {request!r}")
 
     def handle_info(self, message: Any, state: Any) -> NoReply:
         match message:

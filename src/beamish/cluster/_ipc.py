@@ -73,6 +73,7 @@ class IpcTransport(Transport):
         self._scanner: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
         self._subscriber_callbacks: list[Any] = []
+        self._gone_callbacks: list[Any] = []
 
     def preload(self) -> None:
         import zmq  # noqa: F401
@@ -145,6 +146,10 @@ class IpcTransport(Transport):
         """``callback()`` when another node subscribes here (it may have just started)."""
         self._subscriber_callbacks.append(callback)
 
+    def on_process_gone(self, callback: Any) -> None:
+        """``callback(os_pid)`` when a node's socket went and its process is not alive."""
+        self._gone_callbacks.append(callback)
+
     # -- the directory ----------------------------------------------------------------------
 
     async def _scan_loop(self) -> None:
@@ -168,10 +173,20 @@ class IpcTransport(Transport):
                 found.add(entry.path)
         for path in found - self._peers:
             self._sub.connect(f"ipc://{path}")
+        gone: list[int] = []
         for path in self._peers - found:
             with contextlib.suppress(self._zmq.ZMQError):
                 self._sub.disconnect(f"ipc://{path}")
+            owner = os.path.basename(path).partition("-")[0]
+            if owner.isdigit() and not _alive(int(owner)):  # killed (this scan or another's)
+                gone.append(int(owner))
         self._peers = found
+        for os_pid in gone:
+            for callback in self._gone_callbacks:
+                try:
+                    callback(os_pid)
+                except Exception:
+                    _log.exception("ipc transport: process-gone callback %r raised", callback)
         self._notifications()
 
     def _notifications(self) -> None:

@@ -26,6 +26,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
 import re
 from typing import Any
 
@@ -63,6 +64,7 @@ _log = logging.getLogger("beamish.cluster")
 _FRAME_OVERHEAD = 256  # header, tag and msgpack framing, with room to spare
 _EARLY_FLUSH = 1024  # operations queued for one node within one turn before they leave
 _EARLY_FRAMES = 256  # frames kept while the node subscribes, handled once it runs
+_MAX_OS_PIDS = 4_096  # OS pids of nodes remembered (as many as known incarnations)
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -97,6 +99,9 @@ class ClusterNode:
         self._prefix = prefix
         self._broadcast = f"{prefix}.all"
         self._outboxes: dict[Peer, list[bytes]] = {}
+        # a HELLO carries its node's OS pid, for engines that see processes die (ipc://)
+        self._hello = str(os.getpid()).encode()
+        self._os_pids: dict[tuple[str, int], int] = {}
         self._pending: dict[str, list[tuple[int, bytes]]] = {}
         self._overflowed: set[str] = set()
         self._flush_due = False
@@ -123,6 +128,7 @@ class ClusterNode:
         self._op_limit = self.transport.max_payload - _FRAME_OVERHEAD  # known once connected
         self.runtime.attach_distribution(self)
         self.transport.on_subscriber(self._announce)  # a newcomer hears of us at once
+        self.transport.on_process_gone(self._process_gone)  # a sibling killed with -9
         self._subscriptions.append(
             await self.transport.subscribe(self.subject(self.local.name), self._arrived)
         )
@@ -207,7 +213,7 @@ class ClusterNode:
             self._act(self.sessions.tick(self._now()), b"")
 
     def _announce(self) -> None:
-        frame = self.sealer.seal(self.sessions.broadcast_header(HELLO), b"")
+        frame = self.sealer.seal(self.sessions.broadcast_header(HELLO), self._hello)
         try:
             self.transport.publish(self._broadcast, frame)
         except (TransportBusy, FrameTooLarge) as exc:
@@ -399,9 +405,27 @@ class ClusterNode:
             _log.debug("cluster: dropped a frame: %s", exc)
             return
         self.frames_in += 1
+        if header.kind == HELLO and payload:
+            self._note_os_pid(header, payload)
         events = self.sessions.accept(header, self._now())
         if events:
             self._act(events, payload)
+
+    def _note_os_pid(self, header: Any, payload: bytes) -> None:
+        key = (header.name, header.creation)
+        if key not in self._os_pids and payload.isdigit() and len(payload) <= 10:
+            if len(self._os_pids) >= _MAX_OS_PIDS:  # bounded: the oldest is forgotten
+                del self._os_pids[next(iter(self._os_pids))]
+            self._os_pids[key] = int(payload)
+
+    def _process_gone(self, os_pid: int) -> None:
+        """A node on this machine died without a goodbye: it is down now, not a tick later."""
+        for key in [k for k, pid in self._os_pids.items() if pid == os_pid]:
+            del self._os_pids[key]
+            events = self.sessions.died(*key)
+            if events:
+                _log.info("cluster: node %s's process (%d) is gone", key[0], os_pid)
+                self._act(events, b"")
 
     def _act(self, events: list[Any], payload: bytes) -> None:
         token = _context.CURRENT.set(self.runtime)
@@ -412,7 +436,8 @@ class ClusterNode:
                     self._deliver(event[1], payload)
                 elif kind == SEND_HELLO:
                     peer = event[1]
-                    self._publish(peer, self.sessions.direct_header(peer, HELLO, self._now()), b"")
+                    self._publish(peer, self.sessions.direct_header(peer, HELLO, self._now()),
+                                  self._hello)
                 elif kind == UP:
                     self._node_up(event[1])
                 elif kind == DOWN:

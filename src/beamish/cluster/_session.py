@@ -314,6 +314,15 @@ class Sessions:
                     self._discard(peer)
         return events
 
+    def died(self, name: str, creation: int) -> list[Event]:
+        """The node ``(name, creation)`` is known to be dead (its OS process is gone): down
+        now, with ``noconnection``, as if its silence had lasted ``tick_time``."""
+        events: list[Event] = []
+        peer = self.peers.get((name, creation))
+        if peer is not None:
+            self._forget(peer, events, "noconnection", dead=True)
+        return events
+
     def goodbye(self) -> list[Peer]:
         """This node is leaving: the peers that were up (each is now down)."""
         up = [p for p in self.peers.values() if p.up]

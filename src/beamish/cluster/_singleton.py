@@ -14,9 +14,11 @@ puts, in every node's tree, a small guard that:
   settled by global names' rule: the lower pid keeps the name, the other server is killed,
   its guard exits with it, is restarted by its supervisor, and watches the winner.
 
-The server's own crashes are its node's supervisor's business: the guard is linked to it, so
-the guard exits with the server's reason, and the guard's supervisor restarts both (within
-its intensity, as for any child).
+The server's own crashes are its node's supervisor's business: the guard is linked to it
+(and traps exits), so when the server exits the guard exits with its reason, and the guard's
+supervisor restarts both (within its intensity, as for any child). Only a server killed
+because another node's holds the name (a conflict, even one settled while the server was
+still starting) leaves its guard running: it watches the winner, as the other guards do.
 
 A node that is not in a cluster is its whole cluster: there the guard starts the server
 under the local name ``name`` (a string), so the same tree runs alone (``beamish run``) and
@@ -33,11 +35,11 @@ import logging
 from typing import Any
 
 from beamish._errors import StartError
-from beamish._otp.gen_server.server import GenServer, NoReply, Ok
+from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Stop
 from beamish._otp.supervisor.child_spec import ChildSpec
-from beamish._runtime.api import current_runtime, monitor, node, send_after, whereis
+from beamish._runtime.api import current_runtime, monitor, node, send_after, trap_exit, whereis
 from beamish._runtime.api import self as _self
-from beamish._runtime.messages import Down
+from beamish._runtime.messages import Down, Exit
 from beamish._runtime.pid import Pid
 
 __all__ = ["Singleton"]
@@ -93,22 +95,46 @@ class Singleton(GenServer):
 
     async def _attempt(self, state: dict[str, Any]) -> None:
         state["running"] = state["watching"] = None
+        trap_exit(True)  # a server killed by a name conflict must not take its guard along
         try:
             pid = await state["server"].start_link(state["arg"], name=("global", state["name"]))
         except StartError as failure:
             reason = failure.reason
-            if not (type(reason) is tuple and len(reason) == 2
-                    and reason[0] == "already_started"):
-                raise
-            holder = reason[1]
+            if type(reason) is tuple and len(reason) == 2 and reason[0] == "already_started":
+                holder = reason[1]
+            else:
+                holder = self._winner(state, None)
+                if holder is None:  # it failed to start: its guard fails likewise
+                    raise
             state["watching"] = (holder, monitor(holder))
             return
         state["running"] = pid
         _log.info("singleton %r runs on node %s (%s)", state["name"], node(), pid)
 
-    async def handle_info(self, message: Any, state: dict[str, Any]) -> NoReply:
+    @staticmethod
+    def _winner(state: dict[str, Any], loser: Pid | None) -> Pid | None:
+        """Another node's server that holds the name, if this node's lost it to that one."""
+        from beamish.cluster._global import whereis_name
+
+        holder = whereis_name(state["name"])
+        if holder is None or holder == loser or holder.node == node():
+            return None
+        return holder
+
+    async def handle_info(self, message: Any, state: dict[str, Any]) -> Any:
         watching = state["watching"]
-        if type(message) is Down and watching is not None and message.ref == watching[1]:
+        running = state["running"]
+        if type(message) is Exit and running is not None and message.pid == running:
+            winner = self._winner(state, running)
+            if winner is None:  # the server exited (a crash, a stop): the guard with it
+                return Stop(message.reason, state)
+            _log.info("singleton %r: this node's server lost the name to %s on %s",
+                      state["name"], winner, winner.node)
+            state["running"] = None
+            state["watching"] = (winner, monitor(winner))
+        elif type(message) is Exit:  # a server of an earlier attempt: already dealt with
+            pass
+        elif type(message) is Down and watching is not None and message.ref == watching[1]:
             state["watching"] = None
             send_after(_self(), ("beamish.singleton.retry", watching[1]), RETRY)
         elif (type(message) is tuple and len(message) == 2

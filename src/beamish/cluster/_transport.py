@@ -133,6 +133,11 @@ class Transport(ABC):
         have heard what was said before). Only engines without a server (``ipc://``) learn
         of it; on the others a subscription takes effect at once and this is never called."""
 
+    def on_process_gone(self, callback: Callable[[int], Any]) -> None:  # noqa: B027
+        """``callback(os_pid)`` when the OS process of a node on this machine is gone (killed
+        with ``-9``: it could not say goodbye). Only ``ipc://`` learns of it; elsewhere such
+        a node is declared down after ``tick_time`` of silence, as on the BEAM."""
+
     # -- helpers for engines --------------------------------------------------------------
 
     def _check_size(self, size: int) -> None:

@@ -172,6 +172,7 @@ class GenServer(Actor, ChildSpecOptions):
     """
 
     __slots__ = (
+        "_acking",
         "_boot",
         "_deferred",
         "_generation",
@@ -185,6 +186,7 @@ class GenServer(Actor, ChildSpecOptions):
     )
 
     _boot: tuple[Any, asyncio.Future[Any], Pid | None, Any] | None
+    _acking: asyncio.Future[Any] | None  # start_link's, until init has answered
     _parent: Pid | None
     _name: Any
     _state: Any
@@ -398,6 +400,7 @@ class GenServer(Actor, ChildSpecOptions):
         assert self._boot is not None, "a GenServer is started with start_link or start"
         arg, ack, parent, name = self._boot
         self._boot = None
+        self._acking = ack
         self._parent = parent
         self._name = name
         self._state = None
@@ -449,6 +452,7 @@ class GenServer(Actor, ChildSpecOptions):
         if kind is Ok:
             self._state = result.state
             _ack(ack, ("ok",))
+            self._acking = None
             return self._after(result.after)
         if kind is Ignore:
             return self._init_failed(ack, "ignore", None)
@@ -466,8 +470,10 @@ class GenServer(Actor, ChildSpecOptions):
         """End a start that failed: the starter gets ``reason``; the process exits with
         ``exit_reason`` (default ``reason``), a crash if init raised (logged here) or if
         init raised ``ProcessExit(..., reported=True)`` (logged by the init itself)."""
-        if type(self._name) is tuple:
-            self._name[1].unregister_name(self._name[2])
+        if type(self._name) is tuple:  # its own registration only: a name it lost (a
+            registry, key = self._name[1], self._name[2]  # global conflict) is not its own
+            if registry.whereis_name(key) == self.pid:
+                registry.unregister_name(key)
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
         if exc is not None:
             _log.error(
@@ -481,6 +487,14 @@ class GenServer(Actor, ChildSpecOptions):
         raise ProcessExit(
             reason if exit_reason is None else exit_reason, reported=reported or exc is not None
         )
+
+    def exited(self, reason: Any) -> None:
+        """Killed before init answered (an exit signal, ``kill``): start_link fails now with
+        the exit reason, as proc_lib's start does, rather than at its timeout. A subclass
+        that defines ``exited`` calls ``super().exited(reason)``."""
+        ack = getattr(self, "_acking", None)  # unset if it never started
+        if ack is not None and not ack.done():
+            _ack(ack, ("error", reason))
 
     def _unlink_parent(self) -> None:
         if self._parent is not None:

@@ -221,8 +221,10 @@ class StateMachineProcess(Actor):
     ) -> NoReturn:
         """End a start that failed: ``how`` is "error" (exit with ``reason``), "quiet"
         (``("error", reason)``: exit normal) or "ignore"."""
-        if type(self._name) is tuple:
-            self._name[1].unregister_name(self._name[2])
+        if type(self._name) is tuple:  # its own registration only: a name it lost (a
+            registry, key = self._name[1], self._name[2]  # global conflict) is not its own
+            if registry.whereis_name(key) == self.pid:
+                registry.unregister_name(key)
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
         if exc is not None or message is not None:
             _log.error(
