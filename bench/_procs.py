@@ -21,3 +21,30 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of process ``pid``'s children (``beamish run --nodes``: its nodes)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listed:
+                found.extend(int(p) for p in listed.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds so far of process ``pid`` and of each of its children, by pid."""
+    out: dict[int, float] = {}
+    for each in (pid, *children(pid)):
+        try:
+            out[each] = cpu_seconds(each)
+        except OSError:
+            continue
+    return out

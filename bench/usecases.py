@@ -1,11 +1,13 @@
 """The seed's use cases under load: the live dashboard and the live stream, as a user sees
-them, on one node, with and without faults.
+them, on one node and on several, with and without faults.
 
     .venv/bin/python bench/usecases.py [--apps analytics,stream] [--clients 1000,2000,10000]
-                                       [--seconds 15] [--faults 5] [--markdown] [--quick]
+                                       [--nodes 1,2] [--kill-node] [--seconds 15]
+                                       [--faults 5] [--markdown] [--quick]
 
-For each example and each number of clients, in one run: a fresh node
-(``beamish run examples.<app>.app:<App>``), then that many WebSocket clients (the
+For each example, each node count and each number of clients, in one run: a fresh node or
+cluster (``beamish run examples.<app>.app:<App> --nodes N``: N nodes on one port, the
+kernel spreading the connections), then that many WebSocket clients (the
 ``websockets`` sans-I/O protocol under a plain asyncio protocol, speaking Phoenix V2; in
 processes of at most 5,000, since a process may hold 20,000 files here) that join the
 example's topic and note, for every frame, when it arrived. For ``--seconds`` they only
@@ -24,7 +26,15 @@ listen (after a warm-up of 2 s); then the numbers:
   (its client sees ``phx_error`` and joins again, as phoenix.js does), the stream's camera.
   The clients count what they saw (errors, rejoins, connections lost); at the end the
   dashboard's every made event must have been counted, once (``/stats``);
-- **scalability**: the same figures at each number of clients, side by side;
+- **a node killed** (``--kill-node``, on the largest node count): a third into the
+  measuring, the node that runs the app's singleton (the dashboard's pipeline, the
+  stream's studio) gets SIGKILL. Its clients reconnect as phoenix.js does (after 10, 50,
+  100... ms) to the nodes left; the table says how many connections were lost, how long
+  they took to come back, each client's longest wait for a frame (the failover as a viewer
+  sees it), and whether any number a client saw went back (the dashboard's counts, the
+  stream's segment numbers); the dashboard's made and counted events must still agree;
+- **scalability**: the same figures at each number of clients and of nodes, side by side
+  (a count past 15,000 connections a node is not run: a process may hold 20,000 files);
 - the node's CPU over the measuring seconds (``/proc``).
 
 Bounded: at most ``--seconds`` of listening per case, and every wait has a deadline. The
@@ -39,6 +49,8 @@ import asyncio
 import json
 import os
 import random
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -50,17 +62,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _procs import cpu_seconds, free_port
+from _procs import free_port, tree_cpu
 from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
 PER_PROCESS = 5_000  # clients per client process
+MAX_PER_NODE = 15_000  # connections a node is given at most (20,000 open files a process)
 APPS = {
     "analytics": ("examples.analytics.app:Analytics", "analytics:live", "state"),
     "stream": ("examples.stream.app:Stream", "stream:main", "segment"),
 }
+SINGLETONS = {"analytics": "analytics.pipeline", "stream": "stream.studio.main"}
 # what --faults kills, a kill at a time, in the node (its console runs this)
-KILLS = {
+KILLS = {  # on a node where there is none (a counter, with --nodes), the next node is tried
     "analytics": [
         "from examples.analytics import pipeline\n"
         "pid = beamish.whereis(pipeline.counter_name(random.choice(pipeline.KEYS)))",
@@ -95,15 +109,65 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
 
     loop = asyncio.get_running_loop()
     uri = parse_uri(url)
-    state = {"measuring": False}
+    state = {"measuring": False, "ending": False}
     seen: dict[str, Any] = {"lat": [], "fanout": [], "frames": {}, "errors": 0, "rejoins": 0,
-                            "lost": 0, "received": 0}
+                            "lost": 0, "received": 0, "reconnected": 0, "outages": [],
+                            "back": 0, "gaps": []}
+
+    class Client:
+        """One viewer across its connections: phoenix.js reconnects a socket that closed
+        (after 10, 50, 100, 150, 200, 250, 500, 1000, 2000 ms, then every 5 s) and joins
+        again; what the viewer has seen carries over."""
+
+        BACKOFF = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0)
+
+        def __init__(self) -> None:
+            self.last = -1  # the newest seq seen: a rejoin sends the latest again
+            self.counted = 0  # the dashboard: the largest count of events seen
+            self.viewer: Viewer | None = None
+            self.tries = 0
+            self.lost_at: float | None = None
+            self.arrived: float | None = None  # when the last frame came (while measuring)
+            self.gap = 0.0  # the longest time without a frame, while measuring
+
+        def connect(self) -> None:
+            task = loop.create_task(loop.create_connection(lambda: Viewer(self), uri.host,
+                                                           uri.port))
+            task.add_done_callback(self._connected)
+
+        def _connected(self, task: asyncio.Task[Any]) -> None:
+            if task.exception() is not None:
+                self.lost(None)
+
+        def lost(self, viewer: Viewer | None) -> None:
+            if state["ending"]:
+                return
+            if self.lost_at is None:
+                self.lost_at = time.monotonic()
+            delay = self.BACKOFF[self.tries] if self.tries < len(self.BACKOFF) else 5.0
+            self.tries += 1
+            loop.call_later(delay, self.connect)
+
+        def rejoined(self) -> None:
+            if self.lost_at is not None:
+                seen["reconnected"] += 1
+                seen["outages"].append(round((time.monotonic() - self.lost_at) * 1000, 1))
+                self.lost_at = None
+            self.tries = 0
+
+        def frame(self, now: float) -> None:
+            if self.arrived is not None:
+                self.gap = max(self.gap, now - self.arrived)
+            self.arrived = now
 
     class Viewer(asyncio.Protocol):
-        def __init__(self) -> None:
+        def __init__(self, client: Client) -> None:
+            self.client = client
+            client.viewer = self
             self.ws = ClientProtocol(uri, max_size=4 * 1024 * 1024)
-            self.last = -1  # the newest seq seen: a rejoin sends the latest again
             self.joined: asyncio.Future[None] = loop.create_future()
+            # a reconnection's failure is counted by its client, and its future not awaited
+            self.joined.add_done_callback(lambda f: f.cancelled() or f.exception())
             self.transport: Any = None
             self.refs = 0
             self.join_ref = ""
@@ -132,9 +196,13 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             loop.call_later(30, self.heartbeat)
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if state["ending"]:
+                return
             seen["lost"] += 1  # at any time: a connection closed before the measuring too
             if not self.joined.done():
                 self.joined.set_exception(ConnectionError(f"connection lost: {exc}"))
+            if self.client.viewer is self:
+                self.client.lost(self)
 
         def data_received(self, data: bytes) -> None:
             now = time.time()
@@ -154,15 +222,23 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             if event == "phx_reply":
                 if payload.get("status") == "ok" and not self.joined.done():
                     self.joined.set_result(None)
+                    self.client.rejoined()
                     loop.call_later(30, self.heartbeat)
             elif event in ("phx_error", "phx_close"):
                 if state["measuring"]:
                     seen["errors"] += 1
                     seen["rejoins"] += 1
                 self.join()  # as phoenix.js does
-            elif event == "state" and state["measuring"] and payload["seq"] > self.last:
-                self.last = payload["seq"]
-                note(payload["seq"], now, payload["newest"] / 1000, payload["at"] / 1000)
+            elif event == "state" and state["measuring"]:
+                client = self.client
+                counted = sum(payload["counted"].values())
+                if counted < client.counted:  # a count a viewer saw went back
+                    seen["back"] += 1
+                client.counted = max(client.counted, counted)
+                if payload["seq"] > client.last:
+                    client.last = payload["seq"]
+                    client.frame(now)
+                    note(payload["seq"], now, payload["newest"] / 1000, payload["at"] / 1000)
 
         def binary(self, data: bytes, now: float) -> None:
             kind = data[0]
@@ -174,8 +250,12 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
                 return
             if state["measuring"]:
                 head = orjson.loads(data[start:data.index(b"\n", start)])
-                if head["seq"] > self.last:
-                    self.last = head["seq"]
+                client = self.client
+                if head["seq"] < client.last - 1:  # numbers went back (a rejoin resends one)
+                    seen["back"] += 1
+                if head["seq"] > client.last:
+                    client.last = head["seq"]
+                    client.frame(now)
                     note(head["seq"], now, head["at"] / 1000, None)
 
     def note(seq: int, now: float, made: float, published: float | None) -> None:
@@ -189,13 +269,16 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
 
     opening = asyncio.Semaphore(100)
 
-    async def open_one() -> Viewer:
+    async def open_one() -> Client:
+        client = Client()
         async with opening:
-            _, viewer = await loop.create_connection(Viewer, uri.host, uri.port)
+            _, viewer = await loop.create_connection(lambda: Viewer(client), uri.host,
+                                                     uri.port)
             await asyncio.wait_for(viewer.joined, 120)
-            return viewer
+            return client
 
-    viewers = await asyncio.gather(*(open_one() for _ in range(count)))
+    clients = await asyncio.gather(*(open_one() for _ in range(count)))
+    seen["lost"] = 0
     print("ready", flush=True)
     line = await loop.run_in_executor(None, sys.stdin.readline)  # "go", from the driver
     assert line.strip() == "go", line
@@ -203,9 +286,13 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
     state["measuring"] = True
     await asyncio.sleep(seconds)
     state["measuring"] = False
+    state["ending"] = True
+    seen["gaps"] = [round(c.gap * 1000, 1) for c in clients]
+    seen["unreconnected"] = sum(1 for c in clients if c.lost_at is not None)
     print(json.dumps(seen), flush=True)
-    for viewer in viewers:
-        viewer.transport.abort()
+    for client in clients:
+        if client.viewer is not None and client.viewer.transport is not None:
+            client.viewer.transport.abort()
     os._exit(0)
 
 
@@ -217,16 +304,27 @@ class Case:
     app: str
     clients: int
     faults: float
+    nodes: int = 1
+    kill_node: bool = False  # SIGKILL the node that runs the app's singleton, a third in
     result: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
 
+    def node_names(self) -> list[str]:
+        base = f"usecases_{self.app}"
+        return [base] if self.nodes == 1 else [f"{base}-{i + 1}" for i in range(self.nodes)]
+
+    @property
+    def faults_shown(self) -> str:
+        if self.kill_node:
+            return "a node killed"
+        return f"{self.faults:g}/s" if self.faults else "none"
 
 
-def start_node(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+def start_node(app: str, port: int, env: dict[str, str], nodes: int) -> subprocess.Popen[str]:
     target = APPS[app][0]
     node = subprocess.Popen(
         [sys.executable, "-m", "beamish.cli", "run", target, "--port", str(port),
-         "--name", f"usecases_{app}", "--log-level", "warning"],
+         "--name", f"usecases_{app}", "--log-level", "warning", "--nodes", str(nodes)],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
@@ -245,11 +343,12 @@ def start_node(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[str
 
 
 class Chaos(threading.Thread):
-    """Kills a random process of the app ``rate`` times a second, through the console."""
+    """Kills a random process of the app ``rate`` times a second, through the consoles of
+    its nodes (the first node that has one of the kind chosen)."""
 
-    def __init__(self, app: str, rate: float) -> None:
+    def __init__(self, case: Case, rate: float) -> None:
         super().__init__(daemon=True)
-        self.app, self.rate = app, rate
+        self.case, self.rate = case, rate
         self.kills = 0
         self.failures: list[str] = []
         self.stopping = threading.Event()
@@ -257,30 +356,61 @@ class Chaos(threading.Thread):
     def run(self) -> None:
         from beamish.console import ConsoleClient
 
-        console = ConsoleClient(f"usecases_{self.app}", timeout=60)
-        console.run("import random, beamish\nfrom beamish.pubsub import PubSub")
+        consoles = [ConsoleClient(name, timeout=60) for name in self.case.node_names()]
+        for console in consoles:
+            console.run("import random, beamish\nfrom beamish.pubsub import PubSub")
         rng = random.Random(7)
         try:
             while not self.stopping.wait(1 / self.rate):
-                code = rng.choice(KILLS[self.app]) + "\nif pid: beamish.exit(pid, 'kill')"
-                answer = console.run(code)
-                if answer.get("error") or answer.get("exception"):
-                    self.failures.append(str(answer)[:200])
-                else:
-                    self.kills += 1
+                code = (rng.choice(KILLS[self.case.app])
+                        + "\nif pid: beamish.exit(pid, 'kill')\nbool(pid)")
+                for console in rng.sample(consoles, len(consoles)):
+                    answer = console.run(code)
+                    if answer.get("error") or answer.get("exception"):
+                        self.failures.append(str(answer)[:200])
+                        break
+                    if answer.get("result") == "True":
+                        self.kills += 1
+                        break
+        finally:
+            for console in consoles:
+                console.close()
+
+
+def kill_holder(case: Case) -> tuple[str, int]:
+    """SIGKILL the node that runs the app's singleton (the dashboard's pipeline, the
+    stream's studio); its name and OS pid."""
+    from beamish.console import ConsoleClient
+
+    singleton = SINGLETONS[case.app]
+    for name in case.node_names():
+        console = ConsoleClient(name, timeout=30)
+        try:
+            console.run("import os, beamish\nfrom beamish.cluster import Singleton")
+            answer = console.run(f"h = Singleton.whereis({singleton!r})\n"
+                                 "(os.getpid(), h is not None and h.node == beamish.node())")
         finally:
             console.close()
+        found = re.fullmatch(r"\((\d+), (True|False)\)", answer.get("result", ""))
+        if found is None:
+            raise RuntimeError(f"node {name}'s console answered {answer}")
+        if found.group(2) == "True":
+            pid = int(found.group(1))
+            os.kill(pid, signal.SIGKILL)
+            return name, pid
+    raise RuntimeError(f"no node runs {singleton}")
 
 
 def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
     port = free_port()
     env = {"ANALYTICS_RATE": "50000", "ANALYTICS_INTERVAL": "0.5",
            "STREAM_FPS": "10", "STREAM_SEGMENT_BYTES": str(segment_bytes)}
-    node = start_node(case.app, port, env)
+    node = start_node(case.app, port, env, case.nodes)
     clients: list[subprocess.Popen[str]] = []
-    if case.app == "stream":  # off air while the viewers join: at 10,000 viewers a stream
-        console("stream", "await studio.set_on_air('main', False)")  # would starve the joins
     try:
+        wait_consoles(case)
+        if case.app == "stream":  # off air while the viewers join: at 10,000 viewers a
+            console(case, "await studio.set_on_air('main', False)")  # stream starves joins
         _, topic, _ = APPS[case.app]
         url = f"ws://127.0.0.1:{port}/socket/websocket?vsn=2.0.0"
         left = case.clients
@@ -296,34 +426,49 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
             if client.stdout.readline().strip() != "ready":
                 raise RuntimeError("a client process did not get its connections joined")
         if case.app == "stream":
-            console("stream", "await studio.set_on_air('main', True)")
-        chaos = Chaos(case.app, case.faults) if case.faults else None
+            console(case, "await studio.set_on_air('main', True)")
+        chaos = Chaos(case, case.faults) if case.faults else None
         for client in clients:
             assert client.stdin is not None
             client.stdin.write("go\n")
             client.stdin.flush()
         time.sleep(2.0)  # the clients' warm-up
-        cpu_before, began = cpu_seconds(node.pid), time.monotonic()
+        cpu_before, began = tree_cpu(node.pid), time.monotonic()
         if chaos is not None:
             chaos.start()
+        killer = None
+        if case.kill_node:
+            killed: dict[str, Any] = {}
+
+            def kill_later() -> None:
+                time.sleep(seconds / 3)
+                killed["node"], killed["pid"] = kill_holder(case)
+
+            killer = threading.Thread(target=kill_later, daemon=True)
+            killer.start()
         outputs = []
         for client in clients:
             assert client.stdout is not None
             outputs.append(json.loads(client.stdout.readline()))
             client.wait(timeout=60)
-        cpu = cpu_seconds(node.pid) - cpu_before
+        cpu_after = tree_cpu(node.pid)
+        cpu = sum(v - cpu_before.get(pid, 0.0) for pid, v in cpu_after.items())
         elapsed = time.monotonic() - began
+        if killer is not None:
+            killer.join(timeout=30)
         if chaos is not None:
             chaos.stopping.set()
             chaos.join(timeout=10)
         case.result = summarize(case, outputs, seconds)
         case.result["cpu"] = cpu / elapsed
+        if killer is not None:
+            case.result["killed"] = killed.get("node", "none")
         if chaos is not None:
             case.result["kills"] = chaos.kills
             if chaos.failures:
                 case.result["kill_failures"] = chaos.failures[:3]
         if case.app == "analytics":
-            case.result["stats"] = settle_analytics(port)
+            case.result["stats"] = settle_analytics(case, port)
     finally:
         for client in clients:
             if client.poll() is None:
@@ -335,33 +480,57 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
             node.kill()
 
 
-def console(app: str, source: str) -> None:
-    """Run ``source`` in the app's node, through its console."""
-    from beamish.console import ConsoleClient
+def wait_consoles(case: Case, timeout: float = 60.0) -> None:
+    """Until every node of the case answers on its console (each opens it once running)."""
+    from beamish.console import ConsoleClient, ConsoleError
 
-    client = ConsoleClient(f"usecases_{app}", timeout=60)
-    try:
-        client.run("import beamish\nfrom examples.stream import studio"
-                   if app == "stream" else "import beamish")
-        answer = client.run(source)
-        if answer.get("error") or answer.get("exception"):
-            raise RuntimeError(f"the node's console answered {answer}")
-    finally:
-        client.close()
+    deadline = time.monotonic() + timeout
+    for name in case.node_names():
+        while True:
+            try:
+                ConsoleClient(name, timeout=10).close()
+                break
+            except (ConsoleError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"node {name} opened no console within {timeout:g} s") from None
+                time.sleep(0.2)
 
 
-def settle_analytics(port: int) -> dict[str, Any]:
+def console(case: Case, source: str) -> None:
+    """Run ``source`` in one of the app's nodes (any: what it calls finds the singleton),
+    through its console."""
+    from beamish.console import ConsoleClient, ConsoleError
+
+    for name in case.node_names():
+        try:
+            client = ConsoleClient(name, timeout=60)
+        except (ConsoleError, OSError):  # a node being restarted: the next
+            continue
+        try:
+            client.run("import beamish\nfrom examples.stream import studio\n"
+                       "from examples.analytics import pipeline")
+            answer = client.run(source)
+            if answer.get("error") or answer.get("exception"):
+                raise RuntimeError(f"the node's console answered {answer}")
+            return
+        finally:
+            client.close()
+    raise RuntimeError(f"no node of {case.app} has a console open")
+
+
+def settle_analytics(case: Case, port: int) -> dict[str, Any]:
     """Stop the events and let the counters catch up; what /stats says then."""
-    from beamish.console import ConsoleClient
-
-    console = ConsoleClient("usecases_analytics", timeout=60)
-    console.run("from examples.analytics import pipeline\nawait pipeline.set_rate(0)")
-    console.close()
+    console(case, "await pipeline.set_rate(0)")
     deadline = time.monotonic() + 20
     stats: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=60) as answer:
-            stats = json.loads(answer.read())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=60) as answer:
+                stats = json.loads(answer.read())
+        except OSError:  # 503 while the pipeline moves
+            time.sleep(0.2)
+            continue
         if stats["made"] == stats["counted"]:
             break
         time.sleep(0.2)
@@ -386,6 +555,13 @@ def summarize(case: Case, outputs: list[dict[str, Any]], seconds: float) -> dict
         "kept": received / max(1, published * case.clients),
         "frames": published, "errors": sum(o["errors"] for o in outputs),
         "rejoins": sum(o["rejoins"] for o in outputs), "lost": sum(o["lost"] for o in outputs),
+        "reconnected": sum(o["reconnected"] for o in outputs),
+        "unreconnected": sum(o["unreconnected"] for o in outputs),
+        "outage_p50": pct(outages := [v for o in outputs for v in o["outages"]], 0.5),
+        "outage_max": max(outages, default=0.0),
+        "gap_p50": pct(gaps := [v for o in outputs for v in o["gaps"]], 0.5),
+        "gap_p99": pct(gaps, 0.99), "gap_max": max(gaps, default=0.0),
+        "back": sum(o["back"] for o in outputs),
     }
 
 
@@ -395,22 +571,32 @@ def rows_of(cases: list[Case]) -> list[list[str]]:
     for case in cases:
         r = case.result
         if case.failure or not r:
-            rows.append([case.app, f"{case.clients:,}", f"FAILED: {case.failure[:160]}",
-                         "", "", f"{case.faults:g}/s" if case.faults else "none", ""])
+            rows.append([case.app, str(case.nodes), f"{case.clients:,}",
+                         f"FAILED: {case.failure[:160]}", "", "", case.faults_shown, ""])
             continue
         shown = f"p50 {ms(r['p50'])}, p99 {ms(r['p99'])}"
         if case.app == "analytics":
             shown += (f"; publication to arrival p50 {ms(r['fanout_p50'])}, "
                       f"p99 {ms(r['fanout_p99'])}")
-        faults = (f"{case.faults:g}/s: {r.get('kills', 0)} killed; clients saw {r['errors']} "
-                  f"errors, {r['rejoins']} rejoins, {r['lost']} connections lost"
-                  if case.faults else f"none; {r['lost']} connections lost")
+        if case.kill_node:
+            faults = (f"node {r.get('killed')} SIGKILLed (it ran the {SINGLETONS[case.app]}); "
+                      f"{r['lost']} connections lost, {r['reconnected']} reconnected (p50 "
+                      f"{ms(r['outage_p50'])}, max {ms(r['outage_max'])}), "
+                      f"{r['unreconnected']} not; longest wait for a frame per client p50 "
+                      f"{ms(r['gap_p50'])}, p99 {ms(r['gap_p99'])}, max {ms(r['gap_max'])}; "
+                      f"numbers or counts that went back: {r['back']}")
+        elif case.faults:
+            faults = (f"{case.faults:g}/s: {r.get('kills', 0)} killed; clients saw "
+                      f"{r['errors']} errors, {r['rejoins']} rejoins, {r['lost']} connections "
+                      f"lost; went back: {r['back']}")
+        else:
+            faults = f"none; {r['lost']} connections lost"
         if "stats" in r:
             s = r["stats"]
             faults += (f"; events made {s['made']:,}, counted {s['counted']:,}"
                        f" ({'all' if s['equal'] else 'NOT all'}), lost {s['lost']}")
         rows.append([
-            case.app, f"{case.clients:,}", shown,
+            case.app, str(case.nodes), f"{case.clients:,}", shown,
             f"p50 {ms(r['all_p50'])}, p99 {ms(r['all_p99'])}",
             f"{r['kept'] * 100:.1f}% of {r['frames']} frames", faults,
             f"{r['cpu'] * 100:.0f}%",
@@ -426,6 +612,11 @@ def main() -> None:
     parser.add_argument("--faults", type=float, default=5.0,
                         help="kills a second in the faults runs (0: no faults runs)")
     parser.add_argument("--segment-bytes", type=int, default=10_000)
+    parser.add_argument("--nodes", default="1",
+                        help="node counts to run each case on (beamish run --nodes), e.g. 1,2")
+    parser.add_argument("--kill-node", action="store_true",
+                        help="also a case per app on the largest node count (at least 2) "
+                             "where the node running its singleton is SIGKILLed")
     parser.add_argument("--quick", action="store_true", help="100 and 200 clients, 5 s")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -435,18 +626,30 @@ def main() -> None:
         return
     if options.quick:
         options.clients, options.seconds = "100,200", 5.0
+    # --nodes N: the nodes share a secret, which the consoles here need too (for one node,
+    # the node's own cookie file is read)
+    os.environ.setdefault("BEAMISH_COOKIE", secrets.token_urlsafe(24))
     counts = [int(n) for n in options.clients.split(",")]
+    node_counts = [int(n) for n in options.nodes.split(",")]
     cases = []
     for app in options.apps.split(","):
-        for n in counts:
-            cases.append(Case(app, n, 0.0))
-        if options.faults:
-            cases.append(Case(app, counts[0], options.faults))
+        for nodes in node_counts:
+            for n in counts:
+                if n > MAX_PER_NODE * nodes:
+                    print(f"# {app}: {n:,} clients on {nodes} node(s) is past what "
+                          f"{nodes} process(es) may hold open here ({MAX_PER_NODE:,} "
+                          "connections a node): not run", file=sys.stderr)
+                    continue
+                cases.append(Case(app, n, 0.0, nodes))
+        if options.faults:  # on the largest cluster asked
+            cases.append(Case(app, counts[0], options.faults, max(node_counts)))
+        if options.kill_node:
+            cases.append(Case(app, counts[0], 0.0, max(2, *node_counts), kill_node=True))
     load = load_average()
     began = time.time()
     for case in cases:
-        print(f"# {case.app}, {case.clients:,} clients, faults {case.faults:g}/s",
-              file=sys.stderr, flush=True)
+        print(f"# {case.app}, {case.nodes} node(s), {case.clients:,} clients, faults "
+              f"{case.faults_shown}", file=sys.stderr, flush=True)
         try:
             run_case(case, options.seconds, options.segment_bytes)
         except Exception as exc:  # the other cases still run; the table says so
@@ -456,12 +659,13 @@ def main() -> None:
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores, shared by the node and the "
         "clients (127.0.0.1); load average before: " + load,
-        f"Python {sys.version.split()[0]}; one node; {options.seconds:g} s measured per case "
+        f"Python {sys.version.split()[0]}; {options.seconds:g} s measured per case "
         "after 2 s of warm-up; dashboard 50,000 events/s, a frame every 0.5 s; stream 10 "
         f"segments/s of {options.segment_bytes:,} bytes",
         f"the run took {(time.time() - began) / 60:.1f} min",
     ]
-    print(report(header, ["example", "clients", "age at arrival (every frame, every client)",
+    print(report(header, ["example", "nodes", "clients",
+                          "age at arrival (every frame, every client)",
                           "until the last client had it (per frame)", "kept up",
                           "faults", "node CPU"], rows_of(cases), options.markdown))
 
