@@ -3,7 +3,12 @@ Starlette with Redis pub/sub in ``broadcaster``'s design (``bench/feed_starlette
 says why not ``broadcaster`` itself), same load, one run.
 
     .venv/bin/python bench/feed.py [--followers 1000,10000] [--authors 100] [--follows 10]
-                                   [--posts-per-second 20] [--seconds 15] [--markdown]
+                                   [--posts-per-second 20] [--seconds 15] [--nodes 1]
+                                   [--markdown]
+
+``--nodes 2``: beamish with ``beamish run --nodes 2`` (two nodes on one port, the author
+topics crossing between them), Starlette with two uvicorn workers (Redis carrying the posts
+between them), the same clients spread over both by the kernel.
 
 For each server and each number of followers: a fresh server on a fresh SQLite database
 seeded with the users (``f0``...: followers; ``a0``...: authors) and the follows (each
@@ -41,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _procs import cpu_seconds, free_port
+from _procs import cpu_seconds, free_port, tree_cpu
 from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,21 +231,29 @@ def wait_port(port: int, process: subprocess.Popen[Any], what: str) -> None:
 
 
 def start_server(kind: str, port: int, db: Path, follow: dict[str, list[str]],
-                 authors: int) -> subprocess.Popen[Any]:
+                 authors: int, nodes: int = 1) -> subprocess.Popen[Any]:
+    """The server (``nodes`` beamish nodes, or Starlette on as many uvicorn workers)."""
     if kind == "beamish":
-        server = subprocess.Popen(
-            [sys.executable, "-m", "beamish.cli", "run", "examples.feed.app:Feed", "--port",
-             str(port), "--name", "feedbench", "--log-level", "warning",
-             "--max-connections", "50000"],
-            cwd=ROOT, env={**os.environ, "FEED_DATABASE": str(db)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_port(port, server, "the beamish feed")
-        seed(db, follow, authors, schema=False)  # the node made the schema at its start
-        return server
+        def start(count: int) -> subprocess.Popen[Any]:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "beamish.cli", "run", "examples.feed.app:Feed",
+                 "--port", str(port), "--name", "feedbench", "--log-level", "warning",
+                 "--max-connections", "50000", "--nodes", str(count)],
+                cwd=ROOT, env={**os.environ, "FEED_DATABASE": str(db)},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_port(port, server, "the beamish feed")
+            return server
+
+        first = start(1)  # one node makes the schema (two would race to)
+        if nodes > 1:
+            first.send_signal(signal.SIGTERM)
+            first.wait(timeout=30)
+        seed(db, follow, authors, schema=False)
+        return first if nodes == 1 else start(nodes)
     seed(db, follow, authors, schema=True)
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "feed_starlette.py"), str(port)],
+        [sys.executable, str(ROOT / "bench" / "feed_starlette.py"), str(port), str(nodes)],
         cwd=ROOT, env={**os.environ, "FEED_BENCH_DB": str(db)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -271,7 +284,7 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
     follow = graph(followers, options.authors, options.follows)
     port = free_port()
     db = tmp / f"{kind}-{followers}.sqlite3"
-    server = start_server(kind, port, db, follow, options.authors)
+    server = start_server(kind, port, db, follow, options.authors, options.nodes)
     url = f"ws://127.0.0.1:{port}"
     fleet: list[subprocess.Popen[str]] = []
     authors: subprocess.Popen[str] | None = None
@@ -285,7 +298,7 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
             if hear(process) != "ready":
                 raise RuntimeError("a client process could not connect its clients")
         redis = redis_pid()
-        cpu = cpu_seconds(server.pid)
+        cpu_before = tree_cpu(server.pid)
         redis_cpu = cpu_seconds(redis) if redis and kind == "starlette" else 0.0
         began = time.monotonic()
         for process in [*fleet, authors]:
@@ -302,7 +315,7 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
             if sum(counts) >= due:
                 break
         elapsed = time.monotonic() - began
-        cpu = cpu_seconds(server.pid) - cpu
+        cpu = sum(v - cpu_before.get(pid, 0.0) for pid, v in tree_cpu(server.pid).items())
         if redis and kind == "starlette":
             redis_cpu = cpu_seconds(redis) - redis_cpu
         say(authors, "stop")
@@ -345,6 +358,9 @@ def main() -> None:
     parser.add_argument("--posts-per-second", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="beamish nodes (beamish run --nodes) and Starlette's uvicorn "
+                             "workers alike")
     parser.add_argument("--quick", action="store_true", help="200 followers, 5 s")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--clients", help=argparse.SUPPRESS)
@@ -394,7 +410,9 @@ def main() -> None:
         f"the clients (127.0.0.1); load average before: {load}",
         f"{options.authors} authors posting {options.posts_per_second:g} posts/s in all for "
         f"{options.seconds:g} s; each follower follows {options.follows} of them (so a post "
-        "has followers/authors x follows followers); SQLite (WAL) for both",
+        "has followers/authors x follows followers); SQLite (WAL) for both; "
+        f"{options.nodes} beamish node(s) and as many uvicorn workers for Starlette "
+        "(server CPU summed over them)",
         f"the run took {(time.time() - began) / 60:.1f} min",
     ]
     print(report(header, ["implementation", "followers", "post to a follower (every delivery)",

@@ -27,6 +27,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -166,12 +167,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 app = Starlette(routes=[WebSocketRoute("/ws", feed)], lifespan=lifespan)
 
 
-def main(port: int) -> None:
+def main(port: int, workers: int = 1) -> None:
     config: dict[str, Any] = {"host": "127.0.0.1", "port": port, "log_level": "warning",
                               "ws": "websockets-sansio", "ws_per_message_deflate": False,
                               "backlog": 4096, "loop": "uvloop", "http": "httptools"}
-    uvicorn.run(app, **config)
+    if workers > 1:  # uvicorn's worker processes: Redis carries the posts between them
+        uvicorn.run("feed_starlette:app", workers=workers,
+                    app_dir=str(Path(__file__).resolve().parent), **config)
+    else:
+        uvicorn.run(app, **config)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1)
