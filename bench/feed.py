@@ -36,11 +36,13 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -142,11 +144,33 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
         await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
         os._exit(0)
 
+    seen: dict[str, set[str]] = {name: set() for name in names}
+    counts = {"resets": 0, "duplicates": 0}
+
+    def arrived(name: str, body: str, now: float) -> None:
+        author, k, sent = body.split(":")
+        key = f"{author}:{k}"
+        if key in seen[name]:
+            counts["duplicates"] += 1
+            return
+        seen[name].add(key)
+        received[name] += 1
+        latency = now - float(sent)
+        latencies.append(round(latency, 2))
+        if latency > last.get(key, -1.0):
+            last[key] = round(latency, 2)
+
     async def listen(ws: Any, name: str) -> None:
         async for data in ws:
             now = time.time() * 1000
             message = orjson.loads(data)
             if kind == "beamish":
+                if message[3] == "reset":  # its timeline restarted: the window, read again
+                    counts["resets"] += 1
+                    for shown in message[4]["posts"]:
+                        if shown["body"].count(":") == 2:  # the bench's posts
+                            arrived(name, shown["body"], now)
+                    continue
                 if message[3] != "post":  # a heartbeat's reply
                     continue
                 body = message[4]["body"]
@@ -154,13 +178,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
                 body = message.get("body")
                 if body is None:
                     continue
-            author, k, sent = body.split(":")
-            received[name] += 1
-            latency = now - float(sent)
-            latencies.append(round(latency, 2))
-            key = f"{author}:{k}"
-            if latency > last.get(key, -1.0):
-                last[key] = round(latency, 2)
+            arrived(name, body, now)
 
     closed = 0
 
@@ -178,7 +196,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
     for task in listeners:  # "stop"
         task.cancel()
     print(json.dumps({"received": received, "latencies": latencies, "last": last,
-                      "closed": closed}), flush=True)
+                      "closed": closed, **counts}), flush=True)
     os._exit(0)
 
 
@@ -280,7 +298,41 @@ def hear(process: subprocess.Popen[str]) -> str:
     return process.stdout.readline().strip()
 
 
-def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+class Chaos(threading.Thread):
+    """Kills a random online user's timeline ``rate`` times a second, through the nodes'
+    consoles (its pages attach to its successor, which reads the window again)."""
+
+    CODE = ("kids = await DynamicSupervisor.which_children('feed.timelines')\n"
+            "pid = random.choice(kids).pid if kids else None\n"
+            "if pid: beamish.exit(pid, 'kill')\nbool(pid)")
+
+    def __init__(self, nodes: int, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.names = ["feedbench"] if nodes == 1 else [f"feedbench-{i + 1}"
+                                                        for i in range(nodes)]
+        self.rate = rate
+        self.kills = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from beamish.console import ConsoleClient
+
+        consoles = [ConsoleClient(name, timeout=60) for name in self.names]
+        for console in consoles:
+            console.run("import random, beamish\nfrom beamish import DynamicSupervisor")
+        rng = random.Random(5)
+        try:
+            while not self.stopping.wait(1 / self.rate):
+                answer = rng.choice(consoles).run(self.CODE)
+                if answer.get("result") == "True":
+                    self.kills += 1
+        finally:
+            for console in consoles:
+                console.close()
+
+
+def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path,
+        faults: float = 0.0) -> dict[str, Any]:
     follow = graph(followers, options.authors, options.follows)
     port = free_port()
     db = tmp / f"{kind}-{followers}.sqlite3"
@@ -301,9 +353,15 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
         cpu_before = tree_cpu(server.pid)
         redis_cpu = cpu_seconds(redis) if redis and kind == "starlette" else 0.0
         began = time.monotonic()
+        chaos = Chaos(options.nodes, faults) if faults else None
+        if chaos is not None:
+            chaos.start()
         for process in [*fleet, authors]:
             say(process, "go")
         made = json.loads(hear(authors))["made"]
+        if chaos is not None:  # the kills stop with the posts; then the drain
+            chaos.stopping.set()
+            chaos.join(timeout=30)
         due = sum(made[a] for followed in follow.values() for a in followed)
         drained = time.monotonic() + DRAIN
         while time.monotonic() < drained:  # until every delivery arrived, or DRAIN seconds
@@ -343,6 +401,9 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path) -> di
         for key, value in out["last"].items():
             last[key] = max(last.get(key, 0.0), value)
     return {"posts": sum(made.values()), "due": due, "received": received,
+            "kills": chaos.kills if chaos is not None else 0,
+            "resets": sum(out.get("resets", 0) for out in outputs),
+            "duplicates": sum(out.get("duplicates", 0) for out in outputs),
             "closed": sum(out["closed"] for out in outputs),
             "short": short, "latencies": latencies, "last": sorted(last.values()),
             "cpu": cpu / elapsed, "redis_cpu": redis_cpu / elapsed}
@@ -358,6 +419,9 @@ def main() -> None:
     parser.add_argument("--posts-per-second", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--faults", type=float, default=0.0,
+                        help="also a beamish run at the first follower count with this many "
+                             "timelines killed a second")
     parser.add_argument("--nodes", type=int, default=1,
                         help="beamish nodes (beamish run --nodes) and Starlette's uvicorn "
                              "workers alike")
@@ -376,34 +440,46 @@ def main() -> None:
     began = time.time()
     rows = []
     results: dict[tuple[str, int], dict[str, Any]] = {}
+    os.environ.setdefault("BEAMISH_COOKIE", secrets.token_urlsafe(24))  # the consoles'
+    counts = [int(n) for n in options.followers.split(",")]
+    cases = [(followers, kind, 0.0) for followers in counts
+             for kind in options.kinds.split(",")]
+    if options.faults and "beamish" in options.kinds.split(","):
+        cases.append((counts[0], "beamish", options.faults))
     with tempfile.TemporaryDirectory() as folder:
-        for followers in (int(n) for n in options.followers.split(",")):
-            for kind in options.kinds.split(","):
-                print(f"# {kind}, {followers:,} followers", file=sys.stderr, flush=True)
-                try:
-                    result = results[kind, followers] = run(kind, followers, options,
-                                                            Path(folder))
-                except Exception as exc:  # the other cases still run; the table says so
-                    rows.append([LABELS[kind], f"{followers:,}",
-                                 f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
-                    continue
-                lat, last = result["latencies"], result["last"]
-                base = results.get(("starlette", followers))
-                ratio = (f" ({pct(lat, 0.99) / pct(base['latencies'], 0.99):.2f}x "
-                         "Starlette's p99)" if base and kind == "beamish" else "")
-                cpu = f"{result['cpu'] * 100:.0f}%"
-                if kind == "starlette":
-                    cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
-                rows.append([
-                    LABELS[kind], f"{followers:,}",
-                    f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
-                    f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
-                    f"{result['received']:,} of {result['due']:,} "
-                    f"({result['posts']:,} posts); followers short: {result['short']}; "
-                    f"connections closed: {result['closed']}",
-                    cpu,
-                ])
-                print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+        for followers, kind, faults in cases:
+            label = LABELS[kind] + (f", {faults:g} timelines killed a second" if faults
+                                    else "")
+            print(f"# {label}, {followers:,} followers", file=sys.stderr, flush=True)
+            try:
+                result = run(kind, followers, options, Path(folder), faults)
+            except Exception as exc:  # the other cases still run; the table says so
+                rows.append([label, f"{followers:,}",
+                             f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
+                continue
+            if not faults:
+                results[kind, followers] = result
+            lat, last = result["latencies"], result["last"]
+            base = results.get(("starlette", followers))
+            ratio = (f" ({pct(lat, 0.99) / pct(base['latencies'], 0.99):.2f}x "
+                     "Starlette's p99)" if base and kind == "beamish" else "")
+            cpu = f"{result['cpu'] * 100:.0f}%"
+            if kind == "starlette":
+                cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
+            delivered = (f"{result['received']:,} of {result['due']:,} "
+                         f"({result['posts']:,} posts); followers short: {result['short']}; "
+                         f"connections closed: {result['closed']}")
+            if faults:
+                delivered += (f"; {result['kills']} timelines killed, {result['resets']} "
+                              f"resets read, {result['duplicates']} posts seen twice (dropped "
+                              "by id, as the page does)")
+            rows.append([
+                label, f"{followers:,}",
+                f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
+                f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
+                delivered, cpu,
+            ])
+            print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores, shared by the servers, Redis and "

@@ -308,9 +308,10 @@ class Case:
     kill_node: bool = False  # SIGKILL the node that runs the app's singleton, a third in
     result: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
+    base: str = ""  # the node's name (unique per case: a console name is not reused)
 
     def node_names(self) -> list[str]:
-        base = f"usecases_{self.app}"
+        base = self.base
         return [base] if self.nodes == 1 else [f"{base}-{i + 1}" for i in range(self.nodes)]
 
     @property
@@ -320,11 +321,13 @@ class Case:
         return f"{self.faults:g}/s" if self.faults else "none"
 
 
-def start_node(app: str, port: int, env: dict[str, str], nodes: int) -> subprocess.Popen[str]:
+def start_node(case: Case, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    app = case.app
     target = APPS[app][0]
+    case.base = f"usecases_{app}_{port}"
     node = subprocess.Popen(
         [sys.executable, "-m", "beamish.cli", "run", target, "--port", str(port),
-         "--name", f"usecases_{app}", "--log-level", "warning", "--nodes", str(nodes)],
+         "--name", case.base, "--log-level", "warning", "--nodes", str(case.nodes)],
         cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True,
     )
@@ -405,7 +408,7 @@ def run_case(case: Case, seconds: float, segment_bytes: int) -> None:
     port = free_port()
     env = {"ANALYTICS_RATE": "50000", "ANALYTICS_INTERVAL": "0.5",
            "STREAM_FPS": "10", "STREAM_SEGMENT_BYTES": str(segment_bytes)}
-    node = start_node(case.app, port, env, case.nodes)
+    node = start_node(case, port, env)
     clients: list[subprocess.Popen[str]] = []
     try:
         wait_consoles(case)
