@@ -54,6 +54,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -309,6 +310,7 @@ class Case:
     result: dict[str, Any] = field(default_factory=dict)
     failure: str = ""
     base: str = ""  # the node's name (unique per case: a console name is not reused)
+    log: Path | None = None  # where its nodes log
 
     def node_names(self) -> list[str]:
         base = self.base
@@ -325,17 +327,20 @@ def start_node(case: Case, port: int, env: dict[str, str]) -> subprocess.Popen[s
     app = case.app
     target = APPS[app][0]
     case.base = f"usecases_{app}_{port}"
-    node = subprocess.Popen(
-        [sys.executable, "-m", "beamish.cli", "run", target, "--port", str(port),
-         "--name", case.base, "--log-level", "warning", "--nodes", str(case.nodes)],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )
+    # the node's log goes to a file (a pipe nobody reads fills, and then the node blocks on
+    # its next log line); a failed case's row points to it
+    case.log = Path(tempfile.gettempdir()) / f"{case.base}.log"
+    with open(case.log, "w") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "beamish.cli", "run", target, "--port", str(port),
+             "--name", case.base, "--log-level", "warning", "--nodes", str(case.nodes)],
+            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log,
+            text=True,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if node.poll() is not None:
-            log = node.stderr.read() if node.stderr else ""
-            raise RuntimeError(f"the {app} node exited: {log}")
+            raise RuntimeError(f"the {app} node exited: {case.log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
                 return node
@@ -505,21 +510,27 @@ def console(case: Case, source: str) -> None:
     through its console."""
     from beamish.console import ConsoleClient, ConsoleError
 
-    for name in case.node_names():
-        try:
-            client = ConsoleClient(name, timeout=60)
-        except (ConsoleError, OSError):  # a node being restarted: the next
-            continue
-        try:
-            client.run("import beamish\nfrom examples.stream import studio\n"
-                       "from examples.analytics import pipeline")
-            answer = client.run(source)
-            if answer.get("error") or answer.get("exception"):
-                raise RuntimeError(f"the node's console answered {answer}")
-            return
-        finally:
-            client.close()
-    raise RuntimeError(f"no node of {case.app} has a console open")
+    deadline = time.monotonic() + 60
+    failures: list[str] = []
+    while time.monotonic() < deadline:
+        for name in case.node_names():
+            try:
+                client = ConsoleClient(name, timeout=60)
+            except (ConsoleError, OSError) as error:  # restarting, or busy: the next
+                failures.append(f"{name}: {type(error).__name__}: {error}")
+                continue
+            try:
+                client.run("import beamish\nfrom examples.stream import studio\n"
+                           "from examples.analytics import pipeline")
+                answer = client.run(source)
+                if answer.get("error") or answer.get("exception"):
+                    raise RuntimeError(f"the node's console answered {answer}")
+                return
+            finally:
+                client.close()
+        time.sleep(0.5)
+    raise RuntimeError(f"no node of {case.app} opened its console within 60 s: "
+                       f"{failures[-1] if failures else ''}")
 
 
 def settle_analytics(case: Case, port: int) -> dict[str, Any]:
@@ -656,7 +667,7 @@ def main() -> None:
         try:
             run_case(case, options.seconds, options.segment_bytes)
         except Exception as exc:  # the other cases still run; the table says so
-            case.failure = f"{type(exc).__name__}: {exc}"
+            case.failure = f"{type(exc).__name__}: {exc} (the nodes' log: {case.log})"
         print("  " + " | ".join(rows_of([case])[0]), file=sys.stderr, flush=True)
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
