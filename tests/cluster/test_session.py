@@ -216,3 +216,17 @@ def test_strangers_are_bounded():
         header, _ = sealer.open(sealer.seal(stranger.broadcast_header(HELLO), b""))
         b.accept(header, 0.0)
     assert len(b.peers) == 3
+
+
+def test_a_peer_known_dead_is_down_at_once_and_that_incarnation_stays_out():
+    """``died``: a sibling's process is gone (the ipc engine sees it): down now, not after
+    tick_time, and nothing more is heard from that incarnation."""
+    net = up_pair()
+    b = net.nodes["b"]
+    a = next(p for p in b.peers.values() if p.name == "a")
+    events = b.died("a", a.creation)
+    assert kinds(events) == [DOWN] and events[0][2] == "noconnection"
+    assert b.current == {}
+    assert b.died("a", a.creation) == []  # once
+    assert net.announce("a", "b") == []  # its hello is ignored: that incarnation is dead
+    assert b.died("nobody", 1) == []
