@@ -113,7 +113,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
     state = {"measuring": False, "ending": False}
     seen: dict[str, Any] = {"lat": [], "fanout": [], "frames": {}, "errors": 0, "rejoins": 0,
                             "lost": 0, "received": 0, "reconnected": 0, "outages": [],
-                            "back": 0, "gaps": []}
+                            "back": 0, "gaps": [], "join_retries": 0}
 
     class Client:
         """One viewer across its connections: phoenix.js reconnects a socket that closed
@@ -130,6 +130,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             self.lost_at: float | None = None
             self.arrived: float | None = None  # when the last frame came (while measuring)
             self.gap = 0.0  # the longest time without a frame, while measuring
+            self.joined_once = False  # before: open_one tries again; after: lost() does
 
         def connect(self) -> None:
             task = loop.create_task(loop.create_connection(lambda: Viewer(self), uri.host,
@@ -150,6 +151,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             loop.call_later(delay, self.connect)
 
         def rejoined(self) -> None:
+            self.joined_once = True
             if self.lost_at is not None:
                 seen["reconnected"] += 1
                 seen["outages"].append(round((time.monotonic() - self.lost_at) * 1000, 1))
@@ -202,7 +204,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
             seen["lost"] += 1  # at any time: a connection closed before the measuring too
             if not self.joined.done():
                 self.joined.set_exception(ConnectionError(f"connection lost: {exc}"))
-            if self.client.viewer is self:
+            if self.client.viewer is self and self.client.joined_once:
                 self.client.lost(self)
 
         def data_received(self, data: bytes) -> None:
@@ -271,12 +273,24 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
     opening = asyncio.Semaphore(100)
 
     async def open_one() -> Client:
+        """A joined client; a connection closed before its join is tried again (phoenix.js
+        would), at most 10 times: at 20,000 clients on two cores a node may not read a
+        handshake within its header timeout (10 s)."""
         client = Client()
-        async with opening:
-            _, viewer = await loop.create_connection(lambda: Viewer(client), uri.host,
-                                                     uri.port)
-            await asyncio.wait_for(viewer.joined, 120)
-            return client
+        for attempt in range(10):
+            async with opening:
+                try:
+                    _, viewer = await loop.create_connection(lambda: Viewer(client),
+                                                             uri.host, uri.port)
+                    await asyncio.wait_for(viewer.joined, 120)
+                    return client
+                except (ConnectionError, OSError, TimeoutError):
+                    seen["join_retries"] += 1
+                    if client.viewer is not None and client.viewer.transport is not None:
+                        client.viewer.transport.abort()
+                    client.viewer = None
+            await asyncio.sleep(Client.BACKOFF[min(attempt, len(Client.BACKOFF) - 1)])
+        raise ConnectionError("a client could not join in 10 attempts")
 
     clients = await asyncio.gather(*(open_one() for _ in range(count)))
     seen["lost"] = 0
@@ -576,6 +590,7 @@ def summarize(case: Case, outputs: list[dict[str, Any]], seconds: float) -> dict
         "gap_p50": pct(gaps := [v for o in outputs for v in o["gaps"]], 0.5),
         "gap_p99": pct(gaps, 0.99), "gap_max": max(gaps, default=0.0),
         "back": sum(o["back"] for o in outputs),
+        "join_retries": sum(o.get("join_retries", 0) for o in outputs),
     }
 
 
@@ -605,6 +620,8 @@ def rows_of(cases: list[Case]) -> list[list[str]]:
                       f"lost; went back: {r['back']}")
         else:
             faults = f"none; {r['lost']} connections lost"
+        if r.get("join_retries"):
+            faults += f"; {r['join_retries']} joins tried again"
         if "stats" in r:
             s = r["stats"]
             faults += (f"; events made {s['made']:,}, counted {s['counted']:,}"
