@@ -335,7 +335,7 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path,
         faults: float = 0.0) -> dict[str, Any]:
     follow = graph(followers, options.authors, options.follows)
     port = free_port()
-    db = tmp / f"{kind}-{followers}.sqlite3"
+    db = tmp / f"{kind}-{followers}-{faults:g}.sqlite3"
     server = start_server(kind, port, db, follow, options.authors, options.nodes)
     url = f"ws://127.0.0.1:{port}"
     fleet: list[subprocess.Popen[str]] = []
