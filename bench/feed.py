@@ -70,7 +70,10 @@ def clients_main(kind: str, url: str, names: list[str], post: dict[str, Any] | N
 
 
 async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] | None) -> None:
-    """Followers (``post`` None) or authors (``post``: rate and seconds)."""
+    """Followers (``post`` None) or authors (``post``: rate and seconds). On beamish, a
+    connection that closes during the run (its node was killed) is opened again and joined
+    again, as phoenix.js does: a follower takes the posts of its join's window it had not
+    seen; an author goes on posting, and only a post answered ``ok`` counts as made."""
     import orjson
     from websockets.asyncio.client import connect
 
@@ -79,6 +82,27 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
     latencies: list[float] = []
     last: dict[str, float] = {}  # post "author:k" -> latest arrival latency
     opening = asyncio.Semaphore(100)
+    seen: dict[str, set[str]] = {name: set() for name in names}
+    counts = {"resets": 0, "duplicates": 0, "reconnects": 0}
+    running = {"on": True}
+
+    def arrived(name: str, body: str, now: float) -> None:
+        author, k, sent = body.split(":")
+        key = f"{author}:{k}"
+        if key in seen[name]:
+            counts["duplicates"] += 1
+            return
+        seen[name].add(key)
+        received[name] += 1
+        latency = now - float(sent)
+        latencies.append(round(latency, 2))
+        if latency > last.get(key, -1.0):
+            last[key] = round(latency, 2)
+
+    def window(name: str, posts: list[dict[str, Any]], now: float) -> None:
+        for shown in posts:
+            if shown["body"].count(":") == 2:  # the bench's posts
+                arrived(name, shown["body"], now)
 
     async def open_one(name: str) -> Any:
         async with opening:
@@ -93,6 +117,8 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
                     if frame[3] == "phx_reply":
                         if frame[4]["status"] != "ok":
                             raise RuntimeError(f"{name}'s join was refused: {frame}")
+                        window(name, frame[4]["response"].get("posts", ()),
+                               time.time() * 1000)
                         break
             else:
                 ws = await connect(f"{url}/ws?user={name}", compression=None,
@@ -118,7 +144,19 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
             beating.append(asyncio.create_task(heartbeat(ws)))
         return ws
 
-    sockets = await asyncio.gather(*(open_and_beat(name) for name in names))
+    async def reopen(name: str) -> Any:
+        """phoenix.js's reconnection: after 10, 50, 100, 150, 200, 250, 500, 1000, 2000 ms,
+        then every 5 s."""
+        for delay in (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, *[5.0] * 6):
+            await asyncio.sleep(delay)
+            with contextlib.suppress(OSError, RuntimeError, asyncio.TimeoutError, Exception):
+                ws = await open_and_beat(name)
+                counts["reconnects"] += 1
+                return ws
+        return None
+
+    sockets: dict[str, Any] = dict(zip(names, await asyncio.gather(
+        *(open_and_beat(name) for name in names)), strict=True))
     print("ready", flush=True)
     assert (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "go"
 
@@ -128,37 +166,53 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
         began = loop.time()
         sent = 0
         made: dict[str, int] = dict.fromkeys(names, 0)
+        waiting: dict[str, str] = {}  # ref -> the post's key, until answered
+        acked: list[str] = []
+
+        async def answers(name: str) -> None:
+            while running["on"]:
+                ws = sockets.get(name)
+                if ws is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                with contextlib.suppress(Exception):
+                    async for data in ws:
+                        frame = orjson.loads(data)
+                        key = waiting.pop(frame[1], None) if frame[3] == "phx_reply" else None
+                        if key is not None and frame[4]["status"] == "ok":
+                            acked.append(key)
+                if running["on"] and kind == "beamish":  # closed: its node went
+                    sockets[name] = None
+                    sockets[name] = await reopen(name)
+                else:
+                    return
+
+        readers = [asyncio.create_task(answers(name)) for name in names]
         while loop.time() - began < post["seconds"]:
-            ws, name = sockets[sent % len(sockets)], names[sent % len(names)]
-            made[name] += 1
-            body = f"{name}:{made[name]}:{time.time() * 1000:.3f}"
-            if kind == "beamish":
-                refs += 1
-                await ws.send(orjson.dumps(["1", str(refs), f"timeline:{name}", "post",
-                                            {"body": body}]).decode())
-            else:
-                await ws.send(orjson.dumps({"post": body}).decode())
+            name = names[sent % len(names)]
+            ws = sockets.get(name)
             sent += 1
+            if ws is not None:
+                made[name] += 1
+                body = f"{name}:{made[name]}:{time.time() * 1000:.3f}"
+                with contextlib.suppress(Exception):  # a closed connection: not made
+                    if kind == "beamish":
+                        refs += 1
+                        waiting[str(refs)] = f"{name}:{made[name]}"
+                        await ws.send(orjson.dumps(["1", str(refs), f"timeline:{name}",
+                                                    "post", {"body": body}]).decode())
+                    else:
+                        await ws.send(orjson.dumps({"post": body}).decode())
+                        acked.append(f"{name}:{made[name]}")
             await asyncio.sleep(max(0.0, began + sent * interval - loop.time()))
-        print(json.dumps({"made": made}), flush=True)
+        await asyncio.sleep(2.0)  # the last answers
+        running["on"] = False
+        print(json.dumps({"made": made, "acked": acked, "unanswered": len(waiting),
+                          "reconnects": counts["reconnects"]}), flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)  # "stop"
+        for task in readers:
+            task.cancel()
         os._exit(0)
-
-    seen: dict[str, set[str]] = {name: set() for name in names}
-    counts = {"resets": 0, "duplicates": 0}
-
-    def arrived(name: str, body: str, now: float) -> None:
-        author, k, sent = body.split(":")
-        key = f"{author}:{k}"
-        if key in seen[name]:
-            counts["duplicates"] += 1
-            return
-        seen[name].add(key)
-        received[name] += 1
-        latency = now - float(sent)
-        latencies.append(round(latency, 2))
-        if latency > last.get(key, -1.0):
-            last[key] = round(latency, 2)
 
     async def listen(ws: Any, name: str) -> None:
         async for data in ws:
@@ -167,9 +221,7 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
             if kind == "beamish":
                 if message[3] == "reset":  # its timeline restarted: the window, read again
                     counts["resets"] += 1
-                    for shown in message[4]["posts"]:
-                        if shown["body"].count(":") == 2:  # the bench's posts
-                            arrived(name, shown["body"], now)
+                    window(name, message[4]["posts"], now)
                     continue
                 if message[3] != "post":  # a heartbeat's reply
                     continue
@@ -184,24 +236,25 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
 
     async def watched(ws: Any, name: str) -> None:
         nonlocal closed
-        with contextlib.suppress(Exception):  # closed with an error: counted all the same
-            await listen(ws, name)
-        closed += 1  # the connection ended before the run did
+        while ws is not None:
+            with contextlib.suppress(Exception):  # closed with an error: counted all the same
+                await listen(ws, name)
+            closed += 1  # the connection ended before the run did
+            if kind != "beamish" or not running["on"]:
+                return
+            ws = await reopen(name)
 
-    listeners = [asyncio.create_task(watched(ws, name)) for ws, name in zip(sockets, names,
-                                                                             strict=True)]
+    listeners = [asyncio.create_task(watched(ws, name)) for name, ws in sockets.items()]
     listeners += beating
     while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "count":
         print(json.dumps({"count": sum(received.values())}), flush=True)
+    running["on"] = False
     for task in listeners:  # "stop"
         task.cancel()
     print(json.dumps({"received": received, "latencies": latencies, "last": last,
-                      "closed": closed, **counts}), flush=True)
+                      "closed": closed, "seen": {n: sorted(k) for n, k in seen.items()},
+                      **counts}), flush=True)
     os._exit(0)
-
-
-# -- the driver ------------------------------------------------------------------------------
-
 
 
 def redis_pid() -> int | None:
@@ -331,11 +384,25 @@ class Chaos(threading.Thread):
                 console.close()
 
 
+def kill_node(name: str, after: float, killed: dict[str, Any]) -> None:
+    """SIGKILL the node ``name`` after ``after`` seconds (its pid from its console)."""
+    from beamish.console import ConsoleClient
+
+    time.sleep(after)
+    console = ConsoleClient(name, timeout=30)
+    try:
+        pid = int(console.run("import os\nos.getpid()")["result"])
+    finally:
+        console.close()
+    os.kill(pid, signal.SIGKILL)
+    killed["node"] = name
+
+
 def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path,
-        faults: float = 0.0) -> dict[str, Any]:
+        faults: float = 0.0, kill: bool = False) -> dict[str, Any]:
     follow = graph(followers, options.authors, options.follows)
     port = free_port()
-    db = tmp / f"{kind}-{followers}-{faults:g}.sqlite3"
+    db = tmp / f"{kind}-{followers}-{faults:g}-{kill}.sqlite3"
     server = start_server(kind, port, db, follow, options.authors, options.nodes)
     url = f"ws://127.0.0.1:{port}"
     fleet: list[subprocess.Popen[str]] = []
@@ -356,13 +423,22 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path,
         chaos = Chaos(options.nodes, faults) if faults else None
         if chaos is not None:
             chaos.start()
+        killed: dict[str, Any] = {}
+        killer = threading.Thread(target=kill_node, args=("feedbench-1", options.seconds / 3,
+                                                          killed), daemon=True)
+        if kill:
+            killer.start()
         for process in [*fleet, authors]:
             say(process, "go")
-        made = json.loads(hear(authors))["made"]
+        authored = json.loads(hear(authors))
+        made = authored["made"]  # sent; of which answered ok:
+        acked_by: dict[str, set[str]] = {}
+        for key in authored["acked"]:
+            acked_by.setdefault(key.partition(":")[0], set()).add(key)
         if chaos is not None:  # the kills stop with the posts; then the drain
             chaos.stopping.set()
             chaos.join(timeout=30)
-        due = sum(made[a] for followed in follow.values() for a in followed)
+        due = sum(len(acked_by.get(a, ())) for followed in follow.values() for a in followed)
         drained = time.monotonic() + DRAIN
         while time.monotonic() < drained:  # until every delivery arrived, or DRAIN seconds
             time.sleep(0.5)
@@ -390,17 +466,25 @@ def run(kind: str, followers: int, options: argparse.Namespace, tmp: Path,
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    received = sum(sum(out["received"].values()) for out in outputs)
-    short = sum(
-        1 for out in outputs for name, got in out["received"].items()
-        if got != sum(made[a] for a in follow[name])
-    )
+    received = delivered = short = 0
+    for out in outputs:
+        for name, keys in out["seen"].items():
+            owed = set().union(*(acked_by.get(a, set()) for a in follow[name]))
+            got = owed.intersection(keys)
+            received += len(keys)
+            delivered += len(got)
+            short += len(got) != len(owed)
     latencies = sorted(v for out in outputs for v in out["latencies"])
     last: dict[str, float] = {}
     for out in outputs:
         for key, value in out["last"].items():
             last[key] = max(last.get(key, 0.0), value)
-    return {"posts": sum(made.values()), "due": due, "received": received,
+    return {"posts": sum(len(v) for v in acked_by.values()), "sent": sum(made.values()),
+            "unanswered": authored.get("unanswered", 0), "delivered": delivered,
+            "killed": killed.get("node"),
+            "reconnects": sum(out.get("reconnects", 0) for out in outputs)
+            + authored.get("reconnects", 0),
+            "due": due, "received": received,
             "kills": chaos.kills if chaos is not None else 0,
             "resets": sum(out.get("resets", 0) for out in outputs),
             "duplicates": sum(out.get("duplicates", 0) for out in outputs),
@@ -422,6 +506,9 @@ def main() -> None:
     parser.add_argument("--faults", type=float, default=0.0,
                         help="also a beamish run at the first follower count with this many "
                              "timelines killed a second")
+    parser.add_argument("--kill-node", action="store_true",
+                        help="also a beamish run (with --nodes 2 or more) at the first follower "
+                             "count where a node is SIGKILLed a third into the posts")
     parser.add_argument("--nodes", type=int, default=1,
                         help="beamish nodes (beamish run --nodes) and Starlette's uvicorn "
                              "workers alike")
@@ -442,22 +529,24 @@ def main() -> None:
     results: dict[tuple[str, int], dict[str, Any]] = {}
     os.environ.setdefault("BEAMISH_COOKIE", secrets.token_urlsafe(24))  # the consoles'
     counts = [int(n) for n in options.followers.split(",")]
-    cases = [(followers, kind, 0.0) for followers in counts
+    cases = [(followers, kind, 0.0, False) for followers in counts
              for kind in options.kinds.split(",")]
     if options.faults and "beamish" in options.kinds.split(","):
-        cases.append((counts[0], "beamish", options.faults))
+        cases.append((counts[0], "beamish", options.faults, False))
+    if options.kill_node:
+        cases.append((counts[0], "beamish", 0.0, True))
     with tempfile.TemporaryDirectory() as folder:
-        for followers, kind, faults in cases:
+        for followers, kind, faults, kill in cases:
             label = LABELS[kind] + (f", {faults:g} timelines killed a second" if faults
-                                    else "")
+                                    else ", a node killed" if kill else "")
             print(f"# {label}, {followers:,} followers", file=sys.stderr, flush=True)
             try:
-                result = run(kind, followers, options, Path(folder), faults)
+                result = run(kind, followers, options, Path(folder), faults, kill)
             except Exception as exc:  # the other cases still run; the table says so
                 rows.append([label, f"{followers:,}",
                              f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
                 continue
-            if not faults:
+            if not faults and not kill:
                 results[kind, followers] = result
             lat, last = result["latencies"], result["last"]
             base = results.get(("starlette", followers))
@@ -466,9 +555,14 @@ def main() -> None:
             cpu = f"{result['cpu'] * 100:.0f}%"
             if kind == "starlette":
                 cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
-            delivered = (f"{result['received']:,} of {result['due']:,} "
+            delivered = (f"{result['delivered']:,} of {result['due']:,} "
                          f"({result['posts']:,} posts); followers short: {result['short']}; "
                          f"connections closed: {result['closed']}")
+            if kill:
+                delivered += (f"; node {result['killed']} SIGKILLed: {result['sent']:,} posts "
+                              f"sent, {result['posts']:,} answered ok (only those are owed), "
+                              f"{result['unanswered']} unanswered; {result['reconnects']} "
+                              "connections opened again")
             if faults:
                 delivered += (f"; {result['kills']} timelines killed, {result['resets']} "
                               f"resets read, {result['duplicates']} posts seen twice (dropped "
