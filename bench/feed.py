@@ -308,13 +308,14 @@ def start_server(kind: str, port: int, db: Path, follow: dict[str, list[str]],
     """The server (``nodes`` beamish nodes, or Starlette on as many uvicorn workers)."""
     if kind == "beamish":
         def start(count: int) -> subprocess.Popen[Any]:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "beamish.cli", "run", "examples.feed.app:Feed",
-                 "--port", str(port), "--name", "feedbench", "--log-level", "warning",
-                 "--max-connections", "50000", "--nodes", str(count)],
-                cwd=ROOT, env={**os.environ, "FEED_DATABASE": str(db)},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            with open(db.with_suffix(".log"), "a") as log:  # read if a row looks wrong
+                server = subprocess.Popen(
+                    [sys.executable, "-m", "beamish.cli", "run", "examples.feed.app:Feed",
+                     "--port", str(port), "--name", "feedbench", "--log-level", "warning",
+                     "--max-connections", "50000", "--nodes", str(count)],
+                    cwd=ROOT, env={**os.environ, "FEED_DATABASE": str(db)},
+                    stdout=subprocess.DEVNULL, stderr=log,
+                )
             wait_port(port, server, "the beamish feed")
             return server
 
@@ -540,45 +541,50 @@ def main() -> None:
         cases.append((counts[0], "beamish", options.faults, False))
     if options.kill_node:
         cases.append((counts[0], "beamish", 0.0, True))
-    with tempfile.TemporaryDirectory() as folder:
-        for followers, kind, faults, kill in cases:
-            label = LABELS[kind] + (f", {faults:g} timelines killed a second" if faults
-                                    else ", a node killed" if kill else "")
-            print(f"# {label}, {followers:,} followers", file=sys.stderr, flush=True)
-            try:
-                result = run(kind, followers, options, Path(folder), faults, kill)
-            except Exception as exc:  # the other cases still run; the table says so
-                rows.append([label, f"{followers:,}",
-                             f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
-                continue
-            if not faults and not kill:
-                results[kind, followers] = result
-            lat, last = result["latencies"], result["last"]
-            base = results.get(("starlette", followers))
-            ratio = (f" ({pct(lat, 0.99) / pct(base['latencies'], 0.99):.2f}x "
-                     "Starlette's p99)" if base and kind == "beamish" else "")
-            cpu = f"{result['cpu'] * 100:.0f}%"
-            if kind == "starlette":
-                cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
-            delivered = (f"{result['delivered']:,} of {result['due']:,} "
-                         f"({result['posts']:,} posts); followers short: {result['short']}; "
-                         f"connections closed: {result['closed']}")
-            if kill:
-                delivered += (f"; node {result['killed']} SIGKILLed: {result['sent']:,} posts "
-                              f"sent, {result['posts']:,} answered ok (only those are owed), "
-                              f"{result['unanswered']} unanswered; {result['reconnects']} "
-                              "connections opened again")
-            if faults:
-                delivered += (f"; {result['kills']} timelines killed, {result['resets']} "
-                              f"resets read, {result['duplicates']} posts seen twice (dropped "
-                              "by id, as the page does)")
-            rows.append([
-                label, f"{followers:,}",
-                f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
-                f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
-                delivered, cpu,
-            ])
-            print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
+    folder = tempfile.mkdtemp(prefix="feedbench-")  # kept: the servers' logs are in it
+    print(f"# databases and the servers' logs: {folder}", file=sys.stderr, flush=True)
+    for followers, kind, faults, kill in cases:
+        label = LABELS[kind] + (f", {faults:g} timelines killed a second" if faults
+                                else ", a node killed" if kill else "")
+        print(f"# {label}, {followers:,} followers", file=sys.stderr, flush=True)
+        try:
+            result = run(kind, followers, options, Path(folder), faults, kill)
+        except Exception as exc:  # the other cases still run; the table says so
+            rows.append([label, f"{followers:,}",
+                         f"FAILED: {type(exc).__name__}: {exc}"[:160], "", "", ""])
+            continue
+        if not faults and not kill:
+            results[kind, followers] = result
+        lat, last = result["latencies"], result["last"]
+        base = results.get(("starlette", followers))
+        ratio = (f" ({pct(lat, 0.99) / pct(base['latencies'], 0.99):.2f}x "
+                 "Starlette's p99)" if base and kind == "beamish" else "")
+        cpu = f"{result['cpu'] * 100:.0f}%"
+        if kind == "starlette":
+            cpu += f" + Redis {result['redis_cpu'] * 100:.0f}%"
+        delivered = (f"{result['delivered']:,} of {result['due']:,} "
+                     f"({result['posts']:,} posts); followers short: {result['short']}; "
+                     f"connections closed: {result['closed']}")
+        if kind == "beamish" and not kill and result["sent"] != result["posts"]:
+            delivered += (f"; {result['sent']:,} posts sent, {result['posts']:,} answered "
+                          f"ok (only those are owed), {result['unanswered']} unanswered, "
+                          f"{result['reconnects']} connections opened again")
+        if kill:
+            delivered += (f"; node {result['killed']} SIGKILLed: {result['sent']:,} posts "
+                          f"sent, {result['posts']:,} answered ok (only those are owed), "
+                          f"{result['unanswered']} unanswered; {result['reconnects']} "
+                          "connections opened again")
+        if faults:
+            delivered += (f"; {result['kills']} timelines killed, {result['resets']} "
+                          f"resets read, {result['duplicates']} posts seen twice (dropped "
+                          "by id, as the page does)")
+        rows.append([
+            label, f"{followers:,}",
+            f"p50 {ms(pct(lat, 0.5))}, p99 {ms(pct(lat, 0.99))}{ratio}",
+            f"p50 {ms(pct(last, 0.5))}, p99 {ms(pct(last, 0.99))}",
+            delivered, cpu,
+        ])
+        print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)
     header = [
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(began))}",
         f"machine: {cpu_model()}, {os.cpu_count()} cores, shared by the servers, Redis and "
