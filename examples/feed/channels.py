@@ -14,7 +14,9 @@ name alone; an application of yours checks a token in ``connect``), then join
 
 It receives ``post`` (a new post of whom you follow, or yours), ``post_updated`` (likes or
 replies changed) and ``reset`` (the whole window again: after a follow, or a restart of the
-timeline's process). ``online:feed`` is who is online (Presence), as in the chat.
+timeline's process). ``online:feed`` is who is online (Presence), as in the chat. An
+action that waited past the pool's timeout for the database is answered ``error`` with
+``"the database is busy; try again"`` (the page stays joined; nothing was stored).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, ClassVar
 
 import beamish
 from beamish import CallError, NoReply, Reply
-from beamish.data import Pool
+from beamish.data import Pool, PoolTimeout
 from beamish.web import Channel, Presence, Socket, SocketState
 
 from . import store, timelines
@@ -74,7 +76,10 @@ class TimelineChannel(Channel):
         handler = _ACTIONS.get(event)
         if handler is None:
             return Reply(("error", {"reason": f"unknown event {event!r}"}), socket)
-        result = await handler(socket, payload)
+        try:
+            result = await handler(socket, payload)
+        except PoolTimeout:  # every connection busy past the pool's wait: say so, stay up
+            return Reply(("error", {"reason": "the database is busy; try again"}), socket)
         return Reply(result, socket)
 
 

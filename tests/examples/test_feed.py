@@ -10,7 +10,7 @@ from examples.feed.channels import PUBSUB, FeedPresence, FeedSocket
 
 import beamish
 from beamish import Registry
-from beamish.data import Pool
+from beamish.data import Pool, PoolTimeout
 from beamish.pubsub import PubSub
 from beamish.testing import (
     assert_push,
@@ -141,3 +141,23 @@ async def test_a_timeline_stops_once_its_last_page_has_been_closed_a_while(
     await close(ada)
     assert await beamish.wait_exit(pid, timeout=3) == "normal"
     await refute_push("reset", timeout=0.1)  # nothing was sent to the closed page
+
+
+async def test_a_busy_database_is_an_error_to_the_author_and_the_page_stays_joined(
+        feed_driver, monkeypatch):
+    """A post that waits past the pool's timeout is answered with an error the author can
+    act on; the channel does not crash, and the next post goes through."""
+    db = await start_feed(feed_driver)
+    ada, _ = await page(db, "ada")
+    real = store.add_post
+
+    async def busy(*args, **kwargs):
+        raise PoolTimeout(pool="feed.db", size=5, waited=5.0, in_use=5, connected=5, waiting=9)
+
+    monkeypatch.setattr(store, "add_post", busy)
+    await assert_reply(push(ada, "post", {"body": "now?"}), "error",
+                       {"reason": "the database is busy; try again"})
+    monkeypatch.setattr(store, "add_post", real)
+    await assert_reply(push(ada, "post", {"body": "now"}), "ok")
+    await assert_push("post")
+    await close(ada)
