@@ -12,7 +12,7 @@ puts, in every node's tree, a small guard that:
   with ``noconnection``), every guard tries again, and one node's wins;
 - two guards that won at once (a partition, or the time a registration takes to cross) are
   settled by global names' rule: the lower pid keeps the name, the other server is killed,
-  its guard exits with it, is restarted by its supervisor, and watches the winner.
+  and its guard, which stays up, watches the winner.
 
 The server's own crashes are its node's supervisor's business: the guard is linked to it
 (and traps exits), so when the server exits the guard exits with its reason, and the guard's
