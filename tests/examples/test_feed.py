@@ -3,14 +3,16 @@ timeline that crashes, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from examples.feed import channels, store, timelines
 from examples.feed.channels import PUBSUB, FeedPresence, FeedSocket
 
 import beamish
 from beamish import Registry
-from beamish.data import Pool, PoolTimeout
+from beamish.data import Pool, PoolTimeout, SQLite
 from beamish.pubsub import PubSub
 from beamish.testing import (
     assert_push,
@@ -18,10 +20,13 @@ from beamish.testing import (
     channel_socket,
     close,
     join,
+    local_cluster,
     push,
     refute_push,
     start_supervised,
 )
+from beamish.web import Broadcast
+from beamish.web._wire import Push
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "examples" / "feed" / "migrations"
 
@@ -161,3 +166,83 @@ async def test_a_busy_database_is_an_error_to_the_author_and_the_page_stays_join
     await assert_reply(push(ada, "post", {"body": "now"}), "ok")
     await assert_push("post")
     await close(ada)
+
+
+async def start_feed_tree():
+    """The feed's processes on this node, on the pool of ``channels.DB`` (one handle serves
+    every node: a pool's processes are found by name in each node's runtime)."""
+    db = channels.DB["pool"]
+    return await beamish.Supervisor.start([
+        (PubSub, {"name": PUBSUB}),
+        FeedPresence,
+        db.child_spec(),
+        (timelines.Timelines, (PUBSUB, db, 1000)),
+    ], strategy="rest_for_one", name="feed.tree")
+
+
+async def collect(name: str, user: int) -> None:
+    """A page of ``name`` on this node, as a process: attaches to the user's timeline here,
+    keeps the bodies it is pushed (as their events), and reports them when asked."""
+    got: list[tuple[str, str]] = []
+    await timelines.attach(name, user, beamish.self())
+    PubSub.subscribe(PUBSUB, timelines.timeline_topic(name))
+    while True:
+        message = await beamish.receive()
+        match message:
+            case Broadcast(_, event, dict(payload)):
+                got.append((event, payload.get("body")))
+            case ("report", beamish.Pid() as to):
+                beamish.send(to, ("report", got))
+
+
+@pytest.mark.beamish(node="a@test")
+async def test_on_two_nodes_each_timeline_pushes_to_its_own_nodes_pages_once(tmp_path):
+    """ada has a page on a and one on b, hence a timeline on each node; bob posts on a. The
+    post crosses to b on bob's author topic; each timeline pushes it to its own node's page
+    only, so each page gets it once. A follow made on a refreshes ada's timeline on b too."""
+    db = Pool(SQLite(tmp_path / "feed.sqlite3"), name="feed.db", size=3)
+    channels.DB["pool"] = db
+    async with local_cluster("b@test", tick_time=0.5) as cluster:
+        b = cluster.node("b@test")
+        await start_feed_tree()
+        await db.migrate(MIGRATIONS / "sqlite")
+        await b.run(start_feed_tree)
+        ada_id = await store.ensure_user(db, "ada")
+        await store.ensure_user(db, "bob")
+        ada, _ = await page(db, "ada")
+        far = await b.spawn(collect, "ada", ada_id)
+        bob, _ = await page(db, "bob")
+        await assert_reply(push(ada, "follow", {"name": "bob"}), "ok")
+        await assert_push("reset", {"posts": [], "following": ["bob"]})
+
+        async def far_saw():
+            beamish.send(far, ("report", beamish.self()))
+            _, got = await beamish.receive(lambda m: type(m) is tuple and m[0] == "report")
+            return got
+
+        for _ in range(100):  # b's timeline of ada re-reads whom she follows, too
+            if ("reset", None) in await far_saw():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("ada's timeline on b did not hear of her follow on a")
+        await assert_reply(push(bob, "post", {"body": "hello from a"}), "ok")
+        await asyncio.sleep(0.5)  # what each page is pushed, by topic (bob's page has it too)
+        pushed = []
+        while (m := beamish.receive_nowait(beamish.ANY)) is not None:
+            if type(m) is Push and m.data.event == "post":  # the test's client is sent these
+                pushed.append((m.data.topic, m.data.payload["body"]))
+        assert sorted(pushed) == [("timeline:ada", "hello from a"),
+                                  ("timeline:bob", "hello from a")]  # once each
+        seen = []
+        for _ in range(100):
+            seen = [entry for entry in await far_saw() if entry[0] == "post"]
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        assert seen == [("post", "hello from a")]
+        await close(ada)
+        await close(bob)
+        beamish.exit(far, "kill")
+        await beamish.Supervisor.stop("feed.tree")
+        await b.run(beamish.Supervisor.stop, "feed.tree")
