@@ -36,10 +36,7 @@ class StreamChannel(Channel):
         if name is not None and (not isinstance(name, str) or not 0 < len(name.strip())
                                  <= studio.MAX_NAME):
             return ("error", {"reason": f"a name has 1 to {studio.MAX_NAME} characters"})
-        try:
-            latest, chat, viewers = await studio.joined(stream)
-        except CallError:
-            return ("error", {"reason": "the stream is restarting; try again"})
+        latest, chat, viewers = studio.joined(stream)
         beamish.send(beamish.self(), ("after_join", latest))
         socket = socket.assign(stream=stream, name=name.strip() if name else None)
         return ("ok", {"chat": chat, "viewers": viewers}, socket)

@@ -11,8 +11,8 @@
 
 **One broadcast per segment, whatever the audience.** The Stage broadcasts each segment
 once, as a binary frame built once for every viewer (the fastlane); the viewers' channel
-processes are not woken. It also keeps the latest one, which a viewer who joins late gets
-first. The channel coalesces segments (``coalesce = ["segment"]``): a viewer whose
+processes are not woken. Each node's Relay keeps the latest one, which a viewer who joins
+late gets first. The channel coalesces segments (``coalesce = ["segment"]``): a viewer whose
 connection cannot keep up skips to the newest segment instead of queueing the ones in
 between, and sees by the segments' numbers how many it skipped; the page says so.
 
@@ -133,10 +133,10 @@ def relayed(stream: str) -> Relayed | None:
 
 @dataclass(slots=True)
 class StageState:
+    """What only the Stage knows; what viewers join from is in the Relays."""
+
     stream: str
-    latest: bytes | None = None  # the newest segment, encoded
     seq: int = 0
-    chat: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CHAT_KEEP))
     chat_seq: int = 0
     viewers: int = 0
     on_air: bool = True  # off air, the camera's segments are not sent (an intermission)
@@ -154,15 +154,14 @@ class Stage(GenServer):
         state = StageState(stream)
         heard = relayed(stream)
         if heard is not None:  # a successor goes on from what this node's viewers saw
-            state.seq, state.latest, state.viewers = heard.seq, heard.latest, heard.viewers
-            state.chat.extend(heard.chat)
+            state.seq, state.viewers = heard.seq, heard.viewers
             state.chat_seq = max((m["id"] for m in heard.chat), default=0)
         return Ok(state)
 
     def handle_cast(self, request: Any, state: StageState) -> NoReply:
         match request:
             case ("segment", int(seq), bytes(segment)) if state.on_air:
-                state.seq, state.latest = seq, segment
+                state.seq = seq
                 broadcast(PUBSUB, topic_of(state.stream), "segment", segment)
         return NoReply(state)
 
@@ -173,13 +172,10 @@ class Stage(GenServer):
             case ("on_air", bool(on_air)):
                 state.on_air = on_air
                 return Reply(on_air, state)
-            case "joined":  # what a viewer who joins now starts from (no Relay: a test)
-                return Reply((state.latest, list(state.chat), state.viewers), state)
             case ("chat", str(user), str(body)):
                 state.chat_seq += 1
                 message = {"id": state.chat_seq, "user": user, "body": body,
                            "at": round(time.time() * 1000)}
-                state.chat.append(message)
                 broadcast(PUBSUB, topic_of(state.stream), "chat", message)
                 return Reply(message, state)
         raise ValueError(f"a stage does not understand {request!r}")
@@ -232,19 +228,16 @@ class Camera(GenServer):
 
 
 def exists(stream: str) -> bool:
-    return relayed(stream) is not None or beamish.whereis(stage_name(stream)) is not None
+    return relayed(stream) is not None
 
 
-async def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
-    """The latest segment, the chat's last messages and the viewer count: from this node's
-    Relay (from the Stage where none runs)."""
+def joined(stream: str) -> tuple[bytes | None, list[dict[str, Any]], int]:
+    """The latest segment, the chat's last messages and the viewer count, from this node's
+    Relay (no message: a join never waits on the Stage)."""
     heard = relayed(stream)
-    if heard is not None:
-        return heard.latest, list(heard.chat), heard.viewers
-    found: tuple[bytes | None, list[dict[str, Any]], int] = await GenServer.call(
-        _stage(stream), "joined"
-    )
-    return found
+    if heard is None:
+        raise LookupError(f"there is no stream {stream!r} on this node")
+    return heard.latest, list(heard.chat), heard.viewers
 
 
 async def set_on_air(stream: str, on_air: bool) -> None:

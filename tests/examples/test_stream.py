@@ -41,6 +41,7 @@ def test_a_segment_has_the_size_asked_and_the_picture_changes_with_its_number():
 async def start_stream(fps: float = 20.0, size: int = 2_000) -> None:
     await start_supervised((PubSub, {"name": studio.PUBSUB}))
     await start_supervised(studio.StreamPresence)
+    await start_supervised({"id": "relay", "start": (studio.Relay.start_for, ("main",))})
     await start_supervised({"id": "stage", "start": (studio.Stage.start_for, ("main",))})
     await start_supervised(
         {"id": "camera", "start": (studio.Camera.start_for, ("main", fps, size))}
