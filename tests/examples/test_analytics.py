@@ -13,6 +13,8 @@ from examples.analytics.metrics import EventSource, Window, bucket_of, percentil
 
 import beamish
 from beamish import Supervisor
+from beamish.cluster import Codec
+from beamish.cluster._nodes import NodeTable
 from beamish.pubsub import PubSub
 from beamish.testing import (
     assert_receive,
@@ -164,6 +166,10 @@ async def test_a_checkpoint_restores_every_window_and_what_is_in_flight():
     assert {key: list(q) for key, q in copy["source"].unapplied.items()} == in_flight
     assert pipeline.checkpoint(copy) == saved  # nothing is lost or changed in a round trip
     assert copy["source"].seq >= 1 and sum(copy["source"].made.values()) > 0
+    # what crosses to every node before each frame (the docs say about 24 KB): bounded
+    runtime = beamish.current_runtime()
+    wire = Codec(NodeTable(runtime), runtime).encode(("checkpoint", beamish.node(), saved))
+    assert len(wire) < 32_768, len(wire)
 
 
 CLUSTER_RATE = 20_000.0
