@@ -1,5 +1,6 @@
-"""What a benchmark script needs of the processes it starts: a free port for a server, and
-the CPU time a process has used (from ``/proc``). Found beside the scripts, as
+"""What a benchmark script needs of the processes it starts: a free port for a server, the
+CPU time a process and its children have used (from ``/proc``), and how long a client waits
+before it reconnects. Found beside the scripts, as
 ``_report.py`` is."""
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_RECONNECT_AFTER = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0)
+
+
+def reconnect_after(tries: int) -> float:
+    """Seconds before a client's next reconnection, as phoenix.js waits (its
+    ``reconnectAfterMs``: 10, 50, 100, 150, 200, 250, 500, 1,000, 2,000 ms, then 5 s)."""
+    return _RECONNECT_AFTER[tries] if tries < len(_RECONNECT_AFTER) else 5.0
 
 
 def children(pid: int) -> list[int]:

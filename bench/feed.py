@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _procs import cpu_seconds, free_port, tree_cpu
+from _procs import cpu_seconds, free_port, reconnect_after, tree_cpu
 from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,9 +147,9 @@ async def _clients(kind: str, url: str, names: list[str], post: dict[str, Any] |
     async def reopen(name: str) -> Any:
         """phoenix.js's reconnection: after 10, 50, 100, 150, 200, 250, 500, 1000, 2000 ms,
         then every 5 s."""
-        for delay in (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, *[5.0] * 6):
-            await asyncio.sleep(delay)
-            with contextlib.suppress(OSError, RuntimeError, asyncio.TimeoutError, Exception):
+        for tries in range(15):
+            await asyncio.sleep(reconnect_after(tries))
+            with contextlib.suppress(Exception):  # not up yet: the next try
                 ws = await open_and_beat(name)
                 counts["reconnects"] += 1
                 return ws

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _procs import free_port, tree_cpu
+from _procs import free_port, reconnect_after, tree_cpu
 from _report import cpu_model, load_average, ms, pct, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,8 +120,6 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
         (after 10, 50, 100, 150, 200, 250, 500, 1000, 2000 ms, then every 5 s) and joins
         again; what the viewer has seen carries over."""
 
-        BACKOFF = (0.01, 0.05, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0)
-
         def __init__(self) -> None:
             self.last = -1  # the newest seq seen: a rejoin sends the latest again
             self.counted = 0  # the dashboard: the largest count of events seen
@@ -146,7 +144,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
                 return
             if self.lost_at is None:
                 self.lost_at = time.monotonic()
-            delay = self.BACKOFF[self.tries] if self.tries < len(self.BACKOFF) else 5.0
+            delay = reconnect_after(self.tries)
             self.tries += 1
             loop.call_later(delay, self.connect)
 
@@ -289,7 +287,7 @@ async def _clients(url: str, topic: str, count: int, seconds: float, warmup: flo
                     if client.viewer is not None and client.viewer.transport is not None:
                         client.viewer.transport.abort()
                     client.viewer = None
-            await asyncio.sleep(Client.BACKOFF[min(attempt, len(Client.BACKOFF) - 1)])
+            await asyncio.sleep(reconnect_after(attempt))
         raise ConnectionError("a client could not join in 10 attempts")
 
     clients = await asyncio.gather(*(open_one() for _ in range(count)))
