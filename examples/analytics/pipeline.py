@@ -372,11 +372,8 @@ def latest_frame() -> dict[str, Any]:
 
 
 def _source() -> Any:
-    """The Source, on whichever node the pipeline runs."""
-    holder = Singleton.whereis(PIPELINE)
-    if holder is None or holder.node == beamish.node():  # here (or a pipeline run alone)
-        return SOURCE
-    return (SOURCE, holder.node)
+    """The Source, on whichever node the pipeline runs (here, for a pipeline run alone)."""
+    return Singleton.beside(PIPELINE, SOURCE)
 
 
 async def simulate_incident(seconds: float) -> None:

@@ -81,11 +81,8 @@ def relay_table(stream: str) -> str:
 
 
 def _stage(stream: str) -> Any:
-    """The stream's Stage, on whichever node its studio runs."""
-    holder = Singleton.whereis(studio_name(stream))
-    if holder is None or holder.node == beamish.node():  # here (or a stage run alone)
-        return stage_name(stream)
-    return (stage_name(stream), holder.node)
+    """The stream's Stage, on whichever node its studio runs (here, for a stage run alone)."""
+    return Singleton.beside(studio_name(stream), stage_name(stream))
 
 
 @dataclass(slots=True)

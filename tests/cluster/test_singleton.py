@@ -153,3 +153,33 @@ async def test_two_nodes_that_start_it_at_once_keep_one_and_both_trees_stay_up()
         assert await b.run(lambda: beamish.whereis("tree") is not None)
         await Supervisor.stop("tree")
         await b.run(Supervisor.stop, "tree")
+
+
+async def start_shelf_clock():
+    return await Clock.start_link(0, name="shelf.clock")
+
+
+class Shelf(Supervisor):
+    """A singleton supervisor: its child ``shelf.clock`` is found beside it."""
+
+    def init(self, _):
+        return Supervisor.init([{"id": "clock", "start": (start_shelf_clock, ())}])
+
+
+async def test_a_process_beside_a_singleton_is_called_on_the_singletons_node():
+    async with local_cluster("b@test") as cluster:
+        b = cluster.node("b@test")
+
+        async def start_shelf():
+            return await Supervisor.start([Singleton.spec(Shelf, None, name="shelf")],
+                                          name="tree")
+
+        await b.run(start_shelf)
+        await start_shelf()
+        assert Singleton.whereis("shelf").node == "b@test"
+        assert Singleton.beside("shelf", "shelf.clock") == ("shelf.clock", "b@test")
+        assert await GenServer.call(Singleton.beside("shelf", "shelf.clock"), "t") == (
+            1, "b@test")
+        assert Singleton.beside("nobody", "shelf.clock") == "shelf.clock"
+        await Supervisor.stop("tree")
+        await b.run(Supervisor.stop, "tree")

@@ -77,6 +77,17 @@ class Singleton(GenServer):
         node in a cluster, ``name`` on a node alone."""
         return name if current_runtime().global_registry is None else ("global", name)
 
+    @staticmethod
+    def beside(name: Any, local_name: str) -> Any:
+        """The process registered as ``local_name`` on the node where the singleton ``name``
+        runs (a child of a singleton supervisor, say), as a server to call: ``local_name``
+        if that is this node, or nobody runs it now (a call then fails with ``noproc``, or
+        finds one started here meanwhile), else ``(local_name, node)``."""
+        holder = Singleton.whereis(name)
+        if holder is None or holder.node == node():
+            return local_name
+        return (local_name, holder.node)
+
     async def init(self, arg: Any) -> Ok:
         server, server_arg, name = arg
         if current_runtime().global_registry is None:  # a node alone is its whole cluster
