@@ -169,13 +169,13 @@ class Replica(GenServer):
     from), both as the Publisher broadcast them."""
 
     def init(self, pubsub: str) -> Ok:
-        beamish.new_table(REPLICA, {})
+        data: dict[str, Any] = {}  # the table's, which the state holds too
+        beamish.new_table(REPLICA, data)
         PubSub.subscribe(pubsub, CHECKPOINTS)
         PubSub.subscribe(pubsub, TOPIC)
-        return Ok(None)
+        return Ok(data)
 
-    def handle_info(self, message: Any, state: None) -> NoReply:
-        data = beamish.find_table(REPLICA).data  # type: ignore[union-attr]
+    def handle_info(self, message: Any, data: dict[str, Any]) -> NoReply:
         match message:
             case ("checkpoint", str(node), tuple(saved)):
                 holder = Singleton.whereis(PIPELINE)
@@ -183,7 +183,7 @@ class Replica(GenServer):
                     data["checkpoint"] = saved
             case Broadcast(_, "state", dict(frame)):
                 data["frame"] = frame
-        return NoReply(state)
+        return NoReply(data)
 
 
 class Counter(GenServer):

@@ -104,12 +104,12 @@ class Relay(GenServer):
         return await cls.start_link(stream, name=f"stream.relay_server.{stream}")
 
     def init(self, stream: str) -> Ok:
-        beamish.new_table(relay_table(stream), Relayed())
+        relayed = Relayed()  # the table's, which the state holds too
+        beamish.new_table(relay_table(stream), relayed)
         PubSub.subscribe(PUBSUB, topic_of(stream))
-        return Ok(stream)
+        return Ok(relayed)
 
-    def handle_info(self, message: Any, stream: str) -> NoReply:
-        relayed: Relayed = beamish.find_table(relay_table(stream)).data  # type: ignore
+    def handle_info(self, message: Any, relayed: Relayed) -> NoReply:
         match message:
             case Broadcast(_, "segment", bytes(segment)):
                 seq = segments.split(segment)[0]["seq"]
@@ -119,7 +119,7 @@ class Relay(GenServer):
                 relayed.chat.append(chat)
             case Broadcast(_, "viewers", {"count": int(count)}):
                 relayed.viewers = count
-        return NoReply(stream)
+        return NoReply(relayed)
 
 
 def relayed(stream: str) -> Relayed | None:
