@@ -285,6 +285,40 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             del RAW_SENDS[send]
 
 
+FLOOR_WRITES: dict[Any, None] = {}  # ordered, as CONNECTIONS
+
+
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``raw_app`` served on beamish's WebSocket protocol, whose broadcast builds the frame
+    once and hands the same bytes to each connection's ``write_frame`` (one
+    ``transport.write`` each): the least a Python server on uvicorn can do per socket, with
+    no framework and no processes. The floor beamish's fastlane is measured against."""
+    from beamish.web._ws_protocol import FRAMES, frame_of
+
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        write = scope["extensions"][FRAMES]
+        FLOOR_WRITES[write] = None
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass
+        finally:
+            del FLOOR_WRITES[write]
+    elif scope["path"] != "/broadcast":
+        await raw_app(scope, receive, send)
+    else:
+        sent_at, cpu = time.time(), time.thread_time()
+        frame = frame_of(json.dumps({"t": sent_at}))
+        unwritten = [write for write in list(FLOOR_WRITES) if not write(frame)]
+        if unwritten:  # a full write buffer: the bench's clients read, so it should not be
+            raise RuntimeError(f"{len(unwritten)} connections refused the pre-built frame")
+        body = took(sent_at, cpu).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def serve(kind: str, port: int) -> None:
     """Serve the Starlette or the raw ASGI app with uvicorn, or Starlette with granian
     (beamish's goes by `beamish run`)."""
@@ -293,12 +327,17 @@ def serve(kind: str, port: int) -> None:
         return
     import uvicorn
 
-    app: Any = STARLETTE if kind == "starlette" else raw_app
+    app: Any = {"starlette": STARLETTE, "raw": raw_app, "floor": floor_app}[kind]
     lifespan: Literal["on", "off"] = "on" if kind == "starlette" else "off"
+    options = dict(UVICORN_OPTIONS)
+    if kind == "floor":
+        from beamish.web._ws_protocol import FramedWebSocketProtocol
+
+        options["ws"] = FramedWebSocketProtocol
     # uvicorn re-raises the SIGTERM it handled once it has stopped: end with an exit, so
     # that a profiler wrapped around us (--profile) gets to write its file
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(app, host="127.0.0.1", port=port, lifespan=lifespan, **UVICORN_OPTIONS)
+    uvicorn.run(app, host="127.0.0.1", port=port, lifespan=lifespan, **options)
 
 
 def serve_granian(port: int) -> None:
@@ -792,7 +831,7 @@ QUICK = Scale(
 HTTP_KINDS = (
     "raw", "starlette", "beamish", "beamish-metrics", "starlette-granian", "beamish-granian",
 )
-WS_KINDS = ("raw", "starlette", "beamish", "starlette-granian", "beamish-granian")
+WS_KINDS = ("raw", "floor", "starlette", "beamish", "starlette-granian", "beamish-granian")
 NAMES = {
     "raw": "raw ASGI on uvicorn",
     "starlette": "Starlette on uvicorn",
@@ -803,6 +842,7 @@ NAMES = {
 }
 WS_NAMES = {
     "raw": "raw ASGI, loop of await send()",
+    "floor": "the floor: raw ASGI, one pre-built frame written to each",
     "starlette": "Starlette endpoint, loop of send_text",
     "beamish": "beamish Socket + Channel, broadcast()",
     "starlette-granian": "Starlette endpoint on granian, loop of send_text",
@@ -1039,6 +1079,8 @@ COLUMNS = ("workload", "implementation", "scale", "result", "vs Starlette", "tar
 
 
 def wrk_version() -> str:
+    if shutil.which("wrk") is None:  # a WebSocket-only run does not need it
+        return "not installed"
     out = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
     match = re.search(r"wrk (\S+)", out)
     return match[1] if match else "unknown"
@@ -1087,7 +1129,7 @@ def main() -> None:
         f"{', '.join(dict.fromkeys(HTTP_KINDS + WS_KINDS))})",
     )
     parser.add_argument("--repeats", type=int, help="rounds per figure (default 3; quick: 1)")
-    parser.add_argument("--serve", choices=("starlette", "raw", "starlette-granian"),
+    parser.add_argument("--serve", choices=("starlette", "raw", "floor", "starlette-granian"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--clients", help=argparse.SUPPRESS)

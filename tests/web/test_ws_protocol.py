@@ -7,6 +7,7 @@ count what goes the pre-framed way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -20,7 +21,7 @@ from websockets.streams import StreamReader
 from beamish import Application, Ok, Reply, Supervisor
 from beamish.pubsub import PubSub
 from beamish.web import Channel, Endpoint, EndpointServer, Socket, broadcast
-from beamish.web._ws_protocol import FramedWebSocketProtocol, frame_of
+from beamish.web._ws_protocol import FramedWebSocketProtocol, _Flag, _Inbox, frame_of
 
 
 class Room(Channel):
@@ -160,3 +161,65 @@ async def test_a_reader_that_stops_is_written_through_send_and_then_dropped(fram
         assert any(not done for _, done in frames)  # write_frame declined once it was full
     finally:
         await server.stop()
+
+
+async def test_a_connection_lets_go_of_its_handshake_once_accepted(monkeypatch):
+    """uvicorn keeps the handshake's request and response (their parsed headers) for the
+    connection's life; beamish's protocol drops them once the accept is sent."""
+    seen: list[FramedWebSocketProtocol] = []
+    original = FramedWebSocketProtocol.write_frame
+
+    def noting(self, frame):
+        seen.append(self)
+        return original(self, frame)
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", noting)
+    async with serving() as url:
+        ws = await joined(url, "room:e")  # its reply is written pre-framed: `seen` has it
+        protocol = seen[0]
+        assert protocol.handshake_complete
+        assert (protocol.request, protocol.response) == (None, None)
+        assert isinstance(protocol.queue, _Inbox) and isinstance(protocol.writable, _Flag)
+        await ws.send(orjson.dumps(["1", "2", "room:e", "say", {"n": 3}]).decode())
+        assert {orjson.loads(await ws.recv())[3] for _ in range(2)} == {"phx_reply", "said"}
+        await ws.close()
+
+
+async def test_the_inbox_hands_over_in_order_and_wakes_its_reader():
+    inbox = _Inbox()
+    assert inbox.empty()
+    reader = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    assert not reader.done()  # nothing yet: it waits
+    inbox.put_nowait("a")
+    inbox.put_nowait("b")
+    assert await reader == "a"
+    assert (inbox.qsize(), await inbox.get(), inbox.empty()) == (1, "b", True)
+    cancelled = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    inbox.put_nowait("c")  # a cancelled reader took nothing
+    assert await inbox.get() == "c"
+
+
+async def test_the_flag_wakes_every_waiter_when_set_and_blocks_when_cleared():
+    flag = _Flag()
+    assert not flag.is_set()
+    waiters = [asyncio.ensure_future(flag.wait()) for _ in range(3)]
+    gone = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.sleep(0)
+    assert not any(waiter.done() for waiter in waiters)
+    flag.set()
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert gone.cancelled() and flag._waiters is None
+    assert await flag.wait() is True  # set: at once
+    flag.clear()
+    late = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0.01)
+    assert not late.done()
+    flag.set()
+    assert await late is True
