@@ -31,6 +31,9 @@ so the client reads the answer instead of a reset. At most ``MAX_LINGERING`` ref
 connections past the limit linger at once; beyond that they are closed right after the
 answer is written. Refusals are logged on ``beamish.web`` at most once per
 ``LOG_INTERVAL`` seconds for each kind, with counts: a flood does not flood the log.
+
+The protocol also gives each request's cycle a ``JoinedWrites`` (``_joined.py``) to write
+to, so that a response's head and body leave in one write.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from beamish.web._joined import JoinedWrites
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -171,6 +176,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._heads = 0  # requests begun on this connection
+        self._joined: JoinedWrites | None = None  # what each request's cycle writes to
 
     # -- connections ------------------------------------------------------------------------
 
@@ -187,6 +193,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                                      retry_after=True), outside=True)
             return
         super().connection_made(transport)  # type: ignore[arg-type]
+        self._joined = JoinedWrites(self.transport, self.loop)
         self._head_started = self.loop.time()
         self._timer = self.loop.call_at(
             self._head_started + edge.limits.header_timeout, self._head_timed_out
@@ -210,6 +217,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # an answered connection: drop what the client still sends
+        joined = self._joined
+        if joined is not None:
+            joined.flush()  # what follows may write on the transport itself
         in_head, before, heads = self._in_head, self._head_bytes, self._heads
         self._unset_keepalive_if_required()
         try:
@@ -269,6 +279,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._cancel_timer()
         super().on_headers_complete()
+        cycle, joined = self.cycle, self._joined
+        if cycle is not None and joined is not None and cycle.transport is not joined:
+            cycle.transport = joined  # type: ignore[assignment]  # a new request's cycle
+            joined.expect_head = True
 
     # -- refusing ---------------------------------------------------------------------------
 
@@ -305,6 +319,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # no answer can go in between; the connection ends after that response
             cycle.keep_alive = False
             return
+        if self._joined is not None:
+            self._joined.flush()
         transport = self.transport
         transport.write(answer)
         edge = self.edge

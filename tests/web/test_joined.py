@@ -1,0 +1,158 @@
+"""A response's head and body leave in one write (``_joined.py``), and nothing is reordered
+or held back: a streamed response's head goes out at the end of the loop's turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, StreamingResponse
+
+from beamish.web import Endpoint, EndpointServer, Router
+from beamish.web import _edge
+from beamish.web._joined import JoinedWrites
+
+
+class Recorder:
+    """A transport that keeps what is written to it."""
+
+    def __init__(self, inner: Any = None) -> None:
+        self.inner = inner
+        self.writes: list[bytes] = []
+        self.closing = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        if self.inner is not None:
+            self.inner.write(data)
+
+    def is_closing(self) -> bool:
+        return self.inner.is_closing() if self.inner is not None else self.closing
+
+    def close(self) -> None:
+        self.closed = True
+        if self.inner is not None:
+            self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def turn() -> None:
+    """Let the loop run the callbacks scheduled so far."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def test_a_head_and_its_body_are_one_write():
+    recorder = Recorder()
+    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.expect_head = True
+    joined.write(b"HEAD")
+    assert recorder.writes == []  # held
+    joined.write(b"BODY")
+    assert recorder.writes == [b"HEADBODY"]
+    await turn()  # the end-of-turn callback finds nothing left
+    joined.write(b"MORE")  # not a head: straight through
+    assert recorder.writes == [b"HEADBODY", b"MORE"]
+
+
+async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept():
+    recorder = Recorder()
+    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.expect_head = True
+    joined.write(b"HEAD")
+    await turn()
+    assert recorder.writes == [b"HEAD"]
+    joined.write(b"CHUNK")
+    assert recorder.writes == [b"HEAD", b"CHUNK"]
+    joined.expect_head = True  # the next request on the connection
+    joined.write(b"HEAD2")
+    joined.flush()  # what the protocol does before it writes on the transport itself
+    assert recorder.writes == [b"HEAD", b"CHUNK", b"HEAD2"]
+    joined.expect_head = True
+    joined.write(b"HEAD3")
+    joined.close()  # a held head goes before the close
+    assert recorder.writes[-1] == b"HEAD3" and recorder.closed
+
+
+async def test_a_held_head_is_dropped_when_the_connection_is_gone():
+    recorder = Recorder()
+    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined.expect_head = True
+    joined.write(b"HEAD")
+    recorder.closing = True  # the client went away within the turn
+    await turn()
+    assert recorder.writes == []
+
+
+router = Router()
+release = asyncio.Event()
+
+
+@router.get("/")
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+@router.get("/stream")
+async def stream(request: Request) -> StreamingResponse:
+    async def chunks() -> Any:
+        await release.wait()  # until the test has read the head
+        yield b"late"
+
+    return StreamingResponse(chunks())
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """Every connection's writes through its JoinedWrites, connection by connection."""
+    seen: list[Recorder] = []
+
+    class Recording(JoinedWrites):
+        def __init__(self, transport: Any, loop: Any) -> None:
+            recorder = Recorder(transport)
+            seen.append(recorder)
+            super().__init__(recorder, loop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_edge, "JoinedWrites", Recording)
+    return seen
+
+
+@contextlib.asynccontextmanager
+async def serving():
+    server = EndpointServer(Endpoint(router=router), port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+            yield client
+    finally:
+        await server.stop()
+
+
+async def test_a_response_built_at_once_is_written_once(recorded):
+    async with serving() as client:
+        for _ in range(3):  # one keep-alive connection, three requests
+            response = await client.get("/")
+            assert (response.status_code, response.text) == (200, "hello")
+            assert response.headers["x-request-id"]
+    [connection] = recorded
+    assert len(connection.writes) == 3
+    for write in connection.writes:
+        assert write.startswith(b"HTTP/1.1 200 OK\r\n") and write.endswith(b"\r\n\r\nhello")
+
+
+async def test_a_streamed_responses_head_is_not_held_for_its_first_chunk(recorded):
+    release.clear()
+    async with serving() as client, client.stream("GET", "/stream") as response:
+        assert response.status_code == 200  # the head came while no chunk was ready
+        release.set()
+        assert await response.aread() == b"late"
+    [connection] = recorded
+    assert connection.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"late" not in connection.writes[0]
