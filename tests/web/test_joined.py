@@ -12,8 +12,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 
-from beamish.web import Endpoint, EndpointServer, Router
-from beamish.web import _edge
+from beamish.web import Endpoint, EndpointServer, Router, _edge
 from beamish.web._joined import JoinedWrites
 
 

@@ -500,9 +500,13 @@ class AsProcess:
 
     async def __aenter__(self) -> Pid:
         runtime = self._runtime
-        task = asyncio.current_task()
+        # The runtime's loop given: asyncio's own lookup of the running loop makes a
+        # getpid() system call each time (its fork check), once per request here
+        task = asyncio.current_task(runtime._loop)
         if task is None:
-            raise RuntimeError("as_process() must be used inside an asyncio task")
+            raise RuntimeError(
+                "as_process() must be used inside an asyncio task on the runtime's event loop"
+            )
         parent = _context.current_process()
         proc = runtime._new_process(None, None, parent, False, self._name, self._trap_exit)
         proc.task = task

@@ -43,7 +43,7 @@ import http
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -280,8 +280,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_timer()
         super().on_headers_complete()
         cycle, joined = self.cycle, self._joined
-        if cycle is not None and joined is not None and cycle.transport is not joined:
-            cycle.transport = joined  # type: ignore[assignment]  # a new request's cycle
+        if cycle is not None and joined is not None and cycle.transport is self.transport:
+            cycle.transport = cast(asyncio.Transport, joined)  # a new request's cycle
             joined.expect_head = True
 
     # -- refusing ---------------------------------------------------------------------------
