@@ -911,11 +911,14 @@ def spread(results: list[Result], key: str, fmt: Callable[[float], str], label: 
 
 # -- the table ----------------------------------------------------------------------------------
 
+# The targets (issue 14's where it set one): each is checked on the median of the runs;
+# docs/benchmarks.md gives the round-by-round ratios where a target asks "in every run"
 HTTP_RATE_SHARE = 0.90  # beamish's requests/s >= 90% of Starlette's
+HTTP_CPU_FACTOR = 1.0  # beamish's server CPU per request <= Starlette's
 HTTP_P99_FACTOR = 1.2  # beamish's HTTP p99 <= 1.2x Starlette's
 TELEMETRY_COST = 1.05  # server CPU per request with the default metrics <= 1.05x without
-MEMORY_FACTOR = 2.0  # beamish's bytes per connection <= 2x Starlette's
-BROADCAST_P99_FACTOR = 1.0  # beamish's broadcast p99 <= Starlette's
+MEMORY_FACTOR = 1.0  # beamish's bytes per joined connection <= Starlette's per connection
+BROADCAST_P99_FACTOR = 0.5  # beamish's broadcast p99 <= half of Starlette's
 
 Row = tuple[str, str, str, str, str, str]
 
@@ -973,6 +976,13 @@ def rows_for(lines: list[Line], runs: Runs, failures: Failures, names: dict[str,
                 ratio = f"{value / base_value:.2f}x"
                 if kind == "beamish" and line.target is not None:
                     target = line.target(value, base_value)
+                    rounds = list(zip(runs[kind], runs["starlette"], strict=False))
+                    if len(rounds) > 1:  # "in every run": each round's own ratio
+                        each = [line.value(ours) / line.value(theirs) for ours, theirs in rounds]
+                        met = sum(line.target(line.value(ours), line.value(theirs))
+                                  .endswith(": met") for ours, theirs in rounds)
+                        target += (f"; round by round {', '.join(f'{r:.2f}x' for r in each)}"
+                                   f" (met in {met} of {len(rounds)})")
             rows.append(
                 (line.label, name, line.scale, line.text(kind, fig, runs[kind]), ratio, target)
             )
@@ -1001,6 +1011,19 @@ def http_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
             lambda value, base: verdict(
                 value >= HTTP_RATE_SHARE * base,
                 f">= {HTTP_RATE_SHARE:.0%} of Starlette's ({value / base:.0%})",
+            ),
+        ),
+        Line(
+            "HTTP hello world: server CPU per request",
+            size,
+            lambda fig: fig["cpu_per_request"],
+            lambda kind, fig, every: (
+                f"{fig['cpu_per_request'] * 1e6:.1f} us"
+                f"{spread(every, 'cpu_per_request', lambda v: f'{v * 1e6:.1f} us')}"
+            ),
+            lambda value, base: verdict(
+                value <= HTTP_CPU_FACTOR * base,
+                f"<= {HTTP_CPU_FACTOR:g}x Starlette's ({value / base:.2f}x)",
             ),
         ),
         Line(
@@ -1062,7 +1085,7 @@ def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
             memory,
             lambda value, base: verdict(
                 value <= MEMORY_FACTOR * base,
-                f"<= {MEMORY_FACTOR:.0f}x Starlette's ({value / base:.2f}x)",
+                f"<= {MEMORY_FACTOR:g}x Starlette's ({value / base:.2f}x)",
             ),
         ),
         Line(
@@ -1071,7 +1094,8 @@ def websocket_rows(runs: Runs, failures: Failures, scale: Scale) -> list[Row]:
             lambda fig: fig["p99"],
             receipt,
             lambda value, base: verdict(
-                value <= BROADCAST_P99_FACTOR * base, f"p99 <= Starlette's ({value / base:.2f}x)"
+                value <= BROADCAST_P99_FACTOR * base,
+                f"p99 <= {BROADCAST_P99_FACTOR:g}x Starlette's ({value / base:.2f}x)",
             ),
         ),
         Line(
