@@ -393,12 +393,10 @@ async def clients_main(kind: str, url: str, count: int, rounds: int,
 
     sockets = await asyncio.gather(*(open_one() for _ in range(count)))
     # Connected: from here a client allocates little per frame, but its cyclic GC would
-    # walk all its connections again and again, and when a full collection fell inside a
-    # broadcast it stalled that process's 2,500 receipts. It fell there for beamish's
-    # clients (their joins leave more objects) and not for the others': 100 ms more client
-    # CPU per broadcast and twice the p99, a cost of the load generator and not of any
-    # server (found 2026-12-04: with it off, every server's clients spend the same). Off
-    # for every server, as in the light clients.
+    # walk all its connections again and again, stalling a process's 2,500 receipts. It
+    # cost beamish's clients (not the others') 100 ms more CPU per broadcast and twice the
+    # p99: a cost of the load generator, not of any server (docs/benchmarks.md, the
+    # night of 2026-12-04). Off for every server, as in the light clients.
     gc.freeze()
     gc.disable()
     emit("ready")
