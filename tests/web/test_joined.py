@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 
 from beamish.web import Endpoint, EndpointServer, Router, _edge
-from beamish.web._joined import JoinedWrites
+from beamish.web._joined import EndOfTurn, JoinedWrites
 
 
 class Recorder:
@@ -50,7 +50,7 @@ async def turn() -> None:
 
 async def test_a_head_and_its_body_are_one_write():
     recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
     joined.write(b"HEAD")
     assert recorder.writes == []  # held
@@ -63,7 +63,7 @@ async def test_a_head_and_its_body_are_one_write():
 
 async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept():
     recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
     joined.write(b"HEAD")
     await turn()
@@ -80,9 +80,29 @@ async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept():
     assert recorder.writes[-1] == b"HEAD3" and recorder.closed
 
 
+async def test_one_callback_a_turn_sends_every_connections_held_head():
+    loop = asyncio.get_running_loop()
+    end_of_turn = EndOfTurn()
+    recorders = [Recorder() for _ in range(3)]
+    joined = [JoinedWrites(r, loop, end_of_turn) for r in recorders]  # type: ignore[arg-type]
+    scheduled = []
+    real_call_soon = loop.call_soon
+    loop.call_soon = lambda *args, **kw: scheduled.append(args) or real_call_soon(*args, **kw)
+    try:
+        for j in joined:
+            j.expect_head = True
+            j.write(b"HEAD")
+        joined[0].write(b"BODY")  # this one's body came in the same turn
+    finally:
+        del loop.call_soon
+    assert len(scheduled) == 1
+    await turn()
+    assert [r.writes for r in recorders] == [[b"HEADBODY"], [b"HEAD"], [b"HEAD"]]
+
+
 async def test_a_held_head_is_dropped_when_the_connection_is_gone():
     recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop())  # type: ignore[arg-type]
+    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
     joined.write(b"HEAD")
     recorder.closing = True  # the client went away within the turn
@@ -114,10 +134,10 @@ def recorded(monkeypatch):
     seen: list[Recorder] = []
 
     class Recording(JoinedWrites):
-        def __init__(self, transport: Any, loop: Any) -> None:
+        def __init__(self, transport: Any, loop: Any, end_of_turn: EndOfTurn) -> None:
             recorder = Recorder(transport)
             seen.append(recorder)
-            super().__init__(recorder, loop)  # type: ignore[arg-type]
+            super().__init__(recorder, loop, end_of_turn)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_edge, "JoinedWrites", Recording)
     return seen

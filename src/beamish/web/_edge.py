@@ -48,7 +48,7 @@ from typing import Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from beamish.web._joined import JoinedWrites
+from beamish.web._joined import EndOfTurn, JoinedWrites
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -125,6 +125,7 @@ class EdgeState:
     lingering: int = 0
     refused: dict[str, int] = field(default_factory=dict)  # kind -> count since last log
     logged_at: dict[str, float] = field(default_factory=dict)  # kind -> loop time
+    end_of_turn: EndOfTurn = field(default_factory=EndOfTurn)  # held response heads
 
     def __post_init__(self) -> None:
         self.max_connections = self.limits.max_connections or default_max_connections()
@@ -193,7 +194,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                                      retry_after=True), outside=True)
             return
         super().connection_made(transport)  # type: ignore[arg-type]
-        self._joined = JoinedWrites(self.transport, self.loop)
+        self._joined = JoinedWrites(self.transport, self.loop, edge.end_of_turn)
         self._head_started = self.loop.time()
         self._timer = self.loop.call_at(
             self._head_started + edge.limits.header_timeout, self._head_timed_out

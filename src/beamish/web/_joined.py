@@ -12,7 +12,9 @@ to each cycle). It holds a response's first write, the head, and sends it togeth
 the next write (the body, in the same turn of the event loop for any response built at
 once), as one ``transport.write``. If no write follows in that turn (a streamed response
 whose first chunk is not ready, a server-sent event stream), the head goes out alone at
-the end of the turn, from a callback scheduled when it was held. Writes keep their order
+the end of the turn: a held head is noted with the server's ``EndOfTurn``, which schedules
+one callback per turn of the loop for all its connections (a callback per response cost
+more than the write it saved, measured in-process). Writes keep their order
 whatever happens: a held head is sent before anything written after it, and before the
 transport closes; the connection's protocol calls ``flush()`` before it writes on the
 transport itself.
@@ -23,19 +25,42 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-__all__ = ["JoinedWrites"]
+__all__ = ["EndOfTurn", "JoinedWrites"]
+
+
+class EndOfTurn:
+    """The held heads of one server's connections, sent at the end of the loop's turn."""
+
+    __slots__ = ("_held", "_scheduled")
+
+    def __init__(self) -> None:
+        self._held: list[JoinedWrites] = []
+        self._scheduled = False
+
+    def note(self, joined: JoinedWrites) -> None:
+        self._held.append(joined)
+        if not self._scheduled:
+            self._scheduled = True
+            joined.loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = False
+        held, self._held = self._held, []
+        for joined in held:
+            joined.flush()  # most found their head already sent with its body
 
 
 class JoinedWrites:
     """The transport a request cycle writes through (module docstring)."""
 
-    __slots__ = ("_held", "_loop", "_scheduled", "expect_head", "transport")
+    __slots__ = ("_end_of_turn", "_held", "expect_head", "loop", "transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 end_of_turn: EndOfTurn) -> None:
         self.transport = transport
-        self._loop = loop
+        self.loop = loop
+        self._end_of_turn = end_of_turn
         self._held: bytes | None = None
-        self._scheduled = False
         self.expect_head = False  # set when a cycle starts: its first write is the head
 
     def write(self, data: bytes) -> None:
@@ -46,9 +71,7 @@ class JoinedWrites:
         elif self.expect_head:
             self.expect_head = False
             self._held = data
-            if not self._scheduled:
-                self._scheduled = True
-                self._loop.call_soon(self._end_of_turn)
+            self._end_of_turn.note(self)
         else:
             self.transport.write(data)
 
@@ -59,10 +82,6 @@ class JoinedWrites:
             self._held = None
             if not self.transport.is_closing():
                 self.transport.write(held)
-
-    def _end_of_turn(self) -> None:
-        self._scheduled = False
-        self.flush()
 
     def is_closing(self) -> bool:
         return self.transport.is_closing()
