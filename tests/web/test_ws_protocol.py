@@ -21,7 +21,13 @@ from websockets.streams import StreamReader
 from beamish import Application, Ok, Reply, Supervisor
 from beamish.pubsub import PubSub
 from beamish.web import Channel, Endpoint, EndpointServer, Socket, broadcast
-from beamish.web._ws_protocol import FramedWebSocketProtocol, _Flag, _Inbox, frame_of
+from beamish.web._ws_protocol import (
+    IDLE_WATCHED,
+    FramedWebSocketProtocol,
+    _Flag,
+    _Inbox,
+    frame_of,
+)
 
 
 class Room(Channel):
@@ -223,3 +229,34 @@ async def test_the_flag_wakes_every_waiter_when_set_and_blocks_when_cleared():
     assert not late.done()
     flag.set()
     assert await late is True
+
+
+async def test_a_channels_socket_gets_no_keepalive_pings_a_plain_websocket_does(monkeypatch):
+    """A Channels socket's liveness is the client's heartbeat and the idle timeout (as on
+    Cowboy, which sends no pings); a plain WebSocket route keeps uvicorn's pings."""
+    from tests.web.endpoint_app import make_endpoint
+
+    started: list[FramedWebSocketProtocol] = []
+    original = FramedWebSocketProtocol.start_keepalive
+
+    def noting(self):
+        original(self)
+        started.append(self)
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "start_keepalive", noting)
+    async with serving() as url:
+        ws = await joined(url, "room:f")
+        [channels] = started
+        assert channels.ping_timer is None
+        assert channels.scope["extensions"][IDLE_WATCHED] is True
+        await ws.close()
+    server = EndpointServer(make_endpoint(), port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        async with connect(server.url.replace("http", "ws") + "/ws/echo") as plain:
+            assert (await plain.recv()).startswith("hello from")
+            [_, websocket] = started
+            assert websocket.ping_timer is not None  # uvicorn's keep-alive, as before
+            assert IDLE_WATCHED not in websocket.scope["extensions"]
+    finally:
+        await server.stop()

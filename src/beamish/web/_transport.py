@@ -88,7 +88,7 @@ from beamish.web._serializer import V2_JSON, Message, Serializer, SerializerErro
 from beamish.web._socket import Socket, SocketOptions, SocketState, match_route
 from beamish.web._wire import Inbound, Push, SocketClose
 from beamish.web._writer import write_now
-from beamish.web._ws_protocol import FRAMES, FrameWrite, frame_of
+from beamish.web._ws_protocol import FRAMES, IDLE_WATCHED, FrameWrite, frame_of
 
 __all__ = ["SocketTransport", "serve_socket"]
 
@@ -384,8 +384,12 @@ class SocketTransport(Actor):
             self._refuse(f"id returned {clip(socket_id)}; it must return a str or None", None)
         self._socket = socket.replace(id=socket_id, transport_pid=self.pid)
         accept: dict[str, Any] = {"type": "websocket.accept"}
-        requested = (self._scope or {}).get("subprotocols") or ()
-        headers = (self._scope or {}).get("headers") or ()
+        scope = self._scope or {}
+        requested = scope.get("subprotocols") or ()
+        headers = scope.get("headers") or ()
+        extensions = scope.get("extensions")
+        if self._watch_idle and extensions is not None:
+            extensions[IDLE_WATCHED] = True  # heartbeats and the idle timeout, not pings
         self._scope = None
         if "phoenix" in requested:
             accept["subprotocol"] = "phoenix"
