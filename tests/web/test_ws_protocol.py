@@ -24,6 +24,7 @@ from beamish.web import Channel, Endpoint, EndpointServer, Socket, broadcast
 from beamish.web._ws_protocol import (
     IDLE_WATCHED,
     FramedWebSocketProtocol,
+    _between_frames,
     _Flag,
     _Inbox,
     frame_of,
@@ -260,3 +261,42 @@ async def test_a_channels_socket_gets_no_keepalive_pings_a_plain_websocket_does(
             assert IDLE_WATCHED not in websocket.scope["extensions"]
     finally:
         await server.stop()
+
+
+async def test_once_accepted_websockets_parser_keeps_no_handshake(monkeypatch):
+    seen: list[FramedWebSocketProtocol] = []
+    original = FramedWebSocketProtocol.write_frame
+
+    def noting(self, frame):
+        seen.append(self)
+        return original(self, frame)
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", noting)
+    async with serving() as url:
+        ws = await joined(url, "room:g")
+        parser = seen[0].conn.parser
+        assert parser.gi_code.co_qualname == "Protocol.parse"  # not ServerProtocol.parse
+        await ws.send(orjson.dumps(["1", "2", "room:g", "say", {"n": 4}]).decode())
+        assert {orjson.loads(await ws.recv())[3] for _ in range(2)} == {"phx_reply", "said"}
+        await ws.close()
+
+
+def test_the_parser_is_replaced_only_between_two_frames():
+    """``_between_frames`` tells a parser waiting for a frame's first byte from one that has
+    taken part of a frame from its reader (which a new parser would lose)."""
+    from websockets.server import ServerProtocol
+
+    conn = ServerProtocol()
+    conn.receive_data(
+        b"GET /socket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    [request] = conn.events_received()
+    conn.send_response(conn.accept(request))
+    assert _between_frames(conn.parser)
+    frame = Frame(Opcode.TEXT, b"hello").serialize(mask=True)
+    conn.receive_data(frame[:2])  # its first two bytes, taken: nothing left unread
+    assert not conn.reader.buffer and not _between_frames(conn.parser)
+    conn.receive_data(frame[2:])
+    assert [event.data for event in conn.events_received()] == [b"hello"]
+    assert _between_frames(conn.parser)

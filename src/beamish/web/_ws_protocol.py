@@ -26,7 +26,8 @@ message, so the queue holds one or two, and nothing ever waits to put). ``_Inbox
 ``clear``, ``is_set``, ``wait``), on a list and on a lazily made list of waiters. And
 once the handshake is answered, the protocol lets go of the handshake's request and
 response (their headers, parsed: 2-3 KB), which uvicorn keeps for the connection's life
-but reads only until it sends the accept. And a connection whose application watches its
+but reads only until it sends the accept, and which websockets' parser keeps too (another
+2.2 KB; see ``_forget_handshake``). And a connection whose application watches its
 liveness itself (``IDLE_WATCHED``: a Channels socket, with Phoenix's heartbeat and idle
 timeout, as on Cowboy, which sends no pings) gets none of uvicorn's keep-alive pings: no
 timer handle per connection (0.54 KB) and no ping written to every socket every 20 s.
@@ -43,6 +44,7 @@ from typing import Any, cast
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, State
 
 __all__ = ["FRAMES", "IDLE_WATCHED", "FrameWrite", "FramedWebSocketProtocol", "frame_of"]
 
@@ -63,6 +65,15 @@ def frame_of(data: str | bytes) -> bytes:
     if isinstance(data, str):
         return Frame(Opcode.TEXT, data.encode()).serialize(mask=False)
     return Frame(Opcode.BINARY, bytes(data)).serialize(mask=False)
+
+
+def _between_frames(parser: Any) -> bool:
+    """Whether websockets' parser waits for the first byte of a frame (in ``at_eof``), not
+    in the middle of one whose first bytes it has taken from the reader."""
+    inner = parser
+    while (outer := getattr(inner, "gi_yieldfrom", None)) is not None:
+        inner = outer
+    return getattr(getattr(inner, "gi_code", None), "co_name", None) == "at_eof"
 
 
 class _Inbox:
@@ -161,7 +172,26 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
         await super().send(message)
         if self.handshake_complete and self.request is not None:
-            self.request = self.response = cast(Any, None)  # read until the accept is sent
+            self._forget_handshake()
+
+    def _forget_handshake(self) -> None:
+        """Let go of the handshake once accepted: uvicorn's request and response, and the
+        request that websockets' ``ServerProtocol.parse`` keeps in its generator's frame
+        for the connection's life. Its parser is replaced by the frame parser it runs
+        after the handshake (``Protocol.parse``, as websockets itself swaps in ``discard``
+        at a close), when it waits between two frames with nothing unread (a client waits
+        for the handshake's answer before it sends frames; one that did not is left with
+        the parser it has)."""
+        self.request = self.response = cast(Any, None)  # read until the accept is sent
+        conn = self.conn
+        reader = conn.reader
+        if (
+            conn.state is State.OPEN and not reader.buffer and not reader.eof
+            and _between_frames(conn.parser)
+        ):
+            parser = Protocol.parse(conn)
+            next(parser)  # to its first wait for data, as websockets starts its own
+            conn.parser = parser
 
     def write_frame(self, frame: bytes) -> bool:
         """Write a pre-built frame now (True), or nothing if it must go through ``send``."""
