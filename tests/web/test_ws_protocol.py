@@ -250,6 +250,7 @@ async def test_a_channels_socket_gets_no_keepalive_pings_a_plain_websocket_does(
         [channels] = started
         assert channels.ping_timer is None
         assert channels.scope["extensions"][IDLE_WATCHED] is True
+        assert channels.scope["headers"] == []  # read at the connect; not kept
         await ws.close()
     server = EndpointServer(make_endpoint(), port=0, graceful_timeout=2)
     await server.start()
@@ -259,6 +260,7 @@ async def test_a_channels_socket_gets_no_keepalive_pings_a_plain_websocket_does(
             [_, websocket] = started
             assert websocket.ping_timer is not None  # uvicorn's keep-alive, as before
             assert IDLE_WATCHED not in websocket.scope["extensions"]
+            assert websocket.scope["headers"]  # a plain route's scope is left whole
     finally:
         await server.stop()
 
