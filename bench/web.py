@@ -546,7 +546,7 @@ def tail(log: IO[bytes], lines: int = 5) -> str:
 class Server:
     """One server process: started in ``__enter__``, killed in ``__exit__``."""
 
-    def __init__(self, kind: str, profile: str | None = None) -> None:
+    def __init__(self, kind: str, profile: str | None = None, cpu: int | None = None) -> None:
         self.kind = kind
         self.port = free_port()
         self.profile = profile
@@ -582,6 +582,7 @@ class Server:
                 str(self.port),
             ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log,
+                                        preexec_fn=_on_cpu(cpu),
                                         env=env)
 
     def __enter__(self) -> Server:
@@ -729,10 +730,29 @@ def seconds_of(text: str) -> float:
     return float(match[1]) * _UNITS[match[2]]
 
 
-def wrk(url: str, seconds: int) -> dict[str, float]:
+def _on_cpu(cpu: int | None) -> Callable[[], None] | None:
+    """What a child runs before it starts, to stay on one CPU (threads included)."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def http_cpus() -> tuple[int | None, int | None]:
+    """The CPUs of the HTTP runs: the server on one, wrk on another, where there are two.
+
+    Unpinned, the kernel moved the server and wrk between the cores from run to run, and one
+    server's CPU per request spread over 30-50% across runs (2026-12-04); pinned, 3-8%."""
+    if not PIN_HTTP:
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+
+
+def wrk(url: str, seconds: int, cpu: int | None = None) -> dict[str, float]:
     command = ["wrk", "-t1", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--latency", url + "/"]
     out = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=True
+        command, capture_output=True, text=True, timeout=seconds + 60, check=True,
+        preexec_fn=_on_cpu(cpu),
     ).stdout
     figures: dict[str, float] = {"errors": 0.0}
     for line in out.splitlines():
@@ -751,10 +771,11 @@ def wrk(url: str, seconds: int) -> dict[str, float]:
 
 
 def http_run(kind: str, seconds: int, warmup: int, profile: str | None) -> Result:
-    with Server(kind, profile) as server:
-        wrk(server.url, warmup)
+    server_cpu, wrk_cpu = http_cpus()
+    with Server(kind, profile, server_cpu) as server:
+        wrk(server.url, warmup, wrk_cpu)
         cpu = server.cpu_seconds()
-        figures = wrk(server.url, seconds)
+        figures = wrk(server.url, seconds, wrk_cpu)
         cpu = server.cpu_seconds() - cpu
     figures["cpu_per_request"] = cpu / figures["requests"]
     return figures
@@ -911,6 +932,7 @@ def spread(results: list[Result], key: str, fmt: Callable[[float], str], label: 
 
 # The targets (issue 14's where it set one): each is checked on the median of the runs;
 # docs/benchmarks.md gives the round-by-round ratios where a target asks "in every run"
+PIN_HTTP = True  # --no-pin: let the kernel place the HTTP server and wrk (http_cpus)
 HTTP_RATE_SHARE = 0.90  # beamish's requests/s >= 90% of Starlette's
 HTTP_CPU_FACTOR = 1.0  # beamish's server CPU per request <= Starlette's
 HTTP_P99_FACTOR = 1.2  # beamish's HTTP p99 <= 1.2x Starlette's
@@ -1123,7 +1145,9 @@ def header_lines(scale: Scale, load_before: str, minutes: float) -> list[str]:
     return [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores; servers, wrk and the WebSocket "
-        "clients share the cores (127.0.0.1)",
+        "clients share the cores (127.0.0.1)"
+        + ("; HTTP: the server pinned to one CPU, wrk to another" if http_cpus()[0] is not None
+           else ""),
         f"Python {platform.python_version()}, uvicorn {version('uvicorn')} (httptools "
         f"{version('httptools')}, uvloop {version('uvloop')}, websockets-sansio), starlette "
         f"{version('starlette')}, websockets {version('websockets')}, wrk {wrk_version()}, "
@@ -1160,6 +1184,8 @@ def main() -> None:
         f"{', '.join(dict.fromkeys(HTTP_KINDS + WS_KINDS))})",
     )
     parser.add_argument("--repeats", type=int, help="rounds per figure (default 3; quick: 1)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the HTTP server and wrk to a CPU each")
     parser.add_argument("--serve", choices=("starlette", "raw", "floor", "starlette-granian"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -1176,6 +1202,8 @@ def main() -> None:
             "bench/web.py needs wrk for its HTTP load: `apt-get install -y wrk` (Debian, "
             "Ubuntu), `brew install wrk` (macOS); or run `--only websocket`"
         )
+    global PIN_HTTP
+    PIN_HTTP = not args.no_pin
     profile_dir = None
     if args.profile:
         profile_dir = os.path.abspath(args.profile)
