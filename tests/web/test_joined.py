@@ -175,3 +175,36 @@ async def test_a_streamed_responses_head_is_not_held_for_its_first_chunk(recorde
     [connection] = recorded
     assert connection.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"late" not in connection.writes[0]
+
+
+@router.post("/echo")
+async def echo(request: Request) -> PlainTextResponse:
+    return PlainTextResponse((await request.body()).decode())
+
+
+async def test_a_100_continue_goes_before_the_body_is_sent_and_pipelining_keeps_order():
+    server = EndpointServer(Endpoint(router=router), port=0, graceful_timeout=2)
+    await server.start()
+    try:
+        host, port = server.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 5\r\n\r\n")
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"  # not held back for the body
+        writer.write(b"hello")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 5" in head
+        assert await reader.readexactly(5) == b"hello"
+        # two requests in one write: two answers, in order
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Length: 3\r\n\r\nabc")
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"hello"), 5)
+        assert first.startswith(b"HTTP/1.1 200 OK")
+        second = await asyncio.wait_for(reader.readuntil(b"abc"), 5)
+        assert second.startswith(b"HTTP/1.1 200 OK") and b"content-length: 3" in second
+        writer.close()
+    finally:
+        await server.stop()
