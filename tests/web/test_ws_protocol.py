@@ -302,3 +302,34 @@ def test_the_parser_is_replaced_only_between_two_frames():
     conn.receive_data(frame[2:])
     assert [event.data for event in conn.events_received()] == [b"hello"]
     assert _between_frames(conn.parser)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole frame", "frame split"])
+async def test_a_frame_sent_with_the_handshake_is_not_lost(split):
+    """A client that sends its first frame in the same write as its handshake (not waiting
+    for the 101), even one cut in two around the answer, gets it answered: uvicorn handed
+    the WebSocket protocol the request's head alone, and the frame was lost."""
+    async with serving() as url:
+        host, _, rest = url.removeprefix("ws://").partition("/")
+        address, _, port = host.partition(":")
+        reader, writer = await asyncio.open_connection(address, int(port))
+        request = (
+            f"GET /{rest} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        join = Frame(Opcode.TEXT, orjson.dumps(["1", "1", "room:h", "phx_join", {}]))
+        frame = join.serialize(mask=True)
+        cut = 2 if split else len(frame)
+        writer.write(request + frame[:cut])
+        if split:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            writer.write(frame[cut:])  # the rest, once the 101 is in
+        else:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 101")
+        first, size = await asyncio.wait_for(reader.readexactly(2), 5)
+        assert first == 0x81 and size < 126  # a short text frame
+        reply = orjson.loads(await reader.readexactly(size))
+        assert reply[3:] == ["phx_reply", {"status": "ok", "response": {}}]
+        writer.close()

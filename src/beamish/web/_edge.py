@@ -225,9 +225,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except httptools.HttpParserUpgrade as upgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
+                # uvicorn hands the WebSocket protocol the request's head alone: bytes the
+                # client sent after it in the same read (a first frame sent without
+                # waiting for the 101) would be lost. They go to the new protocol.
+                rest = data[upgrade.args[0]:] if upgrade.args else b""
+                protocol = self.transport.get_protocol()
+                if rest and protocol is not self:
+                    protocol.data_received(rest)  # type: ignore[attr-defined]
             else:
                 self._unsupported_upgrade_warning()
             return
