@@ -740,9 +740,10 @@ def _on_cpu(cpu: int | None) -> Callable[[], None] | None:
 def http_cpus() -> tuple[int | None, int | None]:
     """The CPUs of the HTTP runs: the server on one, wrk on another, where there are two.
 
-    Unpinned, the kernel moved the server and wrk between the cores from run to run, and one
-    server's CPU per request moved by up to three quarters between runs; pinned, by 4-11%
-    (docs/benchmarks.md, the night of 2026-12-04)."""
+    Unpinned, the kernel moves the server and wrk between the cores from run to run; pinned,
+    one server's CPU per request moved by 4-11% between runs where it had moved by up to
+    three quarters, as long as the machine itself was quiet (docs/benchmarks.md, the night
+    of 2026-12-04)."""
     if not PIN_HTTP:
         return None, None
     cpus = sorted(os.sched_getaffinity(0))
