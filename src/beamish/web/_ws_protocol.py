@@ -77,8 +77,11 @@ def _between_frames(parser: Any) -> bool:
 
 
 class _Inbox:
-    """What uvicorn's protocol uses of ``asyncio.Queue``: unbounded, one reader (the app's
-    ``receive``), items kept in a list; 3 deques lighter than the queue it replaces."""
+    """What uvicorn's protocol uses of ``asyncio.Queue``: one reader (the app's ``receive``),
+    items kept in a list; 3 deques lighter than the queue it replaces. Like that queue it
+    has no bound of its own: uvicorn stops reading the socket once a message waits in it,
+    so it holds at most the messages of one read, and beamish's reader bounds what follows
+    (``max_backlog``)."""
 
     __slots__ = ("_getter", "_items")
 
