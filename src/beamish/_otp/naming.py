@@ -29,7 +29,8 @@ from beamish._runtime.api import whereis as _whereis_local
 from beamish._runtime.pid import Pid
 
 __all__ = [
-    "ServerRef", "ViaRegistry", "check_name", "describe", "destination", "normalize", "whereis",
+    "ServerRef", "ViaRegistry", "check_name", "describe", "destination", "normalize",
+    "unregister_own", "whereis",
 ]
 
 ServerRef = Pid | str | tuple[Any, ...]
@@ -92,6 +93,15 @@ def normalize(name: Any) -> Any:
     if type(name) is tuple and len(name) == 2 and name[0] == "global":
         return ("via", _global_registry(name), name[1])
     return name
+
+
+def unregister_own(name: Any, pid: Pid) -> None:
+    """Undo a failed start's via registration (``name`` as ``normalize`` gave it), if
+    ``pid`` still holds it: a name it lost meanwhile (a global conflict) is the winner's."""
+    if type(name) is tuple:
+        registry, key = name[1], name[2]
+        if registry.whereis_name(key) == pid:
+            registry.unregister_name(key)
 
 
 def _is_remote(server: Any) -> bool:

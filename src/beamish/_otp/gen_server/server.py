@@ -470,10 +470,7 @@ class GenServer(Actor, ChildSpecOptions):
         """End a start that failed: the starter gets ``reason``; the process exits with
         ``exit_reason`` (default ``reason``), a crash if init raised (logged here) or if
         init raised ``ProcessExit(..., reported=True)`` (logged by the init itself)."""
-        if type(self._name) is tuple:  # its own registration only: a name it lost (a
-            registry, key = self._name[1], self._name[2]  # global conflict) is not its own
-            if registry.whereis_name(key) == self.pid:
-                registry.unregister_name(key)
+        naming.unregister_own(self._name, self.pid)
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
         if exc is not None:
             _log.error(

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 from beamish._errors import (
     ProcessExit,
 )
+from beamish._otp import naming
 from beamish._otp.gen_server.results import NOTHING, Ignore, Stop
 from beamish._otp.gen_server.server import Cast, _Sys, _SysFailure
 from beamish._otp.gen_statem.results import (
@@ -221,10 +222,7 @@ class StateMachineProcess(Actor):
     ) -> NoReturn:
         """End a start that failed: ``how`` is "error" (exit with ``reason``), "quiet"
         (``("error", reason)``: exit normal) or "ignore"."""
-        if type(self._name) is tuple:  # its own registration only: a name it lost (a
-            registry, key = self._name[1], self._name[2]  # global conflict) is not its own
-            if registry.whereis_name(key) == self.pid:
-                registry.unregister_name(key)
+        naming.unregister_own(self._name, self.pid)
         self._unlink_parent()  # the starter learns through start_link's error, not a signal
         if exc is not None or message is not None:
             _log.error(
