@@ -390,6 +390,8 @@ class SocketTransport(Actor):
         extensions = scope.get("extensions")
         if self._watch_idle and extensions is not None:
             extensions[IDLE_WATCHED] = True  # heartbeats and the idle timeout, not pings
+        if scope.get("type") == "websocket":  # read: the server need not keep them (~1 KB)
+            scope["headers"] = []
         self._scope = None
         if "phoenix" in requested:
             accept["subprotocol"] = "phoenix"

@@ -178,19 +178,14 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             self._forget_handshake()
 
     def _forget_handshake(self) -> None:
-        """Let go of the handshake once accepted: uvicorn's request and response, a Channels
-        socket's scope headers, and the request that websockets' ``ServerProtocol.parse``
-        keeps in its generator's frame for the connection's life. Its parser is replaced
+        """Let go of the handshake once accepted: uvicorn's request and response, and the
+        request that websockets' ``ServerProtocol.parse`` keeps in its generator's frame
+        for the connection's life. Its parser is replaced
         by the frame parser it runs after the handshake (``Protocol.parse``, as websockets
         itself swaps in ``discard`` at a close), when it waits between two frames with
         nothing unread (a client waits for the handshake's answer before it sends frames;
         one that did not is left with the parser it has)."""
         self.request = self.response = cast(Any, None)  # read until the accept is sent
-        scope = self.scope
-        if scope["extensions"].get(IDLE_WATCHED):
-            # a Channels socket's transport read the headers before it accepted, and keeps
-            # what it needs of them; uvicorn logs only the scope's client and path
-            scope["headers"] = []
         conn = self.conn
         reader = conn.reader
         if (
