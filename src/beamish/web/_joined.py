@@ -3,9 +3,10 @@
 uvicorn's HTTP cycle writes a response's status line and headers to the transport as soon
 as the application sends ``http.response.start``, and the body with a second write when
 ``http.response.body`` follows. On uvloop a write goes to the socket at once: two system
-calls and two segments for every small response, and on loopback each ``send()`` also runs
-the receiver's side of TCP (``bench/write_floor.py``: about 12 µs a write on the benchmark
-machine, a third of a hello-world request's CPU).
+calls and two segments for every small response (``tests/web/test_joined.py`` counts one
+write per response with this module). What that saves depends on the machine: on the
+benchmark machine's loopback, about what this module's own Python costs (``bench/web.py``
+found beamish's server CPU per request level with Starlette's; ``docs/benchmarks.md``).
 
 ``JoinedWrites`` is the transport a request's cycle writes to instead (``_edge.py`` gives it
 to each cycle). It holds a response's first write, the head, and sends it together with
@@ -13,9 +14,8 @@ the next write (the body, in the same turn of the event loop for any response bu
 once), as one ``transport.write``. If no write follows in that turn (a streamed response
 whose first chunk is not ready, a server-sent event stream), the head goes out alone at
 the end of the turn: a held head is noted with the server's ``EndOfTurn``, which schedules
-one callback per turn of the loop for all its connections (a callback per response cost
-more than the write it saved, measured in-process). Writes keep their order
-whatever happens: a held head is sent before anything written after it, and before the
+one callback per turn of the loop for all its connections rather than one per response.
+Writes keep their order whatever happens: a held head is sent before anything written after it, and before the
 transport closes; the connection's protocol calls ``flush()`` before it writes on the
 transport itself.
 """

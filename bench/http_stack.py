@@ -1,0 +1,185 @@
+"""The Python share of an HTTP request, without the kernel: uvicorn's protocol and the app
+driven in-process, beamish's against Starlette's, in one run.
+
+    .venv/bin/python bench/http_stack.py [--requests 16000] [--rounds 5] [--markdown]
+
+Each case runs in a fresh subprocess: 8 connections of an HTTP protocol (uvicorn's
+``HttpToolsProtocol``, or beamish's ``GuardedHttpToolsProtocol`` with its edge limits and
+joined writes, sharing one ``EdgeState`` as a server's connections do) on a transport that
+only counts what is written. Each turn of the loop, every connection is fed one
+``GET / HTTP/1.1`` and the loop runs until the responses are written; the figure is the
+thread's CPU time per request, round by round (the median and the range are printed).
+
+- *uvicorn protocol, bare app* and *beamish protocol, bare app*: an ASGI app that answers
+  hello at once: what the protocol costs.
+- *Starlette* and *beamish*: ``bench/web.py``'s apps (Starlette's route; beamish's
+  ``Endpoint`` and ``Router``, each request in its own process), each on its server's
+  protocol, as ``bench/web.py`` serves them.
+
+What this leaves out is what ``bench/web.py`` measures on top: the system calls (a read
+and one or two writes a request), which on loopback cost as much as the Python here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _report import cpu_model, load_average, report
+
+CASES = {
+    "uvicorn-bare": "uvicorn protocol, bare app",
+    "beamish-bare": "beamish protocol (edge, joined writes), bare app",
+    "starlette": "Starlette on uvicorn's protocol",
+    "beamish": "beamish Endpoint + Router on beamish's protocol",
+}
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+CONNECTIONS = 8
+_START = {"type": "http.response.start", "status": 200,
+          "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"13")]}
+_BODY = {"type": "http.response.body", "body": b"Hello, world!"}
+
+
+async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send(_START)
+    await send(_BODY)
+
+
+class CountingTransport:
+    """What a protocol needs of a transport; writes are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5555)}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+async def _started(app: Any) -> None:
+    """Run the app's lifespan startup (beamish's endpoint starts its runtime there)."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    asyncio.get_running_loop().create_task(app(scope, inbox.get, outbox.put))
+    message = await outbox.get()
+    if message["type"] != "lifespan.startup.complete":
+        raise RuntimeError(f"the app did not start: {message}")
+
+
+async def measure(case: str, requests: int, rounds: int) -> dict[str, Any]:
+    from uvicorn.config import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    from beamish.web._edge import EdgeLimits, EdgeState, GuardedHttpToolsProtocol
+
+    if case.endswith("-bare"):
+        app: Any = bare
+    else:
+        import web
+
+        app = web.ENDPOINT if case == "beamish" else web.STARLETTE
+        await _started(app)
+    config = Config(app=app, log_config=None, access_log=False, lifespan="off")
+    config.load()
+    state = ServerState()
+    edge = EdgeState(EdgeLimits())
+    connections = []
+    for _ in range(CONNECTIONS):
+        if case.startswith("beamish"):
+            protocol: Any = GuardedHttpToolsProtocol(
+                config=config, server_state=state, app_state={}, edge=edge)
+        else:
+            protocol = HttpToolsProtocol(config=config, server_state=state, app_state={})
+        transport = CountingTransport()
+        protocol.connection_made(transport)
+        connections.append((protocol, transport))
+    per_request = []
+    for k in range(rounds + 1):  # the first round warms up
+        began = time.thread_time()
+        for _ in range(requests // CONNECTIONS):
+            for protocol, _ in connections:
+                protocol.data_received(REQUEST)
+            for _ in range(4):  # the requests' tasks run, answer, and the turn ends
+                await asyncio.sleep(0)
+        if k:
+            per_request.append((time.thread_time() - began) / requests * 1e6)
+    writes = sum(transport.writes for _, transport in connections)
+    return {"us": per_request, "writes_per_request": writes / (requests * (rounds + 1))}
+
+
+def run_case(case: str, requests: int, rounds: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--case", case, "--requests", str(requests),
+         "--rounds", str(rounds)],
+        capture_output=True, text=True, check=True, timeout=600,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=16_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        import uvloop
+
+        result = uvloop.run(measure(args.case, args.requests, args.rounds))
+        print(json.dumps(result), flush=True)
+        os._exit(0)  # the endpoint's runtime is not stopped: nothing to wait for
+    load_before = load_average()
+    results = {case: run_case(case, args.requests, args.rounds) for case in CASES}
+    base = {"uvicorn-bare": "uvicorn-bare", "beamish-bare": "uvicorn-bare",
+            "starlette": "starlette", "beamish": "starlette"}
+    rows = []
+    for case, name in CASES.items():
+        us = results[case]["us"]
+        median = statistics.median(us)
+        against = statistics.median(results[base[case]]["us"])
+        rows.append((
+            name, f"{median:.2f} us (rounds: {min(us):.2f} to {max(us):.2f})",
+            f"{results[case]['writes_per_request']:.2f}", f"{median / against:.2f}x",
+        ))
+    header = [
+        f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"Machine: {cpu_model()}; Python {sys.version.split()[0]}",
+        f"{CONNECTIONS} connections, {args.requests:,} requests a round, {args.rounds} rounds "
+        "after a warm-up one; thread CPU time per request; each case in a fresh process",
+        "vs: against uvicorn's protocol (bare app) or Starlette (the apps)",
+        f"Load average before: {load_before}; after: {load_average()}",
+    ]
+    print(report(header, ("case", "CPU per request", "writes per request", "vs"), rows,
+                 args.markdown))
+
+
+if __name__ == "__main__":
+    main()
