@@ -265,24 +265,29 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = {"type": "websocket.send", "text": json.dumps({"t": sent_at})}
         for ws_send in list(RAW_SENDS):
             await ws_send(message)
-        body = took(sent_at, cpu).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await answer_took(send, sent_at, cpu)
     elif scope["type"] == "websocket":
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        RAW_SENDS[send] = None
-        try:
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-        finally:
-            del RAW_SENDS[send]
+        await held(receive, send, RAW_SENDS, send)
+
+
+async def answer_took(send: Any, sent_at: float, cpu: float) -> None:
+    """A broadcast handler's answer, in raw ASGI: ``took``'s figures."""
+    body = took(sent_at, cpu).encode()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def held(receive: Any, send: Any, kept: dict[Any, None], key: Any) -> None:
+    """Accept a raw ASGI WebSocket and keep ``key`` in ``kept`` until it disconnects."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    kept[key] = None
+    try:
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+    finally:
+        del kept[key]
 
 
 FLOOR_WRITES: dict[Any, None] = {}  # ordered, as CONNECTIONS
@@ -295,16 +300,8 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     no framework and no processes. The floor beamish's fastlane is measured against."""
     from beamish.web._ws_protocol import FRAMES, frame_of
 
-    if scope["type"] == "websocket":
-        await receive()  # websocket.connect
-        await send({"type": "websocket.accept"})
-        write = scope["extensions"][FRAMES]
-        FLOOR_WRITES[write] = None
-        try:
-            while (await receive())["type"] != "websocket.disconnect":
-                pass
-        finally:
-            del FLOOR_WRITES[write]
+    if scope["type"] == "websocket":  # its write_frame is in the scope from the start
+        await held(receive, send, FLOOR_WRITES, scope["extensions"][FRAMES])
     elif scope["path"] != "/broadcast":
         await raw_app(scope, receive, send)
     else:
@@ -313,10 +310,7 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         unwritten = [write for write in list(FLOOR_WRITES) if not write(frame)]
         if unwritten:  # a full write buffer: the bench's clients read, so it should not be
             raise RuntimeError(f"{len(unwritten)} connections refused the pre-built frame")
-        body = took(sent_at, cpu).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await answer_took(send, sent_at, cpu)
 
 
 def serve(kind: str, port: int) -> None:

@@ -64,6 +64,20 @@ def frames(monkeypatch):
     return written
 
 
+@pytest.fixture
+def seen(monkeypatch):
+    """Each connection's protocol, as it writes a frame the pre-framed way."""
+    protocols: list[FramedWebSocketProtocol] = []
+    original = FramedWebSocketProtocol.write_frame
+
+    def noting(self, frame):
+        protocols.append(self)
+        return original(self, frame)
+
+    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", noting)
+    return protocols
+
+
 @contextlib.asynccontextmanager
 async def serving(**options: Any):
     endpoint = Endpoint(sockets={"/socket": RoomSocket}, pubsub="ws.ps", application=RoomApp,
@@ -170,17 +184,9 @@ async def test_a_reader_that_stops_is_written_through_send_and_then_dropped(fram
         await server.stop()
 
 
-async def test_a_connection_lets_go_of_its_handshake_once_accepted(monkeypatch):
+async def test_a_connection_lets_go_of_its_handshake_once_accepted(seen):
     """uvicorn keeps the handshake's request and response (their parsed headers) for the
     connection's life; beamish's protocol drops them once the accept is sent."""
-    seen: list[FramedWebSocketProtocol] = []
-    original = FramedWebSocketProtocol.write_frame
-
-    def noting(self, frame):
-        seen.append(self)
-        return original(self, frame)
-
-    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", noting)
     async with serving() as url:
         ws = await joined(url, "room:e")  # its reply is written pre-framed: `seen` has it
         protocol = seen[0]
@@ -265,15 +271,7 @@ async def test_a_channels_socket_gets_no_keepalive_pings_a_plain_websocket_does(
         await server.stop()
 
 
-async def test_once_accepted_websockets_parser_keeps_no_handshake(monkeypatch):
-    seen: list[FramedWebSocketProtocol] = []
-    original = FramedWebSocketProtocol.write_frame
-
-    def noting(self, frame):
-        seen.append(self)
-        return original(self, frame)
-
-    monkeypatch.setattr(FramedWebSocketProtocol, "write_frame", noting)
+async def test_once_accepted_websockets_parser_keeps_no_handshake(seen):
     async with serving() as url:
         ws = await joined(url, "room:g")
         parser = seen[0].conn.parser
