@@ -15,9 +15,9 @@ once), as one ``transport.write``. If no write follows in that turn (a streamed 
 whose first chunk is not ready, a server-sent event stream), the head goes out alone at
 the end of the turn: a held head is noted with the server's ``EndOfTurn``, which schedules
 one callback per turn of the loop for all its connections rather than one per response.
-Writes keep their order whatever happens: a held head is sent before anything written after it, and before the
-transport closes; the connection's protocol calls ``flush()`` before it writes on the
-transport itself.
+Writes keep their order whatever happens: a held head is sent before anything written after
+it, and before the transport closes; the connection's protocol calls ``flush()`` before it
+writes on the transport itself.
 """
 
 from __future__ import annotations

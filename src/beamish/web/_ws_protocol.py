@@ -169,22 +169,21 @@ class FramedWebSocketProtocol(WebSocketsSansIOProtocol):
             extensions[FRAMES] = self.write_frame
 
     def start_keepalive(self) -> None:
+        """Called by uvicorn once, right after it has written the accept: the handshake is
+        let go here (and not after every ``send``, which would cost each message a
+        coroutine frame), then the keep-alive pings start unless the app watches."""
+        self._forget_handshake()
         if not self.scope["extensions"].get(IDLE_WATCHED):
             super().start_keepalive()
-
-    async def send(self, message: Any) -> None:
-        await super().send(message)
-        if self.handshake_complete and self.request is not None:
-            self._forget_handshake()
 
     def _forget_handshake(self) -> None:
         """Let go of the handshake once accepted: uvicorn's request and response, and the
         request that websockets' ``ServerProtocol.parse`` keeps in its generator's frame
-        for the connection's life. Its parser is replaced
-        by the frame parser it runs after the handshake (``Protocol.parse``, as websockets
-        itself swaps in ``discard`` at a close), when it waits between two frames with
-        nothing unread (a client waits for the handshake's answer before it sends frames;
-        one that did not is left with the parser it has)."""
+        for the connection's life. Its parser is replaced by the frame parser it runs
+        after the handshake (``Protocol.parse``, as websockets itself swaps in ``discard``
+        at a close), when it waits between two frames with nothing unread (a client waits
+        for the handshake's answer before it sends frames; one that did not is left with
+        the parser it has)."""
         self.request = self.response = cast(Any, None)  # read until the accept is sent
         conn = self.conn
         reader = conn.reader
