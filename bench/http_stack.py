@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--only", choices=sorted(CASES), action="append",
+                        help="run only these cases (repeatable)")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -157,11 +159,18 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         os._exit(0)  # the endpoint's runtime is not stopped: nothing to wait for
     load_before = load_average()
-    results = {case: run_case(case, args.requests, args.rounds) for case in CASES}
+    wanted = [case for case in CASES if not args.only or case in args.only]
+    for case in wanted:  # each ratio needs its base
+        base_case = "starlette" if case in ("starlette", "beamish") else "uvicorn-bare"
+        if base_case not in wanted:
+            wanted.insert(0, base_case)
+    results = {case: run_case(case, args.requests, args.rounds) for case in wanted}
     base = {"uvicorn-bare": "uvicorn-bare", "beamish-bare": "uvicorn-bare",
             "starlette": "starlette", "beamish": "starlette"}
     rows = []
     for case, name in CASES.items():
+        if case not in results:
+            continue
         us = results[case]["us"]
         median = statistics.median(us)
         against = statistics.median(results[base[case]]["us"])
