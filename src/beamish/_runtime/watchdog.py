@@ -11,14 +11,23 @@ runs on the loop thread: the process (the scheduler's ``current`` actor, or the 
 of the current task: a task-shaped process's own task, or a task that ``as_process`` made
 a process for a while, as the web layer does for each request in the server's task) and
 the loop thread's Python stack, via ``sys._current_frames()``. When the heartbeat runs
-again, the step is over; the report, with its measured duration, is handed to the loop,
-which logs it and passes it to the ``long_schedule`` instrument hooks.
+again, the step is over: the heartbeat logs the report, with its measured duration, and
+passes it to the ``long_schedule`` instrument hooks.
+
+The thread is C's (``_watchman.c``): it reads the heartbeat's time without the GIL and takes
+the GIL only to read the stack of a step that is holding the loop. A Python thread needs the
+GIL merely to look at the clock, and under load the loop thread, which lets the GIL go at
+every turn, wakes it again and again before it wins it: in ``bench/http_stack.py`` that cost
+the loop about a sixth of its time. Where the extension is not built (or
+``BEAMISH_PURE_PYTHON`` is set), the watchdog runs the same watch in a Python thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import os
 import sys
 import threading
 import time
@@ -30,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from beamish._runtime.events import event
 
 if TYPE_CHECKING:
+    from beamish._runtime._watchman import Watchman
     from beamish._runtime.runtime import Runtime
 
 __all__ = ["LongSchedule", "Watchdog"]
@@ -59,22 +69,50 @@ class LongSchedule:
         )
 
 
+def _native_watchman() -> type[Watchman] | None:
+    """The C thread (``_watchman.Watchman``), if it was built and is not disabled."""
+    if os.environ.get("BEAMISH_PURE_PYTHON"):
+        return None
+    try:
+        from beamish._runtime._watchman import Watchman
+    except ImportError:
+        return None
+    return Watchman
+
+
 class Watchdog:
-    def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop, threshold: float):
+    def __init__(self, runtime: Runtime, loop: asyncio.AbstractEventLoop, threshold: float,
+                 *, native: bool = True):
         self._runtime = runtime
         self._loop = loop
         self.threshold = threshold
         self._interval = max(threshold / 4, 0.001)
         self._beat = time.monotonic()
         self._handle: asyncio.TimerHandle | None = None
+        self._loop_thread = threading.get_ident()
+        # the step holding the loop, read by the thread: (beat before it, pid, name,
+        # function, stack); the next heartbeat reports it
+        self._pending: tuple[float, Any, str | None, str, str] | None = None
+        watchman = _native_watchman() if native else None
+        self._watchman: Any = (
+            watchman(self._interval, threshold, self._late) if watchman is not None else None
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loop_thread = threading.get_ident()
         self.reports = 0
+
+    @property
+    def native(self) -> bool:
+        """Whether the thread is C's (no GIL to watch) rather than Python's."""
+        return self._watchman is not None
 
     def start(self) -> None:
         self._beat = time.monotonic()
         self._handle = self._loop.call_later(self._interval, self._heartbeat)
+        if self._watchman is not None:
+            self._watchman.start()
+            atexit.register(self.stop)  # joined before the interpreter goes away
+            return
         self._thread = threading.Thread(
             target=self._watch, name="beamish-watchdog", daemon=True
         )
@@ -84,36 +122,48 @@ class Watchdog:
         self._stop.set()
         if self._handle is not None:
             self._handle.cancel()
+        if self._watchman is not None:
+            self._watchman.stop()
+            atexit.unregister(self.stop)
         if self._thread is not None:
             self._thread.join(timeout=1.0)
 
     def _heartbeat(self) -> None:
-        self._beat = time.monotonic()
+        now = self._beat = time.monotonic()
+        watchman = self._watchman
+        if watchman is not None:
+            watchman.beat()
+        pending = self._pending
+        if pending is not None:  # the loop runs again: the step that held it is over
+            self._pending = None
+            started, pid, name, function, stack = pending
+            duration = max(now - started - self._interval, 0.0)
+            self._report(LongSchedule(pid, name, function, stack, duration))
         if not self._stop.is_set():
             self._handle = self._loop.call_later(self._interval, self._heartbeat)
 
-    # -- the watchdog thread ----------------------------------------------------------------
+    # -- the watchdog's thread --------------------------------------------------------------
+
+    def _last_beat(self) -> float:
+        watchman = self._watchman
+        return self._beat if watchman is None else float(watchman.last_beat())
+
+    def _late(self, beat: float) -> None:
+        """The heartbeat after ``beat`` is late: read what holds the loop (thread, GIL)."""
+        if self._last_beat() != beat:
+            return  # the loop ran meanwhile
+        snapshot = self._snapshot()
+        if snapshot is not None and self._last_beat() == beat:
+            self._pending = (beat, *snapshot)
 
     def _watch(self) -> None:
-        pending: tuple[float, Any, str | None, str, str] | None = None
+        """The Python thread, where the C one is not built: ``_watchman.c``'s loop."""
+        reported: float | None = None
         while not self._stop.wait(self._interval):
             beat = self._beat
-            now = time.monotonic()
-            if pending is not None:
-                if beat != pending[0]:  # the loop ran again: the step is over
-                    started, pid, name, function, stack = pending
-                    duration = beat - started - self._interval
-                    report = LongSchedule(pid, name, function, stack, max(duration, 0.0))
-                    pending = None
-                    try:
-                        self._loop.call_soon_threadsafe(self._report, report)
-                    except RuntimeError:  # loop closed
-                        return
-                continue
-            if now - beat > self.threshold + self._interval:
-                snapshot = self._snapshot()
-                if snapshot is not None and self._beat == beat:
-                    pending = (beat, *snapshot)
+            if time.monotonic() - beat > self.threshold + self._interval and beat != reported:
+                reported = beat
+                self._late(beat)
 
     def _snapshot(self) -> tuple[Any, str | None, str, str] | None:
         frame = sys._current_frames().get(self._loop_thread)
