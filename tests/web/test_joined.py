@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 
 from beamish.web import Endpoint, EndpointServer, Router, _edge
-from beamish.web._joined import EndOfTurn, JoinedWrites
+from beamish.web._joined import EndOfTurn, JoinedWrites, PyEndOfTurn, PyJoinedWrites
 
 
 class Recorder:
@@ -48,7 +48,25 @@ async def turn() -> None:
     await asyncio.sleep(0)
 
 
-async def test_a_head_and_its_body_are_one_write():
+@pytest.fixture(params=["c", "python"])
+def impl(request):
+    """(EndOfTurn, JoinedWrites): the C ones (``_cjoined.c``, which must be built) and the
+    Python reference."""
+    if request.param == "python":
+        return PyEndOfTurn, PyJoinedWrites
+    from beamish.web import _cjoined
+
+    return _cjoined.EndOfTurn, _cjoined.JoinedWrites
+
+
+def test_the_server_uses_the_c_classes_where_built():
+    from beamish.web import _cjoined
+
+    assert (EndOfTurn, JoinedWrites) == (_cjoined.EndOfTurn, _cjoined.JoinedWrites)
+
+
+async def test_a_head_and_its_body_are_one_write(impl):
+    EndOfTurn, JoinedWrites = impl
     recorder = Recorder()
     joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
@@ -61,7 +79,8 @@ async def test_a_head_and_its_body_are_one_write():
     assert recorder.writes == [b"HEADBODY", b"MORE"]
 
 
-async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept():
+async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept(impl):
+    EndOfTurn, JoinedWrites = impl
     recorder = Recorder()
     joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
@@ -80,7 +99,8 @@ async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept():
     assert recorder.writes[-1] == b"HEAD3" and recorder.closed
 
 
-async def test_one_callback_a_turn_sends_every_connections_held_head():
+async def test_one_callback_a_turn_sends_every_connections_held_head(impl):
+    EndOfTurn, JoinedWrites = impl
     loop = asyncio.get_running_loop()
     end_of_turn = EndOfTurn()
     recorders = [Recorder() for _ in range(3)]
@@ -100,7 +120,8 @@ async def test_one_callback_a_turn_sends_every_connections_held_head():
     assert [r.writes for r in recorders] == [[b"HEADBODY"], [b"HEAD"], [b"HEAD"]]
 
 
-async def test_a_held_head_is_dropped_when_the_connection_is_gone():
+async def test_a_held_head_is_dropped_when_the_connection_is_gone(impl):
+    EndOfTurn, JoinedWrites = impl
     recorder = Recorder()
     joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
     joined.expect_head = True
@@ -208,3 +229,18 @@ async def test_a_100_continue_goes_before_the_body_is_sent_and_pipelining_keeps_
         writer.close()
     finally:
         await server.stop()
+
+
+async def test_anything_else_is_the_transports_and_any_buffer_joins(impl):
+    EndOfTurn, JoinedWrites = impl
+    recorder = Recorder()
+    recorder.peer = ("127.0.0.1", 5555)  # type: ignore[attr-defined]
+    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())
+    assert joined.peer == ("127.0.0.1", 5555)  # asked of the transport
+    with pytest.raises(AttributeError):
+        joined.nothing_by_this_name  # noqa: B018
+    joined.expect_head = True
+    joined.write(b"HEAD")
+    joined.write(memoryview(b"BODY"))  # a cycle may write any bytes-like body
+    assert recorder.writes == [b"HEADBODY"]
+    assert joined.is_closing() is False

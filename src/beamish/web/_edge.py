@@ -18,10 +18,14 @@ per server:
   request's first byte for later ones on a keep-alive connection. Past it, a connection that
   sent part of a head gets ``408``; one that sent nothing is closed.
 - **head size.** A request line or head larger than ``max_header_bytes`` gets ``414`` or
-  ``431``. The bytes are counted as the parser reports them and, while a head stays
-  incomplete, as they arrive, so what a connection can make the server hold is the limit
-  plus one read (at most 256 KiB).
-- **header count.** More than ``max_headers`` header lines get ``431``.
+  ``431``. A head that ends in the read it began in is at most that read, and is only
+  added up (request target and header lines, as the parser reported them) when the read is
+  larger than the limit; a head still open after a read is added up then, and each later
+  read is counted whole, so what a connection can make the server hold is the limit plus
+  one read (at most 256 KiB).
+- **header count.** More than ``max_headers`` header lines get ``431``, counted as the
+  parser reports each one (by the length of uvicorn's list of them), so that one read of
+  thousands of tiny lines stops at the limit.
 
 A refusal is written with ``connection: close`` (or, for a pipelined request whose head
 breaks a limit while the one before it is still being answered, the connection ends after
@@ -172,11 +176,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._closing = False  # answered (or dropped): whatever comes now is discarded
         self._lingers = False  # counted in edge.lingering
         self._timer: asyncio.TimerHandle | None = None
-        self._in_head = False  # between a request's first byte and its last header
+        self._in_head = False  # a request's head was still open after the last read
         self._head_started = 0.0
-        self._head_bytes = 0
-        self._header_count = 0
-        self._heads = 0  # requests begun on this connection
+        self._head_bytes = 0  # the open head's bytes so far (at most)
+        self._read = 0  # the length of the read being parsed
+        self._max_headers = edge.limits.max_headers
+        self._max_header_bytes = edge.limits.max_header_bytes
         self._joined: JoinedWrites | None = None  # what each request's cycle writes to
 
     # -- connections ------------------------------------------------------------------------
@@ -221,7 +226,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         joined = self._joined
         if joined is not None:
             joined.flush()  # what follows may write on the transport itself
-        in_head, before, heads = self._in_head, self._head_bytes, self._heads
+        scope = self.scope  # a new request's head replaces it
+        self._read = len(data)
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
@@ -246,51 +252,56 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.logger.warning("Invalid HTTP request received.")
                 self.send_400_response("Invalid HTTP request received.")
             return
-        if self._in_head and not self._closing:
-            if in_head and heads == self._heads:  # a head begun before this read, still open
-                self._head_bytes = max(self._head_bytes, before + len(data))
-                if self._head_bytes > self.edge.limits.max_header_bytes:
-                    self._refuse_head(431, "the request's header fields are too large")
-                    return
-            if self._timer is None:
-                self._timer = self.loop.call_at(
-                    self._head_started + self.edge.limits.header_timeout,
-                    self._head_timed_out,
-                )
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._head_bytes = 0
-        self._header_count = 0
-        self._heads += 1
-        if self._timer is None:  # a later request on a keep-alive connection
-            self._head_started = self.loop.time()
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._head_bytes += len(url)
-        if self._head_bytes > self.edge.limits.max_header_bytes:
-            raise _HeadRefused(414, "the request line is too long")
+        cycle = self.cycle
+        if self._closing or self.scope is None or (cycle is not None and cycle.scope is self.scope):
+            return  # no head open after this read: the common case
+        # a head is open: it began in this read, or before it and goes on
+        if self._in_head and self.scope is scope:
+            self._head_bytes += len(data)  # all of this read is head
+        else:
+            self._in_head = True
+            self._head_bytes = self._head_size()
+            if self._timer is None:  # a later request on a keep-alive connection
+                self._head_started = self.loop.time()
+        if len(self.url) > self._max_header_bytes:
+            self._refuse_head(414, "the request line is too long")
+        elif self._head_bytes > self._max_header_bytes:
+            self._refuse_head(431, "the request's header fields are too large")
+        elif self._timer is None:
+            self._timer = self.loop.call_at(
+                self._head_started + self.edge.limits.header_timeout, self._head_timed_out
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        self._header_count += 1
-        limits = self.edge.limits
-        if self._header_count > limits.max_headers:
-            raise _HeadRefused(431, f"more than {limits.max_headers} header fields")
-        if self._head_bytes > limits.max_header_bytes:
-            raise _HeadRefused(431, "the request's header fields are too large")
-        super().on_header(name, value)
+        # counted as the parser reports them, so that a read of thousands of tiny header
+        # lines stops at the limit: uvicorn keeps a list entry for each
+        if len(self.headers) >= self._max_headers:
+            raise _HeadRefused(431, f"more than {self._max_headers} header fields")
+        HttpToolsProtocol.on_header(self, name, value)
 
     def on_headers_complete(self) -> None:
+        # the head is at most this read, with what came of it in the reads before
+        limit = self._max_header_bytes
+        if self._read + (self._head_bytes if self._in_head else 0) > limit:
+            # then count it, which is rarely needed
+            if len(self.url) > limit:
+                raise _HeadRefused(414, "the request line is too long")
+            if self._head_size() > limit:
+                raise _HeadRefused(431, "the request's header fields are too large")
         self._in_head = False
         self._cancel_timer()
-        super().on_headers_complete()
+        HttpToolsProtocol.on_headers_complete(self)
         cycle, joined = self.cycle, self._joined
         if cycle is not None and joined is not None and cycle.transport is self.transport:
             cycle.transport = cast(asyncio.Transport, joined)  # a new request's cycle
             joined.expect_head = True
+
+    def _head_size(self) -> int:
+        """The open head's bytes the parser has reported: request target and header lines."""
+        size = len(self.url)
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4  # ": " and CRLF
+        return size
 
     # -- refusing ---------------------------------------------------------------------------
 

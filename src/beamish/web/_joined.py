@@ -18,14 +18,21 @@ one callback per turn of the loop for all its connections rather than one per re
 Writes keep their order whatever happens: a held head is sent before anything written after
 it, and before the transport closes; the connection's protocol calls ``flush()`` before it
 writes on the transport itself.
+
+Every response goes through five calls of these two classes (two writes, a note, two
+flushes), so they are also written in C (``_cjoined.c``), which this module exports where it
+is built; the Python classes here are the reference, kept as ``PyEndOfTurn`` and
+``PyJoinedWrites`` and used when ``BEAMISH_PURE_PYTHON`` is set. The tests run both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from typing import Any
 
-__all__ = ["EndOfTurn", "JoinedWrites"]
+__all__ = ["EndOfTurn", "JoinedWrites", "PyEndOfTurn", "PyJoinedWrites"]
 
 
 class EndOfTurn:
@@ -92,3 +99,10 @@ class JoinedWrites:
 
     def __getattr__(self, name: str) -> Any:  # anything else a cycle might ask of it
         return getattr(self.transport, name)
+
+
+PyEndOfTurn, PyJoinedWrites = EndOfTurn, JoinedWrites  # the reference
+
+if not os.environ.get("BEAMISH_PURE_PYTHON"):
+    with contextlib.suppress(ImportError):  # not built: the Python classes serve
+        from beamish.web._cjoined import EndOfTurn, JoinedWrites  # type: ignore[assignment]
