@@ -19,7 +19,7 @@ from beamish._runtime.runtime import Runtime
 
 
 def test_bad_arguments_are_refused_with_what_was_wrong():
-    with pytest.raises(ValueError, match="must be > 0 seconds, got 0.0"):
+    with pytest.raises(ValueError, match=r"must be > 0 seconds, got 0\.0"):
         Watchman(0.0, 0.1, lambda beat: None)
     with pytest.raises(TypeError, match="on_late must be callable, got 3"):
         Watchman(0.01, 0.1, 3)
