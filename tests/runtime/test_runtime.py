@@ -110,6 +110,29 @@ def test_as_process_killed_inside_the_block_raises_process_exit():
     asyncio.run(outer())
 
 
+def test_as_process_as_a_plain_with_block_does_the_same():
+    """Entering and leaving await nothing, so ``with`` works as ``async with`` does (the web
+    endpoint's request processes use it)."""
+    async def outer():
+        async with Runtime() as rt:
+            with rt.as_process() as me:
+                assert beamish.self() == me
+                send(me, "hi")
+                assert await receive(timeout=1) == "hi"
+            assert not beamish.is_alive(me)
+            with pytest.raises(ValueError), rt.as_process() as crashing:
+                raise ValueError("in block")
+            assert not beamish.is_alive(crashing)
+            with pytest.raises(ProcessExit) as info, rt.as_process() as killed:
+                rt.spawn(lambda: beamish.exit(killed, "kill"))
+                await asyncio.sleep(1)
+            assert info.value.reason == "killed"
+            assert asyncio.current_task().cancelling() == 0
+            return rt.statistics().crashed
+
+    assert asyncio.run(outer()) == 1
+
+
 def test_stop_gives_trapping_processes_their_exit_and_is_bounded():
     log = []
 

@@ -479,6 +479,10 @@ async def _task_main(proc: Process, fn: Callable[..., Any], args: tuple[Any, ...
 class AsProcess:
     """``async with rt.as_process() as pid:``: the block's task is a process meanwhile.
 
+    Entering and leaving await nothing, so a plain ``with`` does the same without two
+    coroutines (the web endpoint's request processes use it); either way it must run in a
+    task on the runtime's loop.
+
     On leaving the block the process exits ``"normal"``. An exception leaving the block ends
     the process with ``Crash(exc)`` and goes on: the crash is counted and told to the
     ``crash`` hooks, but not logged, since the code around the block gets the exception
@@ -498,7 +502,7 @@ class AsProcess:
         self._task: asyncio.Task[Any] | None = None
         self._token: Token[Any] | None = None
 
-    async def __aenter__(self) -> Pid:
+    def __enter__(self) -> Pid:
         runtime = self._runtime
         # The runtime's loop given: asyncio's own lookup of the running loop makes a
         # getpid() system call each time (its fork check), once per request here
@@ -519,7 +523,7 @@ class AsProcess:
             _SPAWN.emit(_NONE, {"pid": proc.pid})
         return proc.pid
 
-    async def __aexit__(
+    def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool:
@@ -555,3 +559,12 @@ class AsProcess:
         )
         return False
 
+
+    async def __aenter__(self) -> Pid:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        return self.__exit__(exc_type, exc, tb)
