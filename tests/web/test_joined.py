@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 
-from beamish.web import Endpoint, EndpointServer, Router, _edge
+from beamish.web import Endpoint, EndpointServer, Router, _edge, request_id
 from beamish.web._joined import EndOfTurn, JoinedWrites, PyEndOfTurn, PyJoinedWrites
 
 
@@ -59,6 +60,8 @@ def impl(request):
     return _cjoined.EndOfTurn, _cjoined.JoinedWrites
 
 
+@pytest.mark.skipif(bool(os.environ.get("BEAMISH_PURE_PYTHON")),
+                    reason="BEAMISH_PURE_PYTHON selects the Python classes")
 def test_the_server_uses_the_c_classes_where_built():
     from beamish.web import _cjoined
 
@@ -244,3 +247,38 @@ async def test_anything_else_is_the_transports_and_any_buffer_joins(impl):
     joined.write(memoryview(b"BODY"))  # a cycle may write any bytes-like body
     assert recorder.writes == [b"HEADBODY"]
     assert joined.is_closing() is False
+
+
+async def test_a_head_line_goes_into_the_next_final_head_only(impl):
+    EndOfTurn, JoinedWrites = impl
+    recorder = Recorder()
+    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())
+    joined.expect_head = True
+    joined.head_line(b"x-request-id: abc\r\n")
+    joined.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # an interim answer: not this one
+    joined.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    joined.write(b"ok")
+    joined.write(b"HTTP/1.1 200 OK\r\n\r\n")  # a body that looks like a head: the line is used
+    assert b"".join(recorder.writes) == (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-request-id: abc\r\n\r\nok"
+        b"HTTP/1.1 200 OK\r\n\r\n"
+    )
+
+
+@router.get("/id")
+async def own_id(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(request_id(request) or "")
+
+
+async def test_the_request_id_line_is_the_handlers_request_id(recorded):
+    async with serving() as client:
+        response = await client.get("/id")
+        assert response.headers.get_list("x-request-id") == [response.text]
+        sent = "client-chosen-id-1234"
+        response = await client.get("/id", headers={"x-request-id": sent})
+        assert response.headers.get_list("x-request-id") == [sent] and response.text == sent
+        missing = await client.get("/nowhere")  # the router's 404: the id all the same
+        assert missing.status_code == 404 and missing.headers["x-request-id"]
+    [connection] = recorded
+    assert len(connection.writes) == 3  # each response still one write

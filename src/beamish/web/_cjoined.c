@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <string.h>
 
 static PyObject *str_write = NULL;
 static PyObject *str_is_closing = NULL;
@@ -30,6 +31,7 @@ typedef struct {
     PyObject *loop;
     EndOfTurn *end_of_turn;
     PyObject *held;       /* the held head (bytes), or NULL */
+    PyObject *line;       /* a header line for the next final head (bytes), or NULL */
     char expect_head;     /* the cycle's first write is a head */
 } JoinedWrites;
 
@@ -84,7 +86,7 @@ end_of_turn_note(EndOfTurn *self, JoinedWrites *joined, PyObject *loop)
 }
 
 static PyObject *
-JoinedWrites_write(JoinedWrites *self, PyObject *data)
+joined_write(JoinedWrites *self, PyObject *data)
 {
     PyObject *held = self->held;
     if (held != NULL) {
@@ -106,6 +108,50 @@ JoinedWrites_write(JoinedWrites *self, PyObject *data)
         Py_RETURN_NONE;
     }
     return PyObject_CallMethodOneArg(self->transport, str_write, data);
+}
+
+/* A final response head (HTTP/1.1, not 1xx, ending in its blank line)? */
+static int
+is_final_head(PyObject *data)
+{
+    if (!PyBytes_CheckExact(data))
+        return 0;
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    const char *s = PyBytes_AS_STRING(data);
+    return n >= 13 && memcmp(s, "HTTP/1.1 ", 9) == 0 && s[9] != '1'
+           && memcmp(s + n - 4, "\r\n\r\n", 4) == 0;
+}
+
+static PyObject *
+JoinedWrites_write(JoinedWrites *self, PyObject *data)
+{
+    if (self->line == NULL || !is_final_head(data))
+        return joined_write(self, data);
+    /* data[:-2] + line + b"\r\n" */
+    Py_ssize_t n = PyBytes_GET_SIZE(data), m = PyBytes_GET_SIZE(self->line);
+    PyObject *spliced = PyBytes_FromStringAndSize(NULL, n + m);
+    if (spliced == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(spliced);
+    memcpy(out, PyBytes_AS_STRING(data), n - 2);
+    memcpy(out + n - 2, PyBytes_AS_STRING(self->line), m);
+    memcpy(out + n - 2 + m, "\r\n", 2);
+    Py_CLEAR(self->line);
+    PyObject *done = joined_write(self, spliced);
+    Py_DECREF(spliced);
+    return done;
+}
+
+static PyObject *
+JoinedWrites_head_line(JoinedWrites *self, PyObject *line)
+{
+    if (!PyBytes_Check(line)) {
+        PyErr_Format(PyExc_TypeError, "head_line takes bytes, got %R", line);
+        return NULL;
+    }
+    Py_INCREF(line);
+    Py_XSETREF(self->line, line);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -155,6 +201,7 @@ JoinedWrites_init(JoinedWrites *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(end_of_turn);
     Py_XSETREF(self->end_of_turn, (EndOfTurn *)end_of_turn);
     Py_CLEAR(self->held);
+    Py_CLEAR(self->line);
     self->expect_head = 0;
     return 0;
 }
@@ -166,12 +213,14 @@ JoinedWrites_traverse(JoinedWrites *self, visitproc visit, void *arg)
     Py_VISIT(self->loop);
     Py_VISIT(self->end_of_turn);
     Py_VISIT(self->held);
+    Py_VISIT(self->line);
     return 0;
 }
 
 static int
 JoinedWrites_clear(JoinedWrites *self)
 {
+    Py_CLEAR(self->line);
     Py_CLEAR(self->transport);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->end_of_turn);
@@ -211,6 +260,9 @@ JoinedWrites_set_transport(JoinedWrites *self, PyObject *value, void *Py_UNUSED(
 static PyMethodDef JoinedWrites_methods[] = {
     {"write", (PyCFunction)JoinedWrites_write, METH_O,
      "write(data)\n--\n\nHold a cycle's head; send a held head with what follows it."},
+    {"head_line", (PyCFunction)JoinedWrites_head_line, METH_O,
+     "head_line(line)\n--\n\nSplice line (name: value\\r\\n, valid) into the next final "
+     "response head."},
     {"flush", (PyCFunction)JoinedWrites_flush, METH_NOARGS,
      "flush()\n--\n\nSend a held head now (before the protocol writes on the transport "
      "itself)."},

@@ -37,7 +37,8 @@ answer is written. Refusals are logged on ``beamish.web`` at most once per
 ``LOG_INTERVAL`` seconds for each kind, with counts: a flood does not flood the log.
 
 The protocol also gives each request's cycle a ``JoinedWrites`` (``_joined.py``) to write
-to, so that a response's head and body leave in one write.
+to, so that a response's head and body leave in one write, and puts it in the request's
+scope (``beamish.joined``), where the endpoint adds its request id line to the head.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from typing import Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from beamish.web._joined import SCOPE_KEY as JOINED
 from beamish.web._joined import EndOfTurn, JoinedWrites
 
 __all__ = [
@@ -295,6 +297,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if cycle is not None and joined is not None and cycle.transport is self.transport:
             cycle.transport = cast(asyncio.Transport, joined)  # a new request's cycle
             joined.expect_head = True
+            cycle.scope[JOINED] = joined  # type: ignore[literal-required]  # for head_line
 
     def _head_size(self) -> int:
         """The open head's bytes the parser has reported: request target and header lines."""

@@ -31,6 +31,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -59,6 +60,8 @@ __all__ = ["Endpoint"]
 log = logging.getLogger("beamish.web")
 _SERVICE_UNAVAILABLE = [(b"retry-after", b"1")]
 
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token
 
 class Endpoint:
     """An ASGI 3 app: a router, socket mounts and an application, served as processes.
@@ -147,6 +150,11 @@ class Endpoint:
         self.compress = bool(compress)
         self.request_timeout = request_timeout
         self.watch_disconnect_after = watch_disconnect_after
+        if request_id_header is not None and not _HEADER_NAME.fullmatch(request_id_header):
+            raise ValueError(
+                "request_id_header must be an HTTP header name (letters, digits and "
+                f"!#$%&'*+-.^_`|~), got {request_id_header!r}"
+            )
         self.request_id_header = request_id_header
         self.tick = float(tick)
         self.runtime_options = dict(runtime_options or {})

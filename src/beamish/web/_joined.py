@@ -19,6 +19,13 @@ Writes keep their order whatever happens: a held head is sent before anything wr
 it, and before the transport closes; the connection's protocol calls ``flush()`` before it
 writes on the transport itself.
 
+A header line of the server's own can go into the next response head without the ASGI
+server's per-header checks: ``head_line(line)`` keeps a line (a whole ``name: value\r\n``,
+already known to be valid) that is spliced into the next final head written (a status line
+``HTTP/1.1`` and not ``1xx``), before its closing blank line. The endpoint puts its request
+id on every response this way (``_request.py``); the protocol gives each request's scope
+its ``JoinedWrites`` under ``SCOPE_KEY``.
+
 Every response goes through five calls of these two classes (two writes, a note, two
 flushes), so they are also written in C (``_cjoined.c``), which this module exports where it
 is built; the Python classes here are the reference, kept as ``PyEndOfTurn`` and
@@ -32,7 +39,9 @@ import contextlib
 import os
 from typing import Any
 
-__all__ = ["EndOfTurn", "JoinedWrites", "PyEndOfTurn", "PyJoinedWrites"]
+__all__ = ["SCOPE_KEY", "EndOfTurn", "JoinedWrites", "PyEndOfTurn", "PyJoinedWrites"]
+
+SCOPE_KEY = "beamish.joined"  # a request's scope: the JoinedWrites its response goes through
 
 
 class EndOfTurn:
@@ -60,7 +69,7 @@ class EndOfTurn:
 class JoinedWrites:
     """The transport a request cycle writes through (module docstring)."""
 
-    __slots__ = ("_end_of_turn", "_held", "expect_head", "loop", "transport")
+    __slots__ = ("_end_of_turn", "_held", "_line", "expect_head", "loop", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
                  end_of_turn: EndOfTurn) -> None:
@@ -68,9 +77,19 @@ class JoinedWrites:
         self.loop = loop
         self._end_of_turn = end_of_turn
         self._held: bytes | None = None
+        self._line: bytes | None = None  # a header line for the next final head
         self.expect_head = False  # set when a cycle starts: its first write is the head
 
+    def head_line(self, line: bytes) -> None:
+        """Splice ``line`` (``name: value\r\n``, valid) into the next final response head."""
+        self._line = line
+
     def write(self, data: bytes) -> None:
+        line = self._line
+        if (line is not None and type(data) is bytes and data.startswith(b"HTTP/1.1 ")
+                and data[9:10] != b"1" and data.endswith(b"\r\n\r\n")):
+            self._line = None
+            data = data[:-2] + line + b"\r\n"
         held = self._held
         if held is not None:
             self._held = None

@@ -58,10 +58,11 @@ from beamish._runtime.events import event
 from beamish._runtime.messages import is_shutdown
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import sleep
-from beamish._runtime.runtime import Runtime
+from beamish._runtime.runtime import AsProcess, Runtime
 from beamish.logs import add_provider
 from beamish.web._clip import clip_text
 from beamish.web._inflight import InFlight, ticks_for
+from beamish.web._joined import SCOPE_KEY as JOINED
 
 __all__ = [
     "CLIENT_DISCONNECTED",
@@ -121,6 +122,7 @@ class Requests:
         self.timeout_ticks = 0 if timeout is None else ticks_for(timeout, tick)
         self.watch_ticks = None if watch_after is None else ticks_for(watch_after, tick)
         self.header = request_id_header.lower().encode("latin-1") if request_id_header else None
+        self.line = self.header + b": " if self.header is not None else b""  # + id + CRLF
         self.prefix = base64.b32encode(os.urandom(5)).decode().lower() + "-"
         self.sweeper: Pid | None = None
         _LIVE.add(self)
@@ -136,7 +138,7 @@ class Requests:
         began = time.monotonic() if timed else 0.0
         crash: Exception | None = None
         try:
-            async with self.runtime.as_process() as pid:
+            with AsProcess(self.runtime, None, False) as pid:  # awaits nothing: no coroutines
                 flight.pid = pid
                 key = pid.id
                 self.inflight.young[key] = flight
@@ -307,7 +309,10 @@ class Flight:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             header = self.owner.header
-            if header is not None:
+            joined = self.scope.get(JOINED) if header is not None else None
+            if joined is not None:  # beamish's protocol: the line goes into the head as is
+                joined.head_line(self.owner.line + self.request_id().encode("latin-1") + b"\r\n")
+            elif header is not None:
                 message = {
                     **message,
                     "headers": [*message.get("headers", ()),
