@@ -18,6 +18,14 @@ thread's CPU time per request, round by round (the median and the range are prin
 
 What this leaves out is what ``bench/web.py`` measures on top: the system calls (a read
 and one or two writes a request), which on loopback cost as much as the Python here.
+
+``--instructions`` counts instead of timing: each case runs under valgrind's callgrind
+(``apt-get install -y valgrind``), once with ``--requests`` and once with three times as
+many, with ``PYTHONHASHSEED=0``; the difference of the two totals over the difference of
+the requests is the instructions a request, start-up left out. The count is the same from
+run to run, whatever else the machine does, so it shows a change the timings cannot
+separate from the machine's noise (it does not see cache misses: a case can run more
+slowly at the same count).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,6 +153,23 @@ def run_case(case: str, requests: int, rounds: int) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def instructions(case: str, requests: int) -> int:
+    """The instructions a request of ``case`` (callgrind, two sizes; module docstring)."""
+    totals = []
+    for n in (requests, 3 * requests):
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             __file__, "--case", case, "--requests", str(n), "--rounds", "1"],
+            capture_output=True, text=True, check=True, timeout=1800,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        ).stderr
+        found = re.search(r"Collected : (\d+)", out)
+        if found is None:
+            raise RuntimeError(f"callgrind printed no total for {case}: {out[-500:]}")
+        totals.append(int(found.group(1)))
+    return (totals[1] - totals[0]) // (2 * 2 * requests)  # each run is 2 rounds of n
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=16_000)
@@ -150,6 +177,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--only", choices=sorted(CASES), action="append",
                         help="run only these cases (repeatable)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions a request under callgrind instead")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -164,6 +193,24 @@ def main() -> None:
         base_case = "starlette" if case in ("starlette", "beamish") else "uvicorn-bare"
         if base_case not in wanted:
             wanted.insert(0, base_case)
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            sys.exit("--instructions needs valgrind: apt-get install -y valgrind")
+        requests = min(args.requests, 800)  # under callgrind a request is ~50x slower
+        counts = {case: instructions(case, requests) for case in wanted}
+        base_of = {"uvicorn-bare": "uvicorn-bare", "beamish-bare": "uvicorn-bare",
+                   "starlette": "starlette", "beamish": "starlette"}
+        header = [
+            f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"Machine: {cpu_model()}; Python {sys.version.split()[0]}",
+            f"Instructions a request (callgrind): the runs of {2 * requests:,} and "
+            f"{6 * requests:,} requests, their difference over {4 * requests:,}",
+            "vs: against uvicorn's protocol (bare app) or Starlette (the apps)",
+        ]
+        rows = [(CASES[case], f"{counts[case]:,}", f"{counts[case] / counts[base_of[case]]:.2f}x")
+                for case in CASES if case in counts]
+        print(report(header, ("case", "instructions a request", "vs"), rows, args.markdown))
+        return
     results = {case: run_case(case, args.requests, args.rounds) for case in wanted}
     base = {"uvicorn-bare": "uvicorn-bare", "beamish-bare": "uvicorn-bare",
             "starlette": "starlette", "beamish": "starlette"}

@@ -282,3 +282,10 @@ async def test_the_request_id_line_is_the_handlers_request_id(recorded):
         assert missing.status_code == 404 and missing.headers["x-request-id"]
     [connection] = recorded
     assert len(connection.writes) == 3  # each response still one write
+
+
+def test_a_request_id_header_that_is_no_header_name_is_refused():
+    with pytest.raises(ValueError, match="must be an HTTP header name"):
+        Endpoint(router=router, request_id_header="x request id")
+    with pytest.raises(ValueError, match="must be an HTTP header name"):
+        Endpoint(router=router, request_id_header="x-id\r\nevil: 1")

@@ -92,7 +92,8 @@ class Endpoint:
     - ``watch_disconnect_after``: seconds after which a running request gets a disconnect
       watch (default 1; None for never);
     - ``request_id_header``: the response header that carries the request id on every
-      response (default ``"x-request-id"``; None puts it on error responses only);
+      response (default ``"x-request-id"``; None puts it on error responses only; a name
+      that is not an HTTP token is a ``ValueError``);
     - ``tick``: the sweeper's period in seconds (default 0.1), the precision of deadlines;
     - ``runtime_options``: options for the ``Runtime`` the lifespan creates when none runs.
     """
