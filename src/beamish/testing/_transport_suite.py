@@ -137,6 +137,25 @@ class TransportSuite:
 
         await self._with(body)
 
+    async def test_a_subscription_holds_once_subscribe_returns(self) -> None:
+        """A frame published from another connection right after ``subscribe`` returns
+        arrives: the subscription is in effect on the server by then, every time (200
+        times, or as many as 2 s allow where a subscription takes longer)."""
+        async def body(cleanup: list[Transport]) -> None:
+            sender = await self._connected(cleanup=cleanup)
+            receiver = await self._connected(cleanup=cleanup)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 2.0
+            for i in range(200):
+                if i and loop.time() > deadline:
+                    break
+                subject = self._subject(f"at-once-{i}")
+                inbox = await self._subscribed(receiver, subject)
+                sender.publish(subject, b"%d" % i)
+                assert await inbox.wait_for(1, timeout=5) == [b"%d" % i], i
+
+        await self._with(body)
+
     async def test_a_subject_without_subscribers_and_a_cancelled_subscription(self) -> None:
         async def body(cleanup: list[Transport]) -> None:
             sender = await self._connected(cleanup=cleanup)
