@@ -135,3 +135,26 @@ def test_the_c_thread_does_not_fight_the_busy_loop_for_the_gil():
     print(f"context switches in 0.5 s of busy turns: C {native}, Python {python}")
     assert native < 100, native  # 20 wakes in 0.5 s, with room for a noisy machine
     assert python > 2 * native, (python, native)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_stops_without_joining_the_parents_thread():
+    watchman = Watchman(0.01, 0.1, lambda beat: None)
+    watchman.start()
+    try:
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child: the thread stayed in the parent; stop must not join it
+            try:
+                watchman.stop()
+                os.write(write, b"stopped")
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            said = pipe.read()
+        os.waitpid(child, 0)
+        assert said == b"stopped"
+        assert watchman.running  # the parent's thread goes on
+    finally:
+        watchman.stop()

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -32,6 +33,7 @@ typedef struct {
     _Atomic long long beat;    /* the heartbeat's last time, in ns of CLOCK_MONOTONIC */
     _Atomic int stopping;
     int started;               /* the thread was created and is not joined yet */
+    pid_t owner;               /* the OS process that created it (a fork's child has none) */
     pthread_t thread;
     pthread_mutex_t mutex;     /* with cond: the thread's sleep, cut short by stop() */
     pthread_cond_t cond;
@@ -152,6 +154,7 @@ Watchman_start(Watchman *self, PyObject *Py_UNUSED(ignored))
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     self->started = 1;
+    self->owner = getpid();
     Py_RETURN_NONE;
 }
 
@@ -162,6 +165,10 @@ stop_and_join(Watchman *self)
     atomic_store(&self->stopping, 1);
     pthread_cond_signal(&self->cond);
     pthread_mutex_unlock(&self->mutex);
+    if (self->started && self->owner != getpid()) {
+        self->started = 0;  /* a forked child: the thread stayed in the parent */
+        return;
+    }
     if (self->started) {
         self->started = 0;
         Py_BEGIN_ALLOW_THREADS  /* the thread may be waiting for the GIL to call on_late */

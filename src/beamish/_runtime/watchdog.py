@@ -111,7 +111,7 @@ class Watchdog:
         self._handle = self._loop.call_later(self._interval, self._heartbeat)
         if self._watchman is not None:
             self._watchman.start()
-            atexit.register(self.stop)  # joined before the interpreter goes away
+            atexit.register(self._watchman.stop)  # joined before the interpreter goes away
             return
         self._thread = threading.Thread(
             target=self._watch, name="beamish-watchdog", daemon=True
@@ -124,7 +124,7 @@ class Watchdog:
             self._handle.cancel()
         if self._watchman is not None:
             self._watchman.stop()
-            atexit.unregister(self.stop)
+            atexit.unregister(self._watchman.stop)
         if self._thread is not None:
             self._thread.join(timeout=1.0)
 
