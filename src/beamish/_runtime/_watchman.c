@@ -4,7 +4,7 @@
  * run its heartbeat for longer than the threshold. A Python thread cannot even look at a
  * clock without the GIL, and under load it cannot get the GIL cheaply: the loop thread lets
  * it go at every turn of the loop, each time waking the waiting thread, which then loses
- * the race to take it back. That cost the loop thread about a sixth of its time per request
+ * the race to take it back. That cost the loop thread 11-16% of its time per request
  * in bench/http_stack.py (the measurement is in docs/benchmarks.md).
  *
  * A Watchman is that thread in C. The loop's heartbeat calls beat(), which stores the time
