@@ -484,6 +484,266 @@ error:
     return NULL;
 }
 
+
+/* -- hosted processes ------------------------------------------------------------------------
+ *
+ * host(runtime, parent, task) and unhost(runtime, proc) are the common paths of
+ * Runtime._new_process (no name, no link, no trap_exit) and of Signals._exit_process (an
+ * exit "normal" from inside, with nobody to tell), which as_process runs for every HTTP
+ * request. host returns None and unhost False, having changed nothing, for every other case
+ * (the runtime not running, the process limit reached, a name, timers, links, monitors,
+ * an exit hook...): the Python methods then do it all, as the reference. configure_host
+ * checks that Process's slots are exactly the ones set here, so a slot added in Python
+ * turns this path off rather than leaving it unset. */
+
+enum {
+    P_ACTOR, P_BUSY, P_CONTEXT, P_EXIT_REASON, P_HANDLED, P_INITIAL, P_LINKS, P_MAILBOX,
+    P_MONITORS, P_NAME, P_PARENT, P_PID, P_RUNTIME, P_SCHEDULED, P_TASK, P_TIMERS,
+    P_TRAP_EXIT, P_WAITER, P_WATCHERS, N_PROC_SLOTS
+};
+static const char *proc_slots[N_PROC_SLOTS] = {
+    "actor", "busy", "context", "exit_reason", "handled", "initial", "links", "mailbox",
+    "monitors", "name", "parent", "pid", "runtime", "scheduled", "task", "timers",
+    "trap_exit", "waiter", "watchers",
+};
+static Py_ssize_t proc_off[N_PROC_SLOTS];
+static Py_ssize_t off_pid_node, off_pid_id;
+static PyTypeObject *HostPid = NULL, *HostProcess = NULL;
+static PyObject *exit_event = NULL;  /* the ("beamish", "process", "exit") Event */
+static PyObject *s_state, *s_running, *s_stopping, *s_procs, *s_max_processes, *s_ids,
+    *s_node_id, *s_spawned, *s_exited, *s_handlers, *s_normal, *int_zero, *int_one;
+
+static int
+intern_all(void)
+{
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&s_state, "_state"}, {&s_running, "running"}, {&s_stopping, "stopping"},
+        {&s_procs, "_procs"}, {&s_max_processes, "max_processes"}, {&s_ids, "_ids"},
+        {&s_node_id, "node_id"}, {&s_spawned, "spawned"}, {&s_exited, "exited"},
+        {&s_handlers, "handlers"}, {&s_normal, "normal"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(
+                                           names[i].text)) == NULL)
+            return -1;
+    }
+    if (int_zero == NULL && (int_zero = PyLong_FromLong(0)) == NULL)
+        return -1;
+    if (int_one == NULL && (int_one = PyLong_FromLong(1)) == NULL)
+        return -1;
+    return 0;
+}
+
+static PyObject *
+configure_host(PyObject *module, PyObject *args)
+{
+    PyObject *pid_type, *process_type, *event;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyType_Type, &pid_type, &PyType_Type,
+                          &process_type, &event))
+        return NULL;
+    if (intern_all() < 0)
+        return NULL;
+    PyObject *declared = PyObject_GetAttrString(process_type, "__slots__");
+    if (declared == NULL)
+        return NULL;
+    int same = PyTuple_Check(declared) && PyTuple_GET_SIZE(declared) == N_PROC_SLOTS;
+    for (Py_ssize_t i = 0; same && i < N_PROC_SLOTS; i++) {
+        same = PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(declared, i),
+                                                proc_slots[i]) == 0;
+    }
+    Py_DECREF(declared);
+    if (!same) {
+        PyErr_SetString(PyExc_ImportError,
+                        "beamish._speedups: Process's __slots__ are not the ones host() sets");
+        return NULL;
+    }
+    for (int i = 0; i < N_PROC_SLOTS; i++) {
+        if (slot_offset(process_type, proc_slots[i], &proc_off[i]) < 0)
+            return NULL;
+    }
+    if (slot_offset(pid_type, "_node", &off_pid_node) < 0
+        || slot_offset(pid_type, "id", &off_pid_id) < 0
+        || slot_offset(pid_type, "_proc", &off_pid_proc) < 0)
+        return NULL;
+    Py_INCREF(pid_type);
+    Py_XSETREF(HostPid, (PyTypeObject *)pid_type);
+    Py_INCREF(process_type);
+    Py_XSETREF(HostProcess, (PyTypeObject *)process_type);
+    Py_INCREF(event);
+    Py_XSETREF(exit_event, event);
+    Py_RETURN_NONE;
+}
+
+/* runtime.<name> += 1 */
+static int
+bump(PyObject *runtime, PyObject *name)
+{
+    PyObject *count = PyObject_GetAttr(runtime, name);
+    if (count == NULL)
+        return -1;
+    PyObject *more = PyNumber_Add(count, int_one);
+    Py_DECREF(count);
+    if (more == NULL)
+        return -1;
+    int failed = PyObject_SetAttr(runtime, name, more);
+    Py_DECREF(more);
+    return failed;
+}
+
+#define SET_SLOT(obj, off, value) do { PyObject *v_ = (value); Py_INCREF(v_); \
+    SLOT(obj, off) = v_; } while (0)
+
+static PyObject *
+host(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "host(runtime, parent, task)");
+        return NULL;
+    }
+    if (HostProcess == NULL)
+        Py_RETURN_NONE;
+    PyObject *runtime = args[0], *parent = args[1], *task = args[2];
+    PyObject *state = PyObject_GetAttr(runtime, s_state);
+    if (state == NULL)
+        return NULL;
+    int running = PyObject_RichCompareBool(state, s_running, Py_EQ);
+    if (running == 0)
+        running = PyObject_RichCompareBool(state, s_stopping, Py_EQ);
+    Py_DECREF(state);
+    if (running <= 0) {  /* the Python path says why it cannot */
+        if (running < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *procs = PyObject_GetAttr(runtime, s_procs);
+    if (procs == NULL)
+        return NULL;
+    PyObject *limit = PyObject_GetAttr(runtime, s_max_processes);
+    if (limit == NULL || !PyDict_CheckExact(procs)) {
+        Py_XDECREF(limit);
+        Py_DECREF(procs);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t most = PyLong_AsSsize_t(limit);
+    Py_DECREF(limit);
+    if (most == -1 && PyErr_Occurred()) {
+        Py_DECREF(procs);
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(procs) >= most) {  /* the Python path raises SystemLimitError */
+        Py_DECREF(procs);
+        Py_RETURN_NONE;
+    }
+    PyObject *ids = PyObject_GetAttr(runtime, s_ids);
+    PyObject *node = ids ? PyObject_GetAttr(runtime, s_node_id) : NULL;
+    PyObject *id = node ? PyIter_Next(ids) : NULL;
+    Py_XDECREF(ids);
+    if (id == NULL) {
+        Py_XDECREF(node);
+        Py_DECREF(procs);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the runtime's pid counter ended");
+        return NULL;
+    }
+    PyObject *pid = HostPid->tp_alloc(HostPid, 0);
+    PyObject *proc = pid ? HostProcess->tp_alloc(HostProcess, 0) : NULL;
+    if (proc == NULL) {
+        Py_XDECREF(pid);
+        Py_DECREF(id);
+        Py_DECREF(node);
+        Py_DECREF(procs);
+        return NULL;
+    }
+    SLOT(pid, off_pid_node) = node;  /* the references taken above */
+    SLOT(pid, off_pid_id) = id;
+    SET_SLOT(pid, off_pid_proc, proc);
+    /* Process.__init__(runtime, pid, None, None), then what _new_process and as_process set */
+    SET_SLOT(proc, proc_off[P_PID], pid);
+    SET_SLOT(proc, proc_off[P_RUNTIME], runtime);
+    SET_SLOT(proc, proc_off[P_ACTOR], Py_None);
+    SET_SLOT(proc, proc_off[P_INITIAL], Py_None);
+    SET_SLOT(proc, proc_off[P_MAILBOX], Py_None);
+    SET_SLOT(proc, proc_off[P_TASK], task);
+    SET_SLOT(proc, proc_off[P_WAITER], Py_None);
+    SET_SLOT(proc, proc_off[P_CONTEXT], Py_None);
+    SET_SLOT(proc, proc_off[P_SCHEDULED], Py_False);
+    SET_SLOT(proc, proc_off[P_BUSY], Py_False);
+    SET_SLOT(proc, proc_off[P_TRAP_EXIT], Py_False);
+    SET_SLOT(proc, proc_off[P_LINKS], Py_None);
+    SET_SLOT(proc, proc_off[P_MONITORS], Py_None);
+    SET_SLOT(proc, proc_off[P_WATCHERS], Py_None);
+    SET_SLOT(proc, proc_off[P_NAME], Py_None);
+    SET_SLOT(proc, proc_off[P_HANDLED], int_zero);
+    SET_SLOT(proc, proc_off[P_PARENT],
+             parent == Py_None ? Py_None : SLOT(parent, proc_off[P_PID]));
+    SET_SLOT(proc, proc_off[P_TIMERS], Py_None);
+    SET_SLOT(proc, proc_off[P_EXIT_REASON], Py_None);
+    Py_DECREF(pid);
+    if (PyDict_SetItem(procs, id, proc) < 0 || bump(runtime, s_spawned) < 0) {
+        PyObject *type, *value, *traceback;  /* what failed first is what is reported */
+        PyErr_Fetch(&type, &value, &traceback);
+        if (PyDict_DelItem(procs, id) < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, traceback);
+        Py_SETREF(SLOT(pid, off_pid_proc), Py_NewRef(Py_None));  /* never alive */
+        Py_DECREF(procs);
+        Py_DECREF(proc);
+        return NULL;
+    }
+    Py_DECREF(procs);
+    return proc;
+}
+
+static PyObject *
+unhost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "unhost(runtime, proc)");
+        return NULL;
+    }
+    PyObject *runtime = args[0], *proc = args[1];
+    if (HostProcess == NULL || Py_TYPE(proc) != HostProcess)
+        Py_RETURN_FALSE;
+    PyObject *pid = SLOT(proc, proc_off[P_PID]);
+    if (pid == NULL || Py_TYPE(pid) != HostPid || SLOT(pid, off_pid_proc) != proc)
+        Py_RETURN_FALSE;  /* already ended: the Python path knows what that means */
+    static const int nobody[] = {P_NAME, P_TIMERS, P_WAITER, P_LINKS, P_WATCHERS, P_MONITORS,
+                                 P_ACTOR};
+    for (size_t i = 0; i < sizeof(nobody) / sizeof(nobody[0]); i++) {
+        if (SLOT(proc, proc_off[nobody[i]]) != Py_None)
+            Py_RETURN_FALSE;
+    }
+    PyObject *handlers = PyObject_GetAttr(exit_event, s_handlers);
+    if (handlers == NULL)
+        return NULL;
+    int hooked = PyObject_IsTrue(handlers);
+    Py_DECREF(handlers);
+    if (hooked != 0) {
+        if (hooked < 0)
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    PyObject *procs = PyObject_GetAttr(runtime, s_procs);
+    if (procs == NULL)
+        return NULL;
+    /* _exit_process(proc, "normal", from_inside=True), nobody to tell */
+    SLOT(pid, off_pid_proc) = Py_None;
+    Py_INCREF(Py_None);
+    Py_XSETREF(SLOT(proc, proc_off[P_EXIT_REASON]), Py_NewRef(s_normal));
+    int failed = PyDict_DelItem(procs, SLOT(pid, off_pid_id));
+    Py_DECREF(procs);
+    failed = failed < 0 ? -1 : bump(runtime, s_exited);
+    static const int dropped[] = {P_MAILBOX, P_ACTOR, P_CONTEXT, P_TASK};
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+        Py_XSETREF(SLOT(proc, proc_off[dropped[i]]), Py_NewRef(Py_None));
+    Py_DECREF(proc);  /* the pid's reference to it */
+    if (failed < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))send, METH_FASTCALL,
      "send(dest, message)\n--\n\nSend message to a pid or a registered name; never blocks "
@@ -491,6 +751,15 @@ static PyMethodDef methods[] = {
     {"dispatch", dispatch, METH_O,
      "dispatch(scheduler)\n--\n\nOne tick's work, as scheduler._dispatch_py does it; "
      "returns how many messages were handled."},
+    {"host", (PyCFunction)(void (*)(void))host, METH_FASTCALL,
+     "host(runtime, parent, task)\n--\n\nA new process record hosted by task, as "
+     "_new_process makes it; None for the cases only Python handles."},
+    {"unhost", (PyCFunction)(void (*)(void))unhost, METH_FASTCALL,
+     "unhost(runtime, proc)\n--\n\nEnd a hosted process \"normal\" with nobody to tell, "
+     "as _exit_process does; False (nothing changed) for every other case."},
+    {"configure_host", configure_host, METH_VARARGS,
+     "configure_host(Pid, Process, exit_event)\n--\n\nRead the slot layouts host() and "
+     "unhost() use."},
     {"configure", configure, METH_VARARGS,
      "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick, INIT, HIBERNATE, "
      "ProcessExit, "

@@ -17,7 +17,9 @@ from typing import Any, TypeVar
 
 from beamish._errors import InvalidNameError, NoProcessError, ProcessExit, not_awaited
 from beamish._runtime import context as _context
+from beamish._runtime import runtime as runtime_module
 from beamish._runtime import scheduler as scheduler_module
+from beamish._runtime import signals as signals_module
 from beamish._runtime.introspection import ProcessInfo, RuntimeStatistics
 from beamish._runtime.isolation import ATOMIC, isolate
 from beamish._runtime.mailbox import deliver as _deliver
@@ -207,6 +209,12 @@ def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
     except ImportError:
         return None
     scheduler_module._dispatch = _speedups.dispatch  # the tick's loop, in C too
+    try:  # as_process's record, made and ended in C in the common case
+        _speedups.configure_host(Pid, Process, signals_module._EXIT)
+    except ImportError:
+        pass
+    else:
+        runtime_module._c_host, runtime_module._c_unhost = _speedups.host, _speedups.unhost
     return _speedups.send
 
 

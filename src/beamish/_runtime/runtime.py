@@ -476,6 +476,13 @@ async def _task_main(proc: Process, fn: Callable[..., Any], args: tuple[Any, ...
     return result
 
 
+# The C twins of the common paths of _new_process and _exit_process for as_process
+# (``_speedups.host``/``unhost``), set by api.py where the extension is built and not
+# disabled; None: the Python methods, the reference, do it all.
+_c_host: Callable[[Runtime, Process | None, asyncio.Task[Any]], Process | None] | None = None
+_c_unhost: Callable[[Runtime, Process], bool] | None = None
+
+
 class AsProcess:
     """``async with rt.as_process() as pid:``: the block's task is a process meanwhile.
 
@@ -512,8 +519,12 @@ class AsProcess:
                 "as_process() must be used inside an asyncio task on the runtime's event loop"
             )
         parent = _context.current_process()
-        proc = runtime._new_process(None, None, parent, False, self._name, self._trap_exit)
-        proc.task = task
+        proc = None
+        if _c_host is not None and self._name is None and not self._trap_exit:
+            proc = _c_host(runtime, parent, task)  # None: a case only the Python path takes
+        if proc is None:
+            proc = runtime._new_process(None, None, parent, False, self._name, self._trap_exit)
+            proc.task = task
         self._proc = proc
         self._token = _context.CURRENT.set(proc)
         self._task = task
@@ -549,7 +560,8 @@ class AsProcess:
                 return False
             raise ProcessExit(reason) from exc
         if exc is None:
-            runtime._exit_process(proc, "normal", from_inside=True)
+            if _c_unhost is None or not _c_unhost(runtime, proc):  # False: nothing done
+                runtime._exit_process(proc, "normal", from_inside=True)
             return False
         if isinstance(exc, ProcessExit):
             runtime._exit_process(proc, exc.reason, from_inside=True, reported=exc.reported)
