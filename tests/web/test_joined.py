@@ -60,6 +60,14 @@ def impl(request):
     return _cjoined.EndOfTurn, _cjoined.JoinedWrites
 
 
+def on_a_recorder(impl: tuple[Any, Any]) -> tuple[Recorder, Any]:
+    """A ``Recorder`` and a JoinedWrites of ``impl`` writing to it, with an EndOfTurn of its
+    own."""
+    end_of_turn_type, joined_type = impl
+    recorder = Recorder()
+    return recorder, joined_type(recorder, asyncio.get_running_loop(), end_of_turn_type())
+
+
 @pytest.mark.skipif(bool(os.environ.get("BEAMISH_PURE_PYTHON")),
                     reason="BEAMISH_PURE_PYTHON selects the Python classes")
 def test_the_server_uses_the_c_classes_where_built():
@@ -69,9 +77,7 @@ def test_the_server_uses_the_c_classes_where_built():
 
 
 async def test_a_head_and_its_body_are_one_write(impl):
-    EndOfTurn, JoinedWrites = impl
-    recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
+    recorder, joined = on_a_recorder(impl)
     joined.expect_head = True
     joined.write(b"HEAD")
     assert recorder.writes == []  # held
@@ -83,9 +89,7 @@ async def test_a_head_and_its_body_are_one_write(impl):
 
 
 async def test_a_head_alone_goes_at_the_end_of_the_turn_and_order_is_kept(impl):
-    EndOfTurn, JoinedWrites = impl
-    recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
+    recorder, joined = on_a_recorder(impl)
     joined.expect_head = True
     joined.write(b"HEAD")
     await turn()
@@ -124,9 +128,7 @@ async def test_one_callback_a_turn_sends_every_connections_held_head(impl):
 
 
 async def test_a_held_head_is_dropped_when_the_connection_is_gone(impl):
-    EndOfTurn, JoinedWrites = impl
-    recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())  # type: ignore[arg-type]
+    recorder, joined = on_a_recorder(impl)
     joined.expect_head = True
     joined.write(b"HEAD")
     recorder.closing = True  # the client went away within the turn
@@ -235,10 +237,8 @@ async def test_a_100_continue_goes_before_the_body_is_sent_and_pipelining_keeps_
 
 
 async def test_anything_else_is_the_transports_and_any_buffer_joins(impl):
-    EndOfTurn, JoinedWrites = impl
-    recorder = Recorder()
+    recorder, joined = on_a_recorder(impl)
     recorder.peer = ("127.0.0.1", 5555)  # type: ignore[attr-defined]
-    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())
     assert joined.peer == ("127.0.0.1", 5555)  # asked of the transport
     with pytest.raises(AttributeError):
         joined.nothing_by_this_name  # noqa: B018
@@ -250,9 +250,7 @@ async def test_anything_else_is_the_transports_and_any_buffer_joins(impl):
 
 
 async def test_a_head_line_goes_into_the_next_final_head_only(impl):
-    EndOfTurn, JoinedWrites = impl
-    recorder = Recorder()
-    joined = JoinedWrites(recorder, asyncio.get_running_loop(), EndOfTurn())
+    recorder, joined = on_a_recorder(impl)
     joined.expect_head = True
     joined.head_line(b"x-request-id: abc\r\n")
     joined.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # an interim answer: not this one
