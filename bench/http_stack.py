@@ -19,6 +19,11 @@ thread's CPU time per request, round by round (the median and the range are prin
 What this leaves out is what ``bench/web.py`` measures on top: the system calls (a read
 and one or two writes a request), which on loopback cost as much as the Python here.
 
+``--watchdog python`` runs the beamish case's long-schedule watchdog on its Python thread
+instead of the C one (``_watchman.c``), ``--watchdog off`` without a watchdog; the table's
+last column is the context switches a second of all the case's threads while it is timed
+(Linux's ``/proc``), where a thread that fights the loop for the GIL shows.
+
 ``--instructions`` counts instead of timing: each case runs under valgrind's callgrind
 (``apt-get install -y valgrind``), once with ``--requests`` and once with three times as
 many, with ``PYTHONHASHSEED=0``; the difference of the two totals over the difference of
@@ -102,6 +107,27 @@ async def _started(app: Any) -> None:
         raise RuntimeError(f"the app did not start: {message}")
 
 
+def switches() -> int:
+    """Voluntary and involuntary context switches of every thread of this process so far."""
+    total = 0
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/status") as status:
+            total += sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+    return total
+
+
+def choose_watchdog(kind: str) -> None:
+    """The beamish case's watchdog: C's thread (the default), Python's, or none."""
+    if kind == "python":
+        from beamish._runtime import watchdog
+
+        watchdog._native_watchman = lambda: None  # what BEAMISH_PURE_PYTHON makes it do
+    elif kind == "off":
+        import web
+
+        web.ENDPOINT.runtime_options["long_schedule"] = None
+
+
 async def measure(case: str, requests: int, rounds: int) -> dict[str, Any]:
     from uvicorn.config import Config
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -131,8 +157,9 @@ async def measure(case: str, requests: int, rounds: int) -> dict[str, Any]:
         protocol.connection_made(transport)
         connections.append((protocol, transport))
     per_request = []
+    switched, timed = 0, 0.0
     for k in range(rounds + 1):  # the first round warms up
-        began = time.thread_time()
+        began, began_switches, began_wall = time.thread_time(), switches(), time.monotonic()
         for _ in range(requests // CONNECTIONS):
             for protocol, _ in connections:
                 protocol.data_received(REQUEST)
@@ -140,14 +167,17 @@ async def measure(case: str, requests: int, rounds: int) -> dict[str, Any]:
                 await asyncio.sleep(0)
         if k:
             per_request.append((time.thread_time() - began) / requests * 1e6)
+            switched += switches() - began_switches
+            timed += time.monotonic() - began_wall
     writes = sum(transport.writes for _, transport in connections)
-    return {"us": per_request, "writes_per_request": writes / (requests * (rounds + 1))}
+    return {"us": per_request, "writes_per_request": writes / (requests * (rounds + 1)),
+            "switches_per_s": switched / timed}
 
 
-def run_case(case: str, requests: int, rounds: int) -> dict[str, Any]:
+def run_case(case: str, requests: int, rounds: int, watchdog: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--case", case, "--requests", str(requests),
-         "--rounds", str(rounds)],
+         "--rounds", str(rounds), "--watchdog", watchdog],
         capture_output=True, text=True, check=True, timeout=600,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -177,6 +207,8 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--only", choices=sorted(CASES), action="append",
                         help="run only these cases (repeatable)")
+    parser.add_argument("--watchdog", choices=("c", "python", "off"), default="c",
+                        help="the beamish case's watchdog thread (default: C's)")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions a request under callgrind instead")
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
@@ -184,6 +216,7 @@ def main() -> None:
     if args.case:
         import uvloop
 
+        choose_watchdog(args.watchdog)
         result = uvloop.run(measure(args.case, args.requests, args.rounds))
         print(json.dumps(result), flush=True)
         os._exit(0)  # the endpoint's runtime is not stopped: nothing to wait for
@@ -211,7 +244,8 @@ def main() -> None:
                 for case in CASES if case in counts]
         print(report(header, ("case", "instructions a request", "vs"), rows, args.markdown))
         return
-    results = {case: run_case(case, args.requests, args.rounds) for case in wanted}
+    results = {case: run_case(case, args.requests, args.rounds, args.watchdog)
+               for case in wanted}
     base = {"uvicorn-bare": "uvicorn-bare", "beamish-bare": "uvicorn-bare",
             "starlette": "starlette", "beamish": "starlette"}
     rows = []
@@ -224,6 +258,7 @@ def main() -> None:
         rows.append((
             name, f"{median:.2f} us (rounds: {min(us):.2f} to {max(us):.2f})",
             f"{results[case]['writes_per_request']:.2f}", f"{median / against:.2f}x",
+            f"{results[case]['switches_per_s']:,.0f}",
         ))
     header = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -231,9 +266,11 @@ def main() -> None:
         f"{CONNECTIONS} connections, {args.requests:,} requests a round, {args.rounds} rounds "
         "after a warm-up one; thread CPU time per request; each case in a fresh process",
         "vs: against uvicorn's protocol (bare app) or Starlette (the apps)",
+        f"beamish's long-schedule watchdog: {args.watchdog}",
         f"Load average before: {load_before}; after: {load_average()}",
     ]
-    print(report(header, ("case", "CPU per request", "writes per request", "vs"), rows,
+    print(report(header, ("case", "CPU per request", "writes per request", "vs",
+                          "context switches/s"), rows,
                  args.markdown))
 
 

@@ -4,8 +4,8 @@
  * run its heartbeat for longer than the threshold. A Python thread cannot even look at a
  * clock without the GIL, and under load it cannot get the GIL cheaply: the loop thread lets
  * it go at every turn of the loop, each time waking the waiting thread, which then loses
- * the race to take it back. That cost the loop thread 11-16% of its time per request
- * in bench/http_stack.py (the measurement is in docs/benchmarks.md).
+ * the race to take it back (bench/http_stack.py --watchdog python against --watchdog c;
+ * the figures are in docs/benchmarks.md).
  *
  * A Watchman is that thread in C. The loop's heartbeat calls beat(), which stores the time
  * in an atomic; the thread wakes every `interval` seconds and compares it with the clock,

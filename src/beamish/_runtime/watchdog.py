@@ -17,8 +17,8 @@ passes it to the ``long_schedule`` instrument hooks.
 The thread is C's (``_watchman.c``): it reads the heartbeat's time without the GIL and takes
 the GIL only to read the stack of a step that is holding the loop. A Python thread needs the
 GIL merely to look at the clock, and under load the loop thread, which lets the GIL go at
-every turn, wakes it again and again before it wins it: in ``bench/http_stack.py`` that cost
-the loop 11-16% of its time per request. Where the extension is not built (or
+every turn, wakes it again and again before it wins it (``bench/http_stack.py --watchdog
+python`` against ``--watchdog c``; the figures are in docs/benchmarks.md). Where the extension is not built (or
 ``BEAMISH_PURE_PYTHON`` is set), the watchdog runs the same watch in a Python thread.
 """
 
