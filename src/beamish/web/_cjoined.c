@@ -307,18 +307,6 @@ static PyTypeObject JoinedWritesType = {
 /* -- EndOfTurn --------------------------------------------------------------------------- */
 
 static PyObject *
-EndOfTurn_note(EndOfTurn *self, PyObject *joined)
-{
-    if (!PyObject_TypeCheck(joined, &JoinedWritesType)) {
-        PyErr_Format(PyExc_TypeError, "EndOfTurn.note takes a JoinedWrites, got %R", joined);
-        return NULL;
-    }
-    if (end_of_turn_note(self, (JoinedWrites *)joined, ((JoinedWrites *)joined)->loop) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
-static PyObject *
 EndOfTurn_run(EndOfTurn *self, PyObject *Py_UNUSED(ignored))
 {
     self->scheduled = 0;
@@ -384,9 +372,6 @@ EndOfTurn_dealloc(EndOfTurn *self)
 }
 
 static PyMethodDef EndOfTurn_methods[] = {
-    {"note", (PyCFunction)EndOfTurn_note, METH_O,
-     "note(joined)\n--\n\nSend joined's held head at the end of this turn of the loop, if it "
-     "is still held."},
     {"_run", (PyCFunction)EndOfTurn_run, METH_NOARGS,
      "_run()\n--\n\nThe end of the turn: flush every noted JoinedWrites."},
     {NULL, NULL, 0, NULL},

@@ -2,7 +2,6 @@ import asyncio
 from typing import Any
 
 class EndOfTurn:
-    def note(self, joined: JoinedWrites) -> None: ...
     def _run(self) -> None: ...
 
 class JoinedWrites:
