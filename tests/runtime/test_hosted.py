@@ -101,6 +101,8 @@ async def test_a_named_or_trapping_block_and_an_exit_hook_take_the_python_path()
     with runtime.as_process(name="hosted_named") as named:
         assert beamish.whereis("hosted_named") == named
     assert beamish.whereis("hosted_named") is None
+    with runtime.as_process(trap_exit=True) as trapping:
+        assert runtime._procs[trapping.id].trap_exit is True
     ends: list[object] = []
     telemetry.attach("tests.hosted.exit", ("beamish", "process", "exit"),
                      lambda event, measurements, metadata, config: ends.append(metadata["pid"]))

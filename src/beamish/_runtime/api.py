@@ -196,7 +196,8 @@ def _request_tick(scheduler: Scheduler) -> None:
 
 
 def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
-    """The C send (``_speedups``), configured, if it was built and is not disabled."""
+    """The C send (``_speedups``), configured, if it was built and is not disabled; the
+    tick's loop and as_process's record (``host``/``unhost``) are wired in C with it."""
     if os.environ.get("BEAMISH_PURE_PYTHON"):
         return None
     try:

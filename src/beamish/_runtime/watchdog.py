@@ -18,8 +18,9 @@ The thread is C's (``_watchman.c``): it reads the heartbeat's time without the G
 the GIL only to read the stack of a step that is holding the loop. A Python thread needs the
 GIL merely to look at the clock, and under load the loop thread, which lets the GIL go at
 every turn, wakes it again and again before it wins it (``bench/http_stack.py --watchdog
-python`` against ``--watchdog c``; the figures are in docs/benchmarks.md). Where the extension is not built (or
-``BEAMISH_PURE_PYTHON`` is set), the watchdog runs the same watch in a Python thread.
+python`` against ``--watchdog c``; the figures are in docs/benchmarks.md). Where the
+extension is not built (or ``BEAMISH_PURE_PYTHON`` is set), the watchdog runs the same
+watch in a Python thread.
 """
 
 from __future__ import annotations
