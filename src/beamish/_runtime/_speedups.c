@@ -487,14 +487,23 @@ error:
 
 /* -- hosted processes ------------------------------------------------------------------------
  *
- * host(runtime, parent, task) and unhost(runtime, proc) are the common paths of
- * Runtime._new_process (no name, no link, no trap_exit) and of Signals._exit_process (an
- * exit "normal" from inside, with nobody to tell), which as_process runs for every HTTP
- * request. host returns None and unhost False, having changed nothing, for every other case
- * (the runtime not running, the process limit reached, a name, timers, links, monitors,
- * an exit hook...): the Python methods then do it all, as the reference. configure_host
- * checks that Process's slots are exactly the ones set here, so a slot added in Python
- * turns this path off rather than leaving it unset. */
+ * A plain `with` block run as a process (Runtime.process_block(), which every HTTP request's
+ * process is): the common path of AsProcess, in C. Two types:
+ *
+ *   - Host, one per running runtime, holds what the path reads of the runtime (its process
+ *     table, pid counter, node, hosted-task table, loop, process limit, whether it is open
+ *     for new processes) as direct references, and counts the processes it made and ended
+ *     (Runtime.spawned and .exited add them). make(parent, task) is Runtime._new_process's
+ *     path for a block with no name, link or trap_exit; end(proc) is Signals._exit_process's
+ *     for an exit "normal" from inside with nobody to tell. Each returns None/False having
+ *     changed nothing for every other case (the runtime closed, the limit reached, a name,
+ *     timers, links, monitors, an exit hook...): the Python methods then do it all.
+ *   - Block, what Host.block() returns: __enter__ and __exit__ do AsProcess's, calling the
+ *     same Python helpers (runtime._hosted_slow, runtime._leave_block) for every case that
+ *     is not the common one.
+ *
+ * configure_host checks that Process's slots are exactly the ones set here, so a slot added
+ * in Python turns this path off rather than leaving it unset. */
 
 enum {
     P_ACTOR, P_BUSY, P_CONTEXT, P_EXIT_REASON, P_HANDLED, P_INITIAL, P_LINKS, P_MAILBOX,
@@ -508,38 +517,38 @@ static const char *proc_slots[N_PROC_SLOTS] = {
 };
 static Py_ssize_t proc_off[N_PROC_SLOTS];
 static Py_ssize_t off_pid_node, off_pid_id;
-static PyTypeObject *HostPid = NULL, *HostProcess = NULL;
-static PyObject *exit_event = NULL;  /* the ("beamish", "process", "exit") Event */
-static PyObject *s_state, *s_running, *s_stopping, *s_procs, *s_max_processes, *s_ids,
-    *s_node_id, *s_spawned, *s_exited, *s_handlers, *s_normal, *int_zero, *int_one;
+static PyTypeObject *HostPid = NULL, *HostProcess = NULL, *HostScheduler = NULL;
+static PyObject *exit_event = NULL;    /* the ("beamish", "process", "exit") Event */
+static PyObject *spawn_event = NULL;   /* the ("beamish", "process", "spawn") Event */
+static PyObject *current_var = NULL;   /* context.CURRENT */
+static PyObject *current_task = NULL;  /* asyncio.current_task */
+static PyObject *py_hosted_slow = NULL;  /* runtime._hosted_slow(runtime, parent, task) */
+static PyObject *py_leave_block = NULL;  /* runtime._leave_block(runtime, proc, exc) */
+static PyObject *py_spawned = NULL;      /* runtime._emit_spawn(pid) */
+static PyObject *s_handlers, *s_normal, *int_zero;
 
 static int
 intern_all(void)
 {
-    struct { PyObject **slot; const char *text; } names[] = {
-        {&s_state, "_state"}, {&s_running, "running"}, {&s_stopping, "stopping"},
-        {&s_procs, "_procs"}, {&s_max_processes, "max_processes"}, {&s_ids, "_ids"},
-        {&s_node_id, "node_id"}, {&s_spawned, "spawned"}, {&s_exited, "exited"},
-        {&s_handlers, "handlers"}, {&s_normal, "normal"},
-    };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (*names[i].slot == NULL && (*names[i].slot = PyUnicode_InternFromString(
-                                           names[i].text)) == NULL)
-            return -1;
-    }
-    if (int_zero == NULL && (int_zero = PyLong_FromLong(0)) == NULL)
+    if (s_handlers == NULL && (s_handlers = PyUnicode_InternFromString("handlers")) == NULL)
         return -1;
-    if (int_one == NULL && (int_one = PyLong_FromLong(1)) == NULL)
+    if (s_normal == NULL && (s_normal = PyUnicode_InternFromString("normal")) == NULL)
+        return -1;
+    if (int_zero == NULL && (int_zero = PyLong_FromLong(0)) == NULL)
         return -1;
     return 0;
 }
 
+#define KEEP(global, value) do { Py_INCREF(value); Py_XSETREF(global, value); } while (0)
+
 static PyObject *
 configure_host(PyObject *module, PyObject *args)
 {
-    PyObject *pid_type, *process_type, *event;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyType_Type, &pid_type, &PyType_Type,
-                          &process_type, &event))
+    PyObject *pid_type, *process_type, *scheduler_type, *exits, *spawns, *var, *task_of,
+        *slow, *leave, *spawned;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOOOOOO", &PyType_Type, &pid_type, &PyType_Type,
+                          &process_type, &PyType_Type, &scheduler_type, &exits, &spawns, &var,
+                          &task_of, &slow, &leave, &spawned))
         return NULL;
     if (intern_all() < 0)
         return NULL;
@@ -554,7 +563,11 @@ configure_host(PyObject *module, PyObject *args)
     Py_DECREF(declared);
     if (!same) {
         PyErr_SetString(PyExc_ImportError,
-                        "beamish._speedups: Process's __slots__ are not the ones host() sets");
+                        "beamish._speedups: Process's __slots__ are not the ones Host sets");
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(var, &PyContextVar_Type)) {
+        PyErr_SetString(PyExc_TypeError, "configure_host: CURRENT must be a ContextVar");
         return NULL;
     }
     for (int i = 0; i < N_PROC_SLOTS; i++) {
@@ -563,86 +576,124 @@ configure_host(PyObject *module, PyObject *args)
     }
     if (slot_offset(pid_type, "_node", &off_pid_node) < 0
         || slot_offset(pid_type, "id", &off_pid_id) < 0
-        || slot_offset(pid_type, "_proc", &off_pid_proc) < 0)
+        || slot_offset(pid_type, "_proc", &off_pid_proc) < 0
+        || slot_offset(scheduler_type, "current", &off_current) < 0)
         return NULL;
-    Py_INCREF(pid_type);
-    Py_XSETREF(HostPid, (PyTypeObject *)pid_type);
-    Py_INCREF(process_type);
-    Py_XSETREF(HostProcess, (PyTypeObject *)process_type);
-    Py_INCREF(event);
-    Py_XSETREF(exit_event, event);
+    KEEP(HostPid, (PyTypeObject *)pid_type);
+    KEEP(HostProcess, (PyTypeObject *)process_type);
+    KEEP(HostScheduler, (PyTypeObject *)scheduler_type);
+    KEEP(exit_event, exits);
+    KEEP(spawn_event, spawns);
+    KEEP(current_var, var);
+    KEEP(current_task, task_of);
+    KEEP(py_hosted_slow, slow);
+    KEEP(py_leave_block, leave);
+    KEEP(py_spawned, spawned);
     Py_RETURN_NONE;
 }
 
-/* runtime.<name> += 1 */
+/* An Event's handlers list is not empty: 1, 0, or -1 on an error */
 static int
-bump(PyObject *runtime, PyObject *name)
+hooked(PyObject *event)
 {
-    PyObject *count = PyObject_GetAttr(runtime, name);
-    if (count == NULL)
+    PyObject *handlers = PyObject_GetAttr(event, s_handlers);
+    if (handlers == NULL)
         return -1;
-    PyObject *more = PyNumber_Add(count, int_one);
-    Py_DECREF(count);
-    if (more == NULL)
+    int on = PyObject_IsTrue(handlers);
+    Py_DECREF(handlers);
+    return on;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *runtime;
+    PyObject *procs;   /* runtime._procs */
+    PyObject *ids;     /* runtime._ids, the pid counter */
+    PyObject *node;    /* runtime.node_id */
+    PyObject *hosted;  /* runtime._hosted: task -> the process it hosts */
+    PyObject *loop;    /* runtime._loop */
+    Py_ssize_t max_processes;
+    Py_ssize_t spawned, exited;
+    char open;         /* the runtime is running or stopping: it may make processes */
+} HostObject;
+
+static PyTypeObject HostType;
+
+static int
+host_init(HostObject *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *runtime, *procs, *ids, *node, *hosted, *loop;
+    Py_ssize_t most;
+    static char *keywords[] = {"runtime", "procs", "ids", "node", "hosted", "loop",
+                               "max_processes", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!OOO!On:Host", keywords, &runtime,
+                                     &PyDict_Type, &procs, &ids, &node, &PyDict_Type, &hosted,
+                                     &loop, &most))
         return -1;
-    int failed = PyObject_SetAttr(runtime, name, more);
-    Py_DECREF(more);
-    return failed;
+    if (HostProcess == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Host: configure_host() was not called");
+        return -1;
+    }
+    if (!PyIter_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "Host: ids must be an iterator of ints");
+        return -1;
+    }
+    Py_INCREF(runtime); Py_XSETREF(self->runtime, runtime);
+    Py_INCREF(procs); Py_XSETREF(self->procs, procs);
+    Py_INCREF(ids); Py_XSETREF(self->ids, ids);
+    Py_INCREF(node); Py_XSETREF(self->node, node);
+    Py_INCREF(hosted); Py_XSETREF(self->hosted, hosted);
+    Py_INCREF(loop); Py_XSETREF(self->loop, loop);
+    self->max_processes = most;
+    self->open = 1;
+    return 0;
+}
+
+static int
+host_traverse(HostObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->runtime);
+    Py_VISIT(self->procs);
+    Py_VISIT(self->ids);
+    Py_VISIT(self->node);
+    Py_VISIT(self->hosted);
+    Py_VISIT(self->loop);
+    return 0;
+}
+
+static int
+host_clear(HostObject *self)
+{
+    Py_CLEAR(self->runtime);
+    Py_CLEAR(self->procs);
+    Py_CLEAR(self->ids);
+    Py_CLEAR(self->node);
+    Py_CLEAR(self->hosted);
+    Py_CLEAR(self->loop);
+    return 0;
+}
+
+static void
+host_dealloc(HostObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    host_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 #define SET_SLOT(obj, off, value) do { PyObject *v_ = (value); Py_INCREF(v_); \
     SLOT(obj, off) = v_; } while (0)
 
+/* A new process record hosted by task (a new reference), Py_None (a new reference) for a case
+   the Python path must take, NULL on an error */
 static PyObject *
-host(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+host_make(HostObject *self, PyObject *parent, PyObject *task)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "host(runtime, parent, task)");
-        return NULL;
-    }
-    if (HostProcess == NULL)
-        Py_RETURN_NONE;
-    PyObject *runtime = args[0], *parent = args[1], *task = args[2];
-    PyObject *state = PyObject_GetAttr(runtime, s_state);
-    if (state == NULL)
-        return NULL;
-    int running = PyObject_RichCompareBool(state, s_running, Py_EQ);
-    if (running == 0)
-        running = PyObject_RichCompareBool(state, s_stopping, Py_EQ);
-    Py_DECREF(state);
-    if (running <= 0) {  /* the Python path says why it cannot */
-        if (running < 0)
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    PyObject *procs = PyObject_GetAttr(runtime, s_procs);
-    if (procs == NULL)
-        return NULL;
-    PyObject *limit = PyObject_GetAttr(runtime, s_max_processes);
-    if (limit == NULL || !PyDict_CheckExact(procs)) {
-        Py_XDECREF(limit);
-        Py_DECREF(procs);
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t most = PyLong_AsSsize_t(limit);
-    Py_DECREF(limit);
-    if (most == -1 && PyErr_Occurred()) {
-        Py_DECREF(procs);
-        return NULL;
-    }
-    if (PyDict_GET_SIZE(procs) >= most) {  /* the Python path raises SystemLimitError */
-        Py_DECREF(procs);
-        Py_RETURN_NONE;
-    }
-    PyObject *ids = PyObject_GetAttr(runtime, s_ids);
-    PyObject *node = ids ? PyObject_GetAttr(runtime, s_node_id) : NULL;
-    PyObject *id = node ? PyIter_Next(ids) : NULL;
-    Py_XDECREF(ids);
+    if (!self->open || self->procs == NULL
+        || PyDict_GET_SIZE(self->procs) >= self->max_processes)
+        Py_RETURN_NONE;  /* the Python path says why it cannot */
+    PyObject *id = PyIter_Next(self->ids);
     if (id == NULL) {
-        Py_XDECREF(node);
-        Py_DECREF(procs);
         if (!PyErr_Occurred())
             PyErr_SetString(PyExc_RuntimeError, "the runtime's pid counter ended");
         return NULL;
@@ -652,16 +703,14 @@ host(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (proc == NULL) {
         Py_XDECREF(pid);
         Py_DECREF(id);
-        Py_DECREF(node);
-        Py_DECREF(procs);
         return NULL;
     }
-    SLOT(pid, off_pid_node) = node;  /* the references taken above */
-    SLOT(pid, off_pid_id) = id;
+    SET_SLOT(pid, off_pid_node, self->node);
+    SLOT(pid, off_pid_id) = id;  /* the reference taken above */
     SET_SLOT(pid, off_pid_proc, proc);
-    /* Process.__init__(runtime, pid, None, None), then what _new_process and as_process set */
+    /* Process.__init__(runtime, pid, None, None), then what _new_process and AsProcess set */
     SET_SLOT(proc, proc_off[P_PID], pid);
-    SET_SLOT(proc, proc_off[P_RUNTIME], runtime);
+    SET_SLOT(proc, proc_off[P_RUNTIME], self->runtime);
     SET_SLOT(proc, proc_off[P_ACTOR], Py_None);
     SET_SLOT(proc, proc_off[P_INITIAL], Py_None);
     SET_SLOT(proc, proc_off[P_MAILBOX], Py_None);
@@ -681,68 +730,340 @@ host(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     SET_SLOT(proc, proc_off[P_TIMERS], Py_None);
     SET_SLOT(proc, proc_off[P_EXIT_REASON], Py_None);
     Py_DECREF(pid);
-    if (PyDict_SetItem(procs, id, proc) < 0 || bump(runtime, s_spawned) < 0) {
-        PyObject *type, *value, *traceback;  /* what failed first is what is reported */
-        PyErr_Fetch(&type, &value, &traceback);
-        if (PyDict_DelItem(procs, id) < 0)
-            PyErr_Clear();
-        PyErr_Restore(type, value, traceback);
+    if (PyDict_SetItem(self->procs, id, proc) < 0) {
         Py_SETREF(SLOT(pid, off_pid_proc), Py_NewRef(Py_None));  /* never alive */
-        Py_DECREF(procs);
         Py_DECREF(proc);
         return NULL;
     }
-    Py_DECREF(procs);
+    self->spawned++;
     return proc;
 }
 
-static PyObject *
-unhost(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* End proc "normal" from inside with nobody to tell: 1; 0 having changed nothing (the Python
+   path takes it); -1 on an error */
+static int
+host_end(HostObject *self, PyObject *proc)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "unhost(runtime, proc)");
-        return NULL;
-    }
-    PyObject *runtime = args[0], *proc = args[1];
-    if (HostProcess == NULL || Py_TYPE(proc) != HostProcess)
-        Py_RETURN_FALSE;
+    if (Py_TYPE(proc) != HostProcess || self->procs == NULL)
+        return 0;
     PyObject *pid = SLOT(proc, proc_off[P_PID]);
     if (pid == NULL || Py_TYPE(pid) != HostPid || SLOT(pid, off_pid_proc) != proc)
-        Py_RETURN_FALSE;  /* already ended: the Python path knows what that means */
+        return 0;  /* already ended: the Python path knows what that means */
     static const int nobody[] = {P_NAME, P_TIMERS, P_WAITER, P_LINKS, P_WATCHERS, P_MONITORS,
                                  P_ACTOR};
     for (size_t i = 0; i < sizeof(nobody) / sizeof(nobody[0]); i++) {
         if (SLOT(proc, proc_off[nobody[i]]) != Py_None)
-            Py_RETURN_FALSE;
+            return 0;
     }
-    PyObject *handlers = PyObject_GetAttr(exit_event, s_handlers);
-    if (handlers == NULL)
-        return NULL;
-    int hooked = PyObject_IsTrue(handlers);
-    Py_DECREF(handlers);
-    if (hooked != 0) {
-        if (hooked < 0)
-            return NULL;
-        Py_RETURN_FALSE;
-    }
-    PyObject *procs = PyObject_GetAttr(runtime, s_procs);
-    if (procs == NULL)
-        return NULL;
+    int on = hooked(exit_event);
+    if (on != 0)
+        return on < 0 ? -1 : 0;
     /* _exit_process(proc, "normal", from_inside=True), nobody to tell */
-    SLOT(pid, off_pid_proc) = Py_None;
-    Py_INCREF(Py_None);
+    int failed = PyDict_DelItem(self->procs, SLOT(pid, off_pid_id));
+    SLOT(pid, off_pid_proc) = Py_NewRef(Py_None);
     Py_XSETREF(SLOT(proc, proc_off[P_EXIT_REASON]), Py_NewRef(s_normal));
-    int failed = PyDict_DelItem(procs, SLOT(pid, off_pid_id));
-    Py_DECREF(procs);
-    failed = failed < 0 ? -1 : bump(runtime, s_exited);
+    self->exited++;
     static const int dropped[] = {P_MAILBOX, P_ACTOR, P_CONTEXT, P_TASK};
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         Py_XSETREF(SLOT(proc, proc_off[dropped[i]]), Py_NewRef(Py_None));
     Py_DECREF(proc);  /* the pid's reference to it */
-    if (failed < 0)
-        return NULL;
-    Py_RETURN_TRUE;
+    return failed < 0 ? -1 : 1;
 }
+
+static PyObject *
+host_make_py(HostObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "make(parent, task)");
+        return NULL;
+    }
+    if (args[0] != Py_None && Py_TYPE(args[0]) != HostProcess) {
+        PyErr_SetString(PyExc_TypeError, "make(parent, task): parent is a Process or None");
+        return NULL;
+    }
+    return host_make(self, args[0], args[1]);
+}
+
+static PyObject *
+host_end_py(HostObject *self, PyObject *proc)
+{
+    int done = host_end(self, proc);
+    if (done < 0)
+        return NULL;
+    return PyBool_FromLong(done);
+}
+
+static PyObject *block_new_for(HostObject *host);
+
+static PyObject *
+host_block(HostObject *self, PyObject *unused)
+{
+    return block_new_for(self);
+}
+
+static PyMethodDef host_methods[] = {
+    {"make", (PyCFunction)(void (*)(void))host_make_py, METH_FASTCALL,
+     "make(parent, task)\n--\n\nA new process record hosted by task, as "
+     "Runtime._new_process and AsProcess make it; None for any case the Python path must "
+     "take."},
+    {"end", (PyCFunction)host_end_py, METH_O,
+     "end(proc)\n--\n\nEnd a hosted process \"normal\" with nobody to tell, as "
+     "_exit_process does; False (nothing done) for any other case."},
+    {"block", (PyCFunction)host_block, METH_NOARGS,
+     "block()\n--\n\nA plain `with` block run as a process: AsProcess(runtime, None, False), "
+     "in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef host_members[] = {
+    {"spawned", T_PYSSIZET, offsetof(HostObject, spawned), READONLY,
+     "processes this host made"},
+    {"exited", T_PYSSIZET, offsetof(HostObject, exited), READONLY,
+     "processes this host ended"},
+    {"max_processes", T_PYSSIZET, offsetof(HostObject, max_processes), 0,
+     "the runtime's process limit"},
+    {"open", T_BOOL, offsetof(HostObject, open), 0,
+     "the runtime may make processes (it is running or stopping)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject HostType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "beamish._runtime._speedups.Host",
+    .tp_basicsize = sizeof(HostObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Host(runtime, procs, ids, node, hosted, loop, max_processes)\n--\n\n"
+              "What a runtime's hosted processes are made and ended with, in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)host_init,
+    .tp_traverse = (traverseproc)host_traverse,
+    .tp_clear = (inquiry)host_clear,
+    .tp_dealloc = (destructor)host_dealloc,
+    .tp_methods = host_methods,
+    .tp_members = host_members,
+};
+
+typedef struct {
+    PyObject_HEAD
+    HostObject *host;
+    PyObject *proc;   /* the block's process, while it runs */
+    PyObject *task;   /* the task it runs in */
+    PyObject *outer;  /* the process that task hosted before (a block in a block), or NULL */
+    PyObject *token;  /* CURRENT's token, to reset it */
+} BlockObject;
+
+static PyTypeObject BlockType;
+
+static PyObject *
+block_new_for(HostObject *host)
+{
+    BlockObject *self = PyObject_GC_New(BlockObject, &BlockType);
+    if (self == NULL)
+        return NULL;
+    Py_INCREF(host);
+    self->host = host;
+    self->proc = self->task = self->outer = self->token = NULL;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static int
+block_traverse(BlockObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->host);
+    Py_VISIT(self->proc);
+    Py_VISIT(self->task);
+    Py_VISIT(self->outer);
+    Py_VISIT(self->token);
+    return 0;
+}
+
+static int
+block_clear(BlockObject *self)
+{
+    Py_CLEAR(self->host);
+    Py_CLEAR(self->proc);
+    Py_CLEAR(self->task);
+    Py_CLEAR(self->outer);
+    Py_CLEAR(self->token);
+    return 0;
+}
+
+static void
+block_dealloc(BlockObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    block_clear(self);
+    PyObject_GC_Del(self);
+}
+
+/* context.current_process(): the process CURRENT holds, a Scheduler's current one, or None
+   (a borrowed reference) */
+static PyObject *
+current_process(PyObject *value)
+{
+    if (value != NULL) {
+        if (Py_TYPE(value) == HostProcess)
+            return value;
+        if (Py_TYPE(value) == HostScheduler) {
+            PyObject *running = SLOT(value, off_current);
+            return running != NULL ? running : Py_None;
+        }
+    }
+    return Py_None;
+}
+
+static PyObject *
+block_enter(BlockObject *self, PyObject *unused)
+{
+    HostObject *host = self->host;
+    if (self->token != NULL || host == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a process block is entered once");
+        return NULL;
+    }
+    /* the runtime's loop given: asyncio's lookup of the running loop makes a getpid()
+       system call each time (its fork check) */
+    PyObject *task = PyObject_CallOneArg(current_task, host->loop);
+    if (task == NULL)
+        return NULL;
+    if (task == Py_None) {
+        Py_DECREF(task);
+        PyErr_SetString(PyExc_RuntimeError, "as_process() must be used inside an asyncio task "
+                                            "on the runtime's event loop");
+        return NULL;
+    }
+    PyObject *value;
+    if (PyContextVar_Get(current_var, NULL, &value) < 0) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    PyObject *parent = current_process(value);  /* borrowed from value */
+    PyObject *proc = host_make(host, parent, task);
+    if (proc == Py_None) {
+        Py_DECREF(proc);
+        PyObject *args[3] = {host->runtime, parent, task};
+        proc = PyObject_Vectorcall(py_hosted_slow, args, 3, NULL);
+    }
+    Py_XDECREF(value);
+    if (proc == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    int on = hooked(spawn_event);  /* told before the block runs, as _new_process tells */
+    if (on > 0) {
+        PyObject *told = PyObject_CallOneArg(py_spawned, SLOT(proc, proc_off[P_PID]));
+        if (told == NULL)
+            goto undo;
+        Py_DECREF(told);
+    }
+    else if (on < 0)
+        goto undo;
+    PyObject *token = PyContextVar_Set(current_var, proc);
+    if (token == NULL)
+        goto undo;
+    PyObject *outer = PyDict_GetItemWithError(host->hosted, task);
+    if (outer == NULL && PyErr_Occurred())
+        goto undo_token;
+    Py_XINCREF(outer);
+    if (PyDict_SetItem(host->hosted, task, proc) < 0) {
+        Py_XDECREF(outer);
+        goto undo_token;
+    }
+    self->proc = proc;
+    self->task = task;
+    self->outer = outer;
+    self->token = token;
+    return Py_NewRef(SLOT(proc, proc_off[P_PID]));
+
+undo_token:
+    {
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        if (PyContextVar_Reset(current_var, token) < 0)
+            PyErr_Clear();
+        Py_DECREF(token);
+        PyErr_Restore(type, exc, tb);
+    }
+undo:
+    {  /* the process never ran: end it as the Python path would, keeping the first error */
+        PyObject *type, *exc, *tb;
+        PyErr_Fetch(&type, &exc, &tb);
+        PyObject *args[3] = {host->runtime, proc, Py_None};
+        PyObject *left = PyObject_Vectorcall(py_leave_block, args, 3, NULL);
+        if (left == NULL)
+            PyErr_Clear();
+        Py_XDECREF(left);
+        PyErr_Restore(type, exc, tb);
+    }
+    Py_DECREF(proc);
+    Py_DECREF(task);
+    return NULL;
+}
+
+static PyObject *
+block_exit(BlockObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "__exit__(exc_type, exc, traceback)");
+        return NULL;
+    }
+    HostObject *host = self->host;
+    PyObject *proc = self->proc, *task = self->task, *outer = self->outer,
+        *token = self->token;
+    if (token == NULL || host == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a process block left without being entered");
+        return NULL;
+    }
+    self->proc = self->task = self->outer = self->token = NULL;  /* the references are ours */
+    PyObject *result = NULL;
+    PyObject *exc = args[1];
+    if (PyContextVar_Reset(current_var, token) < 0)
+        goto done;
+    if (outer != NULL) {
+        if (PyDict_SetItem(host->hosted, task, outer) < 0)
+            goto done;
+    }
+    else if (PyDict_DelItem(host->hosted, task) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            goto done;
+        PyErr_Clear();
+    }
+    if (exc == Py_None) {
+        int ended = host_end(host, proc);
+        if (ended < 0)
+            goto done;
+        if (ended) {
+            result = Py_NewRef(Py_False);
+            goto done;
+        }
+    }
+    PyObject *call[3] = {host->runtime, proc, exc};
+    result = PyObject_Vectorcall(py_leave_block, call, 3, NULL);
+done:
+    Py_DECREF(proc);
+    Py_DECREF(task);
+    Py_XDECREF(outer);
+    Py_DECREF(token);
+    return result;
+}
+
+static PyMethodDef block_methods[] = {
+    {"__enter__", (PyCFunction)block_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))block_exit, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "beamish._runtime._speedups.Block",
+    .tp_basicsize = sizeof(BlockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A plain `with` block run as a process (Host.block()).",
+    .tp_traverse = (traverseproc)block_traverse,
+    .tp_clear = (inquiry)block_clear,
+    .tp_dealloc = (destructor)block_dealloc,
+    .tp_methods = block_methods,
+};
 
 static PyMethodDef methods[] = {
     {"send", (PyCFunction)(void (*)(void))send, METH_FASTCALL,
@@ -751,15 +1072,10 @@ static PyMethodDef methods[] = {
     {"dispatch", dispatch, METH_O,
      "dispatch(scheduler)\n--\n\nOne tick's work, as scheduler._dispatch_py does it; "
      "returns how many messages were handled."},
-    {"host", (PyCFunction)(void (*)(void))host, METH_FASTCALL,
-     "host(runtime, parent, task)\n--\n\nA new process record hosted by task, as "
-     "_new_process makes it; None for the cases only Python handles."},
-    {"unhost", (PyCFunction)(void (*)(void))unhost, METH_FASTCALL,
-     "unhost(runtime, proc)\n--\n\nEnd a hosted process \"normal\" with nobody to tell, "
-     "as _exit_process does; False (nothing changed) for every other case."},
     {"configure_host", configure_host, METH_VARARGS,
-     "configure_host(Pid, Process, exit_event)\n--\n\nRead the slot layouts host() and "
-     "unhost() use."},
+     "configure_host(Pid, Process, Scheduler, exit_event, spawn_event, CURRENT, current_task, "
+     "hosted_slow, leave_block, emit_spawn)\n--\n\nRead the slot layouts and the Python "
+     "helpers Host and Block use."},
     {"configure", configure, METH_VARARGS,
      "configure(Pid, Process, Scheduler, ATOMIC, py_send, isolate, tick, INIT, HIBERNATE, "
      "ProcessExit, "
@@ -778,5 +1094,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&module);
+    if (PyType_Ready(&HostType) < 0 || PyType_Ready(&BlockType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Host", (PyObject *)&HostType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

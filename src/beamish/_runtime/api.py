@@ -197,7 +197,7 @@ def _request_tick(scheduler: Scheduler) -> None:
 
 def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
     """The C send (``_speedups``), configured, if it was built and is not disabled; the
-    tick's loop and as_process's record (``host``/``unhost``) are wired in C with it."""
+    tick's loop and as_process's record (``Host``, ``Block``) are wired in C with it."""
     if os.environ.get("BEAMISH_PURE_PYTHON"):
         return None
     try:
@@ -211,11 +211,15 @@ def _fast_send() -> Callable[[Pid | str | tuple[str, str], Any], None] | None:
         return None
     scheduler_module._dispatch = _speedups.dispatch  # the tick's loop, in C too
     try:  # as_process's record, made and ended in C in the common case
-        _speedups.configure_host(Pid, Process, signals_module._EXIT)
+        _speedups.configure_host(
+            Pid, Process, Scheduler, signals_module._EXIT, runtime_module._SPAWN,
+            _context.CURRENT, asyncio.current_task, runtime_module._hosted_slow,
+            runtime_module._leave_block, runtime_module._emit_spawn,
+        )
     except ImportError:
         pass
     else:
-        runtime_module._c_host, runtime_module._c_unhost = _speedups.host, _speedups.unhost
+        runtime_module._c_host = _speedups.Host
     return _speedups.send
 
 

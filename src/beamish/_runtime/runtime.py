@@ -30,6 +30,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from contextvars import Token
 from types import TracebackType
 from typing import Any
@@ -103,7 +104,7 @@ class Runtime(Signals, Names, Timers, Remote):
         if reductions < 1 or tick_budget < 1:
             raise ValueError("reductions and tick_budget must be >= 1")
         self.node_id = NodeId(node, new_creation())
-        self.max_processes = max_processes
+        self._max_processes = max_processes
         self.shutdown_timeout = shutdown_timeout
         self.clock: Clock = clock if clock is not None else RealClock()
         self.system_pid = Pid(self.node_id, 0)
@@ -132,8 +133,11 @@ class Runtime(Signals, Names, Timers, Remote):
         self.extensions: dict[str, Any] = {}
         self._tables: dict[Any, Table] = {}  # owned tables (tables.py), by name
         self._init_remote()
-        self.spawned = 0
-        self.exited = 0
+        # the processes made and ended by the Python paths; the C host counts its own
+        # (``spawned``/``exited`` add them up)
+        self._spawned = 0
+        self._exited = 0
+        self._host: Any = None  # _speedups.Host while running, where the C path is built
         self.crashed = 0
         self.wakeups = 0  # see _runtime/wakeups.py
 
@@ -146,6 +150,31 @@ class Runtime(Signals, Names, Timers, Remote):
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+    @property
+    def spawned(self) -> int:
+        """Processes made so far."""
+        host = self._host
+        return self._spawned + (host.spawned if host is not None else 0)
+
+    @property
+    def exited(self) -> int:
+        """Processes ended so far."""
+        host = self._host
+        return self._exited + (host.exited if host is not None else 0)
+
+    @property
+    def max_processes(self) -> int:
+        """The process limit: spawning past it raises ``SystemLimitError``."""
+        return self._max_processes
+
+    @max_processes.setter
+    def max_processes(self, limit: int) -> None:
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"max_processes must be a positive int, got {limit!r}")
+        self._max_processes = limit
+        if self._host is not None:
+            self._host.max_processes = limit
 
     async def start(self) -> Runtime:
         """Start on the running loop and make this runtime current in the calling task."""
@@ -164,6 +193,9 @@ class Runtime(Signals, Names, Timers, Remote):
             self._gc_saved = gc.get_threshold()
             gc.set_threshold(*self._gc_threshold)
         self._started_at = time.monotonic()
+        if _c_host is not None:
+            self._host = _c_host(self, self._procs, self._ids, self.node_id, self._hosted, loop,
+                                 self._max_processes)
         self._state = "running"
         self._token = _context.CURRENT.set(self)
         return self
@@ -218,6 +250,8 @@ class Runtime(Signals, Names, Timers, Remote):
         if self._gc_saved is not None:
             gc.set_threshold(*self._gc_saved)
         self._state = "stopped"
+        if self._host is not None:
+            self._host.open = False
 
     async def _shut_down(
         self, roots: list[Process], deadline: float, tasks: list[asyncio.Task[Any]]
@@ -304,7 +338,7 @@ class Runtime(Signals, Names, Timers, Remote):
         proc = Process(self, pid, actor, target)
         pid._proc = proc
         self._procs[pid.id] = proc
-        self.spawned += 1
+        self._spawned += 1
         if parent is not None:
             proc.parent = parent.pid
             if link:
@@ -363,6 +397,13 @@ class Runtime(Signals, Names, Timers, Remote):
     def as_process(self, *, name: str | None = None, trap_exit: bool = False) -> AsProcess:
         """Run the body of an ``async with`` block as a process of this runtime."""
         return AsProcess(self, name, trap_exit)
+
+    def process_block(self) -> AbstractContextManager[Pid]:
+        """``with rt.process_block() as pid:``: ``AsProcess(rt, None, False)`` for a plain
+        ``with`` (no name, no trap_exit), entered and left in C where the extension is built
+        (``_speedups.Block``; the web endpoint's request processes use it)."""
+        host = self._host
+        return host.block() if host is not None else AsProcess(self, None, False)
 
     # -- introspection --------------------------------------------------------------------
 
@@ -476,19 +517,57 @@ async def _task_main(proc: Process, fn: Callable[..., Any], args: tuple[Any, ...
     return result
 
 
-# The C twins of the common paths of _new_process and _exit_process for as_process
-# (``_speedups.host``/``unhost``), set by api.py where the extension is built and not
-# disabled; None: the Python methods, the reference, do it all.
-_c_host: Callable[[Runtime, Process | None, asyncio.Task[Any]], Process | None] | None = None
-_c_unhost: Callable[[Runtime, Process], bool] | None = None
+# The C type that makes and ends as_process's records in the common case, and runs a plain
+# ``with`` block as a process (``_speedups.Host``; a runtime makes one when it starts), set by
+# api.py where the extension is built and not disabled; None: AsProcess, the reference, does
+# it all in Python.
+_c_host: Callable[..., Any] | None = None
+
+
+def _hosted_slow(runtime: Runtime, parent: Process | None, task: asyncio.Task[Any]) -> Process:
+    """A block's process where the common path cannot make it (the runtime not running, the
+    limit reached: ``_new_process`` raises and says why)."""
+    proc = runtime._new_process(None, None, parent, False, None, False)
+    proc.task = task
+    return proc
+
+
+def _emit_spawn(pid: Pid) -> None:
+    _SPAWN.emit(_NONE, {"pid": pid})
+
+
+def _leave_block(runtime: Runtime, proc: Process, exc: BaseException | None) -> bool:
+    """The end of a process block, once CURRENT and the hosted table are restored: end the
+    process as what left the block says; True swallows ``exc`` (``__exit__``'s answer)."""
+    if proc.pid._proc is None:  # already exited (killed, or exit(self(), ...))
+        reason = proc.exit_reason
+        if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.uncancel() > 0:
+                return False  # also cancelled from outside: let that through
+        if reason == "normal":
+            return exc is None or isinstance(exc, ProcessExit | asyncio.CancelledError)
+        if isinstance(exc, ProcessExit):
+            return False
+        raise ProcessExit(reason) from exc
+    if exc is None:
+        runtime._exit_process(proc, "normal", from_inside=True)
+        return False
+    if isinstance(exc, ProcessExit):
+        runtime._exit_process(proc, exc.reason, from_inside=True, reported=exc.reported)
+        return bool(exc.reason == "normal")
+    runtime._exit_process(proc, Crash(exc), from_inside=True, reported=isinstance(exc, Exception))
+    return False
 
 
 class AsProcess:
     """``async with rt.as_process() as pid:``: the block's task is a process meanwhile.
 
     Entering and leaving await nothing, so a plain ``with`` does the same without two
-    coroutines (the web endpoint's request processes use it); either way it must run in a
-    task on the runtime's loop.
+    coroutines; either way it must run in a task on the runtime's loop.
+    ``Runtime.process_block()`` is this class for a plain ``with`` with no name or trap_exit,
+    done in C where the extension is built (``_speedups.Block``, with the same helpers
+    above for every case but the common one); this class is its reference.
 
     On leaving the block the process exits ``"normal"``. An exception leaving the block ends
     the process with ``Crash(exc)`` and goes on: the crash is counted and told to the
@@ -519,19 +598,20 @@ class AsProcess:
                 "as_process() must be used inside an asyncio task on the runtime's event loop"
             )
         parent = _context.current_process()
+        host = runtime._host
         proc = None
-        if _c_host is not None and self._name is None and not self._trap_exit:
-            proc = _c_host(runtime, parent, task)  # None: a case only the Python path takes
+        if host is not None and self._name is None and not self._trap_exit:
+            proc = host.make(parent, task)  # None: a case only the Python path takes
         if proc is None:
             proc = runtime._new_process(None, None, parent, False, self._name, self._trap_exit)
             proc.task = task
         self._proc = proc
+        if _SPAWN.handlers:
+            _SPAWN.emit(_NONE, {"pid": proc.pid})
         self._token = _context.CURRENT.set(proc)
         self._task = task
         self._outer = runtime._hosted.get(task)  # a block inside another one's block
         runtime._hosted[task] = proc
-        if _SPAWN.handlers:
-            _SPAWN.emit(_NONE, {"pid": proc.pid})
         return proc.pid
 
     def __exit__(
@@ -548,29 +628,10 @@ class AsProcess:
             runtime._hosted[task] = self._outer
         else:
             runtime._hosted.pop(task, None)
-        if proc.pid._proc is None:  # already exited (killed, or exit(self(), ...))
-            reason = proc.exit_reason
-            if isinstance(exc, asyncio.CancelledError):
-                task = asyncio.current_task()
-                if task is not None and task.uncancel() > 0:
-                    return False  # also cancelled from outside: let that through
-            if reason == "normal":
-                return exc is None or isinstance(exc, ProcessExit | asyncio.CancelledError)
-            if isinstance(exc, ProcessExit):
-                return False
-            raise ProcessExit(reason) from exc
-        if exc is None:
-            if _c_unhost is None or not _c_unhost(runtime, proc):  # False: nothing done
-                runtime._exit_process(proc, "normal", from_inside=True)
+        host = runtime._host
+        if exc is None and host is not None and host.end(proc):  # False: nothing done
             return False
-        if isinstance(exc, ProcessExit):
-            runtime._exit_process(proc, exc.reason, from_inside=True, reported=exc.reported)
-            return bool(exc.reason == "normal")
-        runtime._exit_process(
-            proc, Crash(exc), from_inside=True, reported=isinstance(exc, Exception)
-        )
-        return False
-
+        return _leave_block(runtime, proc, exc)
 
     async def __aenter__(self) -> Pid:
         return self.__enter__()

@@ -67,7 +67,7 @@ class Signals:
     _fanout: deque[Process]
     _draining: bool
     scheduler: Scheduler
-    exited: int
+    _exited: int
     crashed: int
     wakeups: int
 
@@ -115,7 +115,7 @@ class Signals:
                 if entry is not None:
                     entry[0].cancel()
             proc.timers = None
-        self.exited += 1
+        self._exited += 1
         if not from_inside:
             task = proc.task
             if task is not None and not task.done() and task is not asyncio.current_task():

@@ -58,7 +58,7 @@ from beamish._runtime.events import event
 from beamish._runtime.messages import is_shutdown
 from beamish._runtime.pid import Pid
 from beamish._runtime.receive import sleep
-from beamish._runtime.runtime import AsProcess, Runtime
+from beamish._runtime.runtime import Runtime
 from beamish.logs import add_provider
 from beamish.web._clip import clip_text
 from beamish.web._inflight import InFlight, ticks_for
@@ -138,7 +138,7 @@ class Requests:
         began = time.monotonic() if timed else 0.0
         crash: Exception | None = None
         try:
-            with AsProcess(self.runtime, None, False) as pid:  # awaits nothing: no coroutines
+            with self.runtime.process_block() as pid:  # awaits nothing: no coroutines
                 flight.pid = pid
                 key = pid.id
                 self.inflight.young[key] = flight
