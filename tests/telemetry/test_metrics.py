@@ -120,10 +120,12 @@ async def test_tag_values_are_labelled_as_text_whatever_form_they_come_in():
                          {"who": "a"}, {"code": [4, 0, 4], "who": "b"},
                          {"code": [4, 0, 4], "who": "b"}):
             telemetry.execute(("app", "hit"), {"took": 5}, metadata)
+        # without its measurement, an event is counted but not timed
+        telemetry.execute(("app", "hit"), {}, {"code": 200, "who": "a"})
     finally:
         reporter.detach()
     got = samples(reporter)
-    assert got[("app_hit_total", (("code", "200"), ("who", "a")))] == 2
+    assert got[("app_hit_total", (("code", "200"), ("who", "a")))] == 3
     assert got[("app_hit_total", (("code", ""), ("who", "a")))] == 1
     assert got[("app_hit_total", (("code", "[4, 0, 4]"), ("who", "b")))] == 2
     assert got[("app_hit_took_count", (("who", "a"),))] == 3

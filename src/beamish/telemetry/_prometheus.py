@@ -138,7 +138,20 @@ class _Series:
                             by_raw[values(metadata)] = found
                     return found
 
+        # The two kinds every request records (the endpoint's counter and duration) look
+        # their cell up inline when their tags are read as they come (find's first line):
+        # a call less each, on every request
+        inline = bool(tags) and definition.tag_values is None and keep is None
         if kind == "counter":
+            if inline:
+                def count_inline(measurements: Mapping[str, Any],
+                                 metadata: Mapping[str, Any]) -> None:
+                    try:
+                        by_raw[values(metadata)][0] += 1
+                    except (KeyError, TypeError):
+                        find(metadata)[0] += 1
+                return count_inline
+
             def count(measurements: Mapping[str, Any], metadata: Mapping[str, Any]) -> None:
                 if keep is None or keep(metadata):
                     find(metadata)[0] += 1
@@ -153,6 +166,19 @@ class _Series:
 
         if kind == "distribution":
             buckets = definition.buckets
+            if inline and name is not None:
+                def histogram_inline(measurements: Mapping[str, Any],
+                                     metadata: Mapping[str, Any]) -> None:
+                    number = measurements.get(name)
+                    if number is None:
+                        return
+                    try:
+                        figure = by_raw[values(metadata)]
+                    except (KeyError, TypeError):
+                        figure = find(metadata)
+                    figure[bisect_left(buckets, number)] += 1
+                    figure[-1] += number
+                return histogram_inline
 
             def histogram(measurements: Mapping[str, Any], metadata: Mapping[str, Any]
                           ) -> None:
