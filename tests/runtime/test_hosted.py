@@ -219,9 +219,12 @@ async def test_a_block_that_exits_itself_normal_or_not(block: Block):
     with pytest.raises(ProcessExit) as info, block(runtime) as pid:
         raise ProcessExit("shutdown")
     assert info.value.reason == "shutdown" and not beamish.is_alive(pid)
+    went_on = False
     with block(runtime) as pid:
-        beamish.exit(pid, "normal")  # a normal exit signal to oneself is ignored
-    assert not beamish.is_alive(pid)
+        beamish.exit(pid, "normal")  # to oneself, "normal" ends the caller (as exit/2)
+        went_on = True
+    assert not went_on and not beamish.is_alive(pid)
+    assert runtime._procs.get(pid.id) is None
 
 
 @blocks
