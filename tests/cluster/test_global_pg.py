@@ -158,3 +158,113 @@ async def test_the_members_of_a_node_that_goes_down_leave():
         await eventually(lambda: pg.get_members("g") == [], timeout=3)
         cluster.resume("b@test")
         await eventually(lambda: pg.get_members("g") == [there], timeout=3)
+
+
+# -- locks ------------------------------------------------------------------------------
+
+
+async def lock_holder(resource, tell):
+    """Take ``resource``'s lock (one try), say how it went, then do as told."""
+    send(tell, ("locked", beamish.self(), await global_names.set_lock(resource, retries=0)))
+    while True:
+        order = await receive()
+        if order == "release":
+            global_names.del_lock(resource)
+            send(tell, ("released", beamish.self()))
+        elif order == "stop":
+            return
+
+
+async def taken(resource, retries=0):
+    """Whether a new process on this node can take ``resource``'s lock (it gives it back)."""
+    got = await global_names.set_lock(resource, retries=retries)
+    if got:
+        global_names.del_lock(resource)
+    return got
+
+
+async def test_a_lock_is_one_processs_on_every_node_until_it_gives_it_back():
+    async with local_cluster("b@test", "c@test") as cluster:
+        b, c = cluster.node("b@test"), cluster.node("c@test")
+        me = beamish.self()
+        holder = await b.spawn(lock_holder, "res", me)
+        await assert_receive(("locked", holder, True), timeout=3)
+        assert await global_names.set_lock("res", retries=0) is False  # held, from a
+        assert await c.run(taken, "res") is False  # and from c
+        assert await b.run(taken, "res") is False  # and by another process of b
+        assert await taken("other") is True  # another resource is free
+        send(holder, "release")
+        await assert_receive(("released", holder), timeout=3)
+        # taken again from a: the holder's release reached every node first
+        assert await global_names.set_lock("res", retries=20) is True
+        assert await global_names.set_lock("res", retries=0) is True  # again: counted
+        global_names.del_lock("res")
+        assert await c.run(taken, "res") is False  # still held once
+        global_names.del_lock("res")
+        await eventually(lambda: c.run(taken, "res"))
+        send(holder, "stop")
+
+
+async def test_a_holder_that_exits_gives_its_locks_back_everywhere():
+    async with local_cluster("b@test") as cluster:
+        b = cluster.node("b@test")
+        me = beamish.self()
+        holder = await b.spawn(lock_holder, "res", me)
+        await assert_receive(("locked", holder, True), timeout=3)
+        assert await taken("res") is False
+        await b.run(beamish.exit, holder, "kill")
+        await eventually(lambda: taken("res"))
+        assert await b.run(taken, "res", 20) is True  # once a's release has reached b
+
+
+async def test_a_holders_node_that_goes_down_gives_its_locks_back():
+    async with local_cluster("b@test", tick_time=0.4) as cluster:
+        me = beamish.self()
+        holder = await cluster.node("b@test").spawn(lock_holder, "res", me)
+        await assert_receive(("locked", holder, True), timeout=3)
+        assert await taken("res") is False
+        await cluster.stop_node("b@test")
+        await eventually(lambda: taken("res"), timeout=3)
+
+
+async def test_a_waiting_set_lock_gets_the_lock_once_it_is_given_back():
+    async with local_cluster("b@test") as cluster:
+        b = cluster.node("b@test")
+        me = beamish.self()
+        holder = await b.spawn(lock_holder, "res", me)
+        await assert_receive(("locked", holder, True), timeout=3)
+        waiting = asyncio.ensure_future(global_names.set_lock("res", retries=200))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        send(holder, "release")
+        assert await asyncio.wait_for(waiting, 5) is True
+        global_names.del_lock("res")
+        send(holder, "stop")
+
+
+async def test_trans_runs_under_the_lock_and_gives_it_back_whatever_happens():
+    async with local_cluster("b@test") as cluster:
+        b = cluster.node("b@test")
+
+        async def inside():
+            return await b.run(taken, "job")  # b cannot take it meanwhile
+
+        assert await global_names.trans("job", inside) is False
+        assert await b.run(taken, "job", 20) is True  # given back
+        with pytest.raises(KeyError):
+            await global_names.trans("job", lambda: {}["missing"])
+        await eventually(lambda: b.run(taken, "job"))
+        me = beamish.self()
+        holder = await b.spawn(lock_holder, "job", me)
+        await assert_receive(("locked", holder, True), timeout=3)
+        with pytest.raises(TimeoutError, match="held elsewhere"):
+            await global_names.trans("job", lambda: None, retries=1)
+        with pytest.raises(ValueError, match="retries"):
+            await global_names.set_lock("job", retries=-1)
+        send(holder, "stop")
+
+
+@pytest.mark.beamish(node=None)
+async def test_a_lock_outside_a_cluster_says_how_to_join_one():
+    with pytest.raises(beamish.NotRegisteredError, match="connect it first"):
+        await global_names.set_lock("res")

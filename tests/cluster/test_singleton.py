@@ -125,8 +125,12 @@ async def test_a_singleton_alone_needs_a_string_name():
         await Supervisor.start([Singleton.spec(Clock, 0, name=("clock", 1))], name="tree")
 
 
+INITS: list[str] = []  # the nodes where a SlowClock's init began (all nodes share a process)
+
+
 class SlowClock(Clock):
     async def init(self, start):
+        INITS.append(beamish.node())
         await asyncio.sleep(0.2)  # a wide window for two nodes to start it at once
         return Ok(start)
 
@@ -135,9 +139,11 @@ async def start_slow_tree():
     return await Supervisor.start([Singleton.spec(SlowClock, 0, name="clock")], name="tree")
 
 
-async def test_two_nodes_that_start_it_at_once_keep_one_and_both_trees_stay_up():
-    """Both guards register while neither knows of the other's: the conflict kills one
-    server, maybe in its init; its guard watches the winner instead of failing its tree."""
+async def test_two_nodes_that_start_it_at_once_start_it_once_and_both_trees_stay_up():
+    """Both guards try at the same moment: the cluster lock lets one start the server (its
+    init runs once, on one node) and the other finds it registered and watches it; both
+    trees stay up."""
+    INITS.clear()
     async with local_cluster("b@test") as cluster:
         b = cluster.node("b@test")
         await asyncio.gather(b.run(start_slow_tree), start_slow_tree())
@@ -148,6 +154,7 @@ async def test_two_nodes_that_start_it_at_once_keep_one_and_both_trees_stay_up()
             return holder is not None and sorted(counts) == [0, 1] and holder
 
         holder = await until(settled, "one clock left")
+        assert INITS == [holder.node]
         assert await GenServer.call(("global", "clock"), "tick") == (1, holder.node)
         assert beamish.whereis("tree") is not None
         assert await b.run(lambda: beamish.whereis("tree") is not None)

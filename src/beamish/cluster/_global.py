@@ -17,27 +17,53 @@ Every node resolves a conflict the same way, so they agree without talking: the 
 the lower pid (ordered by node name, creation and number) keeps the name, and the other is
 killed by its own node, with a warning naming both, as ``global``'s default resolver
 (``random_exit_name``) kills one of the two.
+
+Locks (Erlang's ``global:set_lock``/``del_lock``/``trans``), for code that must not race at
+all: ``await set_lock(resource)`` takes the lock ``resource`` for the calling process on
+every connected node (each node's name server grants it unless another process holds it
+there; a refusal gives back what was granted, waits a random, growing while, and tries
+again, ``retries`` times at most); ``del_lock`` gives it back, and a holder that exits (or
+whose node goes down) loses its locks on every node. A lock is the calling process's, and
+taking it again counts (as many ``del_lock`` as ``set_lock``). A lock is given back through
+this node's name server, after whatever it announced before (a registration made under the
+lock reaches every node before the lock is free there): ``Singleton`` registers its server
+under one, so two nodes never start it at once while they are connected.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
-from beamish._errors import NotRegisteredError
+from beamish._errors import CallError, NotRegisteredError
 from beamish._otp.gen_server.server import GenServer, NoReply, Ok, Reply
-from beamish._runtime.api import current_runtime, demonitor, monitor, monitor_nodes, nodes, send
+from beamish._runtime.api import (
+    current_runtime,
+    demonitor,
+    monitor,
+    monitor_nodes,
+    node,
+    nodes,
+    send,
+)
 from beamish._runtime.api import exit as _exit
+from beamish._runtime.api import self as _self
 from beamish._runtime.messages import Down, NodeDown, NodeUp
 from beamish._runtime.pid import Pid, Ref
+from beamish._runtime.receive import sleep
 
 __all__ = [
-    "GlobalNames", "GlobalServer", "register_name", "registered_names", "send_global",
-    "unregister_name", "whereis_name",
+    "GlobalNames", "GlobalServer", "del_lock", "register_name", "registered_names",
+    "send_global", "set_lock", "trans", "unregister_name", "whereis_name",
 ]
 
 _log = logging.getLogger("beamish.cluster")
 SERVER = "beamish.global"
+LOCK_RETRIES = 50  # set_lock's default attempts after the first (a few seconds in all)
+LOCK_BACKOFF = 0.005  # seconds: the first wait after a refusal; each doubles, up to:
+LOCK_BACKOFF_MAX = 0.25
+LOCK_CALL_TIMEOUT = 5.0  # seconds a node's name server has to answer a lock request
 
 
 class GlobalNames:
@@ -85,8 +111,10 @@ class GlobalServer(GenServer):
         monitor_nodes(True)
         self.table = table
         self.watched: dict[Pid, Ref] = {}
-        for node in nodes():
-            self._sync_to(node)
+        self.locks: dict[Any, list[Any]] = {}  # resource -> [holder, times taken]
+        self.lockers: dict[Pid, Ref] = {}  # the holders of locks here, monitored
+        for other in nodes():
+            self._sync_to(other)
         return Ok(None)
 
     def handle_call(self, request: Any, from_: Any, state: Any) -> Reply:
@@ -94,6 +122,18 @@ class GlobalServer(GenServer):
             return Reply("pong", state)
         if request == "names":  # sync_nodes: the names this node's processes hold
             return Reply([(n, p) for n, p in self.table.names.items() if self._local(p)], state)
+        match request:
+            case ("lock", resource, Pid() as holder):  # set_lock, for this node's part
+                held = self.locks.get(resource)
+                if held is None:
+                    self.locks[resource] = [holder, 1]
+                    if holder not in self.lockers:
+                        self.lockers[holder] = monitor(holder)
+                elif held[0] == holder:
+                    held[1] += 1
+                else:
+                    return Reply(False, state)
+                return Reply(True, state)
         raise ValueError(f"the global name server does not understand {request!r}")
 
     def handle_info(self, message: Any, state: Any) -> NoReply:
@@ -108,6 +148,13 @@ class GlobalServer(GenServer):
             case ("del", name, Pid() as pid):
                 if self.table.names.get(name) == pid:
                     del self.table.names[name]
+            case ("unlock", resource, Pid() as holder):  # from a holder's node's server
+                self._unlock(resource, holder)
+            case ("release", resource, Pid() as holder, list(at)):  # from this node's holder
+                self._unlock(resource, holder)
+                for other in at:  # after what this server announced before: in order
+                    if other != node():
+                        send((SERVER, other), ("unlock", resource, holder))
             case ("sync", list(entries)):
                 for entry in entries:
                     if type(entry) is tuple and len(entry) == 2 and type(entry[1]) is Pid:
@@ -117,11 +164,13 @@ class GlobalServer(GenServer):
                 for name in [n for n, p in self.table.names.items() if p == pid]:
                     del self.table.names[name]
                     self._tell_all(("del", name, pid))
-            case NodeUp(node):
-                self._sync_to(node)
-            case NodeDown(node, _):
-                for name in [n for n, p in self.table.names.items() if p.node == node]:
+                self._drop_locks(lambda holder: holder == pid)
+            case NodeUp(up):
+                self._sync_to(up)
+            case NodeDown(down, _):
+                for name in [n for n, p in self.table.names.items() if p.node == down]:
                     del self.table.names[name]
+                self._drop_locks(lambda holder: holder.node == down)
             case _:
                 _log.warning("global name server: an unexpected message %.200r", message)
         return NoReply(state)
@@ -152,13 +201,32 @@ class GlobalServer(GenServer):
                 demonitor(ref, flush=True)
             _exit(loser, "kill")
 
-    def _tell_all(self, message: Any) -> None:
-        for node in nodes():
-            send((SERVER, node), message)
+    def _unlock(self, resource: Any, holder: Pid) -> None:
+        held = self.locks.get(resource)
+        if held is None or held[0] != holder:
+            return
+        held[1] -= 1
+        if held[1] <= 0:
+            del self.locks[resource]
+            if not any(h[0] == holder for h in self.locks.values()):
+                ref = self.lockers.pop(holder, None)
+                if ref is not None:
+                    demonitor(ref, flush=True)
 
-    def _sync_to(self, node: str) -> None:
+    def _drop_locks(self, gone: Any) -> None:
+        """The locks of holders that exited or whose node went down, given back."""
+        for resource in [r for r, (holder, _) in self.locks.items() if gone(holder)]:
+            del self.locks[resource]
+        for holder in [h for h in self.lockers if gone(h)]:
+            demonitor(self.lockers.pop(holder), flush=True)
+
+    def _tell_all(self, message: Any) -> None:
+        for other in nodes():
+            send((SERVER, other), message)
+
+    def _sync_to(self, other: str) -> None:
         mine = [(n, p) for n, p in self.table.names.items() if self._local(p)]
-        send((SERVER, node), ("sync", mine))
+        send((SERVER, other), ("sync", mine))
 
 
 def _table() -> GlobalNames:
@@ -194,3 +262,66 @@ def registered_names() -> list[Any]:
 def send_global(name: Any, message: Any) -> None:
     """Send to the holder of the global ``name``; raises NotRegisteredError if none."""
     _table().send(name, message)
+
+
+# -- locks (Erlang's global:set_lock, del_lock, trans) ------------------------------------
+
+
+async def set_lock(resource: Any, *, retries: int = LOCK_RETRIES) -> bool:
+    """Take the lock ``resource`` for the calling process on this node and every connected
+    node; False if another process still held it after ``retries`` more attempts (see the
+    module's documentation). A node that does not answer is taken as gone: it is skipped."""
+    table = _table()  # in a cluster, or NotRegisteredError says how to join one
+    if type(retries) is not int or retries < 0:
+        raise ValueError(f"retries is an int >= 0, got {retries!r}")
+    member = table.runtime.distribution
+    if member is not None:
+        member.codec.encode(resource)  # a resource that cannot cross the wire raises here
+    me = _self()
+    wait = LOCK_BACKOFF
+    for attempt in range(retries + 1):
+        granted: list[str] = []
+        refused = False
+        for at in [node(), *nodes()]:
+            try:
+                ok = await GenServer.call(SERVER if at == node() else (SERVER, at),
+                                          ("lock", resource, me), timeout=LOCK_CALL_TIMEOUT)
+            except CallError:
+                if at == node():
+                    raise
+                continue  # its node went away meanwhile
+            if not ok:
+                refused = True
+                break
+            granted.append(at)
+        if not refused:
+            return True
+        send(SERVER, ("release", resource, me, granted))
+        if attempt < retries:
+            await sleep(random.uniform(0, wait))
+            wait = min(wait * 2, LOCK_BACKOFF_MAX)
+    return False
+
+
+def del_lock(resource: Any) -> None:
+    """Give back the calling process's lock ``resource`` on every node (once: as many
+    times as it was taken). Through this node's name server, after what it announced."""
+    send(SERVER, ("release", resource, _self(), [node(), *nodes()]))
+
+
+async def trans(resource: Any, fn: Any, *args: Any, retries: int = LOCK_RETRIES) -> Any:
+    """Run ``fn(*args)`` (awaited if it returns an awaitable) holding the lock
+    ``resource``, and give it back after; ``TimeoutError`` if the lock could not be taken
+    (Erlang's ``global:trans`` answers ``aborted``)."""
+    if not await set_lock(resource, retries=retries):
+        raise TimeoutError(
+            f"the global lock {resource!r} is held elsewhere and was not freed within "
+            f"{retries} retries"
+        )
+    try:
+        result = fn(*args)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
+    finally:
+        del_lock(resource)

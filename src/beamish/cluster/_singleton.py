@@ -10,9 +10,13 @@ puts, in every node's tree, a small guard that:
 - on the others the name is taken: the guard monitors the holder, wherever it runs;
 - when the holder goes (it stopped, crashed past its node's restarts, or its node went down
   with ``noconnection``), every guard tries again, and one node's wins;
-- two guards that won at once (a partition, or the time a registration takes to cross) are
-  settled by global names' rule: the lower pid keeps the name, the other server is killed,
-  and its guard, which stays up, watches the winner.
+- a guard starts the server holding the cluster lock ``("beamish.singleton", name)``
+  (``global_names.set_lock``), and the lock is given back only after the registration has
+  reached every node: two connected nodes never start it at once (at the cluster's start,
+  or when the holder goes and every guard tries again);
+- two guards that won at once all the same (a partition: each side takes the lock on the
+  nodes it sees) are settled by global names' rule: the lower pid keeps the name, the other
+  server is killed, and its guard, which stays up, watches the winner.
 
 The server's own crashes are its node's supervisor's business: the guard is linked to it
 (and traps exits), so when the server exits the guard exits with its reason, and the guard's
@@ -48,6 +52,7 @@ _log = logging.getLogger("beamish.cluster")
 
 RETRY = 0.05  # seconds between a holder's Down and the next try: its name leaves the
 # table when its node's server has heard of the exit, a message later
+LOCK = "beamish.singleton"  # the global lock (LOCK, name) a guard starts its server under
 
 
 class Singleton(GenServer):
@@ -105,8 +110,20 @@ class Singleton(GenServer):
         return Ok(state)
 
     async def _attempt(self, state: dict[str, Any]) -> None:
+        from beamish.cluster._global import del_lock, set_lock
+
         state["running"] = state["watching"] = None
         trap_exit(True)  # a server killed by a name conflict must not take its guard along
+        lock = (LOCK, state["name"])
+        if not await set_lock(lock):  # another guard is starting it, for a long while
+            send_after(_self(), ("beamish.singleton.retry", None), RETRY)
+            return
+        try:  # under the lock: a server another guard started is registered everywhere
+            await self._start(state)
+        finally:
+            del_lock(lock)
+
+    async def _start(self, state: dict[str, Any]) -> None:
         try:
             pid = await state["server"].start_link(state["arg"], name=("global", state["name"]))
         except StartError as failure:
