@@ -39,7 +39,7 @@ from typing import Any
 
 import pykka
 from _beam import SCHEDULERS, beam_run, beam_version
-from _report import cpu_model
+from _report import cpu_model, load_average
 from _report import report as report_table
 
 import beamish
@@ -287,6 +287,7 @@ def verdict(ok: bool, text: str) -> str:
 
 
 def report(quick: bool, markdown: bool) -> str:
+    load_before = load_average()
     repeats = 1 if quick else 3
     calls = 20_000 if quick else 200_000
     pykka_calls_n = 5_000 if quick else 20_000
@@ -382,6 +383,7 @@ def report(quick: bool, markdown: bool) -> str:
     header = [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores",
+        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_average()}",
         f"Python {platform.python_version()}, uvloop {version('uvloop')}, "
         f"pykka {version('pykka')}, beamish {version('beamish')}; the BEAM: {beam_version()}",
         f"Each figure is {'one run' if repeats == 1 else 'the median of 3 runs'}, each run in a "

@@ -55,7 +55,7 @@ from typing import Any
 import pykka
 import uvloop
 from _beam import SCHEDULERS, beam_run, beam_version
-from _report import cpu_model
+from _report import cpu_model, load_average
 from _report import report as report_table
 
 import beamish
@@ -1140,12 +1140,13 @@ def send_kind() -> str:
     return "C send and the tick's dispatch from beamish._runtime._speedups"
 
 
-def header_lines(scale: Scale) -> list[str]:
+def header_lines(scale: Scale, load_before: str) -> list[str]:
     version = importlib.metadata.version
     runs = "one run" if scale.repeats == 1 else f"the median of {scale.repeats} runs"
     return [
         f"Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Machine: {cpu_model()}, {os.cpu_count()} cores, {ram_gib():.1f} GiB RAM",
+        f"Load average (1, 5, 15 min) before: {load_before}; after: {load_average()}",
         f"Python {platform.python_version()} ({platform.python_implementation()}), "
         f"uvloop {version('uvloop')}, pykka {version('pykka')}, beamish {version('beamish')} "
         f"({send_kind()}); the BEAM: {beam_version()}",
@@ -1159,8 +1160,9 @@ def header_lines(scale: Scale) -> list[str]:
     ]
 
 
-def report(scale: Scale, rows: list[Row], markdown: bool) -> str:
-    return report_table(header_lines(scale), columns(scale), [cells(row) for row in rows], markdown)
+def report(scale: Scale, rows: list[Row], markdown: bool, load_before: str) -> str:
+    return report_table(header_lines(scale, load_before), columns(scale),
+                        [cells(row) for row in rows], markdown)
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -1188,12 +1190,12 @@ def main() -> None:
     if args.beamish_only:
         for impl in [i for i in IMPLS if i not in ("actor", "task")]:
             del IMPLS[impl]
-    began = time.perf_counter()
+    began, load_before = time.perf_counter(), load_average()
     rows: list[Row] = []
     for workload in args.only or WORKLOADS:
         rows += SECTIONS[workload](scale)
     print(f"total: {time.perf_counter() - began:.0f} s", file=sys.stderr)
-    print(report(scale, rows, args.markdown))
+    print(report(scale, rows, args.markdown, load_before))
 
 
 if __name__ == "__main__":
