@@ -175,6 +175,13 @@ async def lock_holder(resource, tell):
             return
 
 
+async def hold(node, resource):
+    """A process on ``node`` that took ``resource``'s lock and keeps it until told."""
+    holder = await node.spawn(lock_holder, resource, beamish.self())
+    await assert_receive(("locked", holder, True), timeout=3)
+    return holder
+
+
 async def taken(resource, retries=0):
     """Whether a new process on this node can take ``resource``'s lock (it gives it back)."""
     got = await global_names.set_lock(resource, retries=retries)
@@ -186,9 +193,7 @@ async def taken(resource, retries=0):
 async def test_a_lock_is_one_processs_on_every_node_until_it_gives_it_back():
     async with local_cluster("b@test", "c@test") as cluster:
         b, c = cluster.node("b@test"), cluster.node("c@test")
-        me = beamish.self()
-        holder = await b.spawn(lock_holder, "res", me)
-        await assert_receive(("locked", holder, True), timeout=3)
+        holder = await hold(b, "res")
         assert await global_names.set_lock("res", retries=0) is False  # held, from a
         assert await c.run(taken, "res") is False  # and from c
         assert await b.run(taken, "res") is False  # and by another process of b
@@ -208,9 +213,7 @@ async def test_a_lock_is_one_processs_on_every_node_until_it_gives_it_back():
 async def test_a_holder_that_exits_gives_its_locks_back_everywhere():
     async with local_cluster("b@test") as cluster:
         b = cluster.node("b@test")
-        me = beamish.self()
-        holder = await b.spawn(lock_holder, "res", me)
-        await assert_receive(("locked", holder, True), timeout=3)
+        holder = await hold(b, "res")
         assert await taken("res") is False
         await b.run(beamish.exit, holder, "kill")
         await eventually(lambda: taken("res"))
@@ -219,9 +222,7 @@ async def test_a_holder_that_exits_gives_its_locks_back_everywhere():
 
 async def test_a_holders_node_that_goes_down_gives_its_locks_back():
     async with local_cluster("b@test", tick_time=0.4) as cluster:
-        me = beamish.self()
-        holder = await cluster.node("b@test").spawn(lock_holder, "res", me)
-        await assert_receive(("locked", holder, True), timeout=3)
+        await hold(cluster.node("b@test"), "res")
         assert await taken("res") is False
         await cluster.stop_node("b@test")
         await eventually(lambda: taken("res"), timeout=3)
@@ -230,9 +231,7 @@ async def test_a_holders_node_that_goes_down_gives_its_locks_back():
 async def test_a_waiting_set_lock_gets_the_lock_once_it_is_given_back():
     async with local_cluster("b@test") as cluster:
         b = cluster.node("b@test")
-        me = beamish.self()
-        holder = await b.spawn(lock_holder, "res", me)
-        await assert_receive(("locked", holder, True), timeout=3)
+        holder = await hold(b, "res")
         waiting = asyncio.ensure_future(global_names.set_lock("res", retries=200))
         await asyncio.sleep(0.05)
         assert not waiting.done()
@@ -254,9 +253,7 @@ async def test_trans_runs_under_the_lock_and_gives_it_back_whatever_happens():
         with pytest.raises(KeyError):
             await global_names.trans("job", lambda: {}["missing"])
         await eventually(lambda: b.run(taken, "job"))
-        me = beamish.self()
-        holder = await b.spawn(lock_holder, "job", me)
-        await assert_receive(("locked", holder, True), timeout=3)
+        holder = await hold(b, "job")
         with pytest.raises(TimeoutError, match="held elsewhere"):
             await global_names.trans("job", lambda: None, retries=1)
         with pytest.raises(ValueError, match="retries"):
