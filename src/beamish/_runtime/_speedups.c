@@ -550,6 +550,10 @@ configure_host(PyObject *module, PyObject *args)
                           &process_type, &PyType_Type, &scheduler_type, &exits, &spawns, &var,
                           &task_of, &slow, &leave, &spawned))
         return NULL;
+    if (PidType == NULL || pid_type != PidType) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_host: configure() first, same Pid");
+        return NULL;
+    }
     if (intern_all() < 0)
         return NULL;
     PyObject *declared = PyObject_GetAttrString(process_type, "__slots__");
@@ -574,10 +578,9 @@ configure_host(PyObject *module, PyObject *args)
         if (slot_offset(process_type, proc_slots[i], &proc_off[i]) < 0)
             return NULL;
     }
+    /* Pid._proc and Scheduler.current: read by configure(), which comes first */
     if (slot_offset(pid_type, "_node", &off_pid_node) < 0
-        || slot_offset(pid_type, "id", &off_pid_id) < 0
-        || slot_offset(pid_type, "_proc", &off_pid_proc) < 0
-        || slot_offset(scheduler_type, "current", &off_current) < 0)
+        || slot_offset(pid_type, "id", &off_pid_id) < 0)
         return NULL;
     KEEP(HostPid, (PyTypeObject *)pid_type);
     KEEP(HostProcess, (PyTypeObject *)process_type);
