@@ -59,9 +59,8 @@ __all__ = ["Endpoint"]
 
 log = logging.getLogger("beamish.web")
 _SERVICE_UNAVAILABLE = [(b"retry-after", b"1")]
-
-
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110's token
+
 
 class Endpoint:
     """An ASGI 3 app: a router, socket mounts and an application, served as processes.
