@@ -284,7 +284,7 @@ class Flight:
         scope = self.scope
         return {
             "method": scope.get("method"), "path": scope.get("path"), "route": self.route,
-            "status": self.status, "request_id": self._id or self.request_id(), "pid": self.pid,
+            "status": self.status, "request_id": self.request_id(), "pid": self.pid,
         }
 
     def request_id(self) -> str:
