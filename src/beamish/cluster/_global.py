@@ -79,12 +79,17 @@ class GlobalNames:
         held = self.names.get(name)
         if held is not None and held != pid:
             return False
-        member = self.runtime.distribution
-        if member is not None:
-            member.codec.encode(name)  # a name that cannot cross the wire raises here
+        self.check_wire(name)
         self.names[name] = pid
         send(SERVER, ("registered", name, pid))
         return True
+
+    def check_wire(self, value: Any) -> None:
+        """Raise here, not on another node, if ``value`` (a name, a lock's resource) cannot
+        cross the wire."""
+        member = self.runtime.distribution
+        if member is not None:
+            member.codec.encode(value)
 
     def unregister_name(self, name: Any) -> None:
         pid = self.names.pop(name, None)
@@ -274,9 +279,7 @@ async def set_lock(resource: Any, *, retries: int = LOCK_RETRIES) -> bool:
     table = _table()  # in a cluster, or NotRegisteredError says how to join one
     if type(retries) is not int or retries < 0:
         raise ValueError(f"retries is an int >= 0, got {retries!r}")
-    member = table.runtime.distribution
-    if member is not None:
-        member.codec.encode(resource)  # a resource that cannot cross the wire raises here
+    table.check_wire(resource)
     me = _self()
     wait = LOCK_BACKOFF
     for attempt in range(retries + 1):
